@@ -1,0 +1,36 @@
+"""URL wiring: the console, the REST API under /api/v1/, its schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from console.views import errors
+
+api_v1 = [
+    path("", include("tenants.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    path("", include("console.urls")),
+]
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return errors.not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return errors.server_error(request)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return errors.forbidden(request, exception)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return errors.bad_request(request, exception)

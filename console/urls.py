@@ -1,0 +1,30 @@
+"""Console routes. Tenant pages live under t/<tenant_slug>/, which TenantMiddleware resolves."""
+
+from django.urls import include, path
+
+from console.views import api_keys, audit, auth, dashboard, health, members, platform
+
+app_name = "console"
+
+tenant_patterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("members/", members.members, name="members"),
+    path("members/<uuid:pk>/role/", members.change_role, name="member_role"),
+    path("members/<uuid:pk>/remove/", members.remove, name="member_remove"),
+    path("invitations/<uuid:pk>/revoke/", members.revoke_invitation, name="invitation_revoke"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<uuid:pk>/revoke/", api_keys.revoke, name="api_key_revoke"),
+    path("audit/", audit.audit_log, name="audit"),
+]
+
+urlpatterns = [
+    path("", auth.home, name="home"),
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("tenants/", auth.tenants, name="tenants"),
+    path("invitations/<str:token>/", auth.accept_invitation, name="accept_invitation"),
+    path("platform/tenants/", platform.tenants, name="platform_tenants"),
+    path("platform/tenants/<uuid:pk>/status/", platform.set_status, name="platform_tenant_status"),
+    path("healthz", health.healthz, name="healthz"),
+    path("t/<slug:tenant_slug>/", include(tenant_patterns)),
+]

@@ -1,0 +1,37 @@
+"""The tenant dashboard: cards that later capabilities fill, updated live over the websocket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpResponse
+from django.utils import timezone
+
+from console.access import ConsoleRequest, render_page, role_required
+from tenants.models import Role, Tenant
+from tenants.selectors import audit_events, tenant_stats
+from tenants.tasks import HEARTBEAT_KEY
+
+
+def dashboard_context(tenant: Tenant, *, with_activity: bool) -> dict[str, Any]:
+    """What the stats and activity partials show; the live consumer renders them with this too."""
+    context: dict[str, Any] = {"tenant": tenant, "stats": tenant_stats(tenant=tenant), "heartbeat": _heartbeat()}
+    if with_activity:
+        context["activity"] = list(audit_events(tenant=tenant)[:8])
+    return context
+
+
+def _heartbeat() -> dict[str, Any]:
+    raw = cache.get(HEARTBEAT_KEY)
+    if not raw:
+        return {"seen": False}
+    age = (timezone.now() - datetime.fromisoformat(raw)).total_seconds()
+    return {"seen": True, "age": int(age), "healthy": age < 60}
+
+
+@role_required(Role.VIEWER)
+def dashboard(request: ConsoleRequest) -> HttpResponse:
+    context = dashboard_context(request.tenant, with_activity=request.membership.has_role(Role.ADMIN))
+    return render_page(request, "dashboard/index.html", context, fragment="stats")

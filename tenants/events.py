@@ -1,0 +1,50 @@
+"""Live events of the tenancy kernel, pushed to the tenant's websocket group after commit.
+
+Payloads are typed; the console's live consumer turns each into the partials it re-renders, so
+markup has one source (the page template) whether it arrives by navigation or by websocket.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+
+class MembersChanged(TypedDict):
+    type: Literal["members.changed"]
+
+
+class ApiKeysChanged(TypedDict):
+    type: Literal["api_keys.changed"]
+
+
+class TenantChanged(TypedDict):
+    type: Literal["tenant.changed"]
+
+
+LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged
+
+
+def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:
+    """Push `event` to everyone watching `tenant` once the current transaction commits."""
+    group = tenant.live_group
+    transaction.on_commit(lambda: send_now(group, event))
+
+
+def send_now(group: str, event: LiveEvent) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "live.event", "event": dict(event)})
+    except OSError:
+        # A live push is a convenience: the change is committed and every page shows it on load.
+        logger.warning("live push to %s failed", group, exc_info=True)

@@ -1,0 +1,307 @@
+"""The tenancy kernel: tenants, users, memberships, API keys, invitations and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import zoneinfo
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.timezone import now
+
+from tenants.ids import new_id
+
+if TYPE_CHECKING:
+    from django.db.models.manager import RelatedManager
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known IANA time zone (e.g. Europe/Paris).")
+
+
+class Tenant(models.Model):
+    """A customer organisation; every tenant-owned row points at one."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=now)
+
+    if TYPE_CHECKING:
+        memberships: RelatedManager[Membership]
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def live_group(self) -> str:
+        """The channel-layer group every live console page of this tenant listens on."""
+        return f"tenant.{self.pk}.live"
+
+
+class TenantOwnedQuerySet[M: models.Model](models.QuerySet[M]):
+    def for_tenant(self, tenant: Tenant) -> Self:
+        """The only sanctioned way to read tenant-owned rows: scoped to one tenant."""
+        if tenant is None or tenant.pk is None:
+            raise ValueError("for_tenant() needs a saved tenant")
+        return self.filter(tenant=tenant)
+
+
+class TenantOwned(models.Model):
+    """Base for every tenant-owned row: a non-null tenant and a scoped manager."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+
+    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("A user needs an email address")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in to the console with an email address; is_staff marks platform staff."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="Platform staff: may manage tenants.")
+    date_joined = models.DateTimeField(default=now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    if TYPE_CHECKING:
+        memberships: RelatedManager[Membership]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+
+class Role(models.TextChoices):
+    """What a member may do in a tenant, from most to least powerful."""
+
+    ADMIN = "admin", "Admin"
+    REVIEWER = "reviewer", "Reviewer"
+    VIEWER = "viewer", "Viewer"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.REVIEWER: 1, Role.ADMIN: 2}
+
+
+class Membership(TenantOwned):
+    """A user's role in one tenant."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=now)
+
+    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.tenant_id}"
+
+    def has_role(self, role: str) -> bool:
+        """True when this member's role is at least `role`."""
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+
+class Invitation(TenantOwned):
+    """An emailed invitation for someone without an account to join a tenant with a role."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.tenant_id}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+    @staticmethod
+    def default_expiry() -> Any:
+        return timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+
+
+class Scope(models.TextChoices):
+    """What an API key may call; `admin` grants every scope."""
+
+    ADMIN = "admin", "admin: everything, including members and keys"
+    RUNS_WRITE = "runs:write", "runs:write: start and cancel runs"
+    TRACES_WRITE = "traces:write", "traces:write: ingest spans"
+    BUDGETS_RESERVE = "budgets:reserve", "budgets:reserve: reserve and settle budget"
+    APPROVALS_WRITE = "approvals:write", "approvals:write: request approvals"
+    APPROVALS_DECIDE = "approvals:decide", "approvals:decide: approve or reject"
+    GUARDRAILS_CHECK = "guardrails:check", "guardrails:check: run guardrail checks"
+    GATEWAY = "gateway", "gateway: call models through /v1"
+    READ = "read", "read: list and read the tenant's resources"
+
+
+API_KEY_PREFIX = "aoc"
+
+
+class ApiKey(TenantOwned):
+    """A scoped API key for agent clients; only a SHA-256 of its secret is kept."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    name = models.CharField(max_length=100)
+    # The public part of the key, shown in lists and used to find the row: aoc_<prefix>_<secret>.
+    prefix = models.CharField(max_length=16, unique=True)
+    # Keys are 256-bit random secrets, so a fast hash is enough (a slow KDF protects low-entropy
+    # passwords, and would make every API request pay for it).
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices), default=list)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    max_tokens_per_request = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Optional per-request token cap enforced by budgets."
+    )
+
+    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{API_KEY_PREFIX}_{self.prefix}_…"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_revoked and not self.is_expired
+
+    def has_scope(self, scope: str) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+
+class AuditEventQuerySet(TenantOwnedQuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("Audit events are append-only: they cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditEvent(TenantOwned):
+    """One append-only record of a configuration change or decision: who, what, before and after."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    created_at = models.DateTimeField(default=now, db_index=True)
+    actor_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Kept as text so the record survives the actor's deletion.
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects: ClassVar[Any] = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("Audit events are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("Audit events are append-only: they cannot be deleted.")

@@ -1,0 +1,99 @@
+"""Reads of the tenancy kernel. Each returns a queryset scoped to one tenant, or one row of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
+
+
+def get_for_tenant[M: Model](queryset: QuerySet[M], tenant: Tenant, **lookup: Any) -> M:
+    """One row of `queryset` that belongs to `tenant`. "Not yours" and "does not exist" raise the
+    same Http404, so ids of other tenants cannot be probed."""
+    try:
+        return queryset.filter(tenant=tenant).get(**lookup)
+    # A malformed id (ValidationError, ValueError) is as absent as someone else's.
+    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from exc
+
+
+def memberships_for_user(*, user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def members_of(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
+
+
+def get_membership_for_tenant(tenant: Tenant, pk: Any) -> Membership:
+    return get_for_tenant(Membership.objects.select_related("user", "tenant"), tenant, pk=pk)
+
+
+def invitations_open(*, tenant: Tenant) -> QuerySet[Invitation]:
+    return Invitation.objects.for_tenant(tenant).filter(
+        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
+
+
+def get_invitation_for_tenant(tenant: Tenant, pk: Any) -> Invitation:
+    return get_for_tenant(Invitation.objects.select_related("tenant"), tenant, pk=pk)
+
+
+def api_keys_of(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    return ApiKey.objects.for_tenant(tenant).select_related("created_by").order_by("-created_at")
+
+
+def get_api_key_for_tenant(tenant: Tenant, pk: Any) -> ApiKey:
+    return get_for_tenant(ApiKey.objects.select_related("tenant"), tenant, pk=pk)
+
+
+def audit_events(
+    *,
+    tenant: Tenant,
+    actor: str = "",
+    action: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The tenant's audit log, newest first, filtered by actor label (substring), action (exact or
+    prefix such as `member.`) and time range."""
+    qs = AuditEvent.objects.for_tenant(tenant).order_by("-created_at", "-id")
+    return filter_audit_events(qs, actor=actor, action=action, since=since, until=until)
+
+
+def filter_audit_events(
+    qs: QuerySet[AuditEvent],
+    *,
+    actor: str = "",
+    action: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    if actor:
+        qs = qs.filter(actor_label__icontains=actor)
+    if action:
+        qs = qs.filter(action__startswith=action) if action.endswith(".") else qs.filter(action=action)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
+def audit_actions(*, tenant: Tenant) -> list[str]:
+    return list(AuditEvent.objects.for_tenant(tenant).order_by("action").values_list("action", flat=True).distinct())
+
+
+def tenant_stats(*, tenant: Tenant) -> dict[str, int]:
+    """The dashboard's counters for the tenancy kernel (three cheap COUNT queries)."""
+    return {
+        "members": Membership.objects.for_tenant(tenant).count(),
+        "invitations": invitations_open(tenant=tenant).count(),
+        "api_keys": ApiKey.objects.for_tenant(tenant).filter(revoked_at__isnull=True).count(),
+    }

@@ -1,0 +1,82 @@
+"""API shapes of the tenancy kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from tenants.models import ApiKey, AuditEvent, Membership, Role, Scope
+
+
+class TenantSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField(read_only=True)
+    slug = serializers.SlugField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    timezone = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+
+
+class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    tenant = TenantSerializer()
+    key = serializers.SerializerMethodField()
+    scopes = serializers.ListField(child=serializers.CharField())
+
+    def get_key(self, obj: dict[str, Any]) -> dict[str, Any]:
+        key: ApiKey = obj["key"]
+        return {"id": str(key.pk), "name": key.name, "prefix": key.display_prefix}
+
+
+class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "name", "role", "created_at"]
+        read_only_fields = ["id", "email", "name", "created_at"]
+
+
+class InviteSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+
+class RoleSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    prefix = serializers.CharField(source="display_prefix", read_only=True)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The key itself. Shown once; only its hash is kept.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    actor = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "created_at", "actor", "action", "target_type", "target_id", "target_label",
+            "before", "after", "ip_address",
+        ]
+        read_only_fields = fields
