@@ -71,7 +71,7 @@ class TenantOwnedQuerySet[M: models.Model](models.QuerySet[M]):
 class TenantOwned(models.Model):
     """Base for every tenant-owned row: a non-null tenant and a scoped manager."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="%(class)ss")
 
     objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
 
