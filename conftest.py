@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -54,3 +55,97 @@ def alice_client(client: Client, cast: Cast) -> Client:
     client.force_login(cast.alice)
     return client
 
+
+
+# --- A live ASGI server and a real browser -----------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def live_asgi(transactional_db: None) -> Iterator[str]:
+    """The full ASGI application (pages, API, websockets) under uvicorn in a thread, on a free
+    loopback port, against the test database. Yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from django.db import connections
+
+    # Requests run in worker threads whose connections would outlive the test and block the
+    # test database's teardown: close each at the end of its request.
+    conn_max_age = connections.settings["default"]["CONN_MAX_AGE"]
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config("config.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    # Close what the websocket consumer's and views' shared executor thread still holds open.
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    closer = threading.Thread(target=async_to_sync(sync_to_async(connections.close_all, thread_sensitive=True)))
+    closer.start()
+    closer.join(timeout=10)
+    connections.settings["default"]["CONN_MAX_AGE"] = conn_max_age
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright; never a downloaded browser."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); .ci/run installs it")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make in
+    # between are ordinary blocking calls, not made from a coroutine.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page_for(browser: Any, live_asgi: str) -> Iterator[Callable[[], Any]]:
+    """page_for() -> a fresh page in its own browser context (its own cookies), failing on CSP
+    violations and script errors so the console stays clean."""
+    contexts = []
+    errors: list[str] = []
+
+    def make() -> Any:
+        context = browser.new_context(base_url=live_asgi)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: errors.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None,
+        )
+        page.set_default_timeout(10_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, errors
