@@ -14,7 +14,7 @@ from tenants.testing import ApiClient, Cast, make_key
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
+def _fast_password_hashing(settings) -> None:
     """Argon2 is the production hasher (see test_it_hashes_passwords_with_argon2); tests need speed."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -38,7 +38,7 @@ def cast(db: None) -> Cast:
 def api(client: Client, cast: Cast) -> Callable[..., ApiClient]:
     """api(scopes="admin", tenant=cast.acme) -> a client holding a fresh key."""
 
-    def make(scopes: str | list[str] = Scope.ADMIN, tenant=None) -> ApiClient:  # type: ignore[no-untyped-def]
+    def make(scopes: str | list[str] = Scope.ADMIN, tenant=None) -> ApiClient:
         _, plaintext = make_key(tenant or cast.acme, scopes)
         return ApiClient(client, plaintext)
 
@@ -54,7 +54,6 @@ def acme_admin_api(api: Callable[..., ApiClient]) -> ApiClient:
 def alice_client(client: Client, cast: Cast) -> Client:
     client.force_login(cast.alice)
     return client
-
 
 
 # --- A live ASGI server and a real browser -----------------------------------------------------
@@ -117,8 +116,15 @@ def browser() -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield browser
         browser.close()
@@ -138,9 +144,11 @@ def page_for(browser: Any, live_asgi: str) -> Iterator[Callable[[], Any]]:
         page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
         page.on(
             "console",
-            lambda msg: errors.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" and "Failed to load resource" not in msg.text
-            else None,
+            lambda msg: (
+                errors.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" and "Failed to load resource" not in msg.text
+                else None
+            ),
         )
         page.set_default_timeout(10_000)
         return page

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class ConsoleRequest(HttpRequest):
     """A request inside `/t/<slug>/`: TenantMiddleware has set tenant and membership."""
 
-    user: User  # type: ignore[assignment]
+    user: User
     tenant: Tenant
     membership: Membership
     htmx: HtmxDetails

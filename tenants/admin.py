@@ -24,31 +24,31 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "timezone", "status"]
     search_fields = ["name", "slug"]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role"]
     list_filter = ["role", "tenant"]
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InvitationAdmin(admin.ModelAdmin):
     list_display = ["email", "tenant", "role", "expires_at", "accepted_at", "revoked_at"]
     exclude = ["token_hash"]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "prefix", "created_at", "revoked_at", "last_used_at"]
     readonly_fields = ["prefix", "secret_hash", "last_used_at"]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "tenant", "actor_label", "action", "target_label"]
     list_filter = ["tenant", "action"]
 

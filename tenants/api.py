@@ -39,9 +39,7 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-class MemberViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
-):
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Membership]):
     """The tenant's members. Adding one invites by email (at once for an existing account)."""
 
     queryset = Membership.objects.select_related("user")
@@ -56,9 +54,7 @@ class MemberViewSet(
     def create(self, request: Request) -> Response:
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = services.member_invite(
-            actor=Actor.from_request(request), tenant=self.tenant, **form.validated_data
-        )
+        result = services.member_invite(actor=Actor.from_request(request), tenant=self.tenant, **form.validated_data)
         if result.membership is not None:
             return Response(MembershipSerializer(result.membership).data, status=status.HTTP_201_CREATED)
         assert result.invitation is not None
@@ -90,7 +86,7 @@ class MemberViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[ApiKey]):
     """The tenant's API keys. The key itself is returned once, by create."""
 
     queryset = ApiKey.objects.select_related("created_by")
@@ -118,7 +114,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[AuditEvent]):
     """The tenant's audit log, newest first; read-only (nothing can change it)."""
 
     queryset = AuditEvent.objects.all()

@@ -55,8 +55,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             if isinstance(code, str) and code not in {exc.default_code, "invalid"} and type_ != "throttled":
                 type_ = code
             body = error_body(type_, _first_message(exc.detail))
-            if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-                body["error"]["retry_after"] = round(exc.wait)
+            wait = getattr(exc, "wait", None)
+            if isinstance(exc, exceptions.Throttled) and wait is not None:
+                body["error"]["retry_after"] = round(wait)
     elif isinstance(exc, Http404):
         body = error_body("not_found", "Not found.")
     elif isinstance(exc, PermissionDenied):
@@ -65,5 +66,3 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = error_body("error", str(exc))
     response.data = body
     return response
-
-

@@ -76,7 +76,7 @@ def authenticate_key(raw: str) -> ApiKey:
     return key
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """Declares the bearer scheme in the OpenAPI document."""
 
     target_class = "tenants.authentication.ApiKeyAuthentication"

@@ -19,7 +19,7 @@ from django.utils.timezone import now
 from tenants.ids import new_id
 
 if TYPE_CHECKING:
-    from django.db.models.manager import RelatedManager
+    from django.db.models.fields.related_descriptors import RelatedManager
 
 
 def validate_timezone(value: str) -> None:
@@ -68,12 +68,22 @@ class TenantOwnedQuerySet[M: models.Model](models.QuerySet[M]):
         return self.filter(tenant=tenant)
 
 
+class TenantOwnedManager[M: models.Model](models.Manager[M]):
+    """`Model.objects.for_tenant(tenant)` as on the queryset."""
+
+    def get_queryset(self) -> TenantOwnedQuerySet[M]:
+        return TenantOwnedQuerySet(self.model, using=self._db)
+
+    def for_tenant(self, tenant: Tenant) -> TenantOwnedQuerySet[M]:
+        return self.get_queryset().for_tenant(tenant)
+
+
 class TenantOwned(models.Model):
     """Base for every tenant-owned row: a non-null tenant and a scoped manager."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="%(class)ss")
 
-    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedManager()
 
     class Meta:
         abstract = True
@@ -142,8 +152,6 @@ class Membership(TenantOwned):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(default=now)
 
-    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
-
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
         ordering = ["created_at"]
@@ -168,8 +176,6 @@ class Invitation(TenantOwned):
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -231,8 +237,6 @@ class ApiKey(TenantOwned):
         null=True, blank=True, help_text="Optional per-request token cap enforced by budgets."
     )
 
-    objects: ClassVar[Any] = TenantOwnedQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
@@ -272,6 +276,11 @@ class AuditEventQuerySet(TenantOwnedQuerySet["AuditEvent"]):
         raise TypeError("Audit events are append-only: they cannot be deleted.")
 
 
+class AuditEventManager(TenantOwnedManager["AuditEvent"]):
+    def get_queryset(self) -> AuditEventQuerySet:
+        return AuditEventQuerySet(self.model, using=self._db)
+
+
 class AuditEvent(TenantOwned):
     """One append-only record of a configuration change or decision: who, what, before and after."""
 
@@ -289,7 +298,7 @@ class AuditEvent(TenantOwned):
     after = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 
-    objects: ClassVar[Any] = AuditEventQuerySet.as_manager()
+    objects = AuditEventManager()  # type: ignore[misc]  # the same manager, with updates refused
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -19,7 +19,7 @@ def get_for_tenant[M: Model](queryset: QuerySet[M], tenant: Tenant, **lookup: An
     try:
         return queryset.filter(tenant=tenant).get(**lookup)
     # A malformed id (ValidationError, ValueError) is as absent as someone else's.
-    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+    except (ObjectDoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from exc
 
 

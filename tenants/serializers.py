@@ -9,7 +9,7 @@ from rest_framework import serializers
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Scope
 
 
-class TenantSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TenantSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     slug = serializers.SlugField(read_only=True)
     name = serializers.CharField(read_only=True)
@@ -17,7 +17,7 @@ class TenantSerializer(serializers.Serializer):  # type: ignore[type-arg]
     status = serializers.CharField(read_only=True)
 
 
-class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MeSerializer(serializers.Serializer):
     tenant = TenantSerializer()
     key = serializers.SerializerMethodField()
     scopes = serializers.ListField(child=serializers.CharField())
@@ -27,7 +27,7 @@ class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return {"id": str(key.pk), "name": key.name, "prefix": key.display_prefix}
 
 
-class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class MembershipSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(source="user.email", read_only=True)
     name = serializers.CharField(source="user.name", read_only=True)
 
@@ -37,26 +37,36 @@ class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
         read_only_fields = ["id", "email", "name", "created_at"]
 
 
-class InviteSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class InviteSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
 
-class RoleSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "created_by", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -70,13 +80,21 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class AuditEventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_label", read_only=True)
 
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "created_at", "actor", "action", "target_type", "target_id", "target_label",
-            "before", "after", "ip_address",
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "before",
+            "after",
+            "ip_address",
         ]
         read_only_fields = fields

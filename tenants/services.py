@@ -87,7 +87,9 @@ def tenant_create(
         with transaction.atomic():
             tenant = Tenant.objects.create(name=name, slug=slug, timezone=timezone_name)
             audit_record(tenant=tenant, actor=actor, action="tenant.create", target=tenant, after=_tenant_state(tenant))
-            invite = member_invite(actor=actor, tenant=tenant, email=admin_email, role=Role.ADMIN) if admin_email else None
+            invite = (
+                member_invite(actor=actor, tenant=tenant, email=admin_email, role=Role.ADMIN) if admin_email else None
+            )
     except IntegrityError as exc:
         raise ConflictError(f"The slug {slug!r} is already taken.") from exc
     return tenant, invite
@@ -104,7 +106,9 @@ def tenant_set_status(*, actor: Actor, tenant: Tenant, status: str) -> Tenant:
         tenant.status = status
         tenant.save(update_fields=["status"])
         action = "tenant.suspend" if status == Tenant.Status.SUSPENDED else "tenant.reactivate"
-        audit_record(tenant=tenant, actor=actor, action=action, target=tenant, before=before, after=_tenant_state(tenant))
+        audit_record(
+            tenant=tenant, actor=actor, action=action, target=tenant, before=before, after=_tenant_state(tenant)
+        )
     return tenant
 
 
@@ -139,8 +143,12 @@ def member_invite(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Inv
                 raise ConflictError(f"{email} is already a member of {tenant.name}.")
             membership = Membership.objects.create(tenant=tenant, user=user, role=role)
             audit_record(
-                tenant=tenant, actor=actor, action="member.add", target=membership,
-                target_label=email, after={"email": email, "role": role},
+                tenant=tenant,
+                actor=actor,
+                action="member.add",
+                target=membership,
+                target_label=email,
+                after={"email": email, "role": role},
             )
             events.send_after_commit(tenant, events.MembersChanged(type="members.changed"))
             transaction.on_commit(lambda: _mail_added(tenant=tenant, email=email, role=role))
@@ -152,12 +160,20 @@ def member_invite(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Inv
             raise ConflictError(f"{email} already has an open invitation; revoke it to send a new one.")
         token = Invitation.new_token()
         invitation = Invitation.objects.create(
-            tenant=tenant, email=email, role=role, token_hash=Invitation.hash_token(token),
-            invited_by=actor.user, expires_at=Invitation.default_expiry(),
+            tenant=tenant,
+            email=email,
+            role=role,
+            token_hash=Invitation.hash_token(token),
+            invited_by=actor.user,
+            expires_at=Invitation.default_expiry(),
         )
         audit_record(
-            tenant=tenant, actor=actor, action="member.invite", target=invitation,
-            target_label=email, after={"email": email, "role": role},
+            tenant=tenant,
+            actor=actor,
+            action="member.invite",
+            target=invitation,
+            target_label=email,
+            after={"email": email, "role": role},
         )
         accept_url = settings.CONSOLE_BASE_URL.rstrip("/") + reverse("console:accept_invitation", args=[token])
         transaction.on_commit(lambda: _mail_invitation(tenant=tenant, email=email, accept_url=accept_url))
@@ -191,8 +207,11 @@ def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
         audit_record(
-            tenant=invitation.tenant, actor=actor, action="member.invite_revoke",
-            target=invitation, target_label=invitation.email,
+            tenant=invitation.tenant,
+            actor=actor,
+            action="member.invite_revoke",
+            target=invitation,
+            target_label=invitation.email,
         )
         events.send_after_commit(invitation.tenant, events.MembersChanged(type="members.changed"))
     return invitation
@@ -203,8 +222,10 @@ def invitation_accept(*, token: str, name: str = "", password: str = "", user: U
     account with `name` and `password`."""
     with transaction.atomic():
         invitation = (
-            Invitation.objects.select_for_update().select_related("tenant")
-            .filter(token_hash=Invitation.hash_token(token)).first()
+            Invitation.objects.select_for_update()
+            .select_related("tenant")
+            .filter(token_hash=Invitation.hash_token(token))
+            .first()
         )
         if invitation is None or not invitation.is_open:
             raise ServiceError("This invitation link is invalid, used or expired. Ask an admin for a new one.")
@@ -226,8 +247,12 @@ def invitation_accept(*, token: str, name: str = "", password: str = "", user: U
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at"])
         audit_record(
-            tenant=tenant, actor=Actor(user=user), action="member.join", target=membership,
-            target_label=user.email, after={"email": user.email, "role": invitation.role},
+            tenant=tenant,
+            actor=Actor(user=user),
+            action="member.join",
+            target=membership,
+            target_label=user.email,
+            after={"email": user.email, "role": invitation.role},
         )
         events.send_after_commit(tenant, events.MembersChanged(type="members.changed"))
     return membership
@@ -245,17 +270,26 @@ def member_change_role(*, actor: Actor, membership: Membership, role: str) -> Me
     tenant = membership.tenant
     with transaction.atomic():
         admins = _lock_admins(tenant)
-        membership = Membership.objects.for_tenant(tenant).select_for_update().select_related("user").get(pk=membership.pk)
+        membership = (
+            Membership.objects.for_tenant(tenant).select_for_update().select_related("user").get(pk=membership.pk)
+        )
         if membership.role == role:
             return membership
         if membership.role == Role.ADMIN and len(admins) <= 1:
-            raise LastAdminError(f"{membership.user.email} is the last admin of {tenant.name}; make someone else admin first.")
+            raise LastAdminError(
+                f"{membership.user.email} is the last admin of {tenant.name}; make someone else admin first."
+            )
         before = {"email": membership.user.email, "role": membership.role}
         membership.role = role
         membership.save(update_fields=["role"])
         audit_record(
-            tenant=tenant, actor=actor, action="member.role_change", target=membership,
-            target_label=membership.user.email, before=before, after={"email": membership.user.email, "role": role},
+            tenant=tenant,
+            actor=actor,
+            action="member.role_change",
+            target=membership,
+            target_label=membership.user.email,
+            before=before,
+            after={"email": membership.user.email, "role": role},
         )
         events.send_after_commit(tenant, events.MembersChanged(type="members.changed"))
     return membership
@@ -265,13 +299,19 @@ def member_remove(*, actor: Actor, membership: Membership) -> None:
     tenant = membership.tenant
     with transaction.atomic():
         admins = _lock_admins(tenant)
-        membership = Membership.objects.for_tenant(tenant).select_for_update().select_related("user").get(pk=membership.pk)
+        membership = (
+            Membership.objects.for_tenant(tenant).select_for_update().select_related("user").get(pk=membership.pk)
+        )
         if membership.role == Role.ADMIN and len(admins) <= 1:
             raise LastAdminError(f"{membership.user.email} is the last admin of {tenant.name} and cannot be removed.")
         before = {"email": membership.user.email, "role": membership.role}
         audit_record(
-            tenant=tenant, actor=actor, action="member.remove", target=membership,
-            target_label=membership.user.email, before=before,
+            tenant=tenant,
+            actor=actor,
+            action="member.remove",
+            target=membership,
+            target_label=membership.user.email,
+            before=before,
         )
         membership.delete()
         events.send_after_commit(tenant, events.MembersChanged(type="members.changed"))
@@ -316,11 +356,19 @@ def api_key_create(
             if not ApiKey.objects.filter(prefix=prefix).exists():
                 break
         key = ApiKey.objects.create(
-            tenant=tenant, name=name, prefix=prefix, secret_hash=ApiKey.hash_secret(secret),
-            scopes=scope_list, expires_at=expires_at, created_by=actor.user,
+            tenant=tenant,
+            name=name,
+            prefix=prefix,
+            secret_hash=ApiKey.hash_secret(secret),
+            scopes=scope_list,
+            expires_at=expires_at,
+            created_by=actor.user,
         )
         audit_record(
-            tenant=tenant, actor=actor, action="api_key.create", target=key,
+            tenant=tenant,
+            actor=actor,
+            action="api_key.create",
+            target=key,
             after={"name": name, "scopes": scope_list, "expires_at": expires_at.isoformat() if expires_at else None},
         )
         events.send_after_commit(tenant, events.ApiKeysChanged(type="api_keys.changed"))

@@ -98,7 +98,7 @@ def assert_error(response: Any, status: int, type_: str | None = None) -> dict[s
     assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
     if type_ is not None:
         assert body["error"]["type"] == type_, body
-    return body["error"]  # type: ignore[no-any-return]
+    return body["error"]
 
 
 class ConsolePageContract:

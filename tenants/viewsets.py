@@ -3,7 +3,7 @@ action; they cannot replace how rows are scoped."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db.models import Model, QuerySet
 from rest_framework import viewsets
@@ -14,7 +14,7 @@ from tenants.selectors import get_for_tenant
 _SEALED = ("get_queryset", "get_object")
 
 
-class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantScopedViewSet[M: Model](viewsets.GenericViewSet[M]):
     """Every row read or written through a subclass belongs to the API key's tenant.
 
     - `queryset` is filtered to `request.tenant` (the key's tenant) before anything else.
@@ -39,16 +39,17 @@ class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
 
     @property
     def tenant(self) -> Tenant:
-        return self.request.tenant  # type: ignore[no-any-return, attr-defined]
+        return cast(Tenant, self.request.tenant)  # type: ignore[attr-defined]
 
-    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    def scope_queryset(self, queryset: QuerySet[M]) -> QuerySet[M]:
         return queryset
 
-    def get_queryset(self) -> QuerySet[Any]:
-        assert self.queryset is not None, f"{type(self).__name__} must set `queryset`"
-        return self.scope_queryset(self.queryset.all().filter(tenant=self.tenant))
+    def get_queryset(self) -> QuerySet[M]:
+        queryset = cast("QuerySet[M] | None", type(self).queryset)
+        assert queryset is not None, f"{type(self).__name__} must set `queryset`"
+        return self.scope_queryset(queryset.all().filter(tenant=self.tenant))
 
-    def get_object(self) -> Model:
+    def get_object(self) -> M:
         lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
         obj = get_for_tenant(
             self.filter_queryset(self.get_queryset()), self.tenant, **{self.lookup_field: self.kwargs[lookup_url_kwarg]}
@@ -57,6 +58,6 @@ class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return obj
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         context["tenant"] = getattr(self.request, "tenant", None)
         return context

@@ -94,7 +94,10 @@ def test_charlie_cannot_reach_any_of_acmes_urls(page_for: Callable[[], Any], cas
     assert page.url.endswith("/t/globex/")
     key = ApiKey.objects.create(tenant=cast.acme, name="acme key", prefix="abcdef123456", secret_hash="0" * 64)
     vera = Membership.objects.get(user=cast.vera, tenant=cast.acme)
-    urls = [reverse(name, args=["acme"]) for name in ("console:dashboard", "console:members", "console:api_keys", "console:audit")]
+    urls = [
+        reverse(name, args=["acme"])
+        for name in ("console:dashboard", "console:members", "console:api_keys", "console:audit")
+    ]
     for url in urls:
         response = page.goto(url)
         assert response.status == 404, url

@@ -240,7 +240,9 @@ def test_an_invitee_creates_an_account_and_joins(
     assert "Join Acme" in visitor.get(path).content.decode()
     weak = visitor.post(path, {"name": "Dana", "password": "short", "password_again": "short"})
     assert weak.status_code == 400 and "too short" in weak.content.decode()
-    response = visitor.post(path, {"name": "Dana", "password": "a-long-passphrase-1", "password_again": "a-long-passphrase-1"})
+    response = visitor.post(
+        path, {"name": "Dana", "password": "a-long-passphrase-1", "password_again": "a-long-passphrase-1"}
+    )
     assert response.status_code == 302
     membership = Membership.objects.get(tenant=cast.acme, user__email="dana@example.test")
     assert membership.role == Role.REVIEWER
@@ -258,7 +260,9 @@ def test_a_form_error_is_shown_and_nothing_changes(alice_client: Client, cast: C
 @pytest.mark.django_db
 def test_an_admin_changes_a_role(alice_client: Client, cast: Cast) -> None:
     vera = cast.membership(cast.vera)
-    response = alice_client.post(reverse("console:member_role", args=["acme", vera.pk]), {"role": "reviewer"}, headers=HTMX)
+    response = alice_client.post(
+        reverse("console:member_role", args=["acme", vera.pk]), {"role": "reviewer"}, headers=HTMX
+    )
     assert response.status_code == 200
     assert "vera@acme.test is now reviewer" in response.content.decode()
     vera.refresh_from_db()
@@ -271,7 +275,9 @@ def test_the_last_admin_cannot_be_removed_or_demoted(alice_client: Client, cast:
     response = alice_client.post(reverse("console:member_remove", args=["acme", alice.pk]), headers=HTMX)
     assert response.status_code == 409
     assert "last admin" in response.content.decode()
-    response = alice_client.post(reverse("console:member_role", args=["acme", alice.pk]), {"role": "viewer"}, headers=HTMX)
+    response = alice_client.post(
+        reverse("console:member_role", args=["acme", alice.pk]), {"role": "viewer"}, headers=HTMX
+    )
     assert response.status_code == 409
     assert Membership.objects.get(pk=alice.pk).role == Role.ADMIN
 
@@ -329,7 +335,9 @@ def test_an_admin_revokes_a_key(alice_client: Client, cast: Cast) -> None:
 @pytest.mark.django_db
 def test_the_audit_log_filters_by_actor_action_and_time(alice_client: Client, cast: Cast) -> None:
     make_key(cast.acme, "read")
-    alice_client.post(reverse("console:member_role", args=["acme", cast.membership(cast.vera).pk]), {"role": "reviewer"})
+    alice_client.post(
+        reverse("console:member_role", args=["acme", cast.membership(cast.vera).pk]), {"role": "reviewer"}
+    )
     url = reverse("console:audit", args=["acme"])
     html = alice_client.get(url, {"action": "member.role_change"}).content.decode()
     assert 'data-action="member.role_change"' in html and 'data-action="api_key.create"' not in html
@@ -358,7 +366,12 @@ def test_platform_pages_are_for_staff_only(client: Client, cast: Cast) -> None:
     assert client.get(url).status_code == 302
     client.force_login(cast.alice)
     assert client.get(url).status_code == 403
-    assert client.post(reverse("console:platform_tenant_status", args=[cast.globex.pk]), {"status": "suspended"}).status_code == 403
+    assert (
+        client.post(
+            reverse("console:platform_tenant_status", args=[cast.globex.pk]), {"status": "suspended"}
+        ).status_code
+        == 403
+    )
     assert Tenant.objects.get(pk=cast.globex.pk).is_active
     client.force_login(cast.staff)
     assert client.get(url).status_code == 200
@@ -380,9 +393,7 @@ def test_staff_create_a_tenant_with_its_first_admin(
     assert tenant.timezone == "Europe/Berlin"
     assert Invitation.objects.get(tenant=tenant).role == Role.ADMIN
     assert mail.outbox[-1].to == ["peter@initech.test"]
-    duplicate = client.post(
-        reverse("console:platform_tenants"), {"name": "Initech", "timezone": "UTC"}, headers=HTMX
-    )
+    duplicate = client.post(reverse("console:platform_tenants"), {"name": "Initech", "timezone": "UTC"}, headers=HTMX)
     assert duplicate.status_code == 400 and "already taken" in duplicate.content.decode()
 
 

@@ -35,8 +35,11 @@ def api_keys(request: ConsoleRequest) -> HttpResponse:
     if form.is_valid():
         try:
             key, plaintext = services.api_key_create(
-                actor=Actor.from_request(request), tenant=request.tenant, name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"], expires_at=form.expires_at(),
+                actor=Actor.from_request(request),
+                tenant=request.tenant,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_at=form.expires_at(),
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)

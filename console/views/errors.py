@@ -45,4 +45,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    return _page(request, 403, "Form expired", "The form was stale or missing its security token. Reload the page and try again.")
+    return _page(
+        request, 403, "Form expired", "The form was stale or missing its security token. Reload the page and try again."
+    )

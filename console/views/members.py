@@ -41,7 +41,9 @@ def members(request: ConsoleRequest) -> HttpResponse:
     accept_url = ""
     if form.is_valid():
         try:
-            result = services.member_invite(actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data)
+            result = services.member_invite(
+                actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data
+            )
         except ServiceError as exc:
             form.add_error(None, exc.message)
             status = 409 if exc.status_code == 409 else 400
@@ -55,8 +57,11 @@ def members(request: ConsoleRequest) -> HttpResponse:
                 return redirect("console:members", tenant_slug=request.tenant.slug)
             form, status = InviteForm(), 200
     return render_page(
-        request, "members/index.html", _context(request, invite_form=form, accept_url=accept_url),
-        fragment="members", status=status,
+        request,
+        "members/index.html",
+        _context(request, invite_form=form, accept_url=accept_url),
+        fragment="members",
+        status=status,
     )
 
 
@@ -71,7 +76,9 @@ def change_role(request: ConsoleRequest, pk: str) -> HttpResponse:
         status = 400
     else:
         try:
-            services.member_change_role(actor=Actor.from_request(request), membership=membership, role=form.cleaned_data["role"])
+            services.member_change_role(
+                actor=Actor.from_request(request), membership=membership, role=form.cleaned_data["role"]
+            )
         except ServiceError as exc:
             messages.error(request, exc.message)
             status = exc.status_code

@@ -33,8 +33,11 @@ def tenants(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             tenant, invite = services.tenant_create(
-                actor=Actor.from_request(request), name=data["name"], slug=data["slug"],
-                timezone_name=data["timezone"], admin_email=data["admin_email"],
+                actor=Actor.from_request(request),
+                name=data["name"],
+                slug=data["slug"],
+                timezone_name=data["timezone"],
+                admin_email=data["admin_email"],
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent, Membership, Role, Scope, Tenant
+from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
 from tenants.testing import ApiClient, ApiContract, Cast, assert_error, make_key
 
 # --- Contracts: 401 / 403 / 404 for every endpoint ---------------------------------------------
@@ -140,8 +140,8 @@ class TestAuditDetail(ApiContract):
     object_scoped = True
 
     def path(self, cast: Cast) -> str:
-        event = AuditEvent.objects.filter(tenant=cast.acme).first() or make_key(cast.acme, "read")[0] and (
-            AuditEvent.objects.filter(tenant=cast.acme).first()
+        event = AuditEvent.objects.filter(tenant=cast.acme).first() or (
+            make_key(cast.acme, "read")[0] and (AuditEvent.objects.filter(tenant=cast.acme).first())
         )
         assert event is not None
         return reverse(self.url_name, args=[event.pk])
@@ -274,7 +274,9 @@ def test_it_validates_a_new_key(acme_admin_api: ApiClient) -> None:
     assert "scopes" in error["fields"]
     assert_error(acme_admin_api.post("/api/v1/api-keys", {"name": "x", "scopes": []}), 400, "validation_error")
     past = (timezone.now() - timedelta(days=1)).isoformat()
-    error = assert_error(acme_admin_api.post("/api/v1/api-keys", {"name": "x", "scopes": ["read"], "expires_at": past}), 400)
+    error = assert_error(
+        acme_admin_api.post("/api/v1/api-keys", {"name": "x", "scopes": ["read"], "expires_at": past}), 400
+    )
     assert "future" in error["message"]
 
 
@@ -315,12 +317,16 @@ def test_every_error_has_the_same_shape(acme_admin_api: ApiClient, client: Clien
     assert_error(acme_admin_api.get("/api/v1/no-such-thing"), 404, "not_found")
     assert_error(acme_admin_api.request("put", "/api/v1/me"), 405, "method_not_allowed")
     response = client.post(
-        "/api/v1/members", data="email=x", content_type="text/plain",
+        "/api/v1/members",
+        data="email=x",
+        content_type="text/plain",
         headers={"Authorization": f"Bearer {acme_admin_api.key}"},
     )
     assert_error(response, 415, "unsupported_media_type")
     response = client.post(
-        "/api/v1/members", data="{not json", content_type="application/json",
+        "/api/v1/members",
+        data="{not json",
+        content_type="application/json",
         headers={"Authorization": f"Bearer {acme_admin_api.key}"},
     )
     assert_error(response, 400, "parse_error")
@@ -333,7 +339,7 @@ def test_it_throttles_per_key(acme_admin_api: ApiClient, api: Callable[..., ApiC
 
     from tenants.throttling import ApiKeyRateThrottle
 
-    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "api_key": "3/min"}
+    rates: dict[str, Any] = {**api_settings.DEFAULT_THROTTLE_RATES, "api_key": "3/min"}
     original = ApiKeyRateThrottle.THROTTLE_RATES
     ApiKeyRateThrottle.THROTTLE_RATES = rates
     try:

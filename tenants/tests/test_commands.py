@@ -28,7 +28,9 @@ def test_seed_demo_is_idempotent() -> None:
 def test_apikey_create_prints_a_working_key_once(scopes: str, client: Client) -> None:
     call_command("seed_demo", stdout=StringIO())
     out = StringIO()
-    call_command("apikey", "create", "--tenant", "acme", "--name", "ci", "--scopes", scopes, stdout=out, stderr=StringIO())
+    call_command(
+        "apikey", "create", "--tenant", "acme", "--name", "ci", "--scopes", scopes, stdout=out, stderr=StringIO()
+    )
     plaintext = out.getvalue().strip().splitlines()[-1]
     me = ApiClient(client, plaintext).get("/api/v1/me").json()
     assert me["tenant"]["slug"] == "acme" and me["scopes"] == ["runs:write", "traces:write"]
@@ -38,8 +40,19 @@ def test_apikey_create_prints_a_working_key_once(scopes: str, client: Client) ->
 def test_apikey_create_replace_revokes_the_previous_key() -> None:
     call_command("seed_demo", stdout=StringIO())
     for _ in range(2):
-        call_command("apikey", "create", "--tenant", "acme", "--name", "demo", "--scopes", "admin", "--replace",
-                     stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "demo",
+            "--scopes",
+            "admin",
+            "--replace",
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
     keys = ApiKey.objects.filter(name="demo")
     assert keys.count() == 2 and keys.filter(revoked_at__isnull=True).count() == 1
 

@@ -23,7 +23,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(cast: Cast) -> N
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
-    def demote(actor_user, target: Membership) -> None:  # type: ignore[no-untyped-def]
+    def demote(actor_user, target: Membership) -> None:
         try:
             barrier.wait(timeout=10)
             services.member_change_role(actor=Actor(user=actor_user), membership=target, role=Role.VIEWER)

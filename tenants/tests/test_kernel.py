@@ -8,10 +8,10 @@ from django.db import DatabaseError, connection, transaction
 from django.http import Http404
 
 from config import settings as project_settings
+from tenants.audit import Actor
 from tenants.models import ApiKey, AuditEvent, Membership, Role, TenantOwned
 from tenants.selectors import get_for_tenant, get_membership_for_tenant
 from tenants.services import audit_record
-from tenants.audit import Actor
 from tenants.testing import Cast, make_key
 from tenants.viewsets import TenantScopedViewSet
 
@@ -28,13 +28,13 @@ def test_it_refuses_a_viewset_that_overrides_scoping() -> None:
     with pytest.raises(TypeError, match="get_queryset"):
 
         class Leaky(TenantScopedViewSet):
-            def get_queryset(self):  # type: ignore[no-untyped-def]
+            def get_queryset(self):
                 return ApiKey.objects.all()
 
     with pytest.raises(TypeError, match="get_object"):
 
         class Leaky2(TenantScopedViewSet):
-            def get_object(self):  # type: ignore[no-untyped-def]
+            def get_object(self):
                 return None
 
 
@@ -61,7 +61,7 @@ def test_for_tenant_scopes_rows(cast: Cast) -> None:
         "charlie@globex.test"
     }
     with pytest.raises(ValueError, match="saved tenant"):
-        Membership.objects.for_tenant(None)
+        Membership.objects.for_tenant(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.django_db
@@ -98,7 +98,10 @@ def test_audit_events_cannot_be_changed_through_the_orm(cast: Cast) -> None:
 @pytest.mark.django_db
 def test_audit_events_cannot_be_changed_even_with_raw_sql(cast: Cast) -> None:
     event = audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
-    for sql in ("UPDATE tenants_auditevent SET action = 'x' WHERE id = %s", "DELETE FROM tenants_auditevent WHERE id = %s"):
+    for sql in (
+        "UPDATE tenants_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM tenants_auditevent WHERE id = %s",
+    ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).action == "test.thing"

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="Create a key and print it once.")
         create.add_argument("--tenant", required=True, help="Tenant slug.")
         create.add_argument("--name", required=True)
-        create.add_argument("--scopes", required=True, help='Space- or comma-separated, e.g. "runs:write traces:write".')
+        create.add_argument(
+            "--scopes", required=True, help='Space- or comma-separated, e.g. "runs:write traces:write".'
+        )
         create.add_argument("--expires-in-days", type=int, default=None)
         create.add_argument("--replace", action="store_true", help="Revoke live keys with the same name first.")
         revoke = sub.add_parser("revoke", help="Revoke every live key with this name.")
