@@ -13,6 +13,20 @@ from tenants.models import Scope, User
 from tenants.testing import ApiClient, Cast, make_key
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, whose teardown first ends the connections that live-server,
+    worker and websocket threads may still hold (otherwise DROP DATABASE refuses)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     """Argon2 is the production hasher (see test_it_hashes_passwords_with_argon2); tests need speed."""
@@ -101,9 +115,10 @@ def live_asgi(transactional_db: None) -> Iterator[str]:
     connections.settings["default"]["CONN_MAX_AGE"] = conn_max_age
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright; never a downloaded browser."""
+    """Debian's Chromium driven by Playwright; never a downloaded browser. Module-scoped: the
+    sync API keeps an event loop running in this thread, which async tests elsewhere need free."""
     import os
 
     if not os.path.exists(CHROMIUM):
