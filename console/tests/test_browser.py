@@ -117,3 +117,13 @@ def test_charlie_cannot_reach_any_of_acmes_urls(page_for: Callable[[], Any], cas
     assert not ApiKey.objects.get(pk=key.pk).is_revoked
     # And the tenant switcher does not list Acme.
     assert "Acme" not in page.locator("#tenant-switcher").inner_text()
+
+
+def test_the_api_docs_render_offline_under_the_content_security_policy(page_for: Callable[[], Any]) -> None:
+    page = page_for()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/api/v1/docs/")
+    page.locator(".swagger-ui .opblock").first.wait_for()
+    assert page.get_by_text("/api/v1/me").count() >= 1
+    assert all(url.startswith(page.url.split("/api/")[0]) for url in requested), requested
