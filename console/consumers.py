@@ -67,7 +67,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not names:
             return ""
         # Re-read the role: a demoted admin must stop receiving the activity feed at once.
-        membership = Membership.objects.filter(pk=self.membership.pk).first()
+        membership = Membership.objects.for_tenant(self.tenant).filter(pk=self.membership.pk).first()
         if membership is None:
             return ""
         is_admin = membership.has_role(Role.ADMIN)

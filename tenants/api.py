@@ -45,10 +45,6 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
     required_scopes = {"*": Scope.ADMIN}
-    pagination_class = None
-
-    def scope_queryset(self, queryset: Any) -> Any:
-        return queryset.order_by("user__email")
 
     @extend_schema(request=InviteSerializer, responses={201: MembershipSerializer, 202: None})
     def create(self, request: Request) -> Response:

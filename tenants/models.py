@@ -233,9 +233,6 @@ class ApiKey(TenantOwned):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    max_tokens_per_request = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Optional per-request token cap enforced by budgets."
-    )
 
     class Meta:
         ordering = ["-created_at"]

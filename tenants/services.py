@@ -201,7 +201,7 @@ def _mail_invitation(*, tenant: Tenant, email: str, accept_url: str) -> None:
 
 def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
     with transaction.atomic():
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.objects.for_tenant(invitation.tenant).select_for_update().get(pk=invitation.pk)
         if not invitation.is_open:
             raise ConflictError("This invitation is no longer open.")
         invitation.revoked_at = timezone.now()
@@ -350,11 +350,9 @@ def api_key_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("The expiry must be in the future.")
     secret = secrets.token_urlsafe(32)
+    # 48 random bits: a clash is vanishingly rare, and the unique constraint would refuse it.
+    prefix = secrets.token_hex(6)
     with transaction.atomic():
-        for _ in range(5):
-            prefix = secrets.token_hex(6)
-            if not ApiKey.objects.filter(prefix=prefix).exists():
-                break
         key = ApiKey.objects.create(
             tenant=tenant,
             name=name,
@@ -393,5 +391,5 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     resolution = settings.API_KEY_LAST_USED_RESOLUTION_SECONDS
     if api_key.last_used_at is not None and (now - api_key.last_used_at).total_seconds() < resolution:
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    ApiKey.objects.for_tenant(api_key.tenant).filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
