@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -186,11 +185,14 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.load:
-        with contextlib.suppress(ImportError):
+        coroutine = load(args.load, args.key, args.clients, args.seconds)
+        try:
             import uvloop  # uvicorn[standard] brings it: a cheaper event loop leaves more CPU to the server
-
-            uvloop.install()
-        print(json.dumps(asdict(asyncio.run(load(args.load, args.key, args.clients, args.seconds)))))
+        except ImportError:
+            result = asyncio.run(coroutine)
+        else:
+            result = uvloop.run(coroutine)
+        print(json.dumps(asdict(result)))
         return
 
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):

@@ -495,7 +495,7 @@ def banner(url: str, logins: str, api_key: str) -> None:
         f"    {api_key}",
         f'    curl -H "Authorization: Bearer {api_key}" {url}/api/v1/me',
         "",
-        "  Ctrl-C stops the web server, the worker, beat and the embedded services.",
+        "  Ctrl-C stops everything this command started.",
         rule,
     ]
     print("\n".join(lines), flush=True)
