@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Re-install only when a requirements file changes.
 STAMP := $(VENV)/.installed
+# Where the embedded servers, the secret key and beat's schedule live (settings read the same variable).
+VAR_DIR := $(or $(AOC_VAR_DIR),var)
 
 # mypy's Django plugin imports the settings, which refuse to load without these; it never connects.
 TYPECHECK_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://localhost/typecheck} REDIS_URL=$${REDIS_URL:-redis://localhost:6379/0}
@@ -19,7 +21,7 @@ help:
 	@echo "make bench      benchmarks (see docs/BENCHMARKS.md)"
 	@echo "make lock       regenerate requirements*.txt from requirements*.in (UPGRADE=1 to upgrade every pin)"
 	@echo "make venv       build .venv"
-	@echo "make clean-var  delete var/ (embedded database, Redis, secret key)"
+	@echo "make clean-var  delete var/ (embedded database and Redis, secret key)"
 
 venv: $(STAMP)
 
@@ -53,10 +55,10 @@ lock: $(STAMP)
 
 # Refuses while an embedded server from var/ still runs: its files would vanish under it.
 clean-var:
-	@for pidfile in var/postgres/postmaster.pid var/redis/redis.pid; do \
+	@for pidfile in $(VAR_DIR)/postgres/postmaster.pid $(VAR_DIR)/redis/redis.pid; do \
 		if [ -f $$pidfile ] && kill -0 "$$(head -n 1 $$pidfile)" 2>/dev/null; then \
 			echo "A server from var/ is still running ($$pidfile): stop make run / make test first." >&2; \
 			exit 1; \
 		fi; \
 	done
-	rm -rf var
+	rm -rf $(VAR_DIR)
