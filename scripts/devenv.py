@@ -74,7 +74,7 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-def raise_stopped(signum: int, frame: FrameType | None) -> None:
+def raise_interrupted(signum: int, frame: FrameType | None) -> None:
     # os.write, not print: a signal handler may interrupt a print to the same stream.
     os.write(sys.stdout.fileno(), f"devenv: {signal.Signals(signum).name} received, stopping\n".encode())
     raise Interrupted(signum)
@@ -580,7 +580,7 @@ def main(argv: list[str]) -> int:
         print(usage, file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, raise_stopped)
+        signal.signal(sig, raise_interrupted)
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"  # children's logs appear as they happen, not when a buffer fills
     try:
