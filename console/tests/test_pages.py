@@ -417,3 +417,26 @@ def test_unknown_pages_get_an_html_404(alice_client: Client) -> None:
     response = alice_client.get("/t/acme/nowhere/")
     assert response.status_code == 404
     assert "Not found" in response.content.decode()
+
+
+# --- Health ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_health_answers_ok_when_the_database_and_redis_do(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "redis": True}
+
+
+@pytest.mark.django_db
+def test_health_answers_503_when_the_database_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError, connection
+
+    def refuse() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] is False

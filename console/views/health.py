@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from redis.exceptions import RedisError
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": False, "redis": False}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        checks["database"] = cursor.fetchone() == (1,)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            checks["database"] = cursor.fetchone() == (1,)
+    except DatabaseError:
+        checks["database"] = False
     try:
         cache.set("healthz", "1", timeout=5)
         checks["redis"] = cache.get("healthz") == "1"

@@ -14,5 +14,5 @@ class Command(BaseCommand):
         tenants = seed_demo()
         self.stdout.write(f"Demo tenants: {', '.join(sorted(tenants))}")
         for email, _name, slug, role in DEMO_MEMBERS:
-            self.stdout.write(f"  {email:<22} {role:<9} in {slug}   password: {DEMO_PASSWORD}")
-        self.stdout.write(f"  {DEMO_STAFF[0]:<22} platform staff     password: {DEMO_PASSWORD}")
+            self.stdout.write(f"  {email:<22} {f'{role} of {slug}':<18} password: {DEMO_PASSWORD}")
+        self.stdout.write(f"  {DEMO_STAFF[0]:<22} {'platform staff':<18} password: {DEMO_PASSWORD}")
