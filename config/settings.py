@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "tenants",
+    "catalog",
+    "agents",
     "console",
 ]
 
@@ -303,6 +305,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- The console's own knobs -------------------------------------------------------------------
 
+# Fernet keys (newest first) for secrets at rest; empty derives one from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 

@@ -24,6 +24,27 @@ def test_every_tenant_owned_model_has_a_non_null_tenant() -> None:
         assert field.null is False, model
 
 
+def test_every_row_that_points_at_tenant_data_carries_a_tenant() -> None:
+    """Including many-to-many tables: a row linking two tenant-owned rows is tenant-owned too."""
+    unowned = []
+    for model in apps.get_models(include_auto_created=True):
+        if issubclass(model, TenantOwned) or model._meta.app_label in {
+            "auth",
+            "admin",
+            "contenttypes",
+            "sessions",
+            "axes",
+        }:
+            continue
+        if any(
+            f.is_relation and f.related_model is not None and issubclass(f.related_model, TenantOwned)
+            for f in model._meta.get_fields()
+            if f.concrete
+        ):
+            unowned.append(model._meta.label)
+    assert not unowned, f"rows that reach tenant data without a tenant column: {unowned}"
+
+
 def test_it_refuses_a_viewset_that_overrides_scoping() -> None:
     with pytest.raises(TypeError, match="get_queryset"):
 
