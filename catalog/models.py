@@ -76,8 +76,9 @@ class Provider(TenantOwned):
         return None
 
 
-class Model(TenantOwned):
-    """One exact model version of a provider, with its prices and limits."""
+class LanguageModel(TenantOwned):
+    """One exact model version of a provider, with its prices and limits ("Model" in the API;
+    the class is not called Model, which django-stubs confuses with django.db.models.Model)."""
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
@@ -95,6 +96,7 @@ class Model(TenantOwned):
 
     class Meta:
         ordering = ["model_id"]
+        verbose_name = "model"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "provider", "model_id", "revision"], name="model_unique_version")
         ]
@@ -126,7 +128,7 @@ class ModelPin(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     alias = models.SlugField(max_length=64)
-    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="pins")
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="pins")
     updated_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -149,8 +151,8 @@ class PinChange(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     alias = models.SlugField(max_length=64)
-    from_model = models.ForeignKey(Model, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    to_model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="+")
+    from_model = models.ForeignKey(LanguageModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

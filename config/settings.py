@@ -307,6 +307,8 @@ SPECTACULAR_SETTINGS = {
 
 # Fernet keys (newest first) for secrets at rest; empty derives one from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+# Hosts a tool webhook may reach although they resolve to internal addresses (tests: 127.0.0.1).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 
