@@ -145,6 +145,13 @@ class Run(TenantOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The worker executing a running run holds a lease it renews while alive (agents/runtime.py);
+    # a run whose lease expired lost its worker and may be claimed by another.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Reviewers' decisions on tool calls that needed approval, by call id: {"approved": bool,
+    # "arguments": {...} (edited, optional), "note": str}. Read by the engine when the run resumes.
+    approval_decisions = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
