@@ -7,13 +7,16 @@ markup has one source (the page template) whether it arrives by navigation or by
 from __future__ import annotations
 
 import logging
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from tenants.models import Tenant
+
+if TYPE_CHECKING:
+    from agents.events import RunChanged
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ class TenantChanged(TypedDict):
     type: Literal["tenant.changed"]
 
 
-LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged
+# A lazily evaluated alias (PEP 695) so other apps' events join the union without an import cycle.
+type LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged | RunChanged
 
 
 def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:
