@@ -1,13 +1,15 @@
-"""Reads of model control."""
+"""Reads of model control. Each returns a queryset scoped to one tenant, or one row of it."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from catalog.clients import ProviderConfig
-from catalog.models import LanguageModel, ModelPin, Provider
+from catalog.models import LanguageModel, ModelPin, PinChange, Provider
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -17,6 +19,7 @@ class PinNotFoundError(LookupError):
 
 
 def pins_of(*, tenant: Tenant) -> QuerySet[ModelPin]:
+    """The tenant's pins by alias, each with its model and provider (one query)."""
     return ModelPin.objects.for_tenant(tenant).select_related("model__provider").order_by("alias")
 
 
@@ -39,9 +42,66 @@ def provider_config(provider: Provider) -> ProviderConfig:
     )
 
 
+def providers_of(*, tenant: Tenant) -> QuerySet[Provider]:
+    """The tenant's providers by name, each annotated with `model_count` (one query)."""
+    return Provider.objects.for_tenant(tenant).annotate(model_count=Count("models")).order_by("name")
+
+
+def models_of(*, tenant: Tenant) -> QuerySet[LanguageModel]:
+    """The tenant's models with their providers (one query), by provider then model id."""
+    return LanguageModel.objects.for_tenant(tenant).select_related("provider").order_by("provider__name", "model_id")
+
+
+def usable_models_of(*, tenant: Tenant) -> QuerySet[LanguageModel]:
+    """Models a pin may point at: priced, served by an enabled provider."""
+    return models_of(tenant=tenant).filter(
+        input_price__isnull=False, output_price__isnull=False, provider__enabled=True
+    )
+
+
+def pin_changes_of(*, tenant: Tenant) -> QuerySet[PinChange]:
+    """Every pin change of the tenant, newest first, with both models and the target's provider."""
+    return (
+        PinChange.objects.for_tenant(tenant)
+        .select_related("from_model", "to_model__provider")
+        .order_by("-created_at", "-id")
+    )
+
+
+def pin_changes_open(*, tenant: Tenant) -> QuerySet[PinChange]:
+    """Pending pin change requests, oldest first (the order to review them in)."""
+    return pin_changes_of(tenant=tenant).filter(status=PinChange.Status.PENDING).order_by("created_at", "id")
+
+
+def pin_history(*, tenant: Tenant, alias: str | None = None) -> QuerySet[PinChange]:
+    """Applied changes (what each alias pointed at, and since when), newest first; all aliases
+    unless `alias` is given."""
+    qs = pin_changes_of(tenant=tenant).filter(status=PinChange.Status.APPLIED).order_by("-decided_at", "-id")
+    return qs.filter(alias=alias) if alias is not None else qs
+
+
+def pinned_models_deprecating(*, tenant: Tenant, days: int = 30, today: date | None = None) -> QuerySet[ModelPin]:
+    """Pins whose model's deprecation date falls within `days` of `today` (or has passed),
+    soonest first, with model and provider (one query)."""
+    today = today or timezone.localdate()
+    return (
+        pins_of(tenant=tenant)
+        .filter(model__deprecation_date__isnull=False, model__deprecation_date__lte=today + timedelta(days=days))
+        .order_by("model__deprecation_date", "alias")
+    )
+
+
 def get_provider_for_tenant(tenant: Tenant, pk: Any) -> Provider:
     return get_for_tenant(Provider.objects.all(), tenant, pk=pk)
 
 
 def get_model_for_tenant(tenant: Tenant, pk: Any) -> LanguageModel:
     return get_for_tenant(LanguageModel.objects.select_related("provider"), tenant, pk=pk)
+
+
+def get_pin_for_tenant(tenant: Tenant, alias: str) -> ModelPin:
+    return get_for_tenant(ModelPin.objects.select_related("model__provider"), tenant, alias=alias)
+
+
+def get_pin_change_for_tenant(tenant: Tenant, pk: Any) -> PinChange:
+    return get_for_tenant(PinChange.objects.select_related("tenant", "from_model", "to_model__provider"), tenant, pk=pk)
