@@ -1,0 +1,104 @@
+"""Reads of agents, tools, runs and the demo tables. Each returns a queryset scoped to one tenant,
+or one row of it (the same 404 for another tenant's row and for no row)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from agents.models import Agent, AgentVersion, DemoEmail, DemoOrder, Run, Step, Tool
+from tenants.models import Tenant
+from tenants.selectors import get_for_tenant
+
+
+def tools_of(*, tenant: Tenant) -> QuerySet[Tool]:
+    return Tool.objects.for_tenant(tenant).order_by("name")
+
+
+def get_tool_for_tenant(tenant: Tenant, pk: Any) -> Tool:
+    return get_for_tenant(Tool.objects.all(), tenant, pk=pk)
+
+
+def _with_current_version(queryset: QuerySet[Agent]) -> QuerySet[Agent]:
+    """Agents with their current version and its tools: two queries however many agents."""
+    return queryset.select_related("current_version").prefetch_related(
+        Prefetch("current_version__tools", queryset=Tool.objects.order_by("name"))
+    )
+
+
+def agents_of(*, tenant: Tenant, include_archived: bool = False) -> QuerySet[Agent]:
+    queryset = Agent.objects.for_tenant(tenant)
+    if not include_archived:
+        queryset = queryset.filter(archived=False)
+    return _with_current_version(queryset.order_by("name"))
+
+
+def get_agent_for_tenant(tenant: Tenant, pk: Any) -> Agent:
+    return get_for_tenant(_with_current_version(Agent.objects.all()), tenant, pk=pk)
+
+
+def find_agent(*, tenant: Tenant, ref: str) -> Agent | None:
+    """The tenant's agent whose id or name is `ref`, archived or not; None when there is none."""
+    queryset = _with_current_version(Agent.objects.for_tenant(tenant))
+    agent = queryset.filter(name=ref).first()
+    if agent is None and _is_uuid(ref):
+        agent = queryset.filter(pk=ref).first()
+    return agent
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def versions_of(*, agent: Agent) -> QuerySet[AgentVersion]:
+    """The agent's versions, newest first, each with its tools and author (three queries)."""
+    return (
+        AgentVersion.objects.for_tenant(agent.tenant)
+        .filter(agent=agent)
+        .select_related("created_by")
+        .prefetch_related(Prefetch("tools", queryset=Tool.objects.order_by("name")))
+        .order_by("-number")
+    )
+
+
+def runs_of(
+    *,
+    tenant: Tenant,
+    agent: Agent | None = None,
+    status: str = "",
+    end_user_id: str = "",
+    session_id: str = "",
+) -> QuerySet[Run]:
+    """The tenant's runs, newest first, with their agent and version (one query per page)."""
+    queryset = Run.objects.for_tenant(tenant).select_related("agent", "agent_version")
+    if agent is not None:
+        queryset = queryset.filter(agent=agent)
+    if status:
+        queryset = queryset.filter(status=status)
+    if end_user_id:
+        queryset = queryset.filter(end_user_id=end_user_id)
+    if session_id:
+        queryset = queryset.filter(session_id=session_id)
+    return queryset.order_by("-created_at", "-id")
+
+
+def get_run_for_tenant(tenant: Tenant, pk: Any) -> Run:
+    return get_for_tenant(Run.objects.select_related("agent", "agent_version", "created_by", "api_key"), tenant, pk=pk)
+
+
+def steps_of(*, run: Run) -> QuerySet[Step]:
+    return Step.objects.for_tenant(run.tenant).filter(run=run).order_by("index")
+
+
+def demo_orders_of(*, tenant: Tenant) -> QuerySet[DemoOrder]:
+    return DemoOrder.objects.for_tenant(tenant).order_by("number")
+
+
+def demo_emails_of(*, tenant: Tenant) -> QuerySet[DemoEmail]:
+    return DemoEmail.objects.for_tenant(tenant).select_related("run").order_by("-created_at")
