@@ -588,7 +588,11 @@ def run_create(
     metadata = _check_metadata(metadata)
     with transaction.atomic():
         # Lock the agent so an edit cannot move current_version between the check and the insert.
-        agent = Agent.objects.select_for_update().select_related("current_version").get(pk=agent.pk, tenant=tenant)
+        agent = (
+            Agent.objects.select_for_update(of=("self",))
+            .select_related("current_version")
+            .get(pk=agent.pk, tenant=tenant)
+        )
         if agent.archived:
             raise ConflictError(f"The agent {agent.name} is archived; restore it to start runs.")
         if agent.current_version is None:
