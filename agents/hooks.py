@@ -1,0 +1,273 @@
+"""The named points where budgets, guardrails, approvals and tracing plug into the run engine.
+
+The engine (agents/runtime.py) calls every point on every run, in this order:
+
+    span_start("run")
+      check_input(text)                          once, on the run's input, before the first model call
+      per model call:
+        reserve_before_model_call(request)       may refuse: the run ends `budget_exceeded`
+        span_start("model") … span_end
+        settle_after_model_call(usage, cost)     always, also after a failed call (usage None)
+      per tool call:
+        check_tool_call(tool, arguments)         block ends the run `blocked`; redact replaces arguments;
+                                                 require_approval pauses like needs_approval
+        needs_approval(tool, arguments)          True pauses the run `awaiting_approval`:
+        approval_requested(...)                    called in the transaction that pauses it
+        span_start("tool") … span_end
+        check_tool_result(tool, result)          block ends the run `blocked`; redact replaces the result
+      check_output(text)                         on the final answer: block ends the run `blocked`,
+                                                 redact replaces the output
+    span_end("run")
+
+A capability registers one `RunHooks` subclass from its AppConfig.ready():
+
+    from agents import hooks
+    hooks.register(BudgetHooks())
+
+The defaults allow everything and do nothing. Hooks run inside the worker, outside any
+transaction unless stated; they must be quick and must not raise for an ordinary refusal (return
+the refusal instead): an exception fails the run as `internal_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from agents.models import Run, Tool
+    from catalog.clients import ChatRequest, Usage
+    from catalog.models import LanguageModel
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["allow", "block", "redact", "require_approval"]
+SpanKind = Literal["run", "model", "tool"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A guardrail's answer. `redacted` is the replacement for `redact`: a str for input and output,
+    a dict of arguments for a tool call, any JSON value for a tool result."""
+
+    action: Action = "allow"
+    reason: str = ""
+    redacted: Any = None
+
+    @property
+    def allows(self) -> bool:
+        return self.action == "allow"
+
+
+ALLOW = Verdict()
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """A budget's answer to a reservation. `reservation_id` is opaque to the engine and handed back
+    to settle_after_model_call, so the budget can settle or release exactly that reservation."""
+
+    admitted: bool = True
+    message: str = ""
+    reservation_id: str = ""
+
+
+ADMITTED = BudgetDecision()
+
+
+@dataclass
+class Span:
+    """One span of the run's trace (W3C ids). The engine makes the ids; hooks record it."""
+
+    trace_id: str
+    kind: SpanKind
+    name: str
+    parent_id: str = ""
+    span_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    attributes: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)  # Unix seconds
+    ended_at: float | None = None
+    status: Literal["ok", "error", ""] = ""
+
+
+class RunHooks:
+    """Every hook point with its default: allow everything, record nothing. Override what you need."""
+
+    # --- budgets ---------------------------------------------------------------------------------
+
+    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+        """Reserve the call's worst-case cost (request.max_output_tokens bounds the output), or
+        refuse with a message the run records."""
+        return ADMITTED
+
+    def settle_after_model_call(
+        self,
+        *,
+        run: Run,
+        model: LanguageModel,
+        reservation: BudgetDecision,
+        usage: Usage | None,
+        cost_micros: int,
+    ) -> None:
+        """Settle the reservation at the real cost; `usage` None means the call failed (release)."""
+
+    # --- guardrails ------------------------------------------------------------------------------
+
+    def check_input(self, *, run: Run, text: str) -> Verdict:
+        return ALLOW
+
+    def check_output(self, *, run: Run, text: str) -> Verdict:
+        return ALLOW
+
+    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> Verdict:
+        return ALLOW
+
+    def check_tool_result(self, *, run: Run, tool: Tool, result: Any) -> Verdict:
+        return ALLOW
+
+    # --- approvals -------------------------------------------------------------------------------
+
+    def needs_approval(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
+        return False
+
+    def approval_requested(
+        self, *, run: Run, tool: Tool, call_id: str, step_index: int, arguments: dict[str, Any], reason: str
+    ) -> None:
+        """The run is pausing for a reviewer; called inside the transaction that pauses it, so an
+        approval request created here commits with the pause or not at all. A decision resumes the
+        run through agents.runtime.resume_after_approval."""
+
+    # --- tracing ---------------------------------------------------------------------------------
+
+    def span_start(self, *, run: Run, span: Span) -> None: ...
+
+    def span_end(self, *, run: Run, span: Span) -> None: ...
+
+
+_registered: list[RunHooks] = []
+
+
+def register(hooks: RunHooks) -> None:
+    """Add `hooks` to every run's hook points (idempotent)."""
+    if hooks not in _registered:
+        _registered.append(hooks)
+
+
+def unregister(hooks: RunHooks) -> None:
+    if hooks in _registered:
+        _registered.remove(hooks)
+
+
+@contextmanager
+def registered(hooks: RunHooks) -> Iterator[RunHooks]:
+    """`hooks` registered for the duration of the block (tests)."""
+    register(hooks)
+    try:
+        yield hooks
+    finally:
+        unregister(hooks)
+
+
+# --- What the engine calls: every registered hook, combined ------------------------------------
+
+
+def reserve_before_model_call(*, run: Run, model: LanguageModel, request: ChatRequest) -> list[BudgetDecision]:
+    """Every hook's reservation, in order. On a refusal the reservations already admitted are
+    released at once, and the refusal is the last element of the list."""
+    decisions: list[BudgetDecision] = []
+    everyone = list(_registered)
+    for hooks in everyone:
+        decision = hooks.reserve_before_model_call(run=run, model=model, request=request)
+        decisions.append(decision)
+        if not decision.admitted:
+            for earlier, admitted in zip(everyone, decisions[:-1], strict=False):
+                earlier.settle_after_model_call(run=run, model=model, reservation=admitted, usage=None, cost_micros=0)
+            break
+    return decisions
+
+
+def settle_after_model_call(
+    *, run: Run, model: LanguageModel, reservations: list[BudgetDecision], usage: Usage | None, cost_micros: int
+) -> None:
+    for hooks, reservation in zip(list(_registered), reservations, strict=False):
+        hooks.settle_after_model_call(
+            run=run, model=model, reservation=reservation, usage=usage, cost_micros=cost_micros
+        )
+
+
+def _checked(stage: str, value: Any, check: Any) -> Verdict:
+    """The strictest verdict of every hook: block wins at once; require_approval beats redact;
+    each redaction is what the next hook checks, and the last one is the verdict's `redacted`."""
+    current, redacted, approval, reasons = value, False, None, []
+    for hooks in list(_registered):
+        verdict: Verdict = check(hooks, current)
+        if verdict.action == "block":
+            logger.info("guardrail %s: block (%s)", stage, verdict.reason)
+            return verdict
+        if verdict.action == "redact":
+            current, redacted = verdict.redacted, True
+            reasons.append(verdict.reason)
+        elif verdict.action == "require_approval" and approval is None:
+            approval = verdict
+    if approval is not None:
+        return replace(approval, redacted=current if redacted else None)
+    if redacted:
+        return Verdict(action="redact", reason="; ".join(r for r in reasons if r), redacted=current)
+    return ALLOW
+
+
+def check_input(*, run: Run, text: str) -> Verdict:
+    return _checked("input", text, lambda h, v: h.check_input(run=run, text=v))
+
+
+def check_output(*, run: Run, text: str) -> Verdict:
+    return _checked("output", text, lambda h, v: h.check_output(run=run, text=v))
+
+
+def check_tool_call(*, run: Run, tool: Tool, arguments: dict[str, Any]) -> Verdict:
+    return _checked("tool_call", arguments, lambda h, v: h.check_tool_call(run=run, tool=tool, arguments=v))
+
+
+def check_tool_result(*, run: Run, tool: Tool, result: Any) -> Verdict:
+    return _checked("tool_result", result, lambda h, v: h.check_tool_result(run=run, tool=tool, result=v))
+
+
+def needs_approval(*, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
+    # Ask every hook (no short-circuit): each may want to see every risky call.
+    answers = [hooks.needs_approval(run=run, tool=tool, arguments=arguments) for hooks in list(_registered)]
+    return any(answers)
+
+
+def approval_requested(
+    *, run: Run, tool: Tool, call_id: str, step_index: int, arguments: dict[str, Any], reason: str
+) -> None:
+    for hooks in list(_registered):
+        hooks.approval_requested(
+            run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
+        )
+
+
+@contextmanager
+def span(run: Run, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any) -> Iterator[Span]:
+    """A span around a block: started before it, ended after it (status "error" if it raised).
+    The block may add attributes or set `status` itself."""
+    current = Span(
+        trace_id=run.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
+    )
+    for hooks in list(_registered):
+        hooks.span_start(run=run, span=current)
+    try:
+        yield current
+    except BaseException:
+        current.status = "error"
+        raise
+    finally:
+        current.ended_at = time.time()
+        current.status = current.status or "ok"
+        for hooks in list(_registered):
+            hooks.span_end(run=run, span=current)

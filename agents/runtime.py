@@ -1,0 +1,636 @@
+"""The run engine: executes one run step by step, persisting each step before the next begins.
+
+    execute(run)    claim the run, then loop: model call → tool calls → tool results → … until a
+                    final answer (succeeded), the agent's max_steps model calls (failed
+                    `max_steps`), the same tool with the same arguments asked for again after it
+                    ran (failed `loop_detected`), a cancel request (cancelled), a provider error
+                    (failed `provider_<type>`), a budget refusal (budget_exceeded), a guardrail
+                    block (blocked) or a tool needing approval (awaiting_approval: the worker is
+                    freed; `resume_after_approval` re-queues the run with the reviewer's decision).
+
+Persistence. After each model call, one transaction writes the model Step (the exact model id,
+never the alias; usage, cost, latency) and appends the assistant message to Run.messages, before
+any tool runs; after each tool call, one transaction writes the tool Step and appends the tool
+message. The conversation in Run.messages IS the engine's state: `execute` on a run that already
+has steps continues from it (the pending tool calls of the last assistant message, else the next
+model call), at the next step index (Run.step_count). A side-effecting tool interrupted by a
+crash is not repeated (agents/tools.py: ToolExecution keyed on run, step index, call id).
+
+Leases: one worker at a time. Claiming a run (queued → running) happens under SELECT … FOR UPDATE
+and writes a lease: an owner token unique to this execution and an expiry RUN_LEASE_SECONDS ahead.
+While the run executes, a heartbeat thread pushes the expiry forward every third of the lease, and
+every step's transaction locks the run and checks the owner first, so a worker that lost its
+lease (presumed dead, yet alive) stops without writing. A second delivery of the task meanwhile
+finds the lease live and raises RunLeaseHeldError (the task retries when the lease would expire).
+When a worker dies (SIGKILL, OOM, machine lost) its heartbeat stops and the lease expires; the
+run is claimed again by the redelivered task (acks_late + reject_on_worker_lost) or, if the
+broker does not redeliver (the whole worker died, so nobody rejected the message), by the task
+that beat's `requeue_stuck_runs` sends for running runs with an expired lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from agents import hooks, tools
+from agents.events import run_changed
+from agents.models import AgentVersionTool, Run, Step, Tool
+from catalog.clients import ChatClient, ChatRequest, ChatResponse, Message, ProviderError, ToolSpec, client_for
+from catalog.models import LanguageModel
+from catalog.selectors import PinNotFoundError, pinned_model, provider_config
+from tenants.errors import ConflictError
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "RUN_LEASE_SECONDS", 30.0))
+
+
+class RunLeaseHeldError(Exception):
+    """Another execution holds a live lease on the run; it may be retried in `retry_in` seconds."""
+
+    def __init__(self, run_id: Any, retry_in: float) -> None:
+        super().__init__(f"run {run_id} is being executed elsewhere; its lease expires in {retry_in:.1f} s")
+        self.retry_in = retry_in
+
+
+class _LeaseLostError(Exception):
+    """This execution no longer owns the run (its lease was taken over, or the run left `running`)."""
+
+
+class _Stop(Exception):  # noqa: N818 - control flow, not an error
+    """The run reached a final or waiting state; unwinds the loop (raised after the commit)."""
+
+
+def new_lease_owner() -> str:
+    """A token naming this execution: host, process and a random part (unique per execution)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def execute(run: Run, *, client: ChatClient | None = None, owner: str = "") -> Run:
+    """Execute `run` (fetched through its tenant's scope) until it finishes or waits, and return it
+    re-read. A run already finished, waiting for approval or cancelled before it started is left as
+    it is. Raises RunLeaseHeldError when another execution holds it, and the transient database errors
+    (for the task to retry); any other failure ends the run `failed` with `internal_error`.
+    `client` replaces the provider's client (tests and benchmarks)."""
+    owner = owner or new_lease_owner()
+    if _claim(run, owner):
+        engine = _Engine(run, owner=owner, client=client)
+        with _Heartbeat(run.pk, owner, lease_seconds()):
+            engine.go()
+    return Run.objects.for_tenant(run.tenant).get(pk=run.pk)
+
+
+def _claim(run: Run, owner: str) -> bool:
+    """queued (or running with an expired lease) → running, with a lease for `owner`. False when
+    there is nothing to execute."""
+    with transaction.atomic():
+        row = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+        now = timezone.now()
+        if row.is_finished or row.status == Run.Status.AWAITING_APPROVAL:
+            return False
+        held = row.status == Run.Status.RUNNING and row.lease_owner != owner and row.lease_expires_at is not None
+        if held and row.lease_expires_at is not None and row.lease_expires_at > now:
+            raise RunLeaseHeldError(row.pk, (row.lease_expires_at - now).total_seconds())
+        if row.status == Run.Status.RUNNING:
+            logger.warning("run %s: resuming after the lease of %s expired", row.pk, row.lease_owner or "nobody")
+        if row.cancel_requested_at is not None:
+            _set_final(row, Run.Status.CANCELLED, "cancelled", "Cancelled on request.", now=now)
+            return False
+        was = row.status
+        row.status = Run.Status.RUNNING
+        row.lease_owner = owner
+        row.lease_expires_at = now + timedelta(seconds=lease_seconds())
+        row.started_at = row.started_at or now
+        row.trace_id = row.trace_id or secrets.token_hex(16)
+        row.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "trace_id"])
+        if was != Run.Status.RUNNING:
+            run_changed(row)
+    return True
+
+
+def _set_final(
+    row: Run, status: str, error_type: str = "", message: str = "", *, output: str | None = None, now: Any = None
+) -> None:
+    """Write a final status on a locked row and announce it after commit."""
+    row.status = status
+    row.error_type = error_type
+    row.error_message = message
+    if output is not None:
+        row.output = output
+    row.finished_at = now or timezone.now()
+    row.lease_owner = ""
+    row.lease_expires_at = None
+    row.save(
+        update_fields=[
+            "status",
+            "error_type",
+            "error_message",
+            "output",
+            "finished_at",
+            "lease_owner",
+            "lease_expires_at",
+        ]
+    )
+    run_changed(row)
+
+
+def resume_after_approval(
+    *, run: Run, call_id: str, approved: bool, arguments: dict[str, Any] | None = None, note: str = ""
+) -> Run:
+    """Record a reviewer's decision on the tool call `run` waits for, and queue the run again (the
+    task is sent after commit). Approved: the call runs, with `arguments` if the reviewer edited
+    them (checked by the tool-call guardrails again); rejected: the model is told so. ConflictError
+    when the run is not waiting for that call."""
+    from agents.tasks import execute_run  # the task module imports this one
+
+    with transaction.atomic():
+        row = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+        if row.status != Run.Status.AWAITING_APPROVAL:
+            raise ConflictError(f"The run is {row.get_status_display().lower()}, not awaiting approval.")
+        if call_id not in {call["id"] for call in _pending_calls(row.messages)}:
+            raise ConflictError(f"The run is not waiting for a decision on call {call_id!r}.")
+        row.approval_decisions = {
+            **row.approval_decisions,
+            call_id: {
+                "approved": approved,
+                "arguments": arguments,
+                "note": note,
+                "decided_at": timezone.now().isoformat(),
+            },
+        }
+        row.status = Run.Status.QUEUED
+        row.save(update_fields=["approval_decisions", "status"])
+        run_changed(row)
+        tenant_id, run_id = str(row.tenant_id), str(row.pk)
+        transaction.on_commit(lambda: execute_run.delay(tenant_id, run_id))
+    return row
+
+
+def _pending_calls(messages: list[Message]) -> list[dict[str, Any]]:
+    """The tool calls of the last assistant message that have no result message yet."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message["role"] == "assistant":
+            answered = {m.get("tool_call_id") for m in messages[index + 1 :] if m["role"] == "tool"}
+            return [dict(call) for call in message.get("tool_calls", []) if call["id"] not in answered]
+    return []
+
+
+def _call_key(name: str, arguments: Any) -> tuple[str, str]:
+    return name, tools.canonical_json(arguments)
+
+
+class _Engine:
+    """One execution of one run by the worker holding its lease. Keeps the run in memory (this
+    execution is its only writer) and writes it back at every step under the row lock."""
+
+    def __init__(self, run: Run, *, owner: str, client: ChatClient | None) -> None:
+        self.run = (
+            Run.objects.for_tenant(run.tenant).select_related("tenant", "agent_version", "api_key").get(pk=run.pk)
+        )
+        self.version = self.run.agent_version
+        self.owner = owner
+        self.client_override = client
+        self.span: hooks.Span | None = None
+
+    # --- The loop --------------------------------------------------------------------------------
+
+    def go(self) -> None:
+        with hooks.span(self.run, "run", "agent run", run_id=str(self.run.pk), agent_id=str(self.run.agent_id)) as span:
+            self.span = span
+            try:
+                self._prepare()
+                self._loop()
+            except _Stop:
+                pass
+            except _LeaseLostError as exc:
+                span.status = "error"
+                logger.warning("run %s: stopping, %s", self.run.pk, exc)
+            except TRANSIENT_DATABASE_ERRORS:
+                span.status = "error"
+                self._release_lease()
+                raise
+            except Exception as exc:
+                span.status = "error"
+                logger.exception("run %s failed in the engine", self.run.pk)
+                with suppress(_Stop, _LeaseLostError):
+                    self._finish(Run.Status.FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
+            span.attributes["run.status"] = self.run.status
+
+    def _prepare(self) -> None:
+        alias = self.version.model_alias
+        try:
+            self.model: LanguageModel = pinned_model(tenant=self.run.tenant, alias=alias)
+        except PinNotFoundError as exc:
+            self._finish(Run.Status.FAILED, "pin_not_found", str(exc))
+        if not self.model.is_priced:
+            self._finish(
+                Run.Status.FAILED,
+                "model_unpriced",
+                f"The model {self.model} pinned as {alias!r} has no prices, and an unpriced model cannot be used.",
+            )
+        provider = self.model.provider
+        if not provider.enabled:
+            self._finish(
+                Run.Status.FAILED,
+                "provider_disabled",
+                f"The provider {provider.name} of the model pinned as {alias!r} is disabled.",
+            )
+        self.client: ChatClient = self.client_override or client_for(provider_config(provider))
+        grants = AgentVersionTool.objects.for_tenant(self.run.tenant).filter(agent_version=self.version)
+        self.tools: dict[str, Tool] = {
+            g.tool.name: g.tool for g in grants.select_related("tool").order_by("tool__name")
+        }
+        self.granted = {tool.pk for tool in self.tools.values()}
+        self.specs = [
+            ToolSpec(name=t.name, description=t.description, parameters=t.parameters) for t in self.tools.values()
+        ]
+        if not self.run.messages:
+            self._start_conversation()
+        # Calls that already ran (have a result): asking for one again is a loop.
+        results = {m.get("tool_call_id") for m in self.run.messages if m["role"] == "tool"}
+        self.ran = {
+            _call_key(call["name"], call["arguments"])
+            for m in self.run.messages
+            for call in m.get("tool_calls", [])
+            if call["id"] in results
+        }
+
+    def _start_conversation(self) -> None:
+        verdict = hooks.check_input(run=self.run, text=self.run.input)
+        if verdict.action in ("block", "require_approval"):
+            # An input cannot wait for a reviewer (nothing would resume it meaningfully): refuse it.
+            self._finish(Run.Status.BLOCKED, "guardrail_input", verdict.reason or "A guardrail blocked the input.")
+        text = verdict.redacted if verdict.action == "redact" else self.run.input
+        messages: list[Message] = []
+        if self.version.instructions:
+            messages.append({"role": "system", "content": self.version.instructions})
+        messages.append({"role": "user", "content": text})
+        with self._locked() as run:
+            run.messages = messages
+            run.save(update_fields=["messages"])
+
+    def _loop(self) -> None:
+        while True:
+            pending = _pending_calls(self.run.messages)
+            if pending:
+                for call in pending:
+                    self._tool_step(call)
+                continue
+            last = self.run.messages[-1]
+            if last["role"] == "assistant":
+                self._conclude(last["content"])
+            self._model_step()
+
+    def _conclude(self, content: str) -> NoReturn:
+        verdict = hooks.check_output(run=self.run, text=content)
+        if verdict.action in ("block", "require_approval"):
+            self._finish(Run.Status.BLOCKED, "guardrail_output", verdict.reason or "A guardrail blocked the answer.")
+        output = verdict.redacted if verdict.action == "redact" else content
+        self._finish(Run.Status.SUCCEEDED, output=output)
+
+    # --- Model calls -----------------------------------------------------------------------------
+
+    def _model_step(self) -> None:
+        self._checkpoint()
+        calls = sum(1 for m in self.run.messages if m["role"] == "assistant")
+        if calls >= self.version.max_steps:
+            self._finish(
+                Run.Status.FAILED,
+                "max_steps",
+                f"The agent made its {self.version.max_steps} model calls (max steps) without a final answer.",
+            )
+        model = self.model
+        request = ChatRequest(
+            model_id=model.model_id,
+            messages=list(self.run.messages),
+            tools=self.specs,
+            max_output_tokens=min(self.version.max_tokens_per_request, model.max_output_tokens),
+            temperature=self.version.temperature,
+        )
+        reservations = hooks.reserve_before_model_call(run=self.run, model=model, request=request)
+        if reservations and not reservations[-1].admitted:
+            self._finish(
+                Run.Status.BUDGET_EXCEEDED, "budget_exceeded", reservations[-1].message or "A budget refused the call."
+            )
+        index = self.run.step_count
+        summary = {
+            "alias": self.version.model_alias,
+            "model_id": model.model_id,
+            "messages": len(request.messages),
+            "tools": [spec.name for spec in request.tools],
+            "max_output_tokens": request.max_output_tokens,
+            "temperature": request.temperature,
+        }
+        failure: ProviderError | None = None
+        response: ChatResponse | None = None
+        started = time.perf_counter()
+        with hooks.span(self.run, "model", model.model_id, parent=self.span, step_index=index) as span:
+            try:
+                response = self.client.chat(request)
+            except ProviderError as exc:
+                failure = exc
+                span.status = "error"
+                span.attributes.update({"error.type": exc.type, "error.message": exc.message})
+        latency_ms = round((time.perf_counter() - started) * 1000)
+
+        if failure is not None or response is None:
+            assert failure is not None
+            hooks.settle_after_model_call(
+                run=self.run, model=model, reservations=reservations, usage=None, cost_micros=0
+            )
+            with self._locked() as run:
+                Step.objects.create(
+                    tenant_id=run.tenant_id,
+                    run=run,
+                    index=index,
+                    kind=Step.Kind.MODEL,
+                    model_id=model.model_id,
+                    request=summary,
+                    response={"error": {"type": failure.type, "message": failure.message, "status": failure.status}},
+                    latency_ms=latency_ms,
+                    error=f"{failure.type}: {failure.message}",
+                )
+                run.step_count = index + 1
+                run.save(update_fields=["step_count"])
+            self._finish(Run.Status.FAILED, f"provider_{failure.type}", failure.message)
+            return
+
+        usage = response.usage
+        cost = model.cost_micros(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+        )
+        hooks.settle_after_model_call(
+            run=self.run, model=model, reservations=reservations, usage=usage, cost_micros=cost
+        )
+        with self._locked() as run:
+            Step.objects.create(
+                tenant_id=run.tenant_id,
+                run=run,
+                index=index,
+                kind=Step.Kind.MODEL,
+                model_id=model.model_id,
+                request=summary,
+                response={
+                    "content": response.content,
+                    "tool_calls": [call.as_dict() for call in response.tool_calls],
+                    "finish_reason": response.finish_reason,
+                    "reported_model_id": response.model_id,
+                    "usage": asdict(usage),
+                },
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_micros=cost,
+                latency_ms=latency_ms,
+            )
+            run.messages = [*run.messages, response.as_message()]
+            run.step_count = index + 1
+            run.input_tokens += usage.input_tokens
+            run.output_tokens += usage.output_tokens
+            run.cost_micros += cost
+            run.lease_expires_at = self._lease_expiry()
+            run.save(
+                update_fields=[
+                    "messages",
+                    "step_count",
+                    "input_tokens",
+                    "output_tokens",
+                    "cost_micros",
+                    "lease_expires_at",
+                ]
+            )
+
+    # --- Tool calls ------------------------------------------------------------------------------
+
+    def _tool_step(self, call: dict[str, Any]) -> None:
+        self._checkpoint()
+        name, call_id, arguments = call["name"], call["id"], call["arguments"]
+        key = _call_key(name, arguments)
+        if key in self.ran:
+            self._finish(
+                Run.Status.FAILED,
+                "loop_detected",
+                f"The model asked for {name} with the same arguments again after it had run "
+                f"({tools.canonical_json(arguments)[:200]}): stopped to avoid a loop.",
+            )
+        index = self.run.step_count
+        started = time.perf_counter()
+        tool = self.tools.get(name)
+        final: tuple[str, str, str] | None = None
+        if tool is None:
+            exists = Tool.objects.for_tenant(self.run.tenant).filter(name=name).exists()
+            result = tools.ToolResult.failure(
+                f"The tool {name!r} is not granted to this agent." if exists else f"There is no tool named {name!r}."
+            )
+        elif problem := tools.permission_error(run=self.run, version=self.version, tool=tool, granted=self.granted):
+            result = tools.ToolResult.failure(problem)
+        else:
+            arguments, result, final = self._guarded_call(tool, call_id, index, arguments)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        with self._locked() as run:
+            Step.objects.create(
+                tenant_id=run.tenant_id,
+                run=run,
+                index=index,
+                kind=Step.Kind.TOOL,
+                tool_name=name,
+                call_id=call_id,
+                request={"arguments": arguments},
+                response={"result": result.content},
+                latency_ms=latency_ms,
+                error=result.error,
+            )
+            tool_message: Message = {"role": "tool", "tool_call_id": call_id, "name": name, "content": result.as_text()}
+            run.messages = [*run.messages, tool_message]
+            run.step_count = index + 1
+            run.lease_expires_at = self._lease_expiry()
+            run.save(update_fields=["messages", "step_count", "lease_expires_at"])
+            if final is not None:
+                _set_final(run, *final)
+        if final is not None:
+            raise _Stop
+        self.ran.add(key)
+
+    def _guarded_call(
+        self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any]
+    ) -> tuple[dict[str, Any], tools.ToolResult, tuple[str, str, str] | None]:
+        """Guardrails and approval around one permitted call: (arguments used, result, final state
+        to end the run in, if a guardrail blocked)."""
+        verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
+        if verdict.action == "block":
+            reason = verdict.reason or "A guardrail blocked the call."
+            return (
+                arguments,
+                tools.ToolResult.failure(f"Blocked: {reason}"),
+                (Run.Status.BLOCKED, "guardrail_tool_call", reason),
+            )
+        if verdict.action in ("redact", "require_approval") and verdict.redacted is not None:
+            arguments = verdict.redacted
+        decision = self.run.approval_decisions.get(call_id)
+        if decision is None:
+            wants = verdict.action == "require_approval"
+            if wants or hooks.needs_approval(run=self.run, tool=tool, arguments=arguments):
+                self._pause(tool, call_id, index, arguments, verdict.reason if wants else "")
+        elif not decision.get("approved"):
+            note = decision.get("note") or ""
+            return (
+                arguments,
+                tools.ToolResult.failure("A reviewer rejected this call" + (f": {note}" if note else ".")),
+                None,
+            )
+        elif decision.get("arguments") is not None and decision["arguments"] != arguments:
+            # Edited by the reviewer: the edit is checked like the original (a human approved these
+            # exact arguments, so require_approval is not asked again).
+            arguments = decision["arguments"]
+            verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
+            if verdict.action == "block":
+                reason = verdict.reason or "A guardrail blocked the edited call."
+                return (
+                    arguments,
+                    tools.ToolResult.failure(f"Blocked: {reason}"),
+                    (Run.Status.BLOCKED, "guardrail_tool_call", reason),
+                )
+            if verdict.action == "redact":
+                arguments = verdict.redacted
+
+        with hooks.span(self.run, "tool", tool.name, parent=self.span, step_index=index, call_id=call_id) as span:
+            result = tools.execute_tool(run=self.run, tool=tool, step_index=index, call_id=call_id, arguments=arguments)
+            if not result.ok:
+                span.status = "error"
+                span.attributes["error.message"] = result.error
+        verdict = hooks.check_tool_result(run=self.run, tool=tool, result=result.content)
+        if verdict.action in ("block", "require_approval"):
+            reason = verdict.reason or "A guardrail blocked the tool's result."
+            return (
+                arguments,
+                tools.ToolResult.failure(f"Blocked: {reason}"),
+                (Run.Status.BLOCKED, "guardrail_tool_result", reason),
+            )
+        if verdict.action == "redact":
+            result = tools.ToolResult(content=verdict.redacted, error=result.error)
+        return arguments, result, None
+
+    def _pause(self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any], reason: str) -> NoReturn:
+        reason = reason or f"{tool.name} ({tool.get_risk_display().lower()}) needs a reviewer's approval."
+        with self._locked() as run:
+            run.status = Run.Status.AWAITING_APPROVAL
+            run.lease_owner = ""
+            run.lease_expires_at = None
+            run.save(update_fields=["status", "lease_owner", "lease_expires_at"])
+            hooks.approval_requested(
+                run=run, tool=tool, call_id=call_id, step_index=index, arguments=arguments, reason=reason
+            )
+            run_changed(run)
+        raise _Stop
+
+    # --- Transactions on the run row ---------------------------------------------------------------
+
+    def _lease_expiry(self) -> Any:
+        return timezone.now() + timedelta(seconds=lease_seconds())
+
+    @contextmanager
+    def _locked(self) -> Iterator[Run]:
+        """A transaction holding the run's row lock, after checking this execution still owns the
+        run; yields the in-memory run (refreshed with a pending cancel request) to modify and save."""
+        with transaction.atomic():
+            row = (
+                Run.objects.for_tenant(self.run.tenant)
+                .select_for_update()
+                .only("id", "status", "lease_owner", "cancel_requested_at")
+                .get(pk=self.run.pk)
+            )
+            if row.status != Run.Status.RUNNING or row.lease_owner != self.owner:
+                raise _LeaseLostError(f"the run is {row.status} and its lease belongs to {row.lease_owner or 'nobody'}")
+            self.run.cancel_requested_at = row.cancel_requested_at
+            yield self.run
+
+    def _checkpoint(self) -> None:
+        """Between steps: stop if cancelled (else renew the lease)."""
+        with self._locked() as run:
+            cancelled = run.cancel_requested_at is not None
+            if cancelled:
+                _set_final(run, Run.Status.CANCELLED, "cancelled", "Cancelled on request; stopped between steps.")
+            else:
+                run.lease_expires_at = self._lease_expiry()
+                run.save(update_fields=["lease_expires_at"])
+        if cancelled:
+            raise _Stop
+
+    def _finish(self, status: str, error_type: str = "", message: str = "", *, output: str | None = None) -> NoReturn:
+        """End the run in `status` (committed), then unwind the loop."""
+        with self._locked() as run:
+            _set_final(run, status, error_type, message, output=output)
+        raise _Stop
+
+    def _release_lease(self) -> None:
+        """After a transient database error: let the task's retry claim the run at once."""
+        try:
+            Run.objects.for_tenant(self.run.tenant).filter(
+                pk=self.run.pk, lease_owner=self.owner, status=Run.Status.RUNNING
+            ).update(lease_expires_at=timezone.now())
+        except TRANSIENT_DATABASE_ERRORS:
+            logger.warning("run %s: could not release the lease; it expires by itself", self.run.pk)
+
+
+class _Heartbeat:
+    """A thread that pushes the lease's expiry forward every third of the lease while the run
+    executes, so a long model or tool call does not look like a dead worker. It uses its own
+    database connection and SKIP LOCKED, so it never waits on the engine's row lock (it skips a
+    beat instead)."""
+
+    def __init__(self, run_id: Any, owner: str, lease: float) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.lease / 3):
+                try:
+                    with transaction.atomic():
+                        # Cross-tenant by primary key on purpose: the run was fetched through its
+                        # tenant's scope by the thread that started this one.
+                        row = (
+                            Run.objects.select_for_update(skip_locked=True)
+                            .filter(pk=self.run_id, lease_owner=self.owner, status=Run.Status.RUNNING)
+                            .only("id")
+                            .first()
+                        )
+                        if row is not None:
+                            row.lease_expires_at = timezone.now() + timedelta(seconds=self.lease)
+                            row.save(update_fields=["lease_expires_at"])
+                except TRANSIENT_DATABASE_ERRORS:
+                    logger.warning("run %s: lease heartbeat failed; retrying", self.run_id, exc_info=True)
+                    connection.close()
+        finally:
+            connection.close()

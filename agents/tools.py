@@ -1,0 +1,371 @@
+"""Tool executors: the built-in demo tools and the webhook executor, behind one entry point,
+`execute_tool`, that validates arguments and runs a side-effecting tool at most once per
+(run, step, call).
+
+At most once. Before a side-effecting tool (risk write or irreversible) runs, its ToolExecution
+row for (run, step_index, call_id) is inserted and committed on its own (status started). A retry
+of the same call (a worker died, the task was redelivered, the run resumed) finds the row and
+does not run the tool again:
+- succeeded / failed: the stored result is returned;
+- started, webhook: the request may or may not have reached the receiver before the crash; the
+  model is told "outcome unknown" rather than risking a second effect (the receiver can use the
+  Idempotency-Key header to tell us apart from a duplicate, but we do not assume it does);
+- started, built-in: a built-in's effect and its row's completion commit in ONE transaction
+  (the row is locked first), so a row still `started` proves the effect never committed, and the
+  call is safely run now. Two workers racing the same call serialise on the row lock; the second
+  finds it succeeded and reuses the result.
+
+Call `execute_tool` outside any transaction: the started row must be committed before a webhook
+request leaves the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import jsonschema
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import AgentVersion, DemoEmail, DemoOrder, Run, Tool, ToolExecution
+from agents.net import UnsafeUrlError, check_webhook_url
+from catalog import crypto
+
+logger = logging.getLogger(__name__)
+
+MAX_WEBHOOK_RESPONSE_BYTES = 1_000_000
+USER_AGENT = "AgentOperationsConsole-Webhook/1"
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call produced: `content` is the JSON value the model sees; a failed call has
+    `error` set and content {"error": error}."""
+
+    content: Any
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    @classmethod
+    def failure(cls, message: str) -> ToolResult:
+        return cls(content={"error": message}, error=message)
+
+    def as_text(self) -> str:
+        """The tool message's content: the JSON of `content`."""
+        return json.dumps(self.content, ensure_ascii=False, default=str)
+
+
+def arguments_hash(arguments: dict[str, Any]) -> str:
+    """SHA-256 of the arguments' canonical JSON: equal for equal arguments, whatever the key order."""
+    return hashlib.sha256(canonical_json(arguments).encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+# --- Permission and validation ------------------------------------------------------------------
+
+
+def permission_error(*, run: Run, version: AgentVersion, tool: Tool, granted: set[Any]) -> str:
+    """Why `run` may not call `tool`, or "" when it may: the tool must be granted to the agent
+    version, and its required scope held by the version and by the API key that started the run."""
+    if tool.pk not in granted:
+        return f"The tool {tool.name!r} is not granted to this agent."
+    scope = tool.required_scope
+    if scope and scope not in version.scopes:
+        return f"The tool {tool.name!r} needs the scope {scope!r}, which this agent does not hold."
+    if scope and run.api_key is not None and not run.api_key.has_scope(scope):
+        return f"The tool {tool.name!r} needs the scope {scope!r}, which the API key that started this run lacks."
+    return ""
+
+
+def validation_error(tool: Tool, arguments: Any) -> str:
+    """Why `arguments` do not satisfy the tool's JSON Schema, or "" when they do."""
+    if not isinstance(arguments, dict):
+        return f"The arguments of {tool.name!r} must be a JSON object."
+    try:
+        validator_class = jsonschema.validators.validator_for(tool.parameters or {})
+        validator_class.check_schema(tool.parameters or {})
+    except jsonschema.SchemaError as exc:
+        return f"The tool {tool.name!r} has an invalid argument schema ({exc.message}); it cannot be called."
+    validator = validator_class(tool.parameters or {}, format_checker=validator_class.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
+    if not errors:
+        return ""
+    first = jsonschema.exceptions.best_match(errors) or errors[0]
+    where = "/".join(str(p) for p in first.absolute_path)
+    return f"Invalid arguments for {tool.name!r}" + (f" at {where}" if where else "") + f": {first.message}"
+
+
+# --- The entry point ----------------------------------------------------------------------------
+
+
+def execute_tool(*, run: Run, tool: Tool, step_index: int, call_id: str, arguments: dict[str, Any]) -> ToolResult:
+    """Run one tool call of `run` (permission is the caller's job). Read tools run every time;
+    side-effecting tools at most once per (run, step_index, call_id), see the module docstring."""
+    problem = validation_error(tool, arguments)
+    if problem:
+        return ToolResult.failure(problem)
+    idempotency_key = f"{run.pk}:{step_index}:{call_id}"
+    if not tool.has_side_effects:
+        return _perform(run=run, tool=tool, arguments=arguments, idempotency_key=idempotency_key)
+
+    execution, created = _claim(run=run, tool=tool, step_index=step_index, call_id=call_id, arguments=arguments)
+    if not created:
+        if execution.arguments_hash != arguments_hash(arguments):
+            return ToolResult.failure(
+                f"This call ({call_id}) was already made with other arguments; it is not run again."
+            )
+        if execution.status != ToolExecution.Status.STARTED:
+            return _stored(execution)
+        if tool.executor != Tool.Executor.BUILTIN:
+            logger.warning("tool %s of run %s: outcome unknown after a crash", tool.name, run.pk)
+            return ToolResult.failure(
+                f"The outcome of {tool.name!r} is unknown: the worker stopped while it was running. "
+                "It is not run again, to avoid doing it twice."
+            )
+        # A started built-in never committed its effect (see the module docstring): run it now.
+
+    if tool.executor == Tool.Executor.BUILTIN:
+        with transaction.atomic():
+            execution = ToolExecution.objects.select_for_update().get(pk=execution.pk, tenant=run.tenant_id)
+            if execution.status != ToolExecution.Status.STARTED:
+                return _stored(execution)  # another worker finished it while we waited for the lock
+            result = _perform(run=run, tool=tool, arguments=arguments, idempotency_key=idempotency_key)
+            _complete(execution, result)
+        return result
+
+    result = _perform(run=run, tool=tool, arguments=arguments, idempotency_key=idempotency_key)
+    with transaction.atomic():
+        _complete(execution, result)
+    return result
+
+
+def _claim(
+    *, run: Run, tool: Tool, step_index: int, call_id: str, arguments: dict[str, Any]
+) -> tuple[ToolExecution, bool]:
+    """The call's ToolExecution row, inserted (status started) and committed if new."""
+    with transaction.atomic():
+        return ToolExecution.objects.get_or_create(
+            tenant_id=run.tenant_id,
+            run=run,
+            step_index=step_index,
+            call_id=call_id,
+            defaults={"tool": tool, "arguments": arguments, "arguments_hash": arguments_hash(arguments)},
+        )
+
+
+def _complete(execution: ToolExecution, result: ToolResult) -> None:
+    execution.status = ToolExecution.Status.SUCCEEDED if result.ok else ToolExecution.Status.FAILED
+    execution.result = result.content
+    execution.error = result.error
+    execution.finished_at = timezone.now()
+    execution.save(update_fields=["status", "result", "error", "finished_at"])
+
+
+def _stored(execution: ToolExecution) -> ToolResult:
+    return ToolResult(content=execution.result, error=execution.error)
+
+
+def _perform(*, run: Run, tool: Tool, arguments: dict[str, Any], idempotency_key: str) -> ToolResult:
+    if tool.executor == Tool.Executor.BUILTIN:
+        builtin = BUILTINS.get(tool.builtin)
+        if builtin is None:
+            return ToolResult.failure(f"The tool {tool.name!r} names no known built-in ({tool.builtin!r}).")
+        return builtin.run(run, arguments)
+    if tool.executor == Tool.Executor.WEBHOOK:
+        return call_webhook(tool=tool, arguments=arguments, idempotency_key=idempotency_key)
+    return ToolResult.failure(f"The tool {tool.name!r} has an unknown executor {tool.executor!r}.")
+
+
+# --- Webhooks -----------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-AOC-Signature value: `sha256=` and the hex HMAC-SHA256 of the body with the secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def call_webhook(
+    *, tool: Tool, arguments: dict[str, Any], idempotency_key: str, http: httpx.Client | None = None
+) -> ToolResult:
+    """POST the arguments as JSON to the tool's URL, signed; the answer's JSON is the result.
+    The URL is checked right before the request and the request goes to the address that check
+    approved (with the original Host and TLS server name), so a DNS answer that changes between the
+    check and the connection (rebinding) cannot redirect it. Redirects are not followed."""
+    try:
+        addresses = check_webhook_url(tool.webhook_url)
+    except UnsafeUrlError as exc:
+        return ToolResult.failure(f"The webhook of {tool.name!r} was not called: {exc}")
+    body = canonical_json(arguments).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-AOC-Timestamp": str(int(time.time())),
+        "Idempotency-Key": idempotency_key,
+    }
+    secret = crypto.decrypt(tool.webhook_secret_encrypted)
+    if secret:
+        headers["X-AOC-Signature"] = sign(secret, body)
+    url, extensions = _pinned(tool.webhook_url, addresses[0], headers)
+    client = http or httpx.Client(timeout=tool.timeout_seconds, follow_redirects=False, trust_env=False)
+    try:
+        with client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response:
+            raw = b""
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > MAX_WEBHOOK_RESPONSE_BYTES:
+                    return ToolResult.failure(
+                        f"The webhook of {tool.name!r} answered more than {MAX_WEBHOOK_RESPONSE_BYTES} bytes."
+                    )
+    except httpx.TimeoutException:
+        return ToolResult.failure(f"The webhook of {tool.name!r} did not answer within {tool.timeout_seconds:g} s.")
+    except httpx.HTTPError as exc:
+        return ToolResult.failure(f"The webhook of {tool.name!r} could not be reached: {type(exc).__name__}: {exc}")
+    finally:
+        if http is None:
+            client.close()
+    text = raw.decode("utf-8", errors="replace")
+    if not 200 <= response.status_code < 300:
+        return ToolResult.failure(f"The webhook of {tool.name!r} answered HTTP {response.status_code}: {text[:500]}")
+    try:
+        return ToolResult(content=json.loads(text) if text.strip() else {})
+    except ValueError:
+        return ToolResult(content={"text": text})
+
+
+def _pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """`url` with its host replaced by `address`; sets the Host header, and the TLS server name so
+    the certificate is still verified against the real host name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    headers["Host"] = host if parts.port is None else f"{host}:{parts.port}"
+    literal = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), extensions
+
+
+# --- Built-in demo tools ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in tool: its implementation and the definition a Tool row for it should carry."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    risk: str
+    run: Callable[[Run, dict[str, Any]], ToolResult]
+
+
+def _order_view(order: DemoOrder) -> dict[str, Any]:
+    return {
+        "order_number": order.number,
+        "status": order.status,
+        "item": order.item,
+        "amount_cents": order.amount_cents,
+        "customer_email": order.customer_email,
+        "refunded_at": order.refunded_at.isoformat() if order.refunded_at else None,
+    }
+
+
+def lookup_order(run: Run, arguments: dict[str, Any]) -> ToolResult:
+    number = str(arguments["order_number"]).strip().upper()
+    order = DemoOrder.objects.for_tenant(run.tenant).filter(number=number).first()
+    if order is None:
+        return ToolResult.failure(f"There is no order {number}.")
+    return ToolResult(content=_order_view(order))
+
+
+def refund_order(run: Run, arguments: dict[str, Any]) -> ToolResult:
+    """Refund a paid order. Locks the order: two refunds of one order cannot both succeed."""
+    number = str(arguments["order_number"]).strip().upper()
+    with transaction.atomic():
+        order = DemoOrder.objects.for_tenant(run.tenant).select_for_update().filter(number=number).first()
+        if order is None:
+            return ToolResult.failure(f"There is no order {number}.")
+        if order.status == DemoOrder.Status.REFUNDED:
+            return ToolResult.failure(f"Order {number} was already refunded.")
+        order.status = DemoOrder.Status.REFUNDED
+        order.refunded_at = timezone.now()
+        order.refund_count += 1
+        order.save(update_fields=["status", "refunded_at", "refund_count"])
+    return ToolResult(content={"ok": True, "refunded": True, **_order_view(order)})
+
+
+def send_email(run: Run, arguments: dict[str, Any]) -> ToolResult:
+    """'Send' an email: it lands in the tenant's demo outbox, never on the network."""
+    email = DemoEmail.objects.create(
+        tenant_id=run.tenant_id,
+        run=run,
+        to=arguments["to"],
+        subject=arguments["subject"],
+        body=arguments["body"],
+    )
+    return ToolResult(content={"ok": True, "sent": True, "id": str(email.pk), "to": email.to})
+
+
+BUILTINS: dict[str, Builtin] = {
+    b.name: b
+    for b in [
+        Builtin(
+            name="lookup_order",
+            description="Look up a customer order by its number (e.g. A-1001): status, item, amount, customer email.",
+            parameters={
+                "type": "object",
+                "properties": {"order_number": {"type": "string", "minLength": 1, "maxLength": 32}},
+                "required": ["order_number"],
+                "additionalProperties": False,
+            },
+            risk=Tool.Risk.READ,
+            run=lookup_order,
+        ),
+        Builtin(
+            name="refund_order",
+            description="Refund a paid order in full. Irreversible.",
+            parameters={
+                "type": "object",
+                "properties": {
+                    "order_number": {"type": "string", "minLength": 1, "maxLength": 32},
+                    "reason": {"type": "string", "maxLength": 500},
+                },
+                "required": ["order_number"],
+                "additionalProperties": False,
+            },
+            risk=Tool.Risk.IRREVERSIBLE,
+            run=refund_order,
+        ),
+        Builtin(
+            name="send_email",
+            description="Send an email to a customer (the demo outbox).",
+            parameters={
+                "type": "object",
+                "properties": {
+                    "to": {"type": "string", "format": "email", "maxLength": 254},
+                    "subject": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+                },
+                "required": ["to", "subject", "body"],
+                "additionalProperties": False,
+            },
+            risk=Tool.Risk.WRITE,
+            run=send_email,
+        ),
+    ]
+}
