@@ -63,7 +63,7 @@ def pin_changes_of(*, tenant: Tenant) -> QuerySet[PinChange]:
     """Every pin change of the tenant, newest first, with both models and the target's provider."""
     return (
         PinChange.objects.for_tenant(tenant)
-        .select_related("from_model", "to_model__provider")
+        .select_related("from_model__provider", "to_model__provider")
         .order_by("-created_at", "-id")
     )
 
@@ -104,4 +104,6 @@ def get_pin_for_tenant(tenant: Tenant, alias: str) -> ModelPin:
 
 
 def get_pin_change_for_tenant(tenant: Tenant, pk: Any) -> PinChange:
-    return get_for_tenant(PinChange.objects.select_related("tenant", "from_model", "to_model__provider"), tenant, pk=pk)
+    return get_for_tenant(
+        PinChange.objects.select_related("tenant", "from_model__provider", "to_model__provider"), tenant, pk=pk
+    )

@@ -521,7 +521,7 @@ def pin_change_request(*, actor: Actor, tenant: Tenant, alias: str, to_model: La
 def _lock_open(change: PinChange, verb: str) -> PinChange:
     locked = (
         PinChange.objects.select_for_update(of=("self",))
-        .select_related("to_model__provider", "from_model")
+        .select_related("to_model__provider", "from_model__provider")
         .get(pk=change.pk, tenant=change.tenant)
     )
     if not locked.is_open:
