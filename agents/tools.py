@@ -186,7 +186,7 @@ def _perform(*, run: Run, tool: Tool, arguments: dict[str, Any], idempotency_key
         builtin = BUILTINS.get(tool.builtin)
         if builtin is None:
             return ToolResult.failure(f"The tool {tool.name!r} names no known built-in ({tool.builtin!r}).")
-        return builtin.run(run, arguments)
+        return builtin(run, arguments)
     if tool.executor == Tool.Executor.WEBHOOK:
         return call_webhook(tool=tool, arguments=arguments, idempotency_key=idempotency_key)
     return ToolResult.failure(f"The tool {tool.name!r} has an unknown executor {tool.executor!r}.")
@@ -263,17 +263,6 @@ def _pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[
 # --- Built-in demo tools ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Builtin:
-    """A built-in tool: its implementation and the definition a Tool row for it should carry."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    risk: str
-    run: Callable[[Run, dict[str, Any]], ToolResult]
-
-
 def _order_view(order: DemoOrder) -> dict[str, Any]:
     return {
         "order_number": order.number,
@@ -321,51 +310,10 @@ def send_email(run: Run, arguments: dict[str, Any]) -> ToolResult:
     return ToolResult(content={"ok": True, "sent": True, "id": str(email.pk), "to": email.to})
 
 
-BUILTINS: dict[str, Builtin] = {
-    b.name: b
-    for b in [
-        Builtin(
-            name="lookup_order",
-            description="Look up a customer order by its number (e.g. A-1001): status, item, amount, customer email.",
-            parameters={
-                "type": "object",
-                "properties": {"order_number": {"type": "string", "minLength": 1, "maxLength": 32}},
-                "required": ["order_number"],
-                "additionalProperties": False,
-            },
-            risk=Tool.Risk.READ,
-            run=lookup_order,
-        ),
-        Builtin(
-            name="refund_order",
-            description="Refund a paid order in full. Irreversible.",
-            parameters={
-                "type": "object",
-                "properties": {
-                    "order_number": {"type": "string", "minLength": 1, "maxLength": 32},
-                    "reason": {"type": "string", "maxLength": 500},
-                },
-                "required": ["order_number"],
-                "additionalProperties": False,
-            },
-            risk=Tool.Risk.IRREVERSIBLE,
-            run=refund_order,
-        ),
-        Builtin(
-            name="send_email",
-            description="Send an email to a customer (the demo outbox).",
-            parameters={
-                "type": "object",
-                "properties": {
-                    "to": {"type": "string", "format": "email", "maxLength": 254},
-                    "subject": {"type": "string", "minLength": 1, "maxLength": 300},
-                    "body": {"type": "string", "minLength": 1, "maxLength": 10000},
-                },
-                "required": ["to", "subject", "body"],
-                "additionalProperties": False,
-            },
-            risk=Tool.Risk.WRITE,
-            run=send_email,
-        ),
-    ]
+# Implementations by Tool.builtin; their Tool rows (description, JSON Schema, risk, scope) are
+# defined where they are created (agents/demo.py), like any other tool's.
+BUILTINS: dict[str, Callable[[Run, dict[str, Any]], ToolResult]] = {
+    "lookup_order": lookup_order,
+    "refund_order": refund_order,
+    "send_email": send_email,
 }
