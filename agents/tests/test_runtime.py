@@ -217,7 +217,7 @@ def test_a_final_answer_succeeds_with_the_exact_model_id_tokens_and_cost(announc
     [step] = steps_of(run)
     assert step.kind == Step.Kind.MODEL and step.model_id == EXACT_MODEL_ID
     assert step.request["alias"] == "support" and step.request["model_id"] == EXACT_MODEL_ID
-    # 1000 × $2.50/M + 200 × $10/M = $0.0025 + $0.002 = 4500 micro-USD
+    # 1000 x $2.50/M + 200 x $10/M = $0.0025 + $0.002 = 4500 micro-USD
     assert step.cost_micros == 4500 and run.cost_micros == 4500
     assert (run.input_tokens, run.output_tokens, run.step_count) == (1000, 200, 1)
     assert [m["role"] for m in run.messages] == ["system", "user", "assistant"]
@@ -618,7 +618,7 @@ def test_the_engine_calls_every_hook_point_in_order(recorder: Callable[..., Reco
     root = hook.spans[-1]
     assert root.kind == "run" and root.trace_id == run.trace_id and root.attributes["run.status"] == "succeeded"
     assert all(s.parent_id == root.span_id for s in hook.spans[:-1])
-    # 100 in × $2.50/M + 10 out × $10/M = 350 micro-USD; then 100 in + 20 out = 450
+    # 100 in x $2.50/M + 10 out x $10/M = 350 micro-USD; then 100 in + 20 out = 450
     assert hook.settled == [("r1", 350), ("r1", 450)]
 
 
