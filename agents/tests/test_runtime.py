@@ -537,7 +537,7 @@ class Recorder(hooks.RunHooks):
             return hooks.BudgetDecision(admitted=False, message="Daily budget of $1.00 for this agent is spent.")
         return hooks.BudgetDecision(reservation_id="r1")
 
-    def settle_after_model_call(self, *, run, model, reservation, usage, cost_micros) -> None:  # type: ignore[no-untyped-def]
+    def settle_after_model_call(self, *, run, model, reservation, usage, cost_micros) -> None:
         self.calls.append("settle")
         self.settled.append((reservation.reservation_id, cost_micros if usage is not None else -1))
 
@@ -561,7 +561,7 @@ class Recorder(hooks.RunHooks):
         self.calls.append("needs_approval")
         return tool.risk == Tool.Risk.IRREVERSIBLE and self.behaviour.get("approve_irreversible", False)
 
-    def approval_requested(self, *, run, tool, call_id, step_index, arguments, reason) -> None:  # type: ignore[no-untyped-def]
+    def approval_requested(self, *, run, tool, call_id, step_index, arguments, reason) -> None:
         self.calls.append(f"approval_requested:{tool.name}:{call_id}:{step_index}")
 
     def span_start(self, *, run: Run, span: hooks.Span) -> None:
