@@ -43,12 +43,12 @@ def find_agent(*, tenant: Tenant, ref: str) -> Agent | None:
     """The tenant's agent whose id or name is `ref`, archived or not; None when there is none."""
     queryset = _with_current_version(Agent.objects.for_tenant(tenant))
     agent = queryset.filter(name=ref).first()
-    if agent is None and _is_uuid(ref):
+    if agent is None and is_uuid(ref):
         agent = queryset.filter(pk=ref).first()
     return agent
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(str(value))
     except ValueError:

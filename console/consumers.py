@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.views.runs import LiveRunsPage
 from tenants.models import Membership, Role, Tenant
 
 # Which partials each event re-renders. Each is a {% partialdef %} of a page template, so the
@@ -24,6 +26,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     tenant: Tenant
     membership: Membership
+    # A runs page (the list, or one run) says so in the query string (`?page=runs&status=…`,
+    # `?page=run&run=<id>`) and gets only its run rows; anything else is the dashboard.
+    runs_page: LiveRunsPage | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -35,6 +40,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.membership = membership
         self.tenant = membership.tenant
+        params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
+        if params.get("page") in {"runs", "run"}:
+            self.runs_page = await database_sync_to_async(LiveRunsPage.connect)(self.tenant, params)
         await self.channel_layer.group_add(self.tenant.live_group, self.channel_name)
         await self.accept()
 
@@ -63,6 +71,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def _render(self, event: dict[str, Any]) -> str:
         from console.views.dashboard import dashboard_context
 
+        if self.runs_page is not None:
+            if event.get("type") != "run.changed":
+                return ""
+            membership = Membership.objects.for_tenant(self.tenant).filter(pk=self.membership.pk).first()
+            return self.runs_page.render(self.tenant, membership, event) if membership is not None else ""
         names = PARTIALS.get(event.get("type", ""), [])
         if not names:
             return ""

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from console.views import api_keys, audit, auth, dashboard, health, members, platform
+from console.views import agents, api_keys, audit, auth, dashboard, health, members, platform, runs
 
 app_name = "console"
 
@@ -15,6 +15,19 @@ tenant_patterns = [
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<uuid:pk>/revoke/", api_keys.revoke, name="api_key_revoke"),
     path("audit/", audit.audit_log, name="audit"),
+    path("agents/", agents.agents, name="agents"),
+    path("agents/new/", agents.agent_new, name="agent_new"),
+    path("agents/<uuid:pk>/", agents.agent, name="agent"),
+    path("agents/<uuid:pk>/archive/", agents.agent_archive, name="agent_archive"),
+    path("agents/<uuid:pk>/try/", agents.agent_try, name="agent_try"),
+    path("tools/", agents.tools, name="tools"),
+    path("tools/new/", agents.tool_new, name="tool_new"),
+    path("tools/<uuid:pk>/", agents.tool, name="tool"),
+    path("tools/<uuid:pk>/delete/", agents.tool_delete, name="tool_delete"),
+    path("demo/", agents.demo, name="demo"),
+    path("runs/", runs.runs, name="runs"),
+    path("runs/<uuid:pk>/", runs.run, name="run"),
+    path("runs/<uuid:pk>/cancel/", runs.run_cancel, name="run_cancel"),
 ]
 
 urlpatterns = [

@@ -1,0 +1,238 @@
+"""Runs: the list (filters, live rows) and a run's page (steps, tool calls, live status, cancel).
+
+Every member reads runs; reviewers and admins may cancel one. Model output, tool arguments and
+tool results are untrusted: templates render them escaped (never |safe), as text in <pre>."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from agents import selectors, services
+from agents.models import Agent, Run, Step
+from agents.selectors import is_uuid
+from agents.serializers import step_arguments, step_result, usd
+from console.access import ConsoleRequest, render_page, role_required
+from tenants.audit import Actor
+from tenants.errors import ServiceError
+from tenants.models import Membership, Role, Tenant
+
+PAGE_SIZE = 50
+FILTERS = ("agent", "status", "end_user_id", "session_id")
+
+
+class RunFilterForm(forms.Form):
+    agent = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Run.Status.choices])
+    end_user_id = forms.CharField(required=False, max_length=200, label="End user")
+    session_id = forms.CharField(required=False, max_length=200, label="Session")
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["agent"]
+        assert isinstance(field, forms.ChoiceField)
+        agents = selectors.agents_of(tenant=tenant, include_archived=True).values_list("pk", "name")
+        field.choices = [("", "any agent"), *[(str(pk), name) for pk, name in agents]]
+
+
+@dataclass
+class RunFilters:
+    """The list's filters, as the page and the live socket both apply them."""
+
+    agent: str = ""
+    status: str = ""
+    end_user_id: str = ""
+    session_id: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Any) -> RunFilters:
+        values = {name: (params.get(name) or "").strip() for name in FILTERS}
+        if values["status"] not in Run.Status.values:
+            values["status"] = ""
+        return cls(**values, query={k: v for k, v in values.items() if v})
+
+    def runs(self, tenant: Tenant) -> Any:
+        agent: Agent | None = None
+        if self.agent:
+            agent = selectors.find_agent(tenant=tenant, ref=self.agent)
+            if agent is None:
+                return Run.objects.none()
+        return selectors.runs_of(
+            tenant=tenant,
+            agent=agent,
+            status=self.status,
+            end_user_id=self.end_user_id,
+            session_id=self.session_id,
+        )
+
+
+@role_required(Role.VIEWER)
+def runs(request: ConsoleRequest) -> HttpResponse:
+    """The newest runs matching the filters; `before` pages to older ones. Rows update live."""
+    form = RunFilterForm(request.GET or None, tenant=request.tenant)
+    filters = RunFilters.from_params(request.GET)
+    queryset = filters.runs(request.tenant)
+    before = request.GET.get("before", "")
+    if before and is_uuid(before):
+        # Ids are UUIDv7: older runs have smaller ids, so the last row's id is the cursor.
+        queryset = queryset.filter(pk__lt=before)
+    rows = list(queryset[: PAGE_SIZE + 1])
+    has_older = len(rows) > PAGE_SIZE
+    rows = _with_cost(rows[:PAGE_SIZE])
+    context = {
+        "runs": rows,
+        "form": form,
+        "older": rows[-1].pk if has_older else None,
+        "paged": bool(before),
+        "filter_query": urlencode(filters.query),
+        "ws_query": urlencode({"page": "runs", **filters.query}),
+        "can_cancel": request.membership.has_role(Role.REVIEWER),
+    }
+    return render_page(request, "runs/index.html", context, fragment="run-rows")
+
+
+def _with_cost(runs: list[Run]) -> list[Run]:
+    """The runs, each with `cost_usd` for the template (micro-USD as dollars)."""
+    for run in runs:
+        run.cost_usd = usd(run.cost_micros)  # type: ignore[attr-defined]
+    return runs
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """A step as the run page shows it: JSON pretty-printed (and escaped by the template)."""
+
+    step: Step
+    arguments: str
+    result: str
+    content: str
+    tool_calls: str
+    cost_usd: str
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _step_rows(run: Run) -> list[StepRow]:
+    rows = []
+    for step in selectors.steps_of(run=run):
+        response = step.response if isinstance(step.response, dict) else {}
+        rows.append(
+            StepRow(
+                step=step,
+                arguments=_pretty(step_arguments(step)),
+                result=_pretty(step_result(step)),
+                content=str(response.get("content") or "") if step.kind == Step.Kind.MODEL else "",
+                tool_calls=_pretty(response.get("tool_calls")) if step.kind == Step.Kind.MODEL else "",
+                cost_usd=usd(step.cost_micros),
+            )
+        )
+    return rows
+
+
+def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
+    """What the run page's live part shows; the websocket renders it with this too."""
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = (run.finished_at - run.started_at).total_seconds()
+    return {
+        "run": run,
+        "steps": _step_rows(run),
+        "conversation": [
+            {**m, "tool_calls_json": _pretty(m.get("tool_calls")) if m.get("tool_calls") else ""}
+            for m in (run.messages if isinstance(run.messages, list) else [])
+            if isinstance(m, dict)
+        ],
+        "cost_usd": usd(run.cost_micros),
+        "duration": duration,
+        "can_cancel": can_cancel and not run.is_finished,
+    }
+
+
+@role_required(Role.VIEWER)
+def run(request: ConsoleRequest, pk: str) -> HttpResponse:
+    run = selectors.get_run_for_tenant(request.tenant, pk)
+    context = run_context(run, can_cancel=request.membership.has_role(Role.REVIEWER))
+    return render_page(request, "runs/detail.html", context, fragment="run-live")
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def run_cancel(request: ConsoleRequest, pk: str) -> HttpResponse:
+    run = selectors.get_run_for_tenant(request.tenant, pk)
+    try:
+        run = services.run_cancel(actor=Actor.from_request(request), run=run)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        if run.status == Run.Status.CANCELLED:
+            messages.success(request, "The run was cancelled.")
+        else:
+            messages.success(request, "Cancel requested: the worker stops the run before its next step.")
+    return redirect("console:run", tenant_slug=request.tenant.slug, pk=run.pk)
+
+
+# --- Live: what the websocket sends a runs page when a run changes ------------------------------
+
+
+@dataclass
+class LiveRunsPage:
+    """The state of one connected runs page (the list with its filters, or one run's page):
+    which rows it shows, so a change swaps an existing row and prepends a new one."""
+
+    page: str
+    run_id: str = ""
+    filters: RunFilters = field(default_factory=RunFilters)
+    shown: set[str] = field(default_factory=set)
+    empty: bool = False
+
+    @classmethod
+    def connect(cls, tenant: Tenant, params: dict[str, str]) -> LiveRunsPage:
+        page = params.get("page", "")
+        if page == "run":
+            return cls(page="run", run_id=params.get("run", ""))
+        filters = RunFilters.from_params(params)
+        shown = {str(pk) for pk in filters.runs(tenant).values_list("pk", flat=True)[:PAGE_SIZE]}
+        return cls(page="runs", filters=filters, shown=shown, empty=not shown)
+
+    def render(self, tenant: Tenant, membership: Membership, event: dict[str, Any]) -> str:
+        """The HTML to push for a `run.changed` event: out-of-band swaps of what this page shows
+        of the run, or "" when the page does not show it."""
+        run_id = str(event.get("run_id", ""))
+        can_cancel = membership.has_role(Role.REVIEWER)
+        if self.page == "run":
+            if run_id != self.run_id:
+                return ""
+            run = selectors.runs_of(tenant=tenant).filter(pk=run_id).first()
+            if run is None:
+                return ""
+            context = {**run_context(run, can_cancel=can_cancel), "tenant": tenant, "live": True}
+            return render_to_string("runs/detail.html#run-live", context)
+        if run_id in self.shown:
+            run = selectors.runs_of(tenant=tenant).filter(pk=run_id).first()
+            if run is None:
+                return ""
+            context = {"run": _with_cost([run])[0], "tenant": tenant, "live": True, "can_cancel": can_cancel}
+            return render_to_string("runs/index.html#run-row", context)
+        run = self.filters.runs(tenant).filter(pk=run_id).first()
+        if run is None:
+            return ""
+        self.shown.add(run_id)
+        context = {"run": _with_cost([run])[0], "tenant": tenant, "can_cancel": can_cancel, "clear_empty": self.empty}
+        self.empty = False
+        return render_to_string("runs/index.html#run-new", context)
