@@ -165,6 +165,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "tenants.tasks.heartbeat", "schedule": 15.0},
+    # Re-queue running runs whose worker died (its lease expired) when the broker did not redeliver.
+    "requeue-stuck-runs": {
+        "task": "agents.tasks.requeue_stuck_runs",
+        "schedule": float(os.environ.get("RUN_REQUEUE_INTERVAL_SECONDS", "30")),
+    },
 }
 
 # --- Authentication and security ---------------------------------------------------------------
@@ -311,6 +316,9 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
+# A worker executing a run renews its lease every third of this; a run whose lease expired lost
+# its worker and is resumed by another (agents/runtime.py).
+RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "30"))
 
 LOGGING = {
     "version": 1,
