@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from console.views import agents, api_keys, audit, auth, dashboard, health, members, platform, runs
+from console.views import catalog as catalog_pages
 
 app_name = "console"
 
@@ -28,6 +29,16 @@ tenant_patterns = [
     path("runs/", runs.runs, name="runs"),
     path("runs/<uuid:pk>/", runs.run, name="run"),
     path("runs/<uuid:pk>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("models/", catalog_pages.catalog, name="catalog"),
+    path("models/new/", catalog_pages.model_create, name="model_create"),
+    path("models/<uuid:pk>/", catalog_pages.model_edit, name="model_edit"),
+    path("models/providers/new/", catalog_pages.provider_create, name="provider_create"),
+    path("models/providers/<uuid:pk>/", catalog_pages.provider_edit, name="provider_edit"),
+    path("pins/", catalog_pages.pins, name="pins"),
+    path("pins/changes/", catalog_pages.pin_change_request, name="pin_change_request"),
+    path("pins/changes/<uuid:pk>/", catalog_pages.pin_change, name="pin_change"),
+    path("pins/changes/<uuid:pk>/decide/", catalog_pages.pin_change_decide, name="pin_change_decide"),
+    path("pins/changes/<uuid:pk>/cancel/", catalog_pages.pin_change_cancel, name="pin_change_cancel"),
 ]
 
 urlpatterns = [

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.http import HttpResponse
 from django.utils import timezone
 
+from catalog.selectors import pinned_models_deprecating
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.models import Role, Tenant
 from tenants.selectors import audit_events, tenant_stats
@@ -17,10 +18,30 @@ from tenants.tasks import HEARTBEAT_KEY
 
 def dashboard_context(tenant: Tenant, *, with_activity: bool) -> dict[str, Any]:
     """What the stats and activity partials show; the live consumer renders them with this too."""
-    context: dict[str, Any] = {"tenant": tenant, "stats": tenant_stats(tenant=tenant), "heartbeat": _heartbeat()}
+    context: dict[str, Any] = {
+        "tenant": tenant,
+        "stats": tenant_stats(tenant=tenant),
+        "heartbeat": _heartbeat(),
+        "deprecations": _deprecations(tenant),
+    }
     if with_activity:
         context["activity"] = list(audit_events(tenant=tenant)[:8])
     return context
+
+
+def _deprecations(tenant: Tenant) -> list[dict[str, Any]]:
+    """Pinned models whose deprecation date is within 30 days (or past), soonest first (one query)."""
+    today = timezone.localdate()
+    return [
+        {
+            "alias": pin.alias,
+            "model": pin.model,
+            "date": pin.model.deprecation_date,
+            "days_left": (pin.model.deprecation_date - today).days,
+        }
+        for pin in pinned_models_deprecating(tenant=tenant, days=30, today=today)
+        if pin.model.deprecation_date is not None
+    ]
 
 
 def _heartbeat() -> dict[str, Any]:
