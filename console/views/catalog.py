@@ -89,9 +89,14 @@ class ModelCreateForm(ModelEditForm):
         provider_field.queryset = Provider.objects.for_tenant(tenant).order_by("name")
 
 
+class ModelWithProviderField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj} ({obj.provider.name})"
+
+
 class PinChangeForm(forms.Form):
     alias = forms.SlugField(max_length=64, help_text="An existing alias, or a new one such as planner.")
-    model = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), label="Pin to model")
+    model = ModelWithProviderField(queryset=LanguageModel.objects.none(), label="Pin to model")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
@@ -99,7 +104,6 @@ class PinChangeForm(forms.Form):
         model_field = self.fields["model"]
         assert isinstance(model_field, forms.ModelChoiceField)
         model_field.queryset = selectors.usable_models_of(tenant=tenant)
-        model_field.label_from_instance = lambda m: f"{m} ({m.provider.name})"  # type: ignore[method-assign]
 
 
 class DecisionForm(forms.Form):
