@@ -98,7 +98,7 @@ def runs(request: ConsoleRequest) -> HttpResponse:
         "ws_query": urlencode({"page": "runs", **filters.query}),
         "can_cancel": request.membership.has_role(Role.REVIEWER),
     }
-    return render_page(request, "runs/index.html", context, fragment="run-rows")
+    return render_page(request, "runs/index.html", context, fragment="run_rows")
 
 
 def _with_cost(runs: list[Run]) -> list[Run]:
@@ -168,7 +168,7 @@ def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
 def run(request: ConsoleRequest, pk: str) -> HttpResponse:
     run = selectors.get_run_for_tenant(request.tenant, pk)
     context = run_context(run, can_cancel=request.membership.has_role(Role.REVIEWER))
-    return render_page(request, "runs/detail.html", context, fragment="run-live")
+    return render_page(request, "runs/detail.html", context, fragment="run_live")
 
 
 @role_required(Role.REVIEWER)
@@ -222,17 +222,17 @@ class LiveRunsPage:
             if run is None:
                 return ""
             context = {**run_context(run, can_cancel=can_cancel), "tenant": tenant, "live": True}
-            return render_to_string("runs/detail.html#run-live", context)
+            return render_to_string("runs/detail.html#run_live", context)
         if run_id in self.shown:
             run = selectors.runs_of(tenant=tenant).filter(pk=run_id).first()
             if run is None:
                 return ""
             context = {"run": _with_cost([run])[0], "tenant": tenant, "live": True, "can_cancel": can_cancel}
-            return render_to_string("runs/index.html#run-row", context)
+            return render_to_string("runs/index.html#run_row", context)
         run = self.filters.runs(tenant).filter(pk=run_id).first()
         if run is None:
             return ""
         self.shown.add(run_id)
         context = {"run": _with_cost([run])[0], "tenant": tenant, "can_cancel": can_cancel, "clear_empty": self.empty}
         self.empty = False
-        return render_to_string("runs/index.html#run-new", context)
+        return render_to_string("runs/index.html#run_new", context)
