@@ -53,7 +53,7 @@ class Worker:
         command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"]
         if beat:
             command += ["--beat", "--schedule", str(log.with_suffix(".schedule"))]
-        self.process = subprocess.Popen(  # noqa: S603 - our own worker command
+        self.process = subprocess.Popen(
             command,
             cwd=ROOT,
             env=env,
