@@ -36,8 +36,10 @@ def seed_demo() -> dict[str, Tenant]:
     email, name = DEMO_STAFF
     if not User.objects.filter(email=email).exists():
         User.objects.create_user(email, DEMO_PASSWORD, name=name, is_staff=True)
-    from catalog.demo import seed_catalog  # catalog builds on the kernel, not the other way round
+    from agents.demo import seed_agents  # agents and catalog build on the kernel, not the other way round
+    from catalog.demo import seed_catalog
 
     for tenant in tenants.values():
         seed_catalog(tenant)
+        seed_agents(tenant)
     return tenants
