@@ -6,7 +6,9 @@ a type it does not map is dropped there, so sending one is always safe.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -47,6 +49,19 @@ def _send_after_commit(tenant: Tenant, event: CatalogEvent) -> None:
 
 
 def _send_now(group: str, event: CatalogEvent) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _push(group, event)
+        return
+    # This thread already runs an event loop (a test driving the browser through Playwright's sync
+    # API calls services in it), where async_to_sync cannot run: push from a short-lived thread.
+    pusher = threading.Thread(target=_push, args=(group, event), daemon=True)
+    pusher.start()
+    pusher.join(timeout=5)
+
+
+def _push(group: str, event: CatalogEvent) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
