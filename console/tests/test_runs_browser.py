@@ -74,3 +74,17 @@ def test_alice_tries_the_support_agent_and_watches_the_run_succeed_live(
     page.goto("/t/acme/demo/")
     assert page.locator('tr[data-order="A-1001"] [data-testid="refund-count"]').inner_text() == "1"
     assert "maria.lopez@example.com" in page.locator("#demo-outbox").inner_text()
+
+
+def test_bob_cancels_a_queued_run_from_its_page(page_for: Callable[[], Any], cast: Cast) -> None:
+    page = page_for()
+    sign_in(page, "bob@acme.test")
+    page.goto("/t/acme/agents/")
+    page.get_by_role("link", name="Support agent").click()
+    page.get_by_label("Input").fill("Where is order A-1002?")
+    page.get_by_role("button", name="Start a run").click()  # no worker: the run stays queued
+    page.wait_for_url(re.compile(r"/t/acme/runs/[0-9a-f-]{36}/$"))
+    page.get_by_role("button", name="Cancel run").click()
+    page.wait_for_selector('[data-testid="run-status"][data-status="cancelled"]')
+    assert page.get_by_role("button", name="Cancel run").count() == 0
+    assert Run.objects.get(tenant=cast.acme).status == "cancelled"
