@@ -6,7 +6,9 @@ markup has one source (the page template) whether it arrives by navigation or by
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -17,6 +19,7 @@ from tenants.models import Tenant
 
 if TYPE_CHECKING:
     from agents.events import RunChanged
+    from catalog.events import CatalogChanged, PinsChanged
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class TenantChanged(TypedDict):
 
 
 # A lazily evaluated alias (PEP 695) so other apps' events join the union without an import cycle.
-type LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged | RunChanged
+type LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged | RunChanged | PinsChanged | CatalogChanged
 
 
 def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:
@@ -44,6 +47,19 @@ def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:
 
 
 def send_now(group: str, event: LiveEvent) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _push(group, event)
+        return
+    # This thread already runs an event loop (e.g. a test driving Chromium through Playwright's
+    # sync API calls services in it), where async_to_sync cannot run: push from a short-lived thread.
+    pusher = threading.Thread(target=_push, args=(group, event), daemon=True)
+    pusher.start()
+    pusher.join(timeout=5)
+
+
+def _push(group: str, event: LiveEvent) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
