@@ -20,7 +20,8 @@ Leases: one worker at a time. Claiming a run (queued → running) happens under 
 and writes a lease: an owner token unique to this execution and an expiry RUN_LEASE_SECONDS ahead.
 While the run executes, a heartbeat thread pushes the expiry forward every third of the lease, and
 every step's transaction locks the run and checks the owner first, so a worker that lost its
-lease (presumed dead, yet alive) stops without writing. A second delivery of the task meanwhile
+lease (presumed dead, yet alive) stops without writing. The same transaction checks for a cancel
+request, so cancellation takes effect between any two steps. A second delivery of the task meanwhile
 finds the lease live and raises RunLeaseHeldError (the task retries when the lease would expire).
 When a worker dies (SIGKILL, OOM, machine lost) its heartbeat stops and the lease expires; the
 run is claimed again by the redelivered task (acks_late + reject_on_worker_lost) or, if the
@@ -103,6 +104,7 @@ def _claim(run: Run, owner: str) -> bool:
     there is nothing to execute."""
     with transaction.atomic():
         row = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+        row.tenant = run.tenant  # already loaded: saves a query when the change is announced
         now = timezone.now()
         if row.is_finished or row.status == Run.Status.AWAITING_APPROVAL:
             return False
@@ -310,7 +312,6 @@ class _Engine:
     # --- Model calls -----------------------------------------------------------------------------
 
     def _model_step(self) -> None:
-        self._checkpoint()
         calls = sum(1 for m in self.run.messages if m["role"] == "assistant")
         if calls >= self.version.max_steps:
             self._finish(
@@ -423,7 +424,6 @@ class _Engine:
     # --- Tool calls ------------------------------------------------------------------------------
 
     def _tool_step(self, call: dict[str, Any]) -> None:
-        self._checkpoint()
         name, call_id, arguments = call["name"], call["id"], call["arguments"]
         key = _call_key(name, arguments)
         if key in self.ran:
@@ -533,14 +533,16 @@ class _Engine:
     def _pause(self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any], reason: str) -> NoReturn:
         reason = reason or f"{tool.name} ({tool.get_risk_display().lower()}) needs a reviewer's approval."
         with self._locked() as run:
-            run.status = Run.Status.AWAITING_APPROVAL
-            run.lease_owner = ""
-            run.lease_expires_at = None
-            run.save(update_fields=["status", "lease_owner", "lease_expires_at"])
-            hooks.approval_requested(
-                run=run, tool=tool, call_id=call_id, step_index=index, arguments=arguments, reason=reason
-            )
-            run_changed(run)
+            # With a cancel request pending, _locked cancels the run rather than parking it.
+            if run.cancel_requested_at is None:
+                run.status = Run.Status.AWAITING_APPROVAL
+                run.lease_owner = ""
+                run.lease_expires_at = None
+                run.save(update_fields=["status", "lease_owner", "lease_expires_at"])
+                hooks.approval_requested(
+                    run=run, tool=tool, call_id=call_id, step_index=index, arguments=arguments, reason=reason
+                )
+                run_changed(run)
         raise _Stop
 
     # --- Transactions on the run row ---------------------------------------------------------------
@@ -551,7 +553,10 @@ class _Engine:
     @contextmanager
     def _locked(self) -> Iterator[Run]:
         """A transaction holding the run's row lock, after checking this execution still owns the
-        run; yields the in-memory run (refreshed with a pending cancel request) to modify and save."""
+        run; yields the in-memory run (refreshed with a pending cancel request) to modify and save.
+        Cancellation is checked here, at the end of every step's transaction: a run still running
+        with a cancel request is cancelled in the same commit, and the loop stops after it."""
+        cancelled = False
         with transaction.atomic():
             row = (
                 Run.objects.for_tenant(self.run.tenant)
@@ -563,16 +568,9 @@ class _Engine:
                 raise _LeaseLostError(f"the run is {row.status} and its lease belongs to {row.lease_owner or 'nobody'}")
             self.run.cancel_requested_at = row.cancel_requested_at
             yield self.run
-
-    def _checkpoint(self) -> None:
-        """Between steps: stop if cancelled (else renew the lease)."""
-        with self._locked() as run:
-            cancelled = run.cancel_requested_at is not None
-            if cancelled:
-                _set_final(run, Run.Status.CANCELLED, "cancelled", "Cancelled on request; stopped between steps.")
-            else:
-                run.lease_expires_at = self._lease_expiry()
-                run.save(update_fields=["lease_expires_at"])
+            if self.run.cancel_requested_at is not None and self.run.status == Run.Status.RUNNING:
+                _set_final(self.run, Run.Status.CANCELLED, "cancelled", "Cancelled on request; stopped between steps.")
+                cancelled = True
         if cancelled:
             raise _Stop
 
