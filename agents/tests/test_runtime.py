@@ -774,3 +774,78 @@ def test_the_heartbeat_keeps_the_lease_of_a_long_call_alive(settings: Any) -> No
     # At every look during the 1.5 s call, the 0.6 s lease was still in the future.
     assert all(expires > looked for looked, expires in seen), seen
     connection.close()
+
+
+# --- The demo, the stuck-run sweep ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_seeded_support_agent_refunds_through_the_offline_demo_provider() -> None:
+    from agents.demo import seed_agents
+    from catalog.demo import seed_catalog
+
+    tenant = Tenant.objects.create(slug=f"demo-{secrets.token_hex(4)}", name="Demo shop")
+    seed_catalog(tenant)
+    agent = seed_agents(tenant)
+    assert agent.current_version is not None
+    run = Run.objects.create(
+        tenant=tenant,
+        agent=agent,
+        agent_version=agent.current_version,
+        input="Order A-1001 arrived broken, please refund it.",
+    )
+
+    run = runtime.execute(run)  # the provider's own client: the demo, offline and deterministic
+
+    order = DemoOrder.objects.for_tenant(tenant).get(number="A-1001")
+    assert run.status == Run.Status.SUCCEEDED, (run.error_type, run.error_message)
+    assert [s.tool_name for s in steps_of(run) if s.kind == "tool"] == ["lookup_order", "refund_order"]
+    assert order.refund_count == 1 and "refunded" in run.output.lower()
+    assert all(s.model_id == "demo-support-2025-06-01" for s in steps_of(run) if s.kind == "model")
+    assert run.cost_micros > 0
+
+
+@pytest.mark.django_db
+def test_a_cancel_requested_when_a_call_needs_approval_cancels_instead_of_waiting(
+    recorder: Callable[..., Recorder],
+) -> None:
+    setup = build()
+    order = setup.order("T-1001")
+    hook = recorder(approve_irreversible=True)
+    run = setup.start()
+
+    with hooks.registered(CancelOnToolCall(run)):
+        run = runtime.execute(run, client=ScriptedClient(calls(("refund_order", {"order_number": "T-1001"}))))
+
+    order.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED and run.error_type == "cancelled"
+    assert order.refund_count == 0 and not any(c.startswith("approval_requested") for c in hook.calls)
+
+
+class CancelOnToolCall(hooks.RunHooks):
+    """Someone cancels the run while its guardrails look at a tool call."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
+        Run.objects.for_tenant(run.tenant).filter(pk=self.run.pk).update(cancel_requested_at=timezone.now())
+        return hooks.ALLOW
+
+
+@pytest.mark.django_db
+def test_the_sweep_requeues_running_runs_whose_lease_expired_and_only_those(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents import tasks
+
+    setup = build()
+    now = timezone.now()
+    dead = setup.start(status=Run.Status.RUNNING, lease_owner="gone", lease_expires_at=now - timedelta(minutes=5))
+    setup.start(status=Run.Status.RUNNING, lease_owner="alive", lease_expires_at=now + timedelta(seconds=20))
+    setup.start(status=Run.Status.QUEUED)
+    setup.start(status=Run.Status.SUCCEEDED, lease_expires_at=now - timedelta(minutes=5))
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(tasks.execute_run, "delay", lambda *args: sent.append(args))
+
+    assert tasks.requeue_stuck_runs() == 1
+
+    assert sent == [(str(setup.tenant.pk), str(dead.pk))]
