@@ -230,14 +230,8 @@ def main() -> None:
         sys.exit("DATABASE_URL and REDIS_URL must be set: run through `python scripts/devenv.py exec --`.")
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=ROOT, check=True)
 
-    import http.server
-
     import django
 
-    # The fake server writes headers and body in separate small writes; with Nagle's algorithm on,
-    # the body waits for the client's delayed ACK (~40 ms a call on Linux), which would be
-    # measured as model latency. A real server (and the model's own latency) is not like that.
-    http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
     django.setup()
     from agents.models import Run
     from catalog.fake_openai import FakeOpenAI

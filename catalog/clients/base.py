@@ -9,6 +9,7 @@ Messages are plain JSON-able dicts so a run can persist its conversation after e
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
@@ -87,6 +88,21 @@ class ChatResponse:
         if self.tool_calls:
             message["tool_calls"] = [call.as_dict() for call in self.tool_calls]
         return message
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count, about four characters a token and at least 1."""
+    return max(1, -(-len(text) // 4))
+
+
+def estimate_usage(request: ChatRequest, content: str, tool_calls: list[ToolCall], *, estimated: bool = True) -> Usage:
+    """Usage estimated from the text exchanged, for when a provider reports none (and for the demo)."""
+    sent = [m["content"] + json.dumps(m.get("tool_calls", [])) for m in request.messages]
+    sent += [f"{t.name}{t.description}{json.dumps(t.parameters)}" for t in request.tools]
+    received = content + "".join(f"{c.name}{json.dumps(c.arguments)}" for c in tool_calls)
+    return Usage(
+        input_tokens=estimate_tokens("".join(sent)), output_tokens=estimate_tokens(received), estimated=estimated
+    )
 
 
 class ProviderError(Exception):
