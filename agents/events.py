@@ -9,7 +9,7 @@ from tenants.events import send_after_commit
 
 
 class RunChanged(TypedDict):
-    """A run's status changed; pages showing runs re-render the run's row or detail."""
+    """A run's status changed or it committed a step; pages showing it re-render its row or detail."""
 
     type: Literal["run.changed"]
     run_id: str
@@ -17,6 +17,6 @@ class RunChanged(TypedDict):
 
 
 def run_changed(run: Run) -> None:
-    """Tell the tenant's live pages that `run` is now in `run.status`, once the transaction commits
-    (a rolled-back transition must not be announced)."""
+    """Tell the tenant's live pages that `run` changed (now in `run.status`), once the transaction
+    commits (a rolled-back change must not be announced)."""
     send_after_commit(run.tenant, RunChanged(type="run.changed", run_id=str(run.pk), status=run.status))

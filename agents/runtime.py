@@ -571,6 +571,9 @@ class _Engine:
             if self.run.cancel_requested_at is not None and self.run.status == Run.Status.RUNNING:
                 _set_final(self.run, Run.Status.CANCELLED, "cancelled", "Cancelled on request; stopped between steps.")
                 cancelled = True
+            elif self.run.status == Run.Status.RUNNING:
+                # A new step is committed: pages showing the run render it now, not at the next status.
+                run_changed(self.run)
         if cancelled:
             raise _Stop
 

@@ -187,8 +187,14 @@ class Announced:
         self.events: list[dict] = []
         self.capture = lambda: capture(execute=True)
 
-    def statuses(self, run: Run) -> list[str]:
+    def all(self, run: Run) -> list[str]:
+        """Every announcement's status: one per status change and one per committed step."""
         return [e["status"] for e in self.events if e["type"] == "run.changed" and e["run_id"] == str(run.pk)]
+
+    def statuses(self, run: Run) -> list[str]:
+        """The status transitions announced (repeats of the same status collapsed)."""
+        seen = self.all(run)
+        return [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s]
 
 
 @pytest.fixture
@@ -224,6 +230,8 @@ def test_a_final_answer_succeeds_with_the_exact_model_id_tokens_and_cost(announc
     assert run.lease_owner == "" and run.lease_expires_at is None and run.finished_at is not None
     assert len(run.trace_id) == 32
     assert announced.statuses(run) == ["running", "succeeded"]
+    # The claim, the conversation's start, the committed model step, the end: pages see each commit.
+    assert announced.all(run) == ["running", "running", "running", "succeeded"]
 
 
 @pytest.mark.django_db
