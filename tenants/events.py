@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
-from typing import TYPE_CHECKING, Literal, TypedDict
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -47,24 +49,42 @@ def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:
 
 
 def send_now(group: str, event: LiveEvent) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        _push(group, event)
-        return
-    # This thread already runs an event loop (e.g. a test driving Chromium through Playwright's
-    # sync API calls services in it), where async_to_sync cannot run: push from a short-lived thread.
-    pusher = threading.Thread(target=_push, args=(group, event), daemon=True)
-    pusher.start()
-    pusher.join(timeout=5)
-
-
-def _push(group: str, event: LiveEvent) -> None:
+    """Push `event` to `group` now, waiting (at most 5 s) until the channel layer has it."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, {"type": "live.event", "event": dict(event)})
-    except OSError:
+        _pusher().submit(layer.group_send(group, {"type": "live.event", "event": dict(event)})).result(timeout=5)
+    except (OSError, TimeoutError):
         # A live push is a convenience: the change is committed and every page shows it on load.
         logger.warning("live push to %s failed", group, exc_info=True)
+
+
+class _Pusher:
+    """One event loop per process, in a daemon thread, that every push runs on.
+
+    The channel layer keeps its Redis connections per event loop; `async_to_sync` would make a
+    new loop (so a new connection) for every push, about 5 ms each — a run announces every step.
+    Submitting to one long-lived loop reuses them, and works from any thread, including one that
+    already runs a loop (where `async_to_sync` refuses to)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="live-pusher", daemon=True).start()
+
+    def submit(self, coroutine: Coroutine[Any, Any, None]) -> Future[None]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
+_current: _Pusher | None = None
+_current_lock = threading.Lock()
+
+
+def _pusher() -> _Pusher:
+    """This process's pusher (a forked worker process starts its own: threads do not survive fork)."""
+    global _current
+    with _current_lock:
+        if _current is None or _current.pid != os.getpid():
+            _current = _Pusher()
+        return _current
