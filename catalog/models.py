@@ -81,7 +81,8 @@ class LanguageModel(TenantOwned):
     the class is not called Model, which django-stubs confuses with django.db.models.Model)."""
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    # Not "models": django-stubs would shadow the `models` module inside Provider's class body.
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="language_models")
     model_id = models.CharField(max_length=200, help_text="The provider's exact id, e.g. gpt-4o-2024-08-06.")
     revision = models.CharField(max_length=200, blank=True, help_text="Weights tag or digest (self-hosted).")
     display_name = models.CharField(max_length=200, blank=True)

@@ -44,7 +44,7 @@ def provider_config(provider: Provider) -> ProviderConfig:
 
 def providers_of(*, tenant: Tenant) -> QuerySet[Provider]:
     """The tenant's providers by name, each annotated with `model_count` (one query)."""
-    return Provider.objects.for_tenant(tenant).annotate(model_count=Count("models")).order_by("name")
+    return Provider.objects.for_tenant(tenant).annotate(model_count=Count("language_models")).order_by("name")
 
 
 def models_of(*, tenant: Tenant) -> QuerySet[LanguageModel]:

@@ -207,7 +207,7 @@ def provider_update(
         timeout_seconds=provider.timeout_seconds if timeout_seconds is None else timeout_seconds,
         max_retries=provider.max_retries if max_retries is None else max_retries,
     )
-    if (new_kind != provider.kind or base_url_ != provider.base_url) and provider.models.exists():
+    if (new_kind != provider.kind or base_url_ != provider.base_url) and provider.language_models.exists():
         field = "kind" if new_kind != provider.kind else "base_url"
         raise CatalogFieldError(
             field, "This provider has models; create another provider to serve them from elsewhere."
@@ -244,7 +244,7 @@ def provider_update(
 def provider_delete(*, actor: Actor, provider: Provider) -> None:
     """Delete a provider that no model references (409 otherwise)."""
     provider = Provider.objects.select_for_update().get(pk=provider.pk, tenant=provider.tenant)
-    count = provider.models.count()
+    count = provider.language_models.count()
     if count:
         raise ConflictError(f"{provider.name} has {count} model{'s' if count != 1 else ''}; delete or move them first.")
     before = _provider_state(provider)
