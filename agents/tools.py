@@ -195,9 +195,11 @@ def _perform(*, run: Run, tool: Tool, arguments: dict[str, Any], idempotency_key
 # --- Webhooks -----------------------------------------------------------------------------------
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-AOC-Signature value: `sha256=` and the hex HMAC-SHA256 of the body with the secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The X-AOC-Signature value: `sha256=` and the hex HMAC-SHA256, with the tool's secret, of
+    `<X-AOC-Timestamp>.<body>`. Signing the timestamp too lets a receiver refuse replays of an old
+    request (check the timestamp is recent, then the signature)."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def call_webhook(
@@ -212,15 +214,16 @@ def call_webhook(
     except UnsafeUrlError as exc:
         return ToolResult.failure(f"The webhook of {tool.name!r} was not called: {exc}")
     body = canonical_json(arguments).encode()
+    timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-AOC-Timestamp": str(int(time.time())),
+        "X-AOC-Timestamp": timestamp,
         "Idempotency-Key": idempotency_key,
     }
     secret = crypto.decrypt(tool.webhook_secret_encrypted)
     if secret:
-        headers["X-AOC-Signature"] = sign(secret, body)
+        headers["X-AOC-Signature"] = sign(secret, timestamp, body)
     url, extensions = _pinned(tool.webhook_url, addresses[0], headers)
     client = http or httpx.Client(timeout=tool.timeout_seconds, follow_redirects=False, trust_env=False)
     try:

@@ -274,7 +274,8 @@ def test_a_webhook_is_signed_and_its_answer_is_the_result(receiver: Receiver, al
     assert result.ok and result.content == {"ticket": "T-77", "ok": True}
     [request] = receiver.received
     assert json.loads(request.body) == {"subject": "Broken kettle", "priority": "high"}
-    expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    signed = request.headers["x-aoc-timestamp"].encode() + b"." + request.body
+    expected = "sha256=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(request.headers["x-aoc-signature"], expected)
     assert request.headers["idempotency-key"] == f"{run.pk}:4:call_x"
     assert abs(int(request.headers["x-aoc-timestamp"]) - time.time()) < 5
