@@ -1,0 +1,431 @@
+"""Budget reservations under load: reserve+settle pairs per second and p50/p99 latency of a pair,
+over REST against the production server command and, in the same run, the floor: PostgreSQL's
+own conditional update, which is the least any exact, atomic reservation can cost.
+
+    make bench
+    python scripts/devenv.py exec -- .venv/bin/python bench/budgets.py
+    python bench/budgets.py [--clients 1,8,32,64] [--seconds 6] [--targets floor,rest]   # URLs set
+
+Two scenarios, each at every concurrency:
+- hot:  every client reserves against one budget (one counter row: every pair contends on it);
+- many: each client is its own end user under a per-end-user budget (one counter row each).
+
+A pair over REST is `POST /api/v1/reservations` (201) then `POST /api/v1/reservations/{id}/settle`
+(200), through gunicorn with `DEBUG=false` and a throttle that never refuses. A floor pair is two
+autocommit statements on a table in a scratch schema, one row per counter:
+
+    UPDATE counters SET reserved = reserved + x WHERE id = $1 AND settled + reserved + x <= "limit"
+    UPDATE counters SET reserved = reserved - x, settled = settled + y WHERE id = $1
+
+The load comes from a separate process (asyncio: httpx, or psycopg's async connections; one
+connection per client) on loopback, sharing the machine's cores with the server and PostgreSQL.
+Each cell gets a warm-up, then rounds; pairs/s is the median of the rounds, p50/p99 are over
+every pair of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SERVER_ARGS = ["--workers", "2", "--worker-class", "gthread", "--threads", "4"]
+SCHEMA = "bench_budgets"
+# Worst-case cost reserved and actual cost settled by a floor pair (micro-USD); the REST pairs
+# reserve 200 input + 200 max output tokens of the demo model and settle 200 + 100.
+FLOOR_RESERVE, FLOOR_SETTLE = 1_000, 600
+HUGE_LIMIT = 10**15  # no pair is ever refused: we measure admission, not refusal
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float]  # seconds, of the pairs that completed
+    errors: int  # refused or failed pairs, and transport errors
+    elapsed: float  # seconds
+    cpu: float  # CPU seconds the load generator used
+    first_error: str = ""
+
+
+@dataclass
+class Cell:
+    target: str  # "rest" or "floor"
+    scenario: str  # "hot" or "many"
+    clients: int
+    rates: list[float]  # pairs/s of each round
+    p50_ms: float
+    p99_ms: float
+    pairs: int
+    errors: int
+    client_cpu: float
+    first_error: str
+
+    @property
+    def pps(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
+
+
+# --- The load generator (runs in its own process: --load) --------------------------------------
+
+
+async def rest_client(
+    client: httpx.AsyncClient, base: str, end_user: str | None, deadline: float, out: list[float], errors: list[str]
+) -> None:
+    body: dict[str, object] = {"model": "default", "input_tokens": 200, "max_output_tokens": 200}
+    if end_user:
+        body["end_user_id"] = end_user
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        try:
+            reserved = await client.post(base + "/api/v1/reservations", json=body)
+            if reserved.status_code != 201:
+                errors.append(f"reserve {reserved.status_code}: {reserved.text[:300]}")
+                continue
+            pk = reserved.json()["id"]
+            settled = await client.post(
+                f"{base}/api/v1/reservations/{pk}/settle", json={"input_tokens": 200, "output_tokens": 100}
+            )
+            if settled.status_code != 200:
+                errors.append(f"settle {settled.status_code}: {settled.text[:300]}")
+                continue
+        except httpx.HTTPError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        out.append(time.perf_counter() - start)
+
+
+async def floor_client(dsn: str, counter: int, deadline: float, out: list[float], errors: list[str]) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"SET search_path TO {SCHEMA}")
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            cursor = await conn.execute(
+                "UPDATE counters SET reserved = reserved + %(x)s"
+                ' WHERE id = %(id)s AND settled + reserved + %(x)s <= "limit"',
+                {"x": FLOOR_RESERVE, "id": counter},
+            )
+            if cursor.rowcount != 1:
+                errors.append(f"floor reservation refused on counter {counter}")
+                continue
+            await conn.execute(
+                "UPDATE counters SET reserved = reserved - %(x)s, settled = settled + %(y)s WHERE id = %(id)s",
+                {"x": FLOOR_RESERVE, "y": FLOOR_SETTLE, "id": counter},
+            )
+            out.append(time.perf_counter() - start)
+
+
+async def load(args: argparse.Namespace) -> LoadResult:
+    latencies: list[float] = []
+    errors: list[str] = []
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    if args.load == "rest":
+        headers = {"Authorization": f"Bearer {args.key}"}
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        pool = [httpx.AsyncClient(headers=headers, limits=limits, timeout=30) for _ in range(args.clients)]
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(
+                *(
+                    rest_client(
+                        c,
+                        args.base,
+                        f"bench-user-{i}" if args.scenario == "many" else None,
+                        started + args.seconds,
+                        latencies,
+                        errors,
+                    )
+                    for i, c in enumerate(pool)
+                )
+            )
+        finally:
+            await asyncio.gather(*(c.aclose() for c in pool))
+    else:
+        # Connections are opened before the clock starts, like the HTTP clients' pools.
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                floor_client(
+                    args.dsn, i + 1 if args.scenario == "many" else 1, started + args.seconds, latencies, errors
+                )
+                for i in range(args.clients)
+            )
+        )
+    elapsed = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return LoadResult(
+        latencies=latencies, errors=len(errors), elapsed=elapsed, cpu=cpu, first_error=errors[0] if errors else ""
+    )
+
+
+def run_load(target: str, scenario: str, clients: int, seconds: float, *, base: str, key: str, dsn: str) -> LoadResult:
+    """One bounded load in a child process, so that the load and the bench do not share a GIL."""
+    cmd = [PYTHON, __file__, "--load", target, "--scenario", scenario, "--clients", str(clients)]
+    cmd += ["--seconds", str(seconds), "--base", base, "--key", key, "--dsn", dsn]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 120)
+    if result.returncode != 0:
+        sys.exit(f"load generator failed:\n{result.stderr[-2000:]}")
+    return LoadResult(**json.loads(result.stdout))
+
+
+def measure(target: str, scenario: str, clients: int, args: argparse.Namespace, **where: str) -> Cell:
+    run_load(target, scenario, clients, args.warmup, **where)
+    rounds = [run_load(target, scenario, clients, args.seconds / args.rounds, **where) for _ in range(args.rounds)]
+    latencies = sorted(latency for r in rounds for latency in r.latencies)
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return Cell(
+        target=target,
+        scenario=scenario,
+        clients=clients,
+        rates=[len(r.latencies) / r.elapsed for r in rounds],
+        p50_ms=quantiles[49] * 1000,
+        p99_ms=quantiles[98] * 1000,
+        pairs=len(latencies),
+        errors=sum(r.errors for r in rounds),
+        client_cpu=sum(r.cpu for r in rounds) / sum(r.elapsed for r in rounds),
+        first_error=next((r.first_error for r in rounds if r.first_error), ""),
+    )
+
+
+# --- The floor's scratch table -----------------------------------------------------------------
+
+
+def floor_setup(dsn: str, counters: int) -> None:
+    """A scratch schema with `counters` rows, recreated each run so every run starts alike."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        conn.execute(
+            f'CREATE TABLE {SCHEMA}.counters (id bigint PRIMARY KEY, "limit" bigint NOT NULL,'
+            " reserved bigint NOT NULL DEFAULT 0, settled bigint NOT NULL DEFAULT 0)"
+        )
+        conn.execute(
+            f'INSERT INTO {SCHEMA}.counters (id, "limit") SELECT g, %s FROM generate_series(1, %s) g',  # noqa: S608
+            [HUGE_LIMIT, counters],
+        )
+
+
+def floor_teardown(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+# --- The server under test ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return result.stdout
+
+
+def start_server(env: dict[str, str], key: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [PYTHON, "-m", "gunicorn", "config.wsgi:application", *SERVER_ARGS, "--bind", f"127.0.0.1:{port}"]
+    log = Path(tempfile.gettempdir()) / "bench-gunicorn-budgets.log"
+    print(f"server: {' '.join(['gunicorn', *cmd[3:]])}", flush=True)
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            response = httpx.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+            if response.status_code == 200:
+                return proc, base, log
+            sys.exit(f"/api/v1/me answered {response.status_code}: {response.text[:300]}")
+        except httpx.TransportError:
+            time.sleep(0.2)
+    stop(proc)
+    sys.exit(f"gunicorn did not serve within 60 s:\n{log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)  # gunicorn: graceful shutdown of the master and its workers
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Budgets:
+    """The bench tenant's budgets, set up over the REST API: one budget enabled per scenario."""
+
+    def __init__(self, base: str, key: str) -> None:
+        self.api = httpx.Client(base_url=base + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        for budget in self._list():
+            if budget["name"].startswith("bench "):
+                self._ok(self.api.patch(f"/budgets/{budget['id']}", json={"enabled": False}))
+        # `total` periods: a day or month boundary in the middle of a run would start a new counter.
+        common = {"period": "total", "unit": "usd_micros", "limit": HUGE_LIMIT, "enabled": False}
+        self.ids = {
+            "hot": self._ok(self.api.post("/budgets", json={"name": "bench hot", "scope": "tenant", **common}))["id"],
+            "many": self._ok(self.api.post("/budgets", json={"name": "bench many", "scope": "end_user", **common}))[
+                "id"
+            ],
+        }
+
+    def _list(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        url: str | None = "/budgets?page_size=500"
+        while url:
+            page = self._ok(self.api.get(url))
+            found += page["results"]
+            url = page.get("next")
+        return found
+
+    @staticmethod
+    def _ok(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 300:
+            sys.exit(
+                f"{response.request.method} {response.request.url} answered {response.status_code}:"
+                f" {response.text[:500]}"
+            )
+        return response.json()
+
+    def only(self, scenario: str) -> None:
+        for name, pk in self.ids.items():
+            self._ok(self.api.patch(f"/budgets/{pk}", json={"enabled": name == scenario}))
+
+    def close(self) -> None:
+        for pk in self.ids.values():
+            self._ok(self.api.patch(f"/budgets/{pk}", json={"enabled": False}))
+        self.api.close()
+
+
+# --- Report ------------------------------------------------------------------------------------
+
+
+def report(cells: list[Cell], args: argparse.Namespace) -> None:
+    by = {(c.target, c.scenario, c.clients): c for c in cells}
+    print()
+    round_seconds = args.seconds / args.rounds
+    print(
+        f"reserve+settle pairs, {args.rounds} rounds of {round_seconds:.1f} s a cell, after {args.warmup:.1f} s warm-up"
+    )
+    print(
+        f"{'scenario':<6} {'clients':>7} {'target':<6} {'pairs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'pairs':>7}  {'REST/floor':>10}  rounds pairs/s"
+    )
+    for c in cells:
+        floor = by.get(("floor", c.scenario, c.clients))
+        ratio = f"{c.pps / floor.pps:>9.1%}" if c.target == "rest" and floor and floor.pps else ""
+        rates = ", ".join(f"{rate:.0f}" for rate in c.rates)
+        print(
+            f"{c.scenario:<6} {c.clients:>7} {c.target:<6} {c.pps:>8.0f} {c.p50_ms:>8.2f} {c.p99_ms:>8.2f} "
+            f"{c.errors:>7} {c.pairs:>7}  {ratio:>10}  {rates}  (load generator {c.client_cpu:.0%} of a core)"
+        )
+        if c.first_error:
+            print(f"    first error: {c.first_error}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="1,8,32,64", help="comma-separated concurrencies")
+    parser.add_argument("--seconds", type=float, default=6, help="measured time per cell, split into rounds")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--scenarios", default="hot,many")
+    parser.add_argument("--targets", default="floor,rest", help="comma-separated, of: floor, rest")
+    parser.add_argument("--load", choices=["floor", "rest"], help=argparse.SUPPRESS)  # internal: be the load
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    parser.add_argument("--base", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--key", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.load:
+        args.clients = int(args.clients)
+        try:
+            import uvloop  # a cheaper event loop leaves more CPU to the server
+        except ImportError:
+            result = asyncio.run(load(args))
+        else:
+            result = uvloop.run(load(args))
+        print(json.dumps(asdict(result)))
+        return
+
+    dsn, redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not (dsn and redis):
+        sys.exit("DATABASE_URL and REDIS_URL must be set: run `make bench`, which starts embedded ones if needed.")
+    concurrencies = [int(n) for n in args.clients.split(",")]
+    scenarios = args.scenarios.split(",")
+    targets = args.targets.split(",")
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + "x" * 50,
+        "STATIC_USE_FINDERS": "true",
+        "API_THROTTLE_RATE": "100000000/min",  # measure reservations, not the throttle's 429s
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = None
+    key = ""
+    base = ""
+    budgets = None
+    if "rest" in targets:
+        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        manage(env, "seed_demo")
+        key = manage(
+            env, "apikey", "create", "--tenant", "acme", "--name", "bench-budgets", "--scopes", "admin", "--replace"
+        )
+        key = key.strip().splitlines()[-1]
+        proc, base, _ = start_server(env, key)
+    floor_setup(dsn, max(concurrencies))
+    cells: list[Cell] = []
+    try:
+        if proc is not None:
+            budgets = Budgets(base, key)
+        for scenario in scenarios:
+            if budgets is not None:
+                budgets.only(scenario)
+            for clients in concurrencies:
+                # Floor and REST side by side, so that drift in the machine's load hits both alike.
+                for target in targets:
+                    cell = measure(target, scenario, clients, args, base=base, key=key, dsn=dsn)
+                    print(f"{scenario} {clients:>2} clients {target:<5} {cell.pps:>7.0f} pairs/s", flush=True)
+                    cells.append(cell)
+    finally:
+        if budgets is not None:
+            budgets.close()
+        if proc is not None:
+            stop(proc)
+        floor_teardown(dsn)
+    report(cells, args)
+
+
+if __name__ == "__main__":
+    main()
