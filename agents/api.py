@@ -27,8 +27,8 @@ from agents.serializers import (
     ToolUpdateSerializer,
     ToolWriteSerializer,
 )
-from agents.services import FieldError
 from tenants.audit import Actor
+from tenants.errors import FieldError
 from tenants.models import ApiKey, Scope
 from tenants.pagination import CursorPagination
 from tenants.permissions import HasApiKey

@@ -23,7 +23,7 @@ from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
 from agents.net import UnsafeUrlError, check_webhook_url
 from catalog import crypto
 from tenants.audit import Actor
-from tenants.errors import ConflictError, ServiceError
+from tenants.errors import ConflictError, FieldConflictError, FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
@@ -38,26 +38,6 @@ MAX_INPUT_CHARS = 100_000
 MAX_METADATA_BYTES = 16_384
 AGENT_NAME_MAX = 100  # Agent.name
 LABEL_MAX = 200  # Run.end_user_id and Run.session_id
-
-
-class FieldError(ServiceError):
-    """A refusal about one input field; the API shows it like a serializer's validation error."""
-
-    type = "validation_error"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", fields={field: [message]})
-        self.field = field
-        self.detail = message
-
-
-class FieldConflictError(ConflictError):
-    """A field whose value clashes with an existing row (a duplicate name)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", fields={field: [message]})
-        self.field = field
-        self.detail = message
 
 
 # --- Tools -------------------------------------------------------------------------------------

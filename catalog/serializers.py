@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
-from catalog.services import CatalogFieldError, micros_to_usd, usd_to_micros
+from catalog.services import micros_to_usd, usd_to_micros
+from tenants.errors import FieldError
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -32,8 +33,8 @@ class UsdPriceField(serializers.Field):
             self.fail("invalid")
         try:
             return usd_to_micros(data, field=self.field_name or "price")
-        except CatalogFieldError as exc:
-            raise serializers.ValidationError(exc.field_message) from None
+        except FieldError as exc:
+            raise serializers.ValidationError(exc.detail) from None
 
 
 class TenantProviderField(serializers.PrimaryKeyRelatedField):

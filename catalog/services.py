@@ -1,7 +1,7 @@
 """Writes to model control: providers, exact models, and pins changed only through reviewed change
 requests. Each service owns its transaction, its audit row and its after-commit live push.
 
-Refusals are `CatalogFieldError` (400, naming the field as `fields={name: [message]}`, the same
+Refusals are `FieldError` (400, naming the field as `fields={name: [message]}`, the same
 shape DRF validation errors have), `ConflictError` (409) or `NotAllowedError` (403).
 """
 
@@ -23,20 +23,9 @@ from catalog import events
 from catalog.models import MICROS_PER_USD, LanguageModel, ModelPin, PinChange, Provider
 from catalog.validation import validate_exact_model
 from tenants.audit import Actor
-from tenants.errors import ConflictError, ServiceError
+from tenants.errors import ConflictError, FieldError, ServiceError
 from tenants.models import Membership, Role, Scope, Tenant
 from tenants.services import audit_record
-
-
-class CatalogFieldError(ServiceError):
-    """Bad input for one field; the API answers 400 with `fields` like a DRF validation error."""
-
-    type = "validation_error"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", fields={field: [message]})
-        self.field = field
-        self.field_message = message
 
 
 class NotAllowedError(ServiceError):
@@ -69,21 +58,21 @@ def usd_to_micros(value: str | int | float | Decimal | None, *, field: str) -> i
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise CatalogFieldError(field, "Give a price in USD per million tokens, e.g. 2.50.")
+        raise FieldError(field, "Give a price in USD per million tokens, e.g. 2.50.")
     try:
         # str() first: Decimal(0.1) would carry the float's binary error into the price.
         amount = Decimal(str(value).strip())
     except InvalidOperation:
-        raise CatalogFieldError(field, f"{value!r} is not a price; give USD per million tokens, e.g. 2.50.") from None
+        raise FieldError(field, f"{value!r} is not a price; give USD per million tokens, e.g. 2.50.") from None
     if not amount.is_finite():
-        raise CatalogFieldError(field, "Give a finite price.")
+        raise FieldError(field, "Give a finite price.")
     if amount < 0:
-        raise CatalogFieldError(field, "A price cannot be negative.")
+        raise FieldError(field, "A price cannot be negative.")
     micros = amount * MICROS_PER_USD
     if micros != micros.to_integral_value():
-        raise CatalogFieldError(field, "Prices have at most six decimal places (one micro-USD).")
+        raise FieldError(field, "Prices have at most six decimal places (one micro-USD).")
     if micros > 10**15:
-        raise CatalogFieldError(field, "This price is implausibly large.")
+        raise FieldError(field, "This price is implausibly large.")
     return int(micros)
 
 
@@ -118,23 +107,23 @@ def _clean_provider_fields(
 ) -> tuple[str, str]:
     name = name.strip()
     if not name:
-        raise CatalogFieldError("name", "A provider needs a name.")
+        raise FieldError("name", "A provider needs a name.")
     if len(name) > 100:
-        raise CatalogFieldError("name", "At most 100 characters.")
+        raise FieldError("name", "At most 100 characters.")
     if kind not in Provider.Kind.values:
-        raise CatalogFieldError("kind", f"Unknown kind {kind!r}; choose one of {', '.join(Provider.Kind.values)}.")
+        raise FieldError("kind", f"Unknown kind {kind!r}; choose one of {', '.join(Provider.Kind.values)}.")
     base_url = base_url.strip()
     if base_url:
         try:
             URLValidator(schemes=["http", "https"])(base_url)
         except ValidationError:
-            raise CatalogFieldError("base_url", "Give an http(s) URL, or leave it empty for the default.") from None
+            raise FieldError("base_url", "Give an http(s) URL, or leave it empty for the default.") from None
         if len(base_url) > 200:
-            raise CatalogFieldError("base_url", "At most 200 characters.")
+            raise FieldError("base_url", "At most 200 characters.")
     if not 0 < timeout_seconds <= 600:
-        raise CatalogFieldError("timeout_seconds", "Give a timeout between 0 and 600 seconds.")
+        raise FieldError("timeout_seconds", "Give a timeout between 0 and 600 seconds.")
     if not 0 <= max_retries <= 10:
-        raise CatalogFieldError("max_retries", "Give between 0 and 10 retries.")
+        raise FieldError("max_retries", "Give between 0 and 10 retries.")
     return name, base_url
 
 
@@ -209,9 +198,7 @@ def provider_update(
     )
     if (new_kind != provider.kind or base_url_ != provider.base_url) and provider.language_models.exists():
         field = "kind" if new_kind != provider.kind else "base_url"
-        raise CatalogFieldError(
-            field, "This provider has models; create another provider to serve them from elsewhere."
-        )
+        raise FieldError(field, "This provider has models; create another provider to serve them from elsewhere.")
     provider.name, provider.kind, provider.base_url = name_, new_kind, base_url_
     if timeout_seconds is not None:
         provider.timeout_seconds = timeout_seconds
@@ -276,13 +263,13 @@ def _model_state(model: LanguageModel) -> dict[str, Any]:
 
 def _check_limits(*, context_window: int, max_output_tokens: int) -> None:
     if context_window <= 0:
-        raise CatalogFieldError("context_window", "Give the context window in tokens (a positive number).")
+        raise FieldError("context_window", "Give the context window in tokens (a positive number).")
     if context_window > 2**31 - 1:
-        raise CatalogFieldError("context_window", "This context window is implausibly large.")
+        raise FieldError("context_window", "This context window is implausibly large.")
     if max_output_tokens <= 0:
-        raise CatalogFieldError("max_output_tokens", "Give the maximum output in tokens (a positive number).")
+        raise FieldError("max_output_tokens", "Give the maximum output in tokens (a positive number).")
     if max_output_tokens > context_window:
-        raise CatalogFieldError(
+        raise FieldError(
             "max_output_tokens",
             f"The maximum output ({max_output_tokens}) exceeds the context window ({context_window}).",
         )
@@ -295,12 +282,12 @@ def _check_prices(*, input_price: int | None, cached_input_price: int | None, ou
         ("output_price", output_price),
     ):
         if value is not None and value < 0:
-            raise CatalogFieldError(field, "A price cannot be negative.")
+            raise FieldError(field, "A price cannot be negative.")
     if (input_price is None) != (output_price is None):
         missing = "input_price" if input_price is None else "output_price"
-        raise CatalogFieldError(missing, "Give both input and output prices, or neither (an unpriced model).")
+        raise FieldError(missing, "Give both input and output prices, or neither (an unpriced model).")
     if cached_input_price is not None and input_price is None:
-        raise CatalogFieldError("cached_input_price", "A cached-input price needs an input price.")
+        raise FieldError("cached_input_price", "A cached-input price needs an input price.")
 
 
 @transaction.atomic
@@ -322,17 +309,17 @@ def model_create(
     """Add one exact model version of `provider`. Prices are integer micro-USD per million tokens
     (None: unpriced, which cannot be pinned). Floating names are refused (see catalog.validation)."""
     if provider.tenant_id != tenant.pk:
-        raise CatalogFieldError("provider", "No such provider in this tenant.")
+        raise FieldError("provider", "No such provider in this tenant.")
     model_id, revision = model_id.strip(), revision.strip()
     try:
         validate_exact_model(hosted_vendor=provider.hosted_vendor, model_id=model_id, revision=revision)
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
-        raise CatalogFieldError(field, messages[0]) from None
+        raise FieldError(field, messages[0]) from None
     if len(model_id) > 200:
-        raise CatalogFieldError("model_id", "At most 200 characters.")
+        raise FieldError("model_id", "At most 200 characters.")
     if len(revision) > 200:
-        raise CatalogFieldError("revision", "At most 200 characters.")
+        raise FieldError("revision", "At most 200 characters.")
     _check_prices(input_price=input_price, cached_input_price=cached_input_price, output_price=output_price)
     _check_limits(context_window=context_window, max_output_tokens=max_output_tokens)
     model = LanguageModel(
@@ -404,7 +391,7 @@ def model_update(
     if not model.is_priced:
         alias = ModelPin.objects.for_tenant(model.tenant).filter(model=model).values_list("alias", flat=True).first()
         if alias is not None:
-            raise CatalogFieldError(
+            raise FieldError(
                 "input_price", f"This model is pinned as {alias!r}; a model without prices cannot be used."
             )
     after = _model_state(model)
@@ -451,17 +438,17 @@ def _is_admin(actor: Actor, tenant: Tenant) -> bool:
 def _clean_alias(alias: str) -> str:
     alias = alias.strip()
     if not alias:
-        raise CatalogFieldError("alias", "Name the alias to pin, e.g. default or classifier.")
+        raise FieldError("alias", "Name the alias to pin, e.g. default or classifier.")
     if slugify(alias) != alias or len(alias) > 64:
-        raise CatalogFieldError("alias", "An alias is up to 64 lowercase letters, digits, hyphens or underscores.")
+        raise FieldError("alias", "An alias is up to 64 lowercase letters, digits, hyphens or underscores.")
     return alias
 
 
 def _check_usable(model: LanguageModel, *, field: str = "model") -> None:
     if not model.is_priced:
-        raise CatalogFieldError(field, f"{model} has no prices; a model without prices cannot be used.")
+        raise FieldError(field, f"{model} has no prices; a model without prices cannot be used.")
     if not model.provider.enabled:
-        raise CatalogFieldError(field, f"{model.provider.name}, which serves {model}, is disabled.")
+        raise FieldError(field, f"{model.provider.name}, which serves {model}, is disabled.")
 
 
 def _change_state(change: PinChange) -> dict[str, Any]:
@@ -484,13 +471,13 @@ def pin_change_request(*, actor: Actor, tenant: Tenant, alias: str, to_model: La
     alias = _clean_alias(alias)
     reason = reason.strip()
     if not reason:
-        raise CatalogFieldError("reason", "Say why the pin should change.")
+        raise FieldError("reason", "Say why the pin should change.")
     if to_model.tenant_id != tenant.pk:
-        raise CatalogFieldError("model", "No such model in this tenant.")
+        raise FieldError("model", "No such model in this tenant.")
     _check_usable(to_model)
     pin = ModelPin.objects.for_tenant(tenant).filter(alias=alias).select_related("model").first()
     if pin is not None and pin.model_id == to_model.pk:
-        raise CatalogFieldError("model", f"{alias!r} is already pinned to {to_model}.")
+        raise FieldError("model", f"{alias!r} is already pinned to {to_model}.")
     open_change = PinChange.objects.for_tenant(tenant).filter(alias=alias, status=PinChange.Status.PENDING).first()
     if open_change is not None:
         raise ConflictError(
@@ -627,7 +614,7 @@ def pin_set_by_system(*, actor: Actor, tenant: Tenant, alias: str, model: Langua
         raise NotAllowedError("Only the system may pin without a reviewed change request.")
     alias = _clean_alias(alias)
     if model.tenant_id != tenant.pk:
-        raise CatalogFieldError("model", "No such model in this tenant.")
+        raise FieldError("model", "No such model in this tenant.")
     _check_usable(model)
     now = timezone.now()
     pin = ModelPin.objects.select_for_update().filter(tenant=tenant, alias=alias).select_related("model").first()

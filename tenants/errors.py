@@ -25,6 +25,27 @@ class ConflictError(ServiceError):
     status_code = 409
 
 
+class FieldError(ServiceError):
+    """A refusal about one input field; the API shows it like a serializer's validation error
+    (`fields={field: [message]}`) and a console form shows `detail` next to the field."""
+
+    type = "validation_error"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", fields={field: [message]})
+        self.field = field
+        self.detail = message
+
+
+class FieldConflictError(ConflictError):
+    """A field whose value clashes with an existing row (a duplicate name): 409, shaped like FieldError."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", fields={field: [message]})
+        self.field = field
+        self.detail = message
+
+
 class LastAdminError(ConflictError):
     type = "last_admin"
 

@@ -11,10 +11,9 @@ from django.utils import timezone
 from agents import services
 from agents.demo import SUPPORT_AGENT, seed_agents
 from agents.models import Agent, AgentVersionTool, Run, Step, Tool
-from agents.services import FieldConflictError, FieldError
 from catalog import crypto
 from tenants.audit import Actor
-from tenants.errors import ConflictError
+from tenants.errors import ConflictError, FieldConflictError, FieldError
 from tenants.models import AuditEvent, Tenant
 from tenants.testing import Cast
 

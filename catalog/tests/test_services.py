@@ -14,9 +14,9 @@ from django.utils import timezone
 from catalog import selectors, services
 from catalog.demo import DEMO_MODEL_ID, seed_catalog
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
-from catalog.services import CatalogFieldError, NotAllowedError, PinChangeGateError
+from catalog.services import NotAllowedError, PinChangeGateError
 from tenants.audit import Actor
-from tenants.errors import ConflictError
+from tenants.errors import ConflictError, FieldError
 from tenants.models import AuditEvent
 from tenants.testing import Cast, make_key
 
@@ -58,7 +58,7 @@ def test_usd_prices_convert_to_exact_micros(usd: Any, micros: int | None) -> Non
 
 @pytest.mark.parametrize("bad", ["0.0000001", "-1", "two", "NaN", "Infinity", True])
 def test_a_bad_price_is_refused_naming_the_field(bad: Any) -> None:
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         services.usd_to_micros(bad, field="output_price")
     assert exc.value.field == "output_price"
     assert exc.value.extra["fields"]["output_price"]
@@ -118,7 +118,7 @@ def test_an_unchanged_provider_update_writes_no_audit_row(cast: Cast) -> None:
     ],
 )
 def test_a_bad_provider_is_refused_naming_the_field(cast: Cast, kwargs: dict[str, Any], field: str) -> None:
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         make_provider(cast, **{"name": "p", **kwargs})
     assert exc.value.field == field
 
@@ -136,7 +136,7 @@ def test_a_provider_with_models_cannot_be_deleted_or_moved(cast: Cast) -> None:
     make_model(cast, provider)
     with pytest.raises(ConflictError, match="1 model"):
         services.provider_delete(actor=alice(cast), provider=provider)
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         services.provider_update(actor=alice(cast), provider=provider, base_url="http://127.0.0.1:9/v1")
     assert exc.value.field == "base_url"
     empty = make_provider(cast, name="spare")
@@ -152,7 +152,7 @@ def test_a_provider_with_models_cannot_be_deleted_or_moved(cast: Cast) -> None:
 @pytest.mark.parametrize("floating", ["gpt-4o", "gpt-4o-latest", "chatgpt-4o-latest", "o3-mini"])
 def test_floating_openai_names_are_refused(cast: Cast, floating: str) -> None:
     provider = make_provider(cast)
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         make_model(cast, provider, model_id=floating)
     assert exc.value.field == "model_id"
     assert "floating" in exc.value.message or "dated snapshot" in exc.value.message
@@ -162,7 +162,7 @@ def test_floating_openai_names_are_refused(cast: Cast, floating: str) -> None:
 @pytest.mark.parametrize("floating", ["claude-sonnet-4-5", "claude-3-5-sonnet-latest"])
 def test_floating_anthropic_names_are_refused(cast: Cast, floating: str) -> None:
     provider = make_provider(cast, name="anthropic", kind=Provider.Kind.ANTHROPIC)
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         make_model(cast, provider, model_id=floating)
     assert exc.value.field == "model_id"
 
@@ -179,7 +179,7 @@ def test_dated_snapshots_are_accepted(cast: Cast) -> None:
 def test_a_self_hosted_model_needs_a_revision(cast: Cast) -> None:
     vllm = make_provider(cast, name="vllm", base_url="http://127.0.0.1:8001/v1", api_key="")
     for revision in ("", "latest", "main"):
-        with pytest.raises(CatalogFieldError) as exc:
+        with pytest.raises(FieldError) as exc:
             make_model(cast, vllm, model_id="meta-llama/Llama-3.1-8B-Instruct", revision=revision)
         assert exc.value.field == "revision"
     model = make_model(cast, vllm, model_id="meta-llama/Llama-3.1-8B-Instruct", revision="0e9e39f")
@@ -201,7 +201,7 @@ def test_bad_limits_and_half_prices_are_refused_naming_the_field(
     cast: Cast, kwargs: dict[str, Any], field: str
 ) -> None:
     provider = make_provider(cast)
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         make_model(cast, provider, **kwargs)
     assert exc.value.field == field
 
@@ -209,7 +209,7 @@ def test_bad_limits_and_half_prices_are_refused_naming_the_field(
 @pytest.mark.django_db
 def test_a_model_of_another_tenants_provider_is_refused(cast: Cast) -> None:
     globex_provider = Provider.objects.get(tenant=cast.globex, name="demo")
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         make_model(cast, globex_provider, model_id="demo-x-2025-01-01")
     assert exc.value.field == "provider"
 
@@ -230,7 +230,7 @@ def test_a_model_update_changes_prices_and_is_audited_but_a_pinned_model_keeps_i
     event = AuditEvent.objects.get(tenant=cast.acme, action="model.update")
     assert event.before and event.after
     assert (event.before["output_price"], event.after["output_price"]) == (1_500_000, 2_000_000)
-    with pytest.raises(CatalogFieldError, match="without prices cannot be used"):
+    with pytest.raises(FieldError, match="without prices cannot be used"):
         services.model_update(
             actor=alice(cast), model=demo, input_price=None, cached_input_price=None, output_price=None
         )
@@ -296,7 +296,7 @@ def test_a_rejected_change_leaves_the_pin_alone_and_is_not_history(cast: Cast) -
 @pytest.mark.django_db
 def test_an_unpriced_model_cannot_be_requested(cast: Cast) -> None:
     unpriced = make_model(cast, make_provider(cast), input_price=None, cached_input_price=None, output_price=None)
-    with pytest.raises(CatalogFieldError, match="a model without prices cannot be used") as exc:
+    with pytest.raises(FieldError, match="a model without prices cannot be used") as exc:
         services.pin_change_request(actor=alice(cast), tenant=cast.acme, alias="default", to_model=unpriced, reason="x")
     assert exc.value.field == "model"
 
@@ -304,7 +304,7 @@ def test_an_unpriced_model_cannot_be_requested(cast: Cast) -> None:
 @pytest.mark.django_db
 def test_a_model_of_a_disabled_provider_cannot_be_requested(cast: Cast) -> None:
     provider = make_provider(cast, enabled=False)
-    with pytest.raises(CatalogFieldError, match="disabled"):
+    with pytest.raises(FieldError, match="disabled"):
         services.pin_change_request(
             actor=alice(cast), tenant=cast.acme, alias="default", to_model=make_model(cast, provider), reason="x"
         )
@@ -317,7 +317,7 @@ def test_approval_rechecks_that_the_model_is_still_usable(cast: Cast) -> None:
         actor=alice(cast), tenant=cast.acme, alias="default", to_model=make_model(cast, provider), reason="x"
     )
     services.provider_update(actor=alice(cast), provider=provider, enabled=False)
-    with pytest.raises(CatalogFieldError, match="disabled"):
+    with pytest.raises(FieldError, match="disabled"):
         services.pin_change_decide(actor=alice(cast), change=change, approve=True)
     change.refresh_from_db()
     assert change.is_open
@@ -338,7 +338,7 @@ def test_a_second_open_request_for_an_alias_is_a_conflict(cast: Cast) -> None:
 @pytest.mark.parametrize(("alias", "reason", "field"), [("Not An Alias", "x", "alias"), ("default", "  ", "reason")])
 def test_a_bad_request_is_refused_naming_the_field(cast: Cast, alias: str, reason: str, field: str) -> None:
     new = make_model(cast, make_provider(cast))
-    with pytest.raises(CatalogFieldError) as exc:
+    with pytest.raises(FieldError) as exc:
         services.pin_change_request(actor=alice(cast), tenant=cast.acme, alias=alias, to_model=new, reason=reason)
     assert exc.value.field == field
 

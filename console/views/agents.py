@@ -17,11 +17,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from agents import selectors, services
 from agents.models import Agent, Tool
-from agents.services import BUILTIN_TOOLS, MAX_STEPS_LIMIT, MAX_TEMPERATURE, FieldError
+from agents.services import BUILTIN_TOOLS, MAX_STEPS_LIMIT, MAX_TEMPERATURE
 from catalog.selectors import pins_of
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
-from tenants.errors import ServiceError
+from tenants.errors import FieldError, ServiceError
 from tenants.models import Role, Tenant
 
 # --- Forms: they check types; services decide ---------------------------------------------------

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog import selectors, services
 from catalog.models import LanguageModel, PinChange, Provider
-from catalog.services import CatalogFieldError, micros_to_usd
+from catalog.services import micros_to_usd
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
-from tenants.errors import ServiceError
+from tenants.errors import FieldError, ServiceError
 from tenants.models import Role, Tenant
 
 # --- Forms: they parse input; the services validate and decide ---------------------------------
@@ -68,7 +68,7 @@ class ModelEditForm(forms.Form):
     deprecation_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def prices(self) -> dict[str, int | None]:
-        """The three prices in micro-USD (raises CatalogFieldError naming a bad one)."""
+        """The three prices in micro-USD (raises FieldError naming a bad one)."""
         return {
             f: services.usd_to_micros(self.cleaned_data.get(f) or "", field=f)
             for f in ("input_price", "cached_input_price", "output_price")
@@ -113,8 +113,8 @@ class DecisionForm(forms.Form):
 
 def _service_error_into(form: forms.Form, exc: ServiceError) -> None:
     """Show a service's refusal beside the field it names, or above the form."""
-    if isinstance(exc, CatalogFieldError) and exc.field in form.fields:
-        form.add_error(exc.field, exc.field_message)
+    if isinstance(exc, FieldError) and exc.field in form.fields:
+        form.add_error(exc.field, exc.detail)
     else:
         form.add_error(None, exc.message)
 
