@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "tenants",
     "catalog",
     "agents",
+    "budgets",
     "console",
 ]
 
@@ -170,7 +171,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.requeue_stuck_runs",
         "schedule": float(os.environ.get("RUN_REQUEUE_INTERVAL_SECONDS", "30")),
     },
+    # Release open budget reservations past their TTL, so a crashed client never blocks a budget for long.
+    "expire-budget-reservations": {
+        "task": "budgets.tasks.expire_stale_reservations",
+        "schedule": float(os.environ.get("BUDGET_EXPIRE_INTERVAL_SECONDS", "15")),
+    },
 }
+
+# How long a budget reservation holds its worst-case cost before the beat task releases it.
+BUDGET_RESERVATION_TTL_SECONDS = int(os.environ.get("BUDGET_RESERVATION_TTL_SECONDS", "120"))
 
 # --- Authentication and security ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from tenants.models import Tenant
 
 if TYPE_CHECKING:
     from agents.events import RunChanged
+    from budgets.events import BudgetAlertEvent, BudgetsChanged
     from catalog.events import CatalogChanged, PinsChanged
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,16 @@ class TenantChanged(TypedDict):
 
 
 # A lazily evaluated alias (PEP 695) so other apps' events join the union without an import cycle.
-type LiveEvent = MembersChanged | ApiKeysChanged | TenantChanged | RunChanged | PinsChanged | CatalogChanged
+type LiveEvent = (
+    MembersChanged
+    | ApiKeysChanged
+    | TenantChanged
+    | RunChanged
+    | PinsChanged
+    | CatalogChanged
+    | BudgetAlertEvent
+    | BudgetsChanged
+)
 
 
 def send_after_commit(tenant: Tenant, event: LiveEvent) -> None:

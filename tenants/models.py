@@ -233,6 +233,8 @@ class ApiKey(TenantOwned):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # A per-request cap: a model call whose input estimate + max output exceeds it is refused.
+    max_tokens_per_request = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,0 +1,97 @@
+"""The run engine's budget hook points: reserve before every model call, settle after.
+
+Registered from BudgetsConfig.ready(). A refusal (a budget without room, a token cap, an unpriced
+model) is returned, not raised: the engine ends the run `budget_exceeded` with its message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, ClassVar
+
+from agents.hooks import ADMITTED, BudgetDecision, RunHooks
+from budgets import services
+from budgets.models import Reservation
+from catalog.clients.base import estimate_tokens
+from tenants.errors import ConflictError, ServiceError
+
+if TYPE_CHECKING:
+    from agents.models import Run
+    from catalog.clients import ChatRequest, Usage
+    from catalog.models import LanguageModel
+
+logger = logging.getLogger(__name__)
+
+
+def request_input_tokens(request: ChatRequest) -> int:
+    """An estimate of what `request` sends: every message, tool call and tool definition."""
+    sent = [m["content"] + json.dumps(m.get("tool_calls", [])) for m in request.messages]
+    sent += [f"{t.name}{t.description}{json.dumps(t.parameters)}" for t in request.tools]
+    return estimate_tokens("".join(sent))
+
+
+class BudgetHooks(RunHooks):
+    """Reserves the worst case of each model call for the run's agent, API key, end user and
+    session, and settles it with the provider's usage (or releases it when the call failed)."""
+
+    instance: ClassVar[BudgetHooks]
+
+    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+        try:
+            reservation = services.budget_reserve(
+                tenant=run.tenant,
+                model=model,
+                input_tokens=request_input_tokens(request),
+                max_output_tokens=request.max_output_tokens,
+                end_user_id=run.end_user_id,
+                session_id=run.session_id,
+                agent=run.agent,
+                api_key=run.api_key,
+                run=run,
+                # The engine already bounds each call's output by the agent's max tokens per
+                # request (agents/runtime.py); checking input + output against it as well would
+                # refuse every call of an agent whose output bound is its whole cap.
+                check_agent_cap=False,
+            )
+        except ServiceError as exc:
+            return BudgetDecision(admitted=False, message=exc.message)
+        return BudgetDecision(admitted=True, reservation_id=str(reservation.pk))
+
+    def settle_after_model_call(
+        self,
+        *,
+        run: Run,
+        model: LanguageModel,
+        reservation: BudgetDecision,
+        usage: Usage | None,
+        cost_micros: int,
+    ) -> None:
+        if reservation is ADMITTED or not reservation.reservation_id:
+            return
+        held = (
+            Reservation.objects.for_tenant(run.tenant)
+            .select_related("tenant")
+            .filter(pk=reservation.reservation_id)
+            .first()
+        )
+        if held is None:
+            logger.warning("run %s: reservation %s is gone", run.pk, reservation.reservation_id)
+            return
+        try:
+            if usage is None:
+                services.budget_release(reservation=held)
+            else:
+                services.budget_settle(
+                    reservation=held,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+                    estimated=usage.estimated,
+                )
+        except ConflictError:
+            # Settled or released already: a resumed run repeating its last settle.
+            logger.info("run %s: reservation %s was already %s", run.pk, held.pk, held.status)
+
+
+BudgetHooks.instance = BudgetHooks()

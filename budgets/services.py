@@ -1,0 +1,618 @@
+"""Writes to budgets: configuration (audited) and the reservation protocol on the ledger.
+
+The protocol keeps two invariants (docs/DESIGN.md 2 and 3):
+
+- No overspend: a reservation is admitted only if every applicable `block` budget has room for its
+  worst-case cost (settled + reserved + amount <= limit), checked and written in one transaction
+  that holds row locks on every counter involved, taken in one fixed order (by counter id) so two
+  reservations can never deadlock.
+- Ledger truth: every change to a counter is written with a ledger entry of the same deltas in the
+  same transaction, so each counter equals the sum of its entries (`manage.py budgets_verify`).
+
+Every service that touches counters locks the reservation first (when there is one), then the
+counters in id order: one global order, no deadlocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.models import Agent, AgentVersion, Run
+from budgets import events
+from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
+from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, ReservationLine
+from budgets.selectors import Applicable, applicable_budgets, resolve_model
+from catalog.clients.base import estimate_tokens
+from catalog.models import LanguageModel
+from tenants.audit import Actor
+from tenants.errors import ConflictError
+from tenants.models import ApiKey, Tenant
+from tenants.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = Actor.system_actor("budgets")
+MAX_THRESHOLD = 1000  # percent; above 100 only makes sense for alert-only budgets
+MAX_TOKENS = 10_000_000  # per request: far above any context window, low enough to keep sums exact
+
+
+# --- Configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """A budget's validated settings."""
+
+    name: str
+    scope: str
+    agent: Agent | None
+    period: str
+    unit: str
+    limit: int
+    thresholds: list[int]
+    on_exceed: str
+    enabled: bool
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "agent": str(self.agent.pk) if self.agent else None,
+            "period": self.period,
+            "unit": self.unit,
+            "limit": self.limit,
+            "thresholds": self.thresholds,
+            "on_exceed": self.on_exceed,
+            "enabled": self.enabled,
+        }
+
+
+def _state(budget: Budget) -> dict[str, Any]:
+    return {
+        "name": budget.name,
+        "scope": budget.scope,
+        "agent": str(budget.agent_id) if budget.agent_id else None,
+        "period": budget.period,
+        "unit": budget.unit,
+        "limit": budget.limit,
+        "thresholds": list(budget.thresholds),
+        "on_exceed": budget.on_exceed,
+        "enabled": budget.enabled,
+    }
+
+
+def _choice(field: str, value: Any, choices: Any) -> str:
+    if value not in choices.values:
+        raise BudgetFieldError(field, f"must be one of {', '.join(choices.values)} (got {value!r}).")
+    return str(value)
+
+
+def _validated(tenant: Tenant, values: dict[str, Any]) -> BudgetConfig:
+    name = str(values.get("name") or "").strip()
+    if not name:
+        raise BudgetFieldError("name", "A budget needs a name.")
+    if len(name) > 100:
+        raise BudgetFieldError("name", "At most 100 characters.")
+    limit = values.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise BudgetFieldError("limit", "must be a positive whole number (micro-USD or tokens).")
+    if limit > 2**62:
+        raise BudgetFieldError("limit", "is too large.")
+    raw = values.get("thresholds")
+    thresholds = [70, 80, 100] if raw is None else raw
+    if not isinstance(thresholds, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= MAX_THRESHOLD for t in thresholds
+    ):
+        raise BudgetFieldError("thresholds", f"must be a list of whole percentages from 1 to {MAX_THRESHOLD}.")
+    agent = values.get("agent")
+    if agent is not None and not isinstance(agent, Agent):
+        found = Agent.objects.for_tenant(tenant).filter(Q(name=str(agent)) | _pk_q(agent)).first()
+        if found is None:
+            raise BudgetFieldError("agent", f"No agent {agent!r} in this tenant.")
+        agent = found
+    if agent is not None and agent.tenant_id != tenant.pk:
+        raise BudgetFieldError("agent", "No such agent in this tenant.")
+    return BudgetConfig(
+        name=name,
+        scope=_choice("scope", values.get("scope", Budget.Scope.TENANT), Budget.Scope),
+        agent=agent,
+        period=_choice("period", values.get("period", Budget.Period.MONTH), Budget.Period),
+        unit=_choice("unit", values.get("unit", Budget.Unit.USD_MICROS), Budget.Unit),
+        limit=limit,
+        thresholds=sorted(set(thresholds)),
+        on_exceed=_choice("on_exceed", values.get("on_exceed", Budget.OnExceed.BLOCK), Budget.OnExceed),
+        enabled=bool(values.get("enabled", True)),
+    )
+
+
+def _pk_q(value: Any) -> Q:
+    try:
+        import uuid
+
+        return Q(pk=uuid.UUID(str(value)))
+    except ValueError:
+        return Q(pk__in=[])
+
+
+def budget_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    limit: int,
+    scope: str = Budget.Scope.TENANT,
+    agent: Agent | str | None = None,
+    period: str = Budget.Period.MONTH,
+    unit: str = Budget.Unit.USD_MICROS,
+    thresholds: list[int] | None = None,
+    on_exceed: str = Budget.OnExceed.BLOCK,
+    enabled: bool = True,
+) -> Budget:
+    """Create a budget (audited). Raises BudgetFieldError naming a bad field, ConflictError on a
+    duplicate name."""
+    config = _validated(
+        tenant,
+        {
+            "name": name,
+            "limit": limit,
+            "scope": scope,
+            "agent": agent,
+            "period": period,
+            "unit": unit,
+            "thresholds": thresholds,
+            "on_exceed": on_exceed,
+            "enabled": enabled,
+        },
+    )
+    try:
+        with transaction.atomic():
+            budget = Budget.objects.create(tenant=tenant, **config.state() | {"agent": config.agent})
+            audit_record(tenant=tenant, actor=actor, action="budget.create", target=budget, after=config.state())
+            events.send_budgets_changed(tenant)
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"name: a budget named {config.name!r} exists already.", fields={"name": ["taken"]}
+        ) from exc
+    return budget
+
+
+def budget_update(*, actor: Actor, budget: Budget, **changes: Any) -> Budget:
+    """Change a budget's settings (audited). Its unit cannot change: its counters and ledger are
+    in that unit (create another budget instead)."""
+    unknown = set(changes) - set(_state(budget))
+    if unknown:
+        raise BudgetFieldError(sorted(unknown)[0], "is not a budget setting.")
+    if "unit" in changes and changes["unit"] != budget.unit:
+        raise BudgetFieldError("unit", "cannot change once a budget exists; create a new budget in the other unit.")
+    before = _state(budget)
+    current: dict[str, Any] = {**before, "agent": budget.agent}
+    config = _validated(budget.tenant, {**current, **changes})
+    try:
+        with transaction.atomic():
+            locked = Budget.objects.for_tenant(budget.tenant).select_for_update().get(pk=budget.pk)
+            for field, value in config.state().items():
+                setattr(locked, field, config.agent if field == "agent" else value)
+            locked.updated_at = timezone.now()
+            locked.save()
+            if config.state() != before:
+                audit_record(
+                    tenant=budget.tenant,
+                    actor=actor,
+                    action="budget.update",
+                    target=locked,
+                    before=before,
+                    after=config.state(),
+                )
+                events.send_budgets_changed(budget.tenant)
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"name: a budget named {config.name!r} exists already.", fields={"name": ["taken"]}
+        ) from exc
+    return locked
+
+
+def budget_delete(*, actor: Actor, budget: Budget) -> None:
+    """Delete a budget that never counted anything (audited). One with ledger entries keeps its
+    history: disable it instead (ConflictError)."""
+    with transaction.atomic():
+        if LedgerEntry.objects.for_tenant(budget.tenant).filter(counter__budget=budget).exists():
+            raise ConflictError(
+                f"Budget {budget.name!r} has ledger entries and keeps them; disable it instead of deleting it."
+            )
+        audit_record(tenant=budget.tenant, actor=actor, action="budget.delete", target=budget, before=_state(budget))
+        BudgetCounter.objects.for_tenant(budget.tenant).filter(budget=budget).delete()
+        budget.delete()
+        events.send_budgets_changed(budget.tenant)
+
+
+# --- The reservation protocol ------------------------------------------------------------------
+
+
+def _check_tokens(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BudgetFieldError(field, "must be a whole number of tokens, 0 or more.")
+    if value > MAX_TOKENS:
+        raise BudgetFieldError(field, f"must be at most {MAX_TOKENS}.")
+    return value
+
+
+def check_token_caps(
+    *, input_tokens: int, max_output_tokens: int, agent_version: AgentVersion | None, api_key: ApiKey | None
+) -> None:
+    """Refuse (TokenCapExceededError) a request whose input + max output exceeds the agent version's
+    or the API key's `max_tokens_per_request`."""
+    total = input_tokens + max_output_tokens
+    caps = []
+    if agent_version is not None:
+        caps.append((f"agent {agent_version.agent.name!r}", agent_version.max_tokens_per_request))
+    if api_key is not None and api_key.max_tokens_per_request is not None:
+        caps.append((f"API key {api_key.name!r}", api_key.max_tokens_per_request))
+    for who, cap in caps:
+        if total > cap:
+            raise TokenCapExceededError(
+                f"The request may use {total} tokens (input {input_tokens} + max output {max_output_tokens}), "
+                f"over the {cap} tokens per request allowed for {who}.",
+                cap=cap,
+                requested=total,
+            )
+
+
+def _ensure_counters(tenant: Tenant, applicable: list[Applicable]) -> None:
+    """Create the missing counters (INSERT … ON CONFLICT DO NOTHING), in key order so two
+    concurrent inserts of the same new keys wait for each other instead of deadlocking."""
+    rows = [
+        BudgetCounter(tenant=tenant, budget=a.budget, period_start=a.period_start, scope_value=a.scope_value)
+        for a in sorted(applicable, key=lambda a: a.key)
+    ]
+    BudgetCounter.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _lock_counters(tenant: Tenant, keys: Q | Iterable[Any]) -> dict[Any, BudgetCounter]:
+    """SELECT … FOR UPDATE the counters, in id order (the one lock order every service uses)."""
+    # of=("self",): lock the counters only, not the joined budgets (that would serialise every
+    # reservation on a budget, whatever its scope value).
+    counters = BudgetCounter.objects.for_tenant(tenant).select_for_update(of=("self",)).select_related("budget")
+    query = counters.filter(keys) if isinstance(keys, Q) else counters.filter(pk__in=list(keys))
+    return {c.pk: c for c in query.order_by("id")}
+
+
+def _amount(unit: str, *, micros: int, tokens: int) -> int:
+    return micros if unit == Budget.Unit.USD_MICROS else tokens
+
+
+def _exceeded(a: Applicable, counter: BudgetCounter, amount: int) -> BudgetExceededError:
+    budget = a.budget
+    scope_label = {"": "the tenant"}.get(a.scope_value, f"{budget.scope.replace('_', ' ')} {a.scope_value!r}")
+    when = f"It resets at {a.resets_at.isoformat()}." if a.resets_at else "It never resets (a total budget)."
+    return BudgetExceededError(
+        f"Budget {budget.name!r} ({budget.get_period_display().lower()}, {scope_label}) has "
+        f"{max(budget.limit - counter.used, 0)} {budget.unit} left of {budget.limit} "
+        f"({counter.settled} spent, {counter.reserved} reserved); this call may cost {amount}. {when}",
+        budget=str(budget.pk),
+        budget_name=budget.name,
+        scope=budget.scope,
+        scope_value=a.scope_value,
+        limit=budget.limit,
+        used=counter.settled,
+        reserved=counter.reserved,
+        requested=amount,
+        unit=budget.unit,
+        resets_at=a.resets_at.isoformat() if a.resets_at else None,
+    )
+
+
+def budget_reserve(
+    *,
+    tenant: Tenant,
+    model: LanguageModel | str,
+    max_output_tokens: int,
+    input_tokens: int | None = None,
+    input_text: str | None = None,
+    end_user_id: str = "",
+    session_id: str = "",
+    agent: Agent | None = None,
+    api_key: ApiKey | None = None,
+    run: Run | None = None,
+    check_agent_cap: bool = True,
+    at: datetime | None = None,
+) -> Reservation:
+    """Hold the worst-case cost of one model call against every applicable budget, all or nothing.
+
+    Worst case = input tokens (given, or estimated from `input_text`) x input price + max output
+    tokens x output price of the exact model (`model` may be a pinned alias or an exact id).
+    Raises BudgetFieldError (a bad field, an unknown or unpriced model), TokenCapExceededError, or
+    BudgetExceededError (402) naming the first exhausted budget by name. Alert-only budgets count
+    but never refuse. Queries: a few to resolve, then one transaction that locks the counters."""
+    if isinstance(model, str):
+        try:
+            model = resolve_model(tenant=tenant, name=model)
+        except LookupError as exc:
+            raise BudgetFieldError("model", str(exc)) from exc
+    if model.tenant_id != tenant.pk:
+        raise BudgetFieldError("model", "No such model in this tenant.")
+    if not model.is_priced:
+        raise BudgetFieldError("model", f"{model} has no prices; an unpriced model cannot be budgeted or used.")
+    max_output_tokens = _check_tokens("max_output_tokens", max_output_tokens)
+    estimated = input_tokens is None
+    if input_tokens is None:
+        if input_text is None:
+            raise BudgetFieldError("input_tokens", "Send input_tokens or input_text.")
+        input_tokens = estimate_tokens(input_text)
+    input_tokens = _check_tokens("input_tokens", input_tokens)
+    if agent is not None and agent.tenant_id != tenant.pk:
+        raise BudgetFieldError("agent", "No such agent in this tenant.")
+    version = agent.current_version if agent is not None and check_agent_cap else None
+    check_token_caps(
+        input_tokens=input_tokens, max_output_tokens=max_output_tokens, agent_version=version, api_key=api_key
+    )
+
+    now = at or timezone.now()
+    micros = model.cost_micros(input_tokens=input_tokens, output_tokens=max_output_tokens)
+    tokens = input_tokens + max_output_tokens
+    applicable = applicable_budgets(
+        tenant=tenant,
+        agent_id=agent.pk if agent else None,
+        api_key_id=api_key.pk if api_key else None,
+        end_user_id=end_user_id,
+        session_id=session_id,
+        at=now,
+    )
+    _ensure_counters(tenant, applicable)
+    with transaction.atomic():
+        keys = Q(pk__in=[])
+        for a in applicable:
+            keys |= Q(budget_id=a.budget.pk, period_start=a.period_start, scope_value=a.scope_value)
+        locked = _lock_counters(tenant, keys)
+        by_key = {(str(c.budget_id), c.period_start, c.scope_value): c for c in locked.values()}
+        plan = [(a, by_key[a.key], _amount(a.budget.unit, micros=micros, tokens=tokens)) for a in applicable]
+        for a, counter, amount in plan:
+            if a.budget.blocks and counter.settled + counter.reserved + amount > a.budget.limit:
+                logger.info("budget %s refused %s %s for %s", a.budget.pk, amount, a.budget.unit, a.scope_value)
+                raise _exceeded(a, counter, amount)
+        reservation = Reservation.objects.create(
+            tenant=tenant,
+            model=model,
+            input_tokens=input_tokens,
+            input_tokens_estimated=estimated,
+            max_output_tokens=max_output_tokens,
+            worst_case_micros=micros,
+            worst_case_tokens=tokens,
+            end_user_id=end_user_id,
+            session_id=session_id,
+            agent=agent,
+            api_key=api_key,
+            run=run,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.BUDGET_RESERVATION_TTL_SECONDS),
+        )
+        lines, entries = [], []
+        for a, counter, amount in plan:
+            before = counter.used
+            counter.reserved += amount
+            counter.save(update_fields=["reserved"])
+            lines.append(ReservationLine(tenant=tenant, reservation=reservation, counter=counter, amount=amount))
+            entries.append(
+                LedgerEntry(
+                    tenant=tenant,
+                    kind=LedgerEntry.Kind.RESERVE,
+                    counter=counter,
+                    reservation=reservation,
+                    reserved_delta=amount,
+                    created_at=now,
+                )
+            )
+            _alert_crossings(counter, a.budget, before=before, at=now)
+        ReservationLine.objects.bulk_create(lines)
+        LedgerEntry.objects.bulk_create(entries)
+    return reservation
+
+
+def _locked_reservation(reservation: Reservation) -> Reservation:
+    return (
+        Reservation.objects.for_tenant(reservation.tenant)
+        .select_for_update()
+        .select_related("model", "tenant")
+        .get(pk=reservation.pk)
+    )
+
+
+def _lines(reservation: Reservation) -> list[tuple[ReservationLine, BudgetCounter]]:
+    """The reservation's lines with their counters locked (in id order)."""
+    lines = list(ReservationLine.objects.for_tenant(reservation.tenant).filter(reservation=reservation))
+    locked = _lock_counters(reservation.tenant, {line.counter_id for line in lines})
+    return sorted(((line, locked[line.counter_id]) for line in lines), key=lambda pair: str(pair[1].pk))
+
+
+def budget_settle(
+    *,
+    reservation: Reservation,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    estimated: bool = False,
+    at: datetime | None = None,
+) -> Reservation:
+    """Replace the reservation's hold with what the call really cost, in every counter it holds.
+
+    The actual cost may exceed the reservation (a provider that overran max output): it is
+    recorded as it happened. An expired reservation still settles (the spend happened; its hold
+    was already released, so only the spend is added). Settling a settled or released reservation
+    is a ConflictError (409)."""
+    input_tokens = _check_tokens("input_tokens", input_tokens)
+    output_tokens = _check_tokens("output_tokens", output_tokens)
+    cached_input_tokens = _check_tokens("cached_input_tokens", cached_input_tokens)
+    now = at or timezone.now()
+    with transaction.atomic():
+        locked = _locked_reservation(reservation)
+        if locked.status in (Reservation.Status.SETTLED, Reservation.Status.RELEASED):
+            raise ConflictError(f"Reservation {locked.pk} is already {locked.status}.", status=locked.status)
+        was_open = locked.is_open
+        micros = locked.model.cost_micros(
+            input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
+        )
+        entries = []
+        for line, counter in _lines(locked):
+            spent = _amount(counter.budget.unit, micros=micros, tokens=input_tokens + output_tokens)
+            released = line.amount if was_open else 0
+            before = counter.used
+            counter.reserved -= released
+            counter.settled += spent
+            counter.save(update_fields=["reserved", "settled"])
+            entries.append(
+                LedgerEntry(
+                    tenant=locked.tenant,
+                    kind=LedgerEntry.Kind.SETTLE,
+                    counter=counter,
+                    reservation=locked,
+                    reserved_delta=-released,
+                    settled_delta=spent,
+                    note="" if was_open else "settled after expiry",
+                    created_at=now,
+                )
+            )
+            _alert_crossings(counter, counter.budget, before=before, at=now)
+        LedgerEntry.objects.bulk_create(entries)
+        locked.status = Reservation.Status.SETTLED
+        locked.actual_input_tokens = input_tokens
+        locked.actual_output_tokens = output_tokens
+        locked.actual_micros = micros
+        locked.usage_estimated = estimated
+        locked.finished_at = now
+        locked.save(
+            update_fields=[
+                "status",
+                "actual_input_tokens",
+                "actual_output_tokens",
+                "actual_micros",
+                "usage_estimated",
+                "finished_at",
+            ]
+        )
+    return locked
+
+
+def budget_settle_cancelled(*, reservation: Reservation, at: datetime | None = None) -> Reservation:
+    """A call cancelled after it was sent: the provider billed the input, not the output. Settles
+    the reservation's input tokens (estimated when they were) and no output."""
+    return budget_settle(
+        reservation=reservation,
+        input_tokens=reservation.input_tokens,
+        output_tokens=0,
+        estimated=reservation.input_tokens_estimated,
+        at=at,
+    )
+
+
+def _unhold(reservation: Reservation, *, kind: str, status: str, at: datetime) -> Reservation:
+    entries = []
+    for line, counter in _lines(reservation):
+        counter.reserved -= line.amount
+        counter.save(update_fields=["reserved"])
+        entries.append(
+            LedgerEntry(
+                tenant=reservation.tenant,
+                kind=kind,
+                counter=counter,
+                reservation=reservation,
+                reserved_delta=-line.amount,
+                created_at=at,
+            )
+        )
+    LedgerEntry.objects.bulk_create(entries)
+    reservation.status = status
+    reservation.finished_at = at
+    reservation.save(update_fields=["status", "finished_at"])
+    return reservation
+
+
+def budget_release(*, reservation: Reservation, at: datetime | None = None) -> Reservation:
+    """The call failed before anything was spent: drop the hold. Releasing a reservation that is
+    not open is a ConflictError (409)."""
+    with transaction.atomic():
+        locked = _locked_reservation(reservation)
+        if not locked.is_open:
+            raise ConflictError(f"Reservation {locked.pk} is already {locked.status}.", status=locked.status)
+        return _unhold(
+            locked, kind=LedgerEntry.Kind.RELEASE, status=Reservation.Status.RELEASED, at=at or timezone.now()
+        )
+
+
+def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
+    """Release every open reservation past its `expires_at` as `expire` entries; returns how many.
+    Each one in its own short transaction; rows another worker holds are skipped (it is settling
+    or expiring them)."""
+    now = at or timezone.now()
+    expired = 0
+    while True:
+        with transaction.atomic():
+            stale = list(
+                Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=now)
+                .select_for_update(skip_locked=True)
+                .select_related("tenant")
+                .order_by("expires_at")[:batch]
+            )
+            for reservation in stale:
+                _unhold(reservation, kind=LedgerEntry.Kind.EXPIRE, status=Reservation.Status.EXPIRED, at=now)
+        expired += len(stale)
+        if len(stale) < batch:
+            return expired
+
+
+# --- Alerts --------------------------------------------------------------------------------------
+
+
+def _alert_crossings(counter: BudgetCounter, budget: Budget, *, before: int, at: datetime) -> list[BudgetAlert]:
+    """Record each threshold `counter` crossed upwards (settled + reserved against the limit): a
+    BudgetAlert once per (budget, period, scope value, threshold), an audit row and a live event.
+    Called with the counter locked, so no other transaction can fire the same alert meanwhile."""
+    after = counter.used
+    crossed = [t for t in budget.thresholds if before * 100 < t * budget.limit <= after * 100]
+    if not crossed:
+        return []
+    fired = set(
+        BudgetAlert.objects.for_tenant(budget.tenant)
+        .filter(
+            budget=budget, period_start=counter.period_start, scope_value=counter.scope_value, threshold__in=crossed
+        )
+        .values_list("threshold", flat=True)
+    )
+    alerts = []
+    for threshold in crossed:
+        if threshold in fired:
+            continue
+        alert = BudgetAlert.objects.create(
+            tenant=budget.tenant,
+            budget=budget,
+            period_start=counter.period_start,
+            scope_value=counter.scope_value,
+            threshold=threshold,
+            used=after,
+            limit=budget.limit,
+            created_at=at,
+        )
+        audit_record(
+            tenant=budget.tenant,
+            actor=SYSTEM,
+            action="budget.alert",
+            target=budget,
+            after={
+                "threshold": threshold,
+                "scope_value": counter.scope_value,
+                "period_start": counter.period_start.isoformat(),
+                "used": after,
+                "limit": budget.limit,
+                "unit": budget.unit,
+            },
+        )
+        events.send_budget_alert(alert)
+        alerts.append(alert)
+    return alerts
