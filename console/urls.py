@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from console.views import agents, api_keys, audit, auth, dashboard, health, members, platform, runs
+from console.views import agents, api_keys, audit, auth, budgets, dashboard, health, members, platform, runs
 from console.views import catalog as catalog_pages
 
 app_name = "console"
@@ -39,6 +39,10 @@ tenant_patterns = [
     path("pins/changes/<uuid:pk>/", catalog_pages.pin_change, name="pin_change"),
     path("pins/changes/<uuid:pk>/decide/", catalog_pages.pin_change_decide, name="pin_change_decide"),
     path("pins/changes/<uuid:pk>/cancel/", catalog_pages.pin_change_cancel, name="pin_change_cancel"),
+    path("budgets/", budgets.budgets, name="budgets"),
+    path("budgets/new/", budgets.budget_new, name="budget_new"),
+    path("budgets/ledger/", budgets.ledger, name="budget_ledger"),
+    path("budgets/<uuid:pk>/", budgets.budget_edit, name="budget_edit"),
 ]
 
 urlpatterns = [
