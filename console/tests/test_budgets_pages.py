@@ -128,6 +128,7 @@ def test_a_per_end_user_budget_lists_its_top_consumers(alice_client: Client, cas
 
     order = [m.group(1) for m in re.finditer(r'data-consumer="([^"]+)"', text)]
     assert order == ["u-big", "u-mid", "u-small"]
+    assert "<td>0 tokens</td><td>901 tokens</td>" in text  # u-big holds 900 input + 1 output, unsettled
 
 
 @pytest.mark.django_db
@@ -187,6 +188,7 @@ def test_the_alerts_feed_shows_a_crossed_threshold(alice_client: Client, cast: C
     text = _text(alice_client.get(reverse("console:budgets", args=["acme"])))
 
     assert 'data-alert="Small"' in text and "<td>50%</td>" in text
+    assert "<td>60 tokens</td><td>100 tokens</td>" in text
 
 
 @pytest.mark.django_db
@@ -368,3 +370,22 @@ def test_the_ledger_takes_a_bounded_number_of_queries(
     with django_assert_max_num_queries(10):
         response = alice_client.get(url)
     assert response.content.decode().count("data-entry=") == 40
+
+
+@pytest.mark.django_db
+def test_the_ledger_pages_to_older_entries_keeping_the_filters(
+    alice_client: Client, cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("console.views.budgets.LEDGER_PAGE", 3)
+    _, tokens = _ledger_fixture(cast)
+    url = reverse("console:budget_ledger", args=["acme"])
+
+    first = _text(alice_client.get(url, {"budget": str(tokens.pk)}))
+    older = re.search(r'id="ledger-older"', first) and re.search(r'href="\?([^"]+)" hx-get', first)
+    assert older is not None
+    second = _text(alice_client.get(url + "?" + older.group(1).replace("&amp;", "&")))
+
+    ids = [int(m.group(1)) for text in (first, second) for m in re.finditer(r'data-entry="(\d+)"', text)]
+    expected = LedgerEntry.objects.filter(tenant=cast.acme, counter__budget=tokens).order_by("-id")
+    assert ids == list(expected.values_list("id", flat=True))
+    assert 'id="ledger-older"' not in second

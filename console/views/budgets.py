@@ -230,7 +230,10 @@ def budget_rows(*, tenant: Tenant, at: datetime | None = None) -> list[BudgetRow
         .order_by("budget_id", "rank")
     )
     consumers: dict[Any, list[BudgetCounter]] = defaultdict(list)
+    units = {budget.pk: budget.unit for budget in budgets}
     for counter in ranked:
+        counter.settled_text = format_amount(counter.settled, units[counter.budget_id])  # type: ignore[attr-defined]
+        counter.reserved_text = format_amount(counter.reserved, units[counter.budget_id])  # type: ignore[attr-defined]
         consumers[counter.budget_id].append(counter)
     rows = []
     for budget in budgets:
@@ -285,9 +288,13 @@ def spend_chart(*, tenant: Tenant, at: datetime | None = None) -> dict[str, Any]
 
 def _page_context(request: ConsoleRequest, **extra: Any) -> dict[str, Any]:
     tenant = request.tenant
+    alerts = list(selectors.alerts_of(tenant=tenant)[:ALERTS_SHOWN])
+    for alert in alerts:
+        alert.used_text = format_amount(alert.used, alert.budget.unit)  # type: ignore[attr-defined]
+        alert.limit_text = format_amount(alert.limit, alert.budget.unit)  # type: ignore[attr-defined]
     return {
         "rows": budget_rows(tenant=tenant),
-        "alerts": list(selectors.alerts_of(tenant=tenant)[:ALERTS_SHOWN]),
+        "alerts": alerts,
         "chart": spend_chart(tenant=tenant),
         "zone": selectors.tenant_zone(tenant),
         **extra,
@@ -358,6 +365,8 @@ class LedgerFilterForm(forms.Form):
     kind = forms.ChoiceField(choices=[("", "Every kind"), *LedgerEntry.Kind.choices], required=False)
     since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    # The next page: entries older than this id (ids follow the order entries were written).
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -374,7 +383,8 @@ class LedgerFilterForm(forms.Form):
 
 @role_required(Role.VIEWER)
 def ledger(request: ConsoleRequest) -> HttpResponse:
-    """The newest LEDGER_PAGE ledger entries matching the filters (one query)."""
+    """The newest LEDGER_PAGE ledger entries matching the filters, and a link to the older ones
+    (one query)."""
     tenant = request.tenant
     form = LedgerFilterForm(request.GET or None, tenant=tenant)
     entries = selectors.ledger_of(tenant=tenant).select_related("reservation")
@@ -392,15 +402,22 @@ def ledger(request: ConsoleRequest) -> HttpResponse:
             entries = entries.filter(created_at__gte=data["since"])
         if data["until"]:
             entries = entries.filter(created_at__lte=data["until"])
+        if data["before"]:
+            entries = entries.filter(id__lt=data["before"])
     rows = list(entries[: LEDGER_PAGE + 1])
     for entry in rows:
         unit = entry.counter.budget.unit
         entry.reserved_text = format_amount(entry.reserved_delta, unit)  # type: ignore[attr-defined]
         entry.settled_text = format_amount(entry.settled_delta, unit)  # type: ignore[attr-defined]
+    older = ""
+    if len(rows) > LEDGER_PAGE:
+        query = request.GET.copy()
+        query["before"] = str(rows[LEDGER_PAGE - 1].pk)
+        older = query.urlencode()
     context = {
         "form": form,
         "entries": rows[:LEDGER_PAGE],
-        "truncated": len(rows) > LEDGER_PAGE,
+        "older": older,
         "zone": selectors.tenant_zone(tenant),
     }
     return render_page(request, "budgets/ledger.html", context, fragment="ledger", status=status)
