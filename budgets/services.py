@@ -417,9 +417,12 @@ def budget_reserve(
 
 
 def _locked_reservation(reservation: Reservation) -> Reservation:
+    # of=("self",): a plain FOR UPDATE would lock the joined tenant row as well, which every
+    # concurrent insert of a tenant-owned row needs a key-share lock on (a deadlock, found by
+    # test_concurrency).
     return (
         Reservation.objects.for_tenant(reservation.tenant)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("model", "tenant")
         .get(pk=reservation.pk)
     )
@@ -556,7 +559,7 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
         with transaction.atomic():
             stale = list(
                 Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=now)
-                .select_for_update(skip_locked=True)
+                .select_for_update(skip_locked=True, of=("self",))
                 .select_related("tenant")
                 .order_by("expires_at")[:batch]
             )

@@ -1,0 +1,127 @@
+"""No overspend under real concurrency: 64 threads, each with its own PostgreSQL connection,
+released together by a barrier, reserving against one small budget."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from budgets import services
+from budgets.errors import BudgetExceededError
+from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
+from budgets.selectors import ledger_discrepancies
+from budgets.tests.factories import make_budget
+from tenants.testing import Cast
+
+CLIENTS = 64
+WORST = 2_000  # 1 000 input + 1 000 output tokens of the demo model, in micro-USD
+
+
+def hammer(clients: int, work: Callable[[int], list[str]]) -> tuple[list[str], list[BaseException]]:
+    """Run `work(i)` in `clients` threads that start together; each closes its own connection."""
+    barrier = threading.Barrier(clients)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            result = work(i)
+            with lock:
+                outcomes.extend(result)
+        except BaseException as exc:  # any error is a failure the test reports, deadlocks included
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a client hung"
+    return outcomes, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_64_concurrent_clients_never_reserve_more_than_the_limit(cast: Cast) -> None:
+    budget = make_budget(cast.acme, limit=10 * WORST + WORST // 2)  # room for exactly 10 reservations
+
+    def work(i: int) -> list[str]:
+        try:
+            services.budget_reserve(tenant=cast.acme, model="default", input_tokens=1000, max_output_tokens=1000)
+        except BudgetExceededError:
+            return ["refused"]
+        return ["admitted"]
+
+    outcomes, errors = hammer(CLIENTS, work)
+    assert errors == []
+    assert outcomes.count("admitted") == 10 and outcomes.count("refused") == CLIENTS - 10
+    admitted = Reservation.objects.for_tenant(cast.acme).filter(status="open")
+    assert sum(r.worst_case_micros for r in admitted) == 10 * WORST <= budget.limit
+    counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=budget)
+    assert (counter.reserved, counter.settled) == (10 * WORST, 0)
+    assert ledger_discrepancies(tenant=cast.acme) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reserve_settle_and_release_on_overlapping_budgets_keep_the_ledger_exact(cast: Cast) -> None:
+    # Every call locks two counters (the tenant's and its end user's), in id order: no deadlock.
+    tenant_budget = make_budget(cast.acme, name="tenant", limit=40 * WORST)
+    per_user = make_budget(cast.acme, name="per user", scope=Budget.Scope.END_USER, limit=12 * WORST)
+    soft = make_budget(
+        cast.acme, name="soft", limit=5 * WORST, unit=Budget.Unit.TOKENS, on_exceed=Budget.OnExceed.ALERT_ONLY
+    )
+
+    def work(i: int) -> list[str]:
+        rng = random.Random(i)
+        results = []
+        for _ in range(6):
+            try:
+                reservation = services.budget_reserve(
+                    tenant=cast.acme,
+                    model="default",
+                    input_tokens=1000,
+                    max_output_tokens=1000,
+                    end_user_id=f"user-{i % 4}",
+                )
+            except BudgetExceededError as refused:
+                results.append(f"refused:{refused.extra['budget_name']}")
+                continue
+            if rng.random() < 0.3:
+                services.budget_release(reservation=reservation)
+                results.append("released")
+            else:
+                # Actual usage never exceeds the worst case here, so spend stays within the limits.
+                services.budget_settle(
+                    reservation=reservation, input_tokens=rng.randint(0, 1000), output_tokens=rng.randint(0, 1000)
+                )
+                results.append("settled")
+        return results
+
+    outcomes, errors = hammer(CLIENTS, work)
+    assert errors == []
+    assert len(outcomes) == CLIENTS * 6
+    assert any(o.startswith("refused:") for o in outcomes) and "settled" in outcomes and "released" in outcomes
+    assert "refused:soft" not in outcomes  # an alert-only budget never refuses
+    counters = {c.budget_id: c for c in BudgetCounter.objects.for_tenant(cast.acme).filter(scope_value="")}
+    tenant_counter = counters[tenant_budget.pk]
+    assert tenant_counter.reserved == 0
+    assert tenant_counter.settled <= tenant_budget.limit
+    for user_counter in BudgetCounter.objects.for_tenant(cast.acme).filter(budget=per_user):
+        assert user_counter.reserved == 0 and user_counter.settled <= per_user.limit
+    assert counters[soft.pk].settled > soft.limit  # it counted everything and let it through
+    assert ledger_discrepancies(tenant=cast.acme) == []
+    assert not Reservation.objects.for_tenant(cast.acme).filter(status="open").exists()
+    settled_spend: Any = sum(
+        r.actual_micros or 0 for r in Reservation.objects.for_tenant(cast.acme).filter(status="settled")
+    )
+    assert tenant_counter.settled == settled_spend
+    assert LedgerEntry.objects.for_tenant(cast.acme).filter(counter=tenant_counter).count() > CLIENTS
