@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -111,9 +112,12 @@ def test_the_reset_time_is_shown_in_the_tenants_time_zone(alice_client: Client, 
     cast.acme.save(update_fields=["timezone"])
     _budget(cast, "Daily", period="day")
 
-    text = _text(alice_client.get(reverse("console:budgets", args=["acme"])))
+    url = reverse("console:budgets", args=["acme"])
+    text = _text(alice_client.get(url))
+    fragment = _text(alice_client.get(url, headers=HTMX))
 
     assert "00:00 JST" in text and "Asia/Tokyo" in text
+    assert "00:00 JST" in fragment  # the periodic refresh too
 
 
 @pytest.mark.django_db
@@ -129,6 +133,17 @@ def test_a_per_end_user_budget_lists_its_top_consumers(alice_client: Client, cas
     order = [m.group(1) for m in re.finditer(r'data-consumer="([^"]+)"', text)]
     assert order == ["u-big", "u-mid", "u-small"]
     assert "<td>0 tokens</td><td>901 tokens</td>" in text  # u-big holds 900 input + 1 output, unsettled
+
+
+@pytest.mark.django_db
+def test_an_htmx_refresh_renders_only_the_usage_bars(alice_client: Client, cast: Cast) -> None:
+    _budget(cast, "Polled")
+
+    response = alice_client.get(reverse("console:budgets", args=["acme"]), headers=HTMX)
+
+    text = response.content.decode().strip()
+    assert text.startswith('<section id="budgets"') and text.endswith("</section>")
+    assert 'data-budget="Polled"' in text and "spend-data" not in text
 
 
 @pytest.mark.django_db
@@ -389,3 +404,18 @@ def test_the_ledger_pages_to_older_entries_keeping_the_filters(
     expected = LedgerEntry.objects.filter(tenant=cast.acme, counter__budget=tokens).order_by("-id")
     assert ids == list(expected.values_list("id", flat=True))
     assert 'id="ledger-older"' not in second
+
+
+@pytest.mark.django_db
+def test_ledger_times_are_in_the_tenants_time_zone_in_the_page_and_its_fragment(
+    alice_client: Client, cast: Cast
+) -> None:
+    cast.acme.timezone = "Asia/Kathmandu"  # UTC+05:45: no other zone shares its minutes
+    cast.acme.save(update_fields=["timezone"])
+    _ledger_fixture(cast)
+    entry = LedgerEntry.objects.filter(tenant=cast.acme).latest("id")
+    local = entry.created_at.astimezone(ZoneInfo("Asia/Kathmandu")).strftime("%Y-%m-%d %H:%M:%S")
+    url = reverse("console:budget_ledger", args=["acme"])
+
+    assert local in _text(alice_client.get(url))
+    assert local in _text(alice_client.get(url, {"kind": ""}, headers=HTMX))
