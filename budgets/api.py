@@ -1,0 +1,133 @@
+"""REST endpoints for budgets and reservations. Thin adapters: a serializer checks types, one
+service call decides, and the tenant comes from the API key (TenantScopedViewSet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agents.selectors import find_agent
+from budgets import selectors, services
+from budgets.errors import BudgetFieldError
+from budgets.models import Budget, Reservation
+from budgets.serializers import (
+    BudgetSerializer,
+    BudgetWriteSerializer,
+    ReservationCreateSerializer,
+    ReservationSerializer,
+    SettleSerializer,
+    UsageSerializer,
+)
+from tenants.audit import Actor
+from tenants.models import ApiKey, Scope
+from tenants.viewsets import TenantScopedViewSet
+
+
+class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Budget]):
+    """The tenant's budgets. Reading needs `read`; changing needs `admin` (audited). A budget that
+    has counted anything cannot be deleted (409): disable it instead."""
+
+    queryset = Budget.objects.select_related("agent")
+    serializer_class = BudgetSerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "usage": Scope.READ, "*": Scope.ADMIN}
+
+    def scope_queryset(self, queryset: QuerySet[Budget]) -> QuerySet[Budget]:
+        return queryset.order_by("-id")
+
+    @extend_schema(request=BudgetWriteSerializer, responses={201: BudgetSerializer})
+    def create(self, request: Request) -> Response:
+        form = BudgetWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        budget = services.budget_create(actor=Actor.from_request(request), tenant=self.tenant, **form.validated_data)
+        return Response(BudgetSerializer(budget).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=BudgetWriteSerializer, responses=BudgetSerializer)
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, partial=False)
+
+    @extend_schema(request=BudgetWriteSerializer, responses=BudgetSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, partial=True)
+
+    def _update(self, request: Request, *, partial: bool) -> Response:
+        budget = self.get_object()
+        form = BudgetWriteSerializer(data=request.data, partial=partial)
+        form.is_valid(raise_exception=True)
+        changes = dict(form.validated_data)
+        if not partial:
+            # PUT means "exactly these settings": what was left out takes its default, except the
+            # unit, which never changes (a default would refuse every PUT on a tokens budget).
+            changes.setdefault("thresholds", [70, 80, 100])
+            changes.setdefault("agent", None)
+            if "unit" not in request.data:
+                changes.pop("unit", None)
+        budget = services.budget_update(actor=Actor.from_request(request), budget=budget, **changes)
+        return Response(BudgetSerializer(budget).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.budget_delete(actor=Actor.from_request(request), budget=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=UsageSerializer)
+    @action(detail=True, methods=["get"])
+    def usage(self, request: Request, pk: str) -> Response:
+        """The current period: settled, reserved and the limit, and the top consumers (by scope value)."""
+        usage = selectors.budget_usage(budget=self.get_object())
+        return Response(UsageSerializer(usage).data)
+
+
+EXCEEDED = OpenApiResponse(
+    description="budget_exceeded: the error names the budget, its scope and scope value, limit, used, reserved, "
+    "unit and resets_at."
+)
+
+
+class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservation]):
+    """Reserve a model call's worst-case cost before making it, settle it with the real usage after
+    (or release it if the call failed). An open reservation expires after its TTL."""
+
+    queryset = Reservation.objects.select_related("model", "tenant")
+    serializer_class = ReservationSerializer
+    required_scopes = {
+        "create": Scope.BUDGETS_RESERVE,
+        "retrieve": Scope.BUDGETS_RESERVE,
+        "settle": Scope.BUDGETS_RESERVE,
+        "release": Scope.BUDGETS_RESERVE,
+    }
+
+    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, 402: EXCEEDED})
+    def create(self, request: Request) -> Response:
+        form = ReservationCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(form.validated_data)
+        agent = None
+        if ref := (data.pop("agent", None) or "").strip():
+            agent = find_agent(tenant=self.tenant, ref=ref)
+            if agent is None:
+                raise BudgetFieldError("agent", f"no agent has the id or name {ref!r}.")
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        reservation = services.budget_reserve(tenant=self.tenant, agent=agent, api_key=key, **data)
+        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=SettleSerializer, responses=ReservationSerializer)
+    @action(detail=True, methods=["post"])
+    def settle(self, request: Request, pk: str) -> Response:
+        """Settle with the provider's usage (409 when already settled or released)."""
+        reservation = self.get_object()
+        form = SettleSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        reservation = services.budget_settle(reservation=reservation, **form.validated_data)
+        return Response(ReservationSerializer(reservation).data)
+
+    @extend_schema(request=None, responses=ReservationSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str) -> Response:
+        """The call failed: nothing was spent (409 when not open)."""
+        reservation = services.budget_release(reservation=self.get_object())
+        return Response(ReservationSerializer(reservation).data)

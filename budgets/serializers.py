@@ -1,0 +1,127 @@
+"""API shapes of budgets and reservations. Input serializers check types; services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from budgets.models import Budget, BudgetCounter, Reservation
+from budgets.services import MAX_THRESHOLD, MAX_TOKENS
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "agent",
+            "period",
+            "unit",
+            "limit",
+            "thresholds",
+            "on_exceed",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class BudgetWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=Budget.Scope.choices, default=Budget.Scope.TENANT)
+    agent = serializers.CharField(
+        required=False, allow_null=True, help_text="Narrow the budget to one agent (its id or name)."
+    )
+    period = serializers.ChoiceField(choices=Budget.Period.choices, default=Budget.Period.MONTH)
+    unit = serializers.ChoiceField(choices=Budget.Unit.choices, default=Budget.Unit.USD_MICROS)
+    limit = serializers.IntegerField(min_value=1, max_value=2**62, help_text="In micro-USD or tokens.")
+    thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_THRESHOLD),
+        required=False,
+        max_length=20,
+        help_text="Alert at these percentages of the limit (default 70, 80, 100).",
+    )
+    on_exceed = serializers.ChoiceField(choices=Budget.OnExceed.choices, default=Budget.OnExceed.BLOCK)
+    enabled = serializers.BooleanField(default=True)
+
+
+class CounterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BudgetCounter
+        fields = ["scope_value", "settled", "reserved"]
+        read_only_fields = fields
+
+
+class UsageSerializer(serializers.Serializer):
+    budget = serializers.UUIDField(source="budget.pk")
+    unit = serializers.CharField(source="budget.unit")
+    limit = serializers.IntegerField(source="budget.limit")
+    period_start = serializers.DateTimeField()
+    resets_at = serializers.DateTimeField(allow_null=True)
+    settled = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    top = CounterSerializer(source="counters", many=True, help_text="The biggest scope values, by settled + reserved.")
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200, help_text="A pinned alias or an exact model id.")
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False, allow_null=True)
+    input_text = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=4 * MAX_TOKENS
+    )
+    max_output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
+    end_user_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    session_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    agent = serializers.CharField(required=False, allow_null=True, help_text="The agent's id or name.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("input_tokens") is None and "input_text" not in attrs:
+            raise serializers.ValidationError({"input_tokens": ["Send input_tokens or input_text."]})
+        return attrs
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.model_id", read_only=True)
+    amount = serializers.IntegerField(source="worst_case_micros", read_only=True, help_text="Worst case, micro-USD.")
+    unit = serializers.SerializerMethodField()
+    tokens = serializers.IntegerField(source="worst_case_tokens", read_only=True, help_text="Worst case, tokens.")
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "status",
+            "model",
+            "amount",
+            "unit",
+            "tokens",
+            "input_tokens",
+            "input_tokens_estimated",
+            "max_output_tokens",
+            "end_user_id",
+            "session_id",
+            "agent",
+            "actual_input_tokens",
+            "actual_output_tokens",
+            "actual_micros",
+            "usage_estimated",
+            "created_at",
+            "expires_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_unit(self, reservation: Reservation) -> str:
+        return Budget.Unit.USD_MICROS.value
+
+
+class SettleSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
+    cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False, default=0)
+    estimated = serializers.BooleanField(required=False, default=False, help_text="True when usage is an estimate.")
