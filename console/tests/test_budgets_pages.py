@@ -419,3 +419,39 @@ def test_ledger_times_are_in_the_tenants_time_zone_in_the_page_and_its_fragment(
 
     assert local in _text(alice_client.get(url))
     assert local in _text(alice_client.get(url, {"kind": ""}, headers=HTMX))
+
+
+@pytest.mark.django_db
+def test_a_budget_narrowed_to_an_agent_stays_editable_after_the_agent_is_archived(
+    alice_client: Client, cast: Cast
+) -> None:
+    from agents import services as agent_services
+
+    agent = agent_services.agent_create(actor=SYSTEM, tenant=cast.acme, name="Narrow agent")
+    response = alice_client.post(reverse("console:budget_new", args=["acme"]), _form(agent=str(agent.pk)))
+    assert response.status_code == 302
+    budget = Budget.objects.get(tenant=cast.acme, name="Daily USD")
+    assert budget.agent_id == agent.pk
+    agent_services.agent_archive(actor=SYSTEM, agent=agent)
+
+    url = reverse("console:budget_edit", args=["acme", budget.pk])
+    assert alice_client.post(url, _form(agent=str(agent.pk), limit="30")).status_code == 302
+    budget.refresh_from_db()
+    assert budget.limit == 30_000_000
+    # A new budget cannot pick the archived agent.
+    refused = alice_client.post(reverse("console:budget_new", args=["acme"]), _form(name="New", agent=str(agent.pk)))
+    assert refused.status_code == 400
+
+
+@pytest.mark.django_db
+def test_another_tenants_agent_cannot_be_chosen(alice_client: Client, cast: Cast) -> None:
+    from agents import services as agent_services
+
+    foreign = agent_services.agent_create(actor=SYSTEM, tenant=cast.globex, name="Globex agent")
+
+    response = alice_client.post(reverse("console:budget_new", args=["acme"]), _form(agent=str(foreign.pk)))
+
+    assert response.status_code == 400
+    error = re.search(r'id="id_agent_error"[^>]*>(.*?)</div>', _text(response))
+    assert error is not None and "Select a valid choice" in error.group(1)
+    assert not Budget.objects.filter(name="Daily USD").exists()

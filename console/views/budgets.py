@@ -66,11 +66,13 @@ class BudgetForm(forms.Form):
     )
     enabled = forms.BooleanField(required=False, initial=True)
 
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tenant: Tenant, budget: Budget | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         agent_field = self.fields["agent"]
         assert isinstance(agent_field, forms.ModelChoiceField)
-        agent_field.queryset = Agent.objects.for_tenant(tenant).filter(archived=False).order_by("name")
+        # Archived agents are offered only to the budget already narrowed to one, so it stays valid.
+        offered = Q(archived=False) | Q(pk=budget.agent_id) if budget and budget.agent_id else Q(archived=False)
+        agent_field.queryset = Agent.objects.for_tenant(tenant).filter(offered).order_by("name")
 
     def clean_thresholds(self) -> list[int]:
         raw = self.cleaned_data["thresholds"].replace(",", " ").split()
@@ -342,7 +344,7 @@ def budget_edit(request: ConsoleRequest, pk: str) -> HttpResponse:
     budget = selectors.get_budget_for_tenant(request.tenant, pk)
     status = 200
     if request.method == "POST":
-        form = BudgetForm(request.POST, tenant=request.tenant)
+        form = BudgetForm(request.POST, tenant=request.tenant, budget=budget)
         if form.is_valid():
             try:
                 services.budget_update(actor=Actor.from_request(request), budget=budget, **form.cleaned_data)
@@ -353,7 +355,7 @@ def budget_edit(request: ConsoleRequest, pk: str) -> HttpResponse:
                 return redirect("console:budgets", tenant_slug=request.tenant.slug)
         status = 400
     else:
-        form = BudgetForm(initial=_form_initial(budget), tenant=request.tenant)
+        form = BudgetForm(initial=_form_initial(budget), tenant=request.tenant, budget=budget)
     return render_page(request, "budgets/edit.html", {"form": form, "budget": budget}, status=status)
 
 
