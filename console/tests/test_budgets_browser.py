@@ -1,5 +1,6 @@
 """Budgets in real Chromium: alice creates a budget, sees it, and its usage bar shows a
-reservation an agent client made, then its settlement; the spend chart draws under the CSP."""
+reservation an agent client made over the REST API, then its settlement; the spend chart draws
+under the CSP; the ledger filters."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from budgets import services
 from budgets.models import Budget
 from console.tests.test_browser import sign_in
-from tenants.testing import Cast
+from tenants.models import Scope
+from tenants.testing import Cast, make_key
 
 pytestmark = pytest.mark.browser
 
@@ -43,10 +44,15 @@ def test_alice_creates_a_budget_and_its_usage_bar_shows_a_reservation_then_its_s
     assert card.get_by_test_id("limit").inner_text() == "10,000 tokens"
     assert Budget.objects.get(tenant=cast.acme, name="Support tokens").limit == 10_000
 
-    # An agent client reserves 2,000 tokens' worst case: the bar shows it as reserved.
-    reservation = services.budget_reserve(
-        tenant=cast.acme, model="default", input_tokens=1_500, max_output_tokens=500, end_user_id="customer-1"
+    # An agent client reserves 2,000 tokens' worst case over the REST API: the bar shows it reserved.
+    _, key = make_key(cast.acme, [Scope.BUDGETS_RESERVE], name="agent client")
+    bearer = {"Authorization": f"Bearer {key}"}
+    reserved = alice.request.post(
+        "/api/v1/reservations",
+        headers=bearer,
+        data={"model": "default", "input_tokens": 1_500, "max_output_tokens": 500, "end_user_id": "customer-1"},
     )
+    assert reserved.status == 201, reserved.text()
     alice.reload()
     card = alice.locator('article[data-budget="Support tokens"]')
     assert card.get_by_test_id("reserved").inner_text() == "2,000 tokens"
@@ -55,7 +61,12 @@ def test_alice_creates_a_budget_and_its_usage_bar_shows_a_reservation_then_its_s
     assert float(card.locator("rect.usage-reserved").get_attribute("width") or 0) == pytest.approx(20.0)
 
     # It settles for what the call really used: the reservation turns into settled spend.
-    services.budget_settle(reservation=reservation, input_tokens=1_500, output_tokens=100)
+    settled = alice.request.post(
+        f"/api/v1/reservations/{reserved.json()['id']}/settle",
+        headers=bearer,
+        data={"input_tokens": 1_500, "output_tokens": 100},
+    )
+    assert settled.status == 200, settled.text()
     alice.reload()
     card = alice.locator('article[data-budget="Support tokens"]')
     assert card.get_by_test_id("settled").inner_text() == "1,600 tokens"
