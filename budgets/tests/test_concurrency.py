@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +23,29 @@ CLIENTS = 64
 WORST = 2_000  # 1 000 input + 1 000 output tokens of the demo model, in micro-USD
 
 
+def free_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int - count(*) FROM pg_stat_activity"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def wait_for_connections(needed: int, timeout: float = 90) -> None:
+    """A shared PostgreSQL may be busy with other test runs: wait for `needed` free connections,
+    then fail with the reason rather than with 64 connection errors."""
+    deadline = time.monotonic() + timeout
+    while (free := free_connections()) < needed:
+        if time.monotonic() > deadline:
+            pytest.fail(f"this test needs {needed} free PostgreSQL connections; only {free} are free")
+        time.sleep(1)
+
+
 def hammer(clients: int, work: Callable[[int], list[str]]) -> tuple[list[str], list[BaseException]]:
-    """Run `work(i)` in `clients` threads that start together; each closes its own connection."""
+    """Run `work(i)` in `clients` threads that start together, each on its own connection (closed
+    at the end)."""
+    wait_for_connections(clients + 2)
     barrier = threading.Barrier(clients)
     outcomes: list[str] = []
     errors: list[BaseException] = []

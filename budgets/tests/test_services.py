@@ -324,3 +324,17 @@ def test_usage_sums_the_current_period_and_ranks_top_consumers(cast: Cast) -> No
     usage = budget_usage(budget=budget)
     assert (usage.settled, usage.reserved) == (1, 2 * WORST_1K_1K)
     assert [c.scope_value for c in usage.counters] == ["ann", "ben"]
+
+
+def test_the_beat_task_expires_reservations_past_their_ttl(cast: Cast) -> None:
+    from budgets.tasks import expire_stale_reservations
+
+    budget = make_budget(cast.acme, limit=10_000)
+    crashed = reserve(cast, at=datetime.now(UTC) - timedelta(seconds=121))
+    fresh = reserve(cast)
+    assert expire_stale_reservations() == 1
+    crashed.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (crashed.status, fresh.status) == ("expired", "open")
+    assert counter(budget).reserved == WORST_1K_1K
+    assert ledger_discrepancies(tenant=cast.acme) == []
