@@ -50,6 +50,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/api_me.py
 	$(PY) scripts/devenv.py exec -- $(PY) bench/engine_steps.py
+	$(PY) scripts/devenv.py exec -- $(PY) bench/budgets.py
 
 lock: $(STAMP)
 	$(PY) scripts/lock.py $(if $(UPGRADE),--upgrade)

@@ -48,7 +48,7 @@ PYTHON = sys.executable
 SERVER_ARGS = ["--workers", "2", "--worker-class", "gthread", "--threads", "4"]
 SCHEMA = "bench_budgets"
 # Worst-case cost reserved and actual cost settled by a floor pair (micro-USD); the REST pairs
-# reserve 200 input + 200 max output tokens of the demo model and settle 200 + 100.
+# reserve 200 input + 200 max output tokens of the bench tenant's model and settle 200 + 100.
 FLOOR_RESERVE, FLOOR_SETTLE = 1_000, 600
 HUGE_LIMIT = 10**15  # no pair is ever refused: we measure admission, not refusal
 
@@ -179,10 +179,14 @@ def run_load(target: str, scenario: str, clients: int, seconds: float, *, base: 
     """One bounded load in a child process, so that the load and the bench do not share a GIL."""
     cmd = [PYTHON, __file__, "--load", target, "--scenario", scenario, "--clients", str(clients)]
     cmd += ["--seconds", str(seconds), "--base", base, "--key", key, "--dsn", dsn]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 120)
-    if result.returncode != 0:
-        sys.exit(f"load generator failed:\n{result.stderr[-2000:]}")
-    return LoadResult(**json.loads(result.stdout))
+    # The result goes through a file: tens of thousands of latencies are too much for a pipe's line.
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        result = subprocess.run(
+            [*cmd, "--out", out.name], capture_output=True, text=True, check=False, timeout=seconds + 120
+        )
+        if result.returncode != 0:
+            sys.exit(f"load generator failed:\n{result.stderr[-2000:]}")
+        return LoadResult(**json.load(out))
 
 
 def measure(target: str, scenario: str, clients: int, args: argparse.Namespace, **where: str) -> Cell:
@@ -281,22 +285,59 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def bench_tenant(env: dict[str, str]) -> str:
+    """A tenant of the bench's own (reused across runs, so a dev database's demo tenants are left
+    alone) with a priced model pinned as `default`; returns its slug."""
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    from catalog.models import LanguageModel, ModelPin, Provider
+    from tenants.models import Tenant
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-budgets", defaults={"name": "Bench: budgets"})
+    provider, _ = Provider.objects.get_or_create(tenant=tenant, name="demo", defaults={"kind": Provider.Kind.DEMO})
+    model, _ = LanguageModel.objects.get_or_create(
+        tenant=tenant,
+        provider=provider,
+        model_id="bench-model-2025-01-01",
+        defaults={
+            "input_price": 1_000_000,
+            "output_price": 2_000_000,
+            "context_window": 32_000,
+            "max_output_tokens": 4096,
+        },
+    )
+    ModelPin.objects.update_or_create(tenant=tenant, alias="default", defaults={"model": model})
+    connections.close_all()  # the bench's own connection is not needed while it measures
+    return tenant.slug
+
+
 class Budgets:
-    """The bench tenant's budgets, set up over the REST API: one budget enabled per scenario."""
+    """The bench tenant's two budgets, set up over the REST API: one enabled per scenario."""
 
     def __init__(self, base: str, key: str) -> None:
         self.api = httpx.Client(base_url=base + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        for budget in self._list():
-            if budget["name"].startswith("bench "):
-                self._ok(self.api.patch(f"/budgets/{budget['id']}", json={"enabled": False}))
         # `total` periods: a day or month boundary in the middle of a run would start a new counter.
         common = {"period": "total", "unit": "usd_micros", "limit": HUGE_LIMIT, "enabled": False}
-        self.ids = {
-            "hot": self._ok(self.api.post("/budgets", json={"name": "bench hot", "scope": "tenant", **common}))["id"],
-            "many": self._ok(self.api.post("/budgets", json={"name": "bench many", "scope": "end_user", **common}))[
-                "id"
-            ],
-        }
+        wanted = {"hot": {"name": "bench hot", "scope": "tenant"}, "many": {"name": "bench many", "scope": "end_user"}}
+        existing = {str(b["name"]): b["id"] for b in self._list()}
+        self.ids: dict[str, str] = {}
+        for name in existing:
+            if name not in {w["name"] for w in wanted.values()}:
+                # Another budget of the tenant would add its own counter to every pair.
+                self._ok(self.api.patch(f"/budgets/{existing[name]}", json={"enabled": False}))
+        for scenario, fields in wanted.items():
+            if fields["name"] in existing:  # a previous run's: the same settings, reused
+                pk = existing[fields["name"]]
+                self._ok(self.api.patch(f"/budgets/{pk}", json={"limit": HUGE_LIMIT, "enabled": False}))
+            else:
+                pk = self._ok(self.api.post("/budgets", json={**fields, **common}))["id"]
+            self.ids[scenario] = pk
 
     def _list(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -365,6 +406,7 @@ def main() -> None:
     parser.add_argument("--base", default="", help=argparse.SUPPRESS)
     parser.add_argument("--key", default="", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.load:
@@ -375,7 +417,7 @@ def main() -> None:
             result = asyncio.run(load(args))
         else:
             result = uvloop.run(load(args))
-        print(json.dumps(asdict(result)))
+        Path(args.out).write_text(json.dumps(asdict(result)))
         return
 
     dsn, redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
@@ -398,10 +440,8 @@ def main() -> None:
     budgets = None
     if "rest" in targets:
         manage(env, "migrate", "--noinput", "--verbosity", "0")
-        manage(env, "seed_demo")
-        key = manage(
-            env, "apikey", "create", "--tenant", "acme", "--name", "bench-budgets", "--scopes", "admin", "--replace"
-        )
+        slug = bench_tenant(env)
+        key = manage(env, "apikey", "create", "--tenant", slug, "--name", "bench", "--scopes", "admin", "--replace")
         key = key.strip().splitlines()[-1]
         proc, base, _ = start_server(env, key)
     floor_setup(dsn, max(concurrencies))
