@@ -114,6 +114,11 @@ class Reservation(TenantOwned):
     max_output_tokens = models.PositiveBigIntegerField()
     worst_case_micros = models.PositiveBigIntegerField()
     worst_case_tokens = models.PositiveBigIntegerField()
+    # The model's prices when reserved (micro-USD per million tokens): the call is settled at the
+    # price it was admitted at, even if the catalog's price changes (or is removed) meanwhile.
+    input_price = models.PositiveBigIntegerField(null=True)
+    cached_input_price = models.PositiveBigIntegerField(null=True)
+    output_price = models.PositiveBigIntegerField(null=True)
     end_user_id = models.CharField(max_length=200, blank=True)
     session_id = models.CharField(max_length=200, blank=True)
     agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -137,6 +142,22 @@ class Reservation(TenantOwned):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    def cost_micros(self, *, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> int:
+        """What the call cost at the prices it was reserved at (the model's current prices for a
+        reservation made before prices were recorded on it)."""
+        from catalog.models import LanguageModel
+
+        if self.input_price is None or self.output_price is None:
+            return self.model.cost_micros(
+                input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
+            )
+        prices = LanguageModel(
+            input_price=self.input_price, cached_input_price=self.cached_input_price, output_price=self.output_price
+        )
+        return prices.cost_micros(
+            input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
+        )
 
 
 class ReservationLine(TenantOwned):

@@ -386,6 +386,9 @@ def budget_reserve(
             max_output_tokens=max_output_tokens,
             worst_case_micros=micros,
             worst_case_tokens=tokens,
+            input_price=model.input_price,
+            cached_input_price=model.cached_input_price,
+            output_price=model.output_price,
             end_user_id=end_user_id,
             session_id=session_id,
             agent=agent,
@@ -459,7 +462,7 @@ def budget_settle(
         if locked.status in (Reservation.Status.SETTLED, Reservation.Status.RELEASED):
             raise ConflictError(f"Reservation {locked.pk} is already {locked.status}.", status=locked.status)
         was_open = locked.is_open
-        micros = locked.model.cost_micros(
+        micros = locked.cost_micros(
             input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
         )
         entries = []

@@ -338,3 +338,11 @@ def test_the_beat_task_expires_reservations_past_their_ttl(cast: Cast) -> None:
     assert (crashed.status, fresh.status) == ("expired", "open")
     assert counter(budget).reserved == WORST_1K_1K
     assert ledger_discrepancies(tenant=cast.acme) == []
+
+
+def test_a_call_settles_at_the_price_it_was_reserved_at(cast: Cast) -> None:
+    budget = make_budget(cast.acme, limit=10_000)
+    reservation = reserve(cast)
+    LanguageModel.objects.filter(pk=reservation.model_id).update(input_price=None, output_price=None)
+    services.budget_settle(reservation=reservation, input_tokens=1000, output_tokens=1000)
+    assert counter(budget).settled == WORST_1K_1K
