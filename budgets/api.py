@@ -17,8 +17,10 @@ from budgets import selectors, services
 from budgets.errors import BudgetFieldError
 from budgets.models import Budget, Reservation
 from budgets.serializers import (
+    AdjustSerializer,
     BudgetSerializer,
     BudgetWriteSerializer,
+    LedgerEntrySerializer,
     ReservationCreateSerializer,
     ReservationSerializer,
     SettleSerializer,
@@ -73,6 +75,16 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
     def destroy(self, request: Request, pk: str) -> Response:
         services.budget_delete(actor=Actor.from_request(request), budget=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=AdjustSerializer, responses={201: LedgerEntrySerializer})
+    @action(detail=True, methods=["post"])
+    def adjust(self, request: Request, pk: str) -> Response:
+        """Correct the current period's spend of one counter (an `adjust` ledger entry, audited)."""
+        budget = self.get_object()
+        form = AdjustSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        entry = services.budget_adjust(actor=Actor.from_request(request), budget=budget, **form.validated_data)
+        return Response(LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=UsageSerializer)
     @action(detail=True, methods=["get"])

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from budgets.models import Budget, BudgetCounter, Reservation
+from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
 from budgets.services import MAX_THRESHOLD, MAX_TOKENS
 
 
@@ -125,3 +125,16 @@ class SettleSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
     cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False, default=0)
     estimated = serializers.BooleanField(required=False, default=False, help_text="True when usage is an estimate.")
+
+
+class AdjustSerializer(serializers.Serializer):
+    settled_delta = serializers.IntegerField(help_text="Added to the spend (negative to refund), in the budget's unit.")
+    note = serializers.CharField(max_length=200, help_text="Why.")
+    scope_value = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "kind", "counter", "reservation", "reserved_delta", "settled_delta", "note", "created_at"]
+        read_only_fields = fields

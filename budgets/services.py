@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
-from budgets import events
+from budgets import events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, ReservationLine
 from budgets.selectors import Applicable, applicable_budgets, resolve_model
@@ -571,6 +571,65 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
         expired += len(stale)
         if len(stale) < batch:
             return expired
+
+
+def budget_adjust(
+    *,
+    actor: Actor,
+    budget: Budget,
+    settled_delta: int,
+    note: str,
+    scope_value: str = "",
+    at: datetime | None = None,
+) -> LedgerEntry:
+    """Correct a counter's spend in the current period by `settled_delta` (a refund from the
+    provider, spend made outside the console), as an `adjust` ledger entry with a note (audited).
+    Spend never goes below zero."""
+    if isinstance(settled_delta, bool) or not isinstance(settled_delta, int) or settled_delta == 0:
+        raise BudgetFieldError("settled_delta", "must be a whole number other than 0.")
+    if abs(settled_delta) > 2**62:
+        raise BudgetFieldError("settled_delta", "is too large.")
+    note = (note or "").strip()
+    if not note:
+        raise BudgetFieldError("note", "Say why the spend is adjusted.")
+    if len(note) > 200:
+        raise BudgetFieldError("note", "At most 200 characters.")
+    if budget.scope == Budget.Scope.TENANT and scope_value:
+        raise BudgetFieldError("scope_value", "A tenant budget has one counter: leave scope_value empty.")
+    if len(scope_value) > 200:
+        raise BudgetFieldError("scope_value", "At most 200 characters.")
+    now = at or timezone.now()
+    start, resets_at = selectors.current_period(budget, at=now)
+    applicable = Applicable(budget=budget, period_start=start, resets_at=resets_at, scope_value=scope_value)
+    _ensure_counters(budget.tenant, [applicable])
+    with transaction.atomic():
+        keys = Q(budget_id=budget.pk, period_start=start, scope_value=scope_value)
+        (counter,) = _lock_counters(budget.tenant, keys).values()
+        if counter.settled + settled_delta < 0:
+            raise BudgetFieldError(
+                "settled_delta", f"would take the spend below zero (it is {counter.settled} {budget.unit})."
+            )
+        before = counter.used
+        counter.settled += settled_delta
+        counter.save(update_fields=["settled"])
+        entry = LedgerEntry.objects.create(
+            tenant=budget.tenant,
+            kind=LedgerEntry.Kind.ADJUST,
+            counter=counter,
+            settled_delta=settled_delta,
+            note=note,
+            created_at=now,
+        )
+        audit_record(
+            tenant=budget.tenant,
+            actor=actor,
+            action="budget.adjust",
+            target=budget,
+            before={"settled": counter.settled - settled_delta, "scope_value": scope_value},
+            after={"settled": counter.settled, "scope_value": scope_value, "note": note},
+        )
+        _alert_crossings(counter, budget, before=before, at=now)
+    return entry
 
 
 # --- Alerts --------------------------------------------------------------------------------------

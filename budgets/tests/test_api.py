@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from budgets import services
 from budgets.models import Budget, BudgetCounter, Reservation
+from budgets.selectors import ledger_discrepancies
 from budgets.tests.factories import make_budget
 from tenants.models import AuditEvent, Scope
 from tenants.testing import ApiClient, ApiContract, Cast, assert_error
@@ -63,6 +64,18 @@ class TestBudgetUsage(ApiContract):
 
     def path(self, cast: Cast) -> str:
         return reverse(self.url_name, args=[a_budget(cast).pk])
+
+
+class TestBudgetAdjust(ApiContract):
+    url_name = "budget-adjust"
+    method = "post"
+    object_scoped = True
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name, args=[a_budget(cast).pk])
+
+    def body(self, cast: Cast) -> Any:
+        return {"settled_delta": 100, "note": "Provider invoice: a call made outside the console."}
 
 
 class TestReservationCreate(ApiContract):
@@ -250,3 +263,21 @@ def test_usage_over_rest_shows_the_top_consumers(cast: Cast, reserver: ApiClient
         100_000 - 3 * WORST,
     )
     assert [(c["scope_value"], c["reserved"]) for c in usage["top"]] == [("ann", 2 * WORST), ("ben", WORST)]
+
+
+@pytest.mark.django_db
+def test_an_adjustment_is_a_ledger_entry_and_an_audit_row(cast: Cast, acme_admin_api: ApiClient) -> None:
+    budget = make_budget(cast.acme, scope="end_user", limit=10_000)
+    url = reverse("budget-adjust", args=[budget.pk])
+    made = acme_admin_api.post(url, {"settled_delta": 700, "note": "invoice 42", "scope_value": "ann"})
+    assert made.status_code == 201, made.content
+    assert (made.json()["kind"], made.json()["settled_delta"]) == ("adjust", 700)
+    error = assert_error(acme_admin_api.post(url, {"settled_delta": -701, "note": "refund", "scope_value": "ann"}), 400)
+    assert "settled_delta" in error["fields"]
+    assert "note" in assert_error(acme_admin_api.post(url, {"settled_delta": 5, "note": " "}), 400)["fields"]
+    counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=budget, scope_value="ann")
+    assert counter.settled == 700
+    assert (
+        AuditEvent.objects.for_tenant(cast.acme).filter(action="budget.adjust", target_id=str(budget.pk)).count() == 1
+    )
+    assert ledger_discrepancies(tenant=cast.acme) == []
