@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -147,3 +147,66 @@ def test_concurrent_reserve_settle_and_release_on_overlapping_budgets_keep_the_l
     )
     assert tenant_counter.settled == settled_spend
     assert LedgerEntry.objects.for_tenant(cast.acme).filter(counter=tenant_counter).count() > CLIENTS
+
+
+@pytest.fixture
+def threaded_server(transactional_db: None) -> Iterator[str]:
+    """Django's WSGI app under a threaded server (a thread, so a database connection, per request)
+    whose listen backlog takes 64 simultaneous connects (the live_server fixture's takes 10).
+    Yields its base URL."""
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadedWSGIServer):
+        request_queue_size = 256
+
+    server = Server(("127.0.0.1", 0), Quiet)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_64_concurrent_http_clients_never_reserve_more_than_the_limit(cast: Cast, threaded_server: str) -> None:
+    """The same claim over REST: 64 HTTP clients against a live threaded server, each reserving;
+    then the admitted ones settle or release."""
+    import httpx
+
+    from tenants.testing import make_key
+
+    budget = make_budget(cast.acme, limit=8 * WORST + 1)
+    _, key = make_key(cast.acme, ["budgets:reserve"])
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{threaded_server}/api/v1/reservations"
+
+    def work(i: int) -> list[str]:
+        with httpx.Client(headers=headers, timeout=60) as http:
+            reply = http.post(url, json={"model": "default", "input_tokens": 1000, "max_output_tokens": 1000})
+            if reply.status_code == 402:
+                assert reply.json()["error"]["budget"] == str(budget.pk)
+                return ["refused"]
+            assert reply.status_code == 201, reply.text
+            return [f"admitted:{reply.json()['id']}"]
+
+    outcomes, errors = hammer(CLIENTS, work)
+    assert errors == []
+    admitted = [o.split(":", 1)[1] for o in outcomes if o.startswith("admitted:")]
+    assert len(admitted) == 8 and outcomes.count("refused") == CLIENTS - 8
+    counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=budget)
+    assert counter.reserved == 8 * WORST <= budget.limit
+    with httpx.Client(headers=headers, timeout=60) as http:
+        for n, reservation_id in enumerate(admitted):
+            action = "settle" if n % 2 else "release"
+            body = {"input_tokens": 1000, "output_tokens": 1000} if action == "settle" else None
+            assert http.post(f"{url}/{reservation_id}/{action}", json=body).status_code == 200
+    counter.refresh_from_db()
+    assert (counter.reserved, counter.settled) == (0, 4 * WORST)
+    assert ledger_discrepancies(tenant=cast.acme) == []
