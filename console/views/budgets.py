@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDay
 from django.http import HttpResponse
@@ -21,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from agents.models import Agent
-from budgets import selectors
+from budgets import selectors, services
 from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation, period_bounds
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
@@ -309,17 +308,10 @@ def budgets(request: ConsoleRequest) -> HttpResponse:
     return render_page(request, "budgets/index.html", _page_context(request), fragment="budgets")
 
 
-def _require_admin(request: ConsoleRequest) -> None:
-    if not request.membership.has_role(Role.ADMIN):
-        raise PermissionDenied("Only tenant admins can change budgets.")
-
-
 @role_required(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def budget_new(request: ConsoleRequest) -> HttpResponse:
-    from budgets import services
-
-    form = BudgetForm(request.POST or None, tenant=request.tenant)
+    form = BudgetForm(request.POST if request.method == "POST" else None, tenant=request.tenant)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -339,8 +331,6 @@ def budget_new(request: ConsoleRequest) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def budget_edit(request: ConsoleRequest, pk: str) -> HttpResponse:
-    from budgets import services
-
     budget = selectors.get_budget_for_tenant(request.tenant, pk)
     status = 200
     if request.method == "POST":
