@@ -554,22 +554,34 @@ def budget_release(*, reservation: Reservation, at: datetime | None = None) -> R
 
 def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
     """Release every open reservation past its `expires_at` as `expire` entries; returns how many.
-    Each one in its own short transaction; rows another worker holds are skipped (it is settling
-    or expiring them)."""
+
+    Each reservation in its own transaction: holding one reservation's counter locks while taking
+    the next one's would break the single lock order (counters by id) and could deadlock with a
+    concurrent reserve. A reservation another worker holds locked is skipped (it is settling or
+    expiring it)."""
     now = at or timezone.now()
     expired = 0
     while True:
-        with transaction.atomic():
-            stale = list(
-                Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=now)
-                .select_for_update(skip_locked=True, of=("self",))
-                .select_related("tenant")
-                .order_by("expires_at")[:batch]
-            )
-            for reservation in stale:
+        due = list(
+            Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=now)
+            .order_by("expires_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        done = 0
+        for pk in due:
+            with transaction.atomic():
+                reservation = (
+                    Reservation.objects.filter(pk=pk, status=Reservation.Status.OPEN, expires_at__lt=now)
+                    .select_for_update(skip_locked=True, of=("self",))
+                    .select_related("tenant")
+                    .first()
+                )
+                if reservation is None:
+                    continue
                 _unhold(reservation, kind=LedgerEntry.Kind.EXPIRE, status=Reservation.Status.EXPIRED, at=now)
-        expired += len(stale)
-        if len(stale) < batch:
+                done += 1
+        expired += done
+        if len(due) < batch or done == 0:
             return expired
 
 

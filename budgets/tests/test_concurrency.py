@@ -210,3 +210,39 @@ def test_64_concurrent_http_clients_never_reserve_more_than_the_limit(cast: Cast
     counter.refresh_from_db()
     assert (counter.reserved, counter.settled) == (0, 4 * WORST)
     assert ledger_discrepancies(tenant=cast.acme) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expiry_racing_reservations_on_shared_counters_neither_deadlocks_nor_drifts(cast: Cast) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    make_budget(cast.acme, name="tenant", limit=10**9)
+    make_budget(cast.acme, name="per user", scope=Budget.Scope.END_USER, limit=10**9)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    for i in range(60):  # crashed clients: their holds span the tenant's counter and 6 users'
+        services.budget_reserve(
+            tenant=cast.acme,
+            model="default",
+            input_tokens=10,
+            max_output_tokens=10,
+            end_user_id=f"u{i % 6}",
+            at=long_ago,
+        )
+
+    def work(i: int) -> list[str]:
+        if i % 8 == 0:
+            return [f"expired:{services.budget_expire_stale(batch=5)}"]
+        for n in range(3):
+            reservation = services.budget_reserve(
+                tenant=cast.acme, model="default", input_tokens=10, max_output_tokens=10, end_user_id=f"u{(i + n) % 6}"
+            )
+            services.budget_settle(reservation=reservation, input_tokens=5, output_tokens=5)
+        return ["worked"]
+
+    outcomes, errors = hammer(CLIENTS, work)
+    assert errors == []
+    assert sum(int(o.split(":")[1]) for o in outcomes if o.startswith("expired:")) == 60
+    assert Reservation.objects.for_tenant(cast.acme).filter(status="expired").count() == 60
+    assert not Reservation.objects.for_tenant(cast.acme).filter(status="open").exists()
+    assert set(BudgetCounter.objects.for_tenant(cast.acme).values_list("reserved", flat=True)) == {0}
+    assert ledger_discrepancies(tenant=cast.acme) == []
