@@ -67,6 +67,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             # unit, which never changes (a default would refuse every PUT on a tokens budget).
             changes.setdefault("thresholds", [70, 80, 100])
             changes.setdefault("agent", None)
+            changes.setdefault("notify_emails", [])
             if "unit" not in request.data:
                 changes.pop("unit", None)
         budget = services.budget_update(actor=Actor.from_request(request), budget=budget, **changes)

@@ -52,6 +52,8 @@ class Budget(TenantOwned):
     thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds, blank=True)
     on_exceed = models.CharField(max_length=16, choices=OnExceed.choices, default=OnExceed.BLOCK)
     enabled = models.BooleanField(default=True)
+    # Who is emailed when a threshold is crossed (besides the console banner and the audit log).
+    notify_emails = ArrayField(models.EmailField(), default=list, blank=True)
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
 
@@ -239,6 +241,7 @@ class BudgetAlert(TenantOwned):
     used = models.BigIntegerField()
     limit = models.BigIntegerField()
     created_at = models.DateTimeField(default=now, db_index=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -24,6 +24,7 @@ class BudgetSerializer(serializers.ModelSerializer):
             "thresholds",
             "on_exceed",
             "enabled",
+            "notify_emails",
             "created_at",
             "updated_at",
         ]
@@ -47,6 +48,9 @@ class BudgetWriteSerializer(serializers.Serializer):
     )
     on_exceed = serializers.ChoiceField(choices=Budget.OnExceed.choices, default=Budget.OnExceed.BLOCK)
     enabled = serializers.BooleanField(default=True)
+    notify_emails = serializers.ListField(
+        child=serializers.EmailField(), required=False, max_length=20, help_text="Emailed when a threshold is crossed."
+    )
 
 
 class CounterSerializer(serializers.ModelSerializer):

@@ -22,6 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -42,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 SYSTEM = Actor.system_actor("budgets")
 MAX_THRESHOLD = 1000  # percent; above 100 only makes sense for alert-only budgets
-MAX_TOKENS = 10_000_000  # per request: far above any context window, low enough to keep sums exact
+MAX_TOKENS = 10_000_000
+MAX_NOTIFY_EMAILS = 20  # per request: far above any context window, low enough to keep sums exact
 
 
 # --- Configuration -----------------------------------------------------------------------------
@@ -61,6 +65,7 @@ class BudgetConfig:
     thresholds: list[int]
     on_exceed: str
     enabled: bool
+    notify_emails: list[str]
 
     def state(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,7 @@ class BudgetConfig:
             "thresholds": self.thresholds,
             "on_exceed": self.on_exceed,
             "enabled": self.enabled,
+            "notify_emails": self.notify_emails,
         }
 
 
@@ -87,6 +93,7 @@ def _state(budget: Budget) -> dict[str, Any]:
         "thresholds": list(budget.thresholds),
         "on_exceed": budget.on_exceed,
         "enabled": budget.enabled,
+        "notify_emails": list(budget.notify_emails),
     }
 
 
@@ -121,7 +128,16 @@ def _validated(tenant: Tenant, values: dict[str, Any]) -> BudgetConfig:
         agent = found
     if agent is not None and agent.tenant_id != tenant.pk:
         raise BudgetFieldError("agent", "No such agent in this tenant.")
+    emails = values.get("notify_emails") or []
+    if not isinstance(emails, list) or len(emails) > MAX_NOTIFY_EMAILS:
+        raise BudgetFieldError("notify_emails", f"must be a list of at most {MAX_NOTIFY_EMAILS} email addresses.")
+    for email in emails:
+        try:
+            validate_email(email)
+        except (ValidationError, TypeError) as exc:
+            raise BudgetFieldError("notify_emails", f"{email!r} is not an email address.") from exc
     return BudgetConfig(
+        notify_emails=sorted({str(e).strip().lower() for e in emails}),
         name=name,
         scope=_choice("scope", values.get("scope", Budget.Scope.TENANT), Budget.Scope),
         agent=agent,
@@ -156,6 +172,7 @@ def budget_create(
     thresholds: list[int] | None = None,
     on_exceed: str = Budget.OnExceed.BLOCK,
     enabled: bool = True,
+    notify_emails: list[str] | None = None,
 ) -> Budget:
     """Create a budget (audited). Raises BudgetFieldError naming a bad field, ConflictError on a
     duplicate name."""
@@ -171,6 +188,7 @@ def budget_create(
             "thresholds": thresholds,
             "on_exceed": on_exceed,
             "enabled": enabled,
+            "notify_emails": notify_emails,
         },
     )
     try:
@@ -691,5 +709,35 @@ def _alert_crossings(counter: BudgetCounter, budget: Budget, *, before: int, at:
             },
         )
         events.send_budget_alert(alert)
+        if budget.notify_emails:
+            _email_after_commit(alert)
         alerts.append(alert)
     return alerts
+
+
+def _email_after_commit(alert: BudgetAlert) -> None:
+    from budgets.tasks import email_budget_alert
+
+    tenant_id, alert_id = str(alert.tenant_id), str(alert.pk)
+    transaction.on_commit(lambda: email_budget_alert.delay(tenant_id, alert_id))
+
+
+def budget_alert_email(*, alert: BudgetAlert) -> bool:
+    """Email the alert to its budget's `notify_emails` unless it was already (at least once: a
+    crash between sending and recording sends it again). Returns whether it sent."""
+    budget = alert.budget
+    if alert.emailed_at is not None or not budget.notify_emails:
+        return False
+    scope = f" for {budget.scope.replace('_', ' ')} {alert.scope_value}" if alert.scope_value else ""
+    send_mail(
+        subject=f"[{alert.tenant.name}] Budget {budget.name!r} reached {alert.threshold}%{scope}",
+        message=(
+            f"Budget {budget.name!r}{scope} has used {alert.used} of {alert.limit} {budget.unit} "
+            f"({alert.threshold}% threshold) in the period that started {alert.period_start:%Y-%m-%d %H:%M %Z}.\n"
+            f"It {'refuses' if budget.blocks else 'only alerts on'} calls past its limit.\n"
+        ),
+        from_email=None,
+        recipient_list=list(budget.notify_emails),
+    )
+    BudgetAlert.objects.for_tenant(alert.tenant).filter(pk=alert.pk).update(emailed_at=timezone.now())
+    return True

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from smtplib import SMTPException
 
 from celery import shared_task
 
-from budgets.services import budget_expire_stale
+from budgets.models import BudgetAlert
+from budgets.services import budget_alert_email, budget_expire_stale
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -18,3 +21,24 @@ def expire_stale_reservations() -> int:
     if expired:
         logger.info("expired %d stale budget reservations", expired)
     return expired
+
+
+@shared_task(
+    name="budgets.tasks.email_budget_alert",
+    ignore_result=True,
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    max_retries=6,
+)
+def email_budget_alert(tenant_id: str, alert_id: str) -> None:
+    """Email one budget alert (retried with backoff when the mail server fails)."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    alert = (
+        BudgetAlert.objects.for_tenant(tenant).select_related("budget", "tenant").filter(pk=alert_id).first()
+        if tenant is not None
+        else None
+    )
+    if alert is None:
+        logger.warning("email_budget_alert: no alert %s in tenant %s", alert_id, tenant_id)
+        return
+    budget_alert_email(alert=alert)

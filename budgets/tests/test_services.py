@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -346,3 +347,23 @@ def test_a_call_settles_at_the_price_it_was_reserved_at(cast: Cast) -> None:
     LanguageModel.objects.filter(pk=reservation.model_id).update(input_price=None, output_price=None)
     services.budget_settle(reservation=reservation, input_tokens=1000, output_tokens=1000)
     assert counter(budget).settled == WORST_1K_1K
+
+
+def test_a_crossed_threshold_is_emailed_once_to_the_budgets_addresses(
+    cast: Cast, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from budgets.tasks import email_budget_alert
+
+    budget = make_budget(cast.acme, name="Ops", limit=2_500, thresholds=[50], notify_emails=["Ops@Acme.test"])
+    assert budget.notify_emails == ["ops@acme.test"]
+    with django_capture_on_commit_callbacks() as callbacks:
+        reserve(cast)
+    assert callbacks  # the email task is queued after commit, with the live push
+    alert = BudgetAlert.objects.for_tenant(cast.acme).get()
+    email_budget_alert(str(cast.acme.pk), str(alert.pk))
+    email_budget_alert(str(cast.acme.pk), str(alert.pk))  # a redelivered task sends nothing more
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["ops@acme.test"] and "'Ops' reached 50%" in mailoutbox[0].subject
+    with pytest.raises(BudgetFieldError) as bad:
+        make_budget(cast.acme, limit=5, notify_emails=["not an address"])
+    assert bad.value.field == "notify_emails"
