@@ -455,3 +455,32 @@ def test_another_tenants_agent_cannot_be_chosen(alice_client: Client, cast: Cast
     error = re.search(r'id="id_agent_error"[^>]*>(.*?)</div>', _text(response))
     assert error is not None and "Select a valid choice" in error.group(1)
     assert not Budget.objects.filter(name="Daily USD").exists()
+
+
+@pytest.mark.django_db
+def test_a_soft_budget_past_its_limit_shows_the_real_percentage_and_a_full_bar(
+    alice_client: Client, cast: Cast
+) -> None:
+    _budget(cast, "Soft", unit="tokens", limit=100, on_exceed="alert_only")
+    services.budget_reserve(tenant=cast.acme, model="default", input_tokens=200, max_output_tokens=100)
+
+    text = _text(alice_client.get(reverse("console:budgets", args=["acme"])))
+
+    assert 'data-testid="used-pct">300%<' in text and "budget-over" in text
+    assert 'class="usage-reserved" fill="#93c5fd" x="0.00" y="0" width="100.00"' in text
+
+
+@pytest.mark.django_db
+def test_the_chart_keeps_the_eight_biggest_end_users_and_sums_the_rest(alice_client: Client, cast: Cast) -> None:
+    for i in range(10):
+        reservation = services.budget_reserve(
+            tenant=cast.acme, model="default", input_tokens=100 * (i + 1), max_output_tokens=1, end_user_id=f"u{i}"
+        )
+        services.budget_settle(reservation=reservation, input_tokens=100 * (i + 1), output_tokens=0)
+
+    body = alice_client.get(reverse("console:budgets", args=["acme"])).content.decode()
+
+    block = re.search(r'<script id="spend-data" type="application/json">(.*?)</script>', body, re.S)
+    assert block is not None
+    labels = [s["label"] for s in json.loads(block.group(1))["end_user"]]
+    assert labels == [f"u{i}" for i in range(9, 1, -1)] + ["others"]
