@@ -484,3 +484,19 @@ def test_the_chart_keeps_the_eight_biggest_end_users_and_sums_the_rest(alice_cli
     assert block is not None
     labels = [s["label"] for s in json.loads(block.group(1))["end_user"]]
     assert labels == [f"u{i}" for i in range(9, 1, -1)] + ["others"]
+
+
+@pytest.mark.django_db
+def test_alert_emails_are_saved_and_a_bad_one_is_refused_beside_the_field(alice_client: Client, cast: Cast) -> None:
+    url = reverse("console:budget_new", args=["acme"])
+
+    refused = alice_client.post(url, _form(notify_emails="ops@acme.test, not-an-address"))
+    assert refused.status_code == 400
+    error = re.search(r'id="id_notify_emails_error"[^>]*>(.*?)</div>', _text(refused))
+    assert error is not None and "not-an-address" in error.group(1)
+
+    assert alice_client.post(url, _form(notify_emails="ops@acme.test, Finance@Acme.test")).status_code == 302
+    budget = Budget.objects.get(tenant=cast.acme, name="Daily USD")
+    assert budget.notify_emails == ["finance@acme.test", "ops@acme.test"]
+    edit = _text(alice_client.get(reverse("console:budget_edit", args=["acme", budget.pk])))
+    assert 'value="finance@acme.test, ops@acme.test"' in edit

@@ -63,6 +63,12 @@ class BudgetForm(forms.Form):
         label="When exceeded",
         help_text="Alert only: a soft budget that never refuses.",
     )
+    notify_emails = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Alert emails",
+        help_text="Who is emailed when a threshold is crossed, separated by commas; may be empty.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args: Any, tenant: Tenant, budget: Budget | None = None, **kwargs: Any) -> None:
@@ -72,6 +78,10 @@ class BudgetForm(forms.Form):
         # Archived agents are offered only to the budget already narrowed to one, so it stays valid.
         offered = Q(archived=False) | Q(pk=budget.agent_id) if budget and budget.agent_id else Q(archived=False)
         agent_field.queryset = Agent.objects.for_tenant(tenant).filter(offered).order_by("name")
+
+    def clean_notify_emails(self) -> list[str]:
+        # The service validates each address and names a bad one beside this field.
+        return [e for e in self.cleaned_data["notify_emails"].replace(",", " ").split() if e]
 
     def clean_thresholds(self) -> list[int]:
         raw = self.cleaned_data["thresholds"].replace(",", " ").split()
@@ -119,6 +129,7 @@ def _form_initial(budget: Budget) -> dict[str, Any]:
         "limit": limit,
         "thresholds": ", ".join(str(t) for t in budget.thresholds),
         "on_exceed": budget.on_exceed,
+        "notify_emails": ", ".join(budget.notify_emails),
         "enabled": budget.enabled,
     }
 
