@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0002_audit_append_only'),
+        ("tenants", "0002_audit_append_only"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='max_tokens_per_request',
+            model_name="apikey",
+            name="max_tokens_per_request",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
     ]
