@@ -25,9 +25,12 @@ WORST = 2_000  # 1 000 input + 1 000 output tokens of the demo model, in micro-U
 
 def free_connections() -> int:
     with connection.cursor() as cursor:
+        # A superuser may also take the slots reserved for superusers.
         cursor.execute(
-            "SELECT current_setting('max_connections')::int"
-            " - current_setting('superuser_reserved_connections')::int - count(*) FROM pg_stat_activity"
+            "SELECT current_setting('max_connections')::int - count(*)"
+            " - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0"
+            " ELSE current_setting('superuser_reserved_connections')::int END"
+            " FROM pg_stat_activity"
         )
         return int(cursor.fetchone()[0])
 
