@@ -529,7 +529,12 @@ def cmd_run(env: dict[str, str]) -> int:
             api_key = key_output.strip().splitlines()[-1]
             say("starting web (uvicorn), worker and beat (Celery)")
             for name, args in app_processes(port).items():
-                children.append(Child(name, [PYTHON, "-m", *args], env))
+                child_env = env
+                if name == "web" and "DATABASE_CONN_MAX_AGE" not in env:
+                    # Under ASGI every sync view runs on a pool thread, and a persistent connection
+                    # per thread piles up (40 idle connections seen); close each after its request.
+                    child_env = {**env, "DATABASE_CONN_MAX_AGE": "0"}
+                children.append(Child(name, [PYTHON, "-m", *args], child_env))
             wait_healthy(url, children)
             banner(url, logins, api_key)
             while True:
