@@ -1,23 +1,10 @@
 """Django admin for platform staff: a read-only view of agents, tools and runs. Changes go through
 the console or the API, whose services validate, version agents and write the audit log."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from agents.models import Agent, AgentVersion, DemoEmail, DemoOrder, Run, Step, Tool, ToolExecution
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from tenants.admin import ReadOnlyAdmin
 
 
 @admin.register(Tool)

@@ -2,48 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from tenants.admin import ReadOnlyAdmin
 
 
 @admin.register(Budget)
-class BudgetAdmin(ReadOnly):
+class BudgetAdmin(ReadOnlyAdmin):
     list_display = ("name", "tenant", "scope", "period", "unit", "limit", "on_exceed", "enabled")
     list_filter = ("scope", "period", "unit", "on_exceed", "enabled")
 
 
 @admin.register(BudgetCounter)
-class BudgetCounterAdmin(ReadOnly):
+class BudgetCounterAdmin(ReadOnlyAdmin):
     list_display = ("budget", "period_start", "scope_value", "settled", "reserved")
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnly):
+class ReservationAdmin(ReadOnlyAdmin):
     list_display = ("id", "tenant", "status", "model", "worst_case_micros", "actual_micros", "created_at")
     list_filter = ("status",)
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnly):
+class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("id", "tenant", "kind", "counter", "reserved_delta", "settled_delta", "created_at")
     list_filter = ("kind",)
 
 
 @admin.register(BudgetAlert)
-class BudgetAlertAdmin(ReadOnly):
+class BudgetAlertAdmin(ReadOnlyAdmin):
     list_display = ("budget", "threshold", "scope_value", "period_start", "used", "limit", "created_at")

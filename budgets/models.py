@@ -11,7 +11,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from tenants.ids import new_id
-from tenants.models import ApiKey, TenantOwned, TenantOwnedManager, TenantOwnedQuerySet
+from tenants.models import ApiKey, AppendOnly, TenantOwned
 
 
 def default_thresholds() -> list[int]:
@@ -176,20 +176,7 @@ class ReservationLine(TenantOwned):
         return f"{self.amount} on {self.counter_id}"
 
 
-class LedgerEntryQuerySet(TenantOwnedQuerySet["LedgerEntry"]):
-    def update(self, **kwargs: Any) -> int:
-        raise TypeError("Ledger entries are append-only: they cannot be updated.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise TypeError("Ledger entries are append-only: they cannot be deleted.")
-
-
-class LedgerEntryManager(TenantOwnedManager["LedgerEntry"]):
-    def get_queryset(self) -> LedgerEntryQuerySet:
-        return LedgerEntryQuerySet(self.model, using=self._db)
-
-
-class LedgerEntry(TenantOwned):
+class LedgerEntry(AppendOnly):
     """One append-only change to a counter; every counter equals the sum of its entries."""
 
     class Kind(models.TextChoices):
@@ -211,22 +198,12 @@ class LedgerEntry(TenantOwned):
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=now, db_index=True)
 
-    objects = LedgerEntryManager()  # type: ignore[misc]  # the same manager, with updates refused
-
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.reserved_delta:+}/{self.settled_delta:+} on {self.counter_id}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TypeError("Ledger entries are append-only: they cannot be updated.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise TypeError("Ledger entries are append-only: they cannot be deleted.")
 
 
 class BudgetAlert(TenantOwned):

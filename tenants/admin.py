@@ -47,12 +47,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "secret_hash", "last_used_at"]
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "tenant", "actor_label", "action", "target_label"]
-    list_filter = ["tenant", "action"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin that only shows: changes go through the console or the API, whose services
+    validate and write the audit log (every app's admin uses it for such models)."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -60,3 +59,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "actor_label", "action", "target_label"]
+    list_filter = ["tenant", "action"]

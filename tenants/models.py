@@ -267,20 +267,46 @@ class ApiKey(TenantOwned):
         return Scope.ADMIN in self.scopes or scope in self.scopes
 
 
-class AuditEventQuerySet(TenantOwnedQuerySet["AuditEvent"]):
+def _append_only(model: type[models.Model], verb: str) -> TypeError:
+    rows = str(model._meta.verbose_name_plural).capitalize()
+    return TypeError(f"{rows} are append-only: they cannot be {verb}.")
+
+
+class AppendOnlyQuerySet[M: models.Model](TenantOwnedQuerySet[M]):
+    """Refuses bulk updates and deletes: rows are only ever added."""
+
     def update(self, **kwargs: Any) -> int:
-        raise TypeError("Audit events are append-only: they cannot be updated.")
+        raise _append_only(self.model, "updated")
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise TypeError("Audit events are append-only: they cannot be deleted.")
+        raise _append_only(self.model, "deleted")
 
 
-class AuditEventManager(TenantOwnedManager["AuditEvent"]):
-    def get_queryset(self) -> AuditEventQuerySet:
-        return AuditEventQuerySet(self.model, using=self._db)
+class AppendOnlyManager[M: models.Model](TenantOwnedManager[M]):
+    def get_queryset(self) -> AppendOnlyQuerySet[M]:
+        return AppendOnlyQuerySet(self.model, using=self._db)
 
 
-class AuditEvent(TenantOwned):
+class AppendOnly(TenantOwned):
+    """Base for tenant-owned rows that are only ever added (the audit log, the budget ledger): the
+    ORM refuses to save an existing row or delete one, one by one or in bulk. Pair it with a
+    database trigger (see tenants/migrations/0002) so raw SQL is refused too."""
+
+    objects = AppendOnlyManager()  # type: ignore[misc]  # the same manager, with changes refused
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise _append_only(type(self), "updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise _append_only(type(self), "deleted")
+
+
+class AuditEvent(AppendOnly):
     """One append-only record of a configuration change or decision: who, what, before and after."""
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
@@ -297,19 +323,9 @@ class AuditEvent(TenantOwned):
     after = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 
-    objects = AuditEventManager()  # type: ignore[misc]  # the same manager, with updates refused
-
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TypeError("Audit events are append-only: they cannot be updated.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise TypeError("Audit events are append-only: they cannot be deleted.")
