@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "catalog",
     "agents",
     "budgets",
+    "traces",
+    "guardrails",
     "console",
 ]
 

@@ -12,12 +12,15 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("catalog.urls")),
     path("", include("agents.urls")),
     path("", include("budgets.urls")),
+    path("", include("traces.urls")),
+    path("", include("guardrails.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("v1/", include("traces.otlp_urls")),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
 ]
