@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "budgets",
     "traces",
     "guardrails",
+    "approvals",
     "console",
 ]
 
