@@ -1,5 +1,13 @@
 """API routes of this app, mounted under /api/v1/."""
 
 from django.urls import URLPattern, URLResolver
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from traces import api
+
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("traces", api.TraceViewSet, basename="trace")
+router.register("end-users", api.EndUserViewSet, basename="end-user")
+
+urlpatterns: list[URLPattern | URLResolver] = [*router.urls]

@@ -1,0 +1,281 @@
+"""Validation of one incoming span (native JSON shape) into a row ready to insert.
+
+Every refusal is a `SpanRejected(reason, message)`: the batch goes on without that item, and the
+reason is counted per tenant. Limits are module constants so the API docs and tests quote them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from traces.models import KINDS
+
+MAX_SPANS_PER_BATCH = 1000
+MAX_BATCH_BYTES = 2 * 1024 * 1024  # under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
+INLINE_PAYLOAD_CHARS = 8 * 1024  # input/output kept on the span up to this (as JSON text)
+MAX_PAYLOAD_CHARS = 1024 * 1024  # a bigger input/output is refused
+MAX_ATTRIBUTES_CHARS = 64 * 1024
+MAX_NAME = 200
+MAX_ID_FIELD = 200
+MAX_TAGS = 32
+MAX_TAG = 64
+MAX_LINKS = 32
+MAX_ERROR_CHARS = 32 * 1024
+SEARCH_TEXT_CHARS = 4000
+MAX_TOKENS = 10**12
+FUTURE_SKEW = timedelta(hours=24)
+
+HEX_TRACE = re.compile(r"^[0-9a-f]{32}$")
+HEX_SPAN = re.compile(r"^[0-9a-f]{16}$")
+STATUSES = ("unset", "ok", "error")
+USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+
+
+class SpanRejected(Exception):  # noqa: N818 - a verdict on one item, not a crash
+    """One item refused, with a stable reason code and a message for a person."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class SpanRow:
+    """A validated span, with the payloads too large to keep inline."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    kind: str
+    name: str
+    started_at: datetime
+    ended_at: datetime
+    status: str
+    error_type: str = ""
+    error_message: str = ""
+    error_stack: str = ""
+    input: Any = None
+    output: Any = None
+    input_truncated: bool = False
+    output_truncated: bool = False
+    model: str = ""
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    reported_cost_micros: int | None = None
+    cost_micros: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    links: list[dict[str, str]] = field(default_factory=list)
+    end_user_id: str = ""
+    session_id: str = ""
+    agent_id: str = ""
+    run_id: str = ""
+    search_text: str = ""
+    stored_bytes: int = 0
+    payloads: dict[str, Any] = field(default_factory=dict)
+    generated_ids: bool = False
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.trace_id, self.span_id
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    """An ISO 8601 string (a naive one is UTC) or Unix seconds, as an aware datetime."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise SpanRejected("invalid_time", f"{name} is required: an ISO 8601 time or Unix seconds.")
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise SpanRejected("invalid_time", f"{name} {value!r} is out of range.") from exc
+    if not isinstance(value, str):
+        raise SpanRejected("invalid_time", f"{name} must be an ISO 8601 string or Unix seconds.")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise SpanRejected("invalid_time", f"{name} {value[:40]!r} is not an ISO 8601 time.") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _text(item: dict[str, Any], name: str, limit: int = MAX_ID_FIELD) -> str:
+    value = item.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise SpanRejected("invalid_field", f"{name} must be a string.")
+    if len(value) > limit:
+        raise SpanRejected("field_too_long", f"{name} is longer than {limit} characters.")
+    if "\x00" in value:
+        raise SpanRejected("invalid_field", f"{name} contains a NUL character.")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise SpanRejected("invalid_usage", f"{name} must be a whole number between 0 and {MAX_TOKENS}.")
+    return value
+
+
+def _strip_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb refuses \\u0000: replace it, so such a payload is kept, not lost."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", "\ufffd"): _strip_nul(v) for k, v in value.items()}
+    return value
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _payload(row: SpanRow, name: str, value: Any) -> int:
+    """Put `value` on the row, capped, keeping the whole of a large one aside; returns its size."""
+    if value is None:
+        return 0
+    value = _strip_nul(value)
+    text = as_text(value)
+    if len(text) > MAX_PAYLOAD_CHARS:
+        raise SpanRejected("payload_too_large", f"{name} is {len(text)} characters; the limit is {MAX_PAYLOAD_CHARS}.")
+    if len(text) > INLINE_PAYLOAD_CHARS:
+        setattr(row, name, text[:INLINE_PAYLOAD_CHARS])
+        setattr(row, f"{name}_truncated", True)
+        row.payloads[name] = value
+    else:
+        setattr(row, name, value)
+    return len(text)
+
+
+def parse_span(item: Any, *, now: datetime) -> SpanRow:
+    """Validate one native item into a SpanRow, or raise SpanRejected."""
+    if not isinstance(item, dict):
+        raise SpanRejected("invalid_span", "Each span must be a JSON object.")
+    generated = False
+    trace_id = _text(item, "trace_id", 64).lower().replace("-", "")
+    if not trace_id:
+        trace_id, generated = secrets.token_hex(16), True
+    if not HEX_TRACE.match(trace_id) or trace_id == "0" * 32:
+        raise SpanRejected("invalid_id", "trace_id must be 32 hex digits (a W3C trace id), not all zero.")
+    span_id = _text(item, "span_id", 64).lower()
+    if not span_id:
+        span_id, generated = secrets.token_hex(8), True
+    if not HEX_SPAN.match(span_id) or span_id == "0" * 16:
+        raise SpanRejected("invalid_id", "span_id must be 16 hex digits (a W3C span id), not all zero.")
+    parent = _text(item, "parent_span_id", 64).lower()
+    if parent and (not HEX_SPAN.match(parent) or parent == span_id):
+        raise SpanRejected("invalid_id", "parent_span_id must be 16 hex digits and not the span's own id.")
+    name = _text(item, "name", MAX_NAME).strip()
+    if not name:
+        raise SpanRejected("missing_name", "name is required.")
+    kind = _text(item, "kind", 16) or "custom"
+    if kind not in KINDS:
+        raise SpanRejected("invalid_kind", f"kind {kind!r} is not one of {', '.join(KINDS)}.")
+    started = parse_time(item.get("start_time"), "start_time")
+    ended = parse_time(item.get("end_time", item.get("start_time")), "end_time")
+    if ended < started:
+        raise SpanRejected("invalid_time", "end_time is before start_time.")
+    if started > now + FUTURE_SKEW:
+        raise SpanRejected("invalid_time", "start_time is more than 24 hours in the future.")
+    status = _text(item, "status", 16).lower() or "unset"
+    error = item.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise SpanRejected("invalid_field", "error must be an object {type, message, stack}.")
+    if error and status == "unset":
+        status = "error"
+    if status not in STATUSES:
+        raise SpanRejected("invalid_status", f"status {status!r} is not one of {', '.join(STATUSES)}.")
+    row = SpanRow(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        kind=kind,
+        name=name,
+        started_at=started,
+        ended_at=ended,
+        status=status,
+        generated_ids=generated,
+    )
+    if error:
+        row.error_type = _text(error, "type", MAX_ID_FIELD)
+        row.error_message = _text(error, "message", MAX_ERROR_CHARS)
+        row.error_stack = _text(error, "stack", MAX_ERROR_CHARS)
+    row.model = _text(item, "model", MAX_ID_FIELD)
+    usage = item.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise SpanRejected("invalid_usage", "usage must be an object.")
+    for name_ in USAGE_FIELDS:
+        setattr(row, name_, _count(usage.get(name_, item.get(name_)), name_))
+    if row.cached_input_tokens > row.input_tokens:
+        raise SpanRejected("invalid_usage", "cached_input_tokens cannot exceed input_tokens.")
+    cost = usage.get("cost_micros", item.get("cost_micros"))
+    cost_usd = usage.get("cost_usd", item.get("cost_usd"))
+    if cost is not None:
+        row.reported_cost_micros = _count(cost, "cost_micros")
+    elif cost_usd is not None:
+        if isinstance(cost_usd, bool) or not isinstance(cost_usd, int | float) or not 0 <= cost_usd < 10**6:
+            raise SpanRejected("invalid_usage", "cost_usd must be a number of dollars ≥ 0.")
+        row.reported_cost_micros = round(cost_usd * 1_000_000)
+    attributes = item.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise SpanRejected("invalid_field", "attributes must be an object.")
+    attributes = _strip_nul(attributes)
+    attributes_size = len(json.dumps(attributes, ensure_ascii=False, default=str))
+    if attributes_size > MAX_ATTRIBUTES_CHARS:
+        raise SpanRejected("attributes_too_large", f"attributes exceed {MAX_ATTRIBUTES_CHARS} characters.")
+    row.attributes = json.loads(json.dumps(attributes, default=str))
+    tags = item.get("tags") or []
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise SpanRejected("invalid_tags", f"tags must be a list of at most {MAX_TAGS} strings.")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG or "\x00" in tag:
+            raise SpanRejected("invalid_tags", f"each tag must be a string of 1 to {MAX_TAG} characters.")
+    row.tags = list(dict.fromkeys(tags))
+    links = item.get("links") or []
+    if not isinstance(links, list) or len(links) > MAX_LINKS:
+        raise SpanRejected("invalid_links", f"links must be a list of at most {MAX_LINKS} objects.")
+    for link in links:
+        if not isinstance(link, dict):
+            raise SpanRejected("invalid_links", "each link must be an object {trace_id, span_id}.")
+        lt, ls = str(link.get("trace_id", "")).lower(), str(link.get("span_id", "")).lower()
+        if not HEX_TRACE.match(lt) or not HEX_SPAN.match(ls):
+            raise SpanRejected("invalid_links", "a link needs a 32-hex trace_id and a 16-hex span_id.")
+        row.links.append({"trace_id": lt, "span_id": ls})
+    for name_ in ("end_user_id", "session_id", "agent_id"):
+        setattr(row, name_, _text(item, name_))
+    row.run_id = _text(item, "run_id", 64)
+    size = _payload(row, "input", item.get("input")) + _payload(row, "output", item.get("output"))
+    row.search_text = finish_search_text(row)
+    row.stored_bytes = size + attributes_size + len(row.error_stack) + len(row.error_message) + 200
+    return row
+
+
+def finish_search_text(row: SpanRow) -> str:
+    """What full-text search matches: the name, input, output and error message, capped."""
+    inputs = as_text(row.payloads.get("input", row.input))
+    outputs = as_text(row.payloads.get("output", row.output))
+    half = SEARCH_TEXT_CHARS // 2
+    text = "\n".join(part for part in (row.name, inputs[:half], outputs[:half], row.error_message[:500]) if part)
+    return text[:SEARCH_TEXT_CHARS].replace("\x00", "")

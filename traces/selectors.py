@@ -1,0 +1,272 @@
+"""Reads of traces: the filtered list (API and console), one trace, a span's children with their
+subtree rollups (lazy loading of large traces), sessions, end users, ingestion health and storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from tenants.models import Tenant
+from tenants.selectors import get_for_tenant
+from traces.models import IngestBatch, IngestRejection, Span, SpanPayload, SpanStatus, Trace
+
+MAX_QUERY = 200
+
+
+@dataclass
+class TraceFilters:
+    """The trace list's filters; `from_params` reads them from a query string (bad values dropped,
+    never an error: a shared URL with a stale value still opens)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str = ""
+    agent: str = ""
+    model: str = ""
+    end_user: str = ""
+    session: str = ""
+    tag: str = ""
+    min_latency_ms: float | None = None
+    min_cost_micros: int | None = None
+    q: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+    NAMES = (
+        "since",
+        "until",
+        "status",
+        "agent",
+        "model",
+        "end_user",
+        "session",
+        "tag",
+        "min_latency_ms",
+        "min_cost_usd",
+        "q",
+    )
+
+    @classmethod
+    def from_params(cls, params: Any) -> TraceFilters:
+        found = cls()
+        for name in ("status", "agent", "model", "end_user", "session", "tag", "q"):
+            value = (params.get(name) or "").strip()[:MAX_QUERY]
+            setattr(found, name, value)
+        if found.status and found.status not in SpanStatus.values:
+            found.errors["status"] = f"{found.status!r} is not a status ({', '.join(SpanStatus.values)})."
+            found.status = ""
+        for name in ("since", "until"):
+            raw = (params.get(name) or "").strip()
+            if raw:
+                try:
+                    when = datetime.fromisoformat(raw)
+                    setattr(found, name, when if when.tzinfo else timezone.make_aware(when))
+                except ValueError:
+                    found.errors[name] = f"{raw[:40]!r} is not an ISO 8601 time."
+        raw = (params.get("min_latency_ms") or "").strip()
+        if raw:
+            try:
+                found.min_latency_ms = max(float(raw), 0.0)
+            except ValueError:
+                found.errors["min_latency_ms"] = "must be a number of milliseconds."
+        raw = (params.get("min_cost_usd") or "").strip()
+        if raw:
+            try:
+                found.min_cost_micros = max(round(float(raw) * 1_000_000), 0)
+            except ValueError:
+                found.errors["min_cost_usd"] = "must be a number of dollars."
+        return found
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters (for links that keep them)."""
+        out: dict[str, str] = {}
+        for name in ("status", "agent", "model", "end_user", "session", "tag", "q"):
+            if value := getattr(self, name):
+                out[name] = value
+        if self.since:
+            out["since"] = self.since.isoformat()
+        if self.until:
+            out["until"] = self.until.isoformat()
+        if self.min_latency_ms is not None:
+            out["min_latency_ms"] = f"{self.min_latency_ms:g}"
+        if self.min_cost_micros is not None:
+            out["min_cost_usd"] = f"{self.min_cost_micros / 1_000_000:g}"
+        return out
+
+
+def traces_of(*, tenant: Tenant, filters: TraceFilters | None = None) -> QuerySet[Trace]:
+    """The tenant's traces matching `filters`, newest first (ordered by -started_at, -id). Every
+    filter is on the trace row (indexed with the tenant first) except `q`, which matches spans'
+    name, input, output and error text through the trigram index."""
+    filters = filters or TraceFilters()
+    qs = Trace.objects.for_tenant(tenant)
+    if filters.since:
+        qs = qs.filter(started_at__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(started_at__lt=filters.until)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.agent:
+        qs = qs.filter(agent_id=filters.agent)
+    if filters.model:
+        qs = qs.filter(models_used__contains=[filters.model])
+    if filters.end_user:
+        qs = qs.filter(end_user_id=filters.end_user)
+    if filters.session:
+        qs = qs.filter(session_id=filters.session)
+    if filters.tag:
+        qs = qs.filter(tags__contains=[filters.tag])
+    if filters.min_latency_ms is not None:
+        qs = qs.filter(duration_ms__gte=filters.min_latency_ms)
+    if filters.min_cost_micros is not None:
+        qs = qs.filter(
+            Q(cost_micros__gte=filters.min_cost_micros) | Q(reported_cost_micros__gte=filters.min_cost_micros)
+        )
+    if filters.q:
+        matching = Span.objects.for_tenant(tenant).filter(search_text__ilike_contains=filters.q).values("trace_id")
+        qs = qs.filter(trace_id__in=matching)
+    return qs.order_by("-started_at", "-id")
+
+
+def get_trace_for_tenant(tenant: Tenant, trace_id: str) -> Trace:
+    """The tenant's trace with this W3C id (any case), or the same 404 as another tenant's."""
+    return get_for_tenant(Trace.objects.all(), tenant, trace_id=str(trace_id).lower())
+
+
+def spans_of(*, trace: Trace) -> QuerySet[Span]:
+    """Every span of `trace`, by start time."""
+    return Span.objects.for_tenant(trace.tenant).filter(trace_id=trace.trace_id).order_by("started_at", "id")
+
+
+def get_span_for_tenant(tenant: Tenant, trace_id: str, span_id: str) -> Span:
+    return get_for_tenant(Span.objects.all(), tenant, trace_id=str(trace_id).lower(), span_id=str(span_id).lower())
+
+
+def span_payload(*, span: Span, field_name: str) -> Any:
+    """The whole input or output of a span whose value on the row is a capped preview."""
+    found = (
+        SpanPayload.objects.for_tenant(span.tenant)
+        .filter(trace_id=span.trace_id, span_id=span.span_id, field=field_name)
+        .values_list("value", flat=True)
+        .first()
+    )
+    return found
+
+
+@dataclass
+class Rollup:
+    """A subtree's totals: spans (itself included), errors, tokens and cost."""
+
+    spans: int = 0
+    errors: int = 0
+    tokens: int = 0
+    cost_micros: int = 0
+
+
+def subtree_rollups(*, trace: Trace) -> dict[str, Rollup]:
+    """The rollup of every span's subtree, by span id. Cost: one query over the trace's spans
+    reading five narrow columns (about 10 ms per 10,000 spans), then a pass in Python."""
+    rows = list(
+        Span.objects.for_tenant(trace.tenant)
+        .filter(trace_id=trace.trace_id)
+        .values_list("span_id", "parent_span_id", "status", F("input_tokens") + F("output_tokens"), "cost_micros")
+    )
+    parent_of = {span_id: parent for span_id, parent, *_ in rows}
+    rollups: dict[str, Rollup] = {span_id: Rollup() for span_id, *_ in rows}
+    for span_id, _, status, tokens, cost in rows:
+        seen = 0
+        node: str | None = span_id
+        # Walk up to the root adding this span to each ancestor (a cycle is cut at the trace size).
+        while node is not None and node in rollups and seen <= len(rows):
+            rollup = rollups[node]
+            rollup.spans += 1
+            rollup.errors += status == SpanStatus.ERROR
+            rollup.tokens += tokens or 0
+            rollup.cost_micros += cost or 0
+            node = parent_of.get(node) or None
+            seen += 1
+    return rollups
+
+
+def children_of(*, trace: Trace, parent_span_id: str, offset: int = 0, limit: int = 200) -> QuerySet[Span]:
+    """Direct children of `parent_span_id` ("" for the roots), by start time: one page of them.
+    A span whose parent never arrived is listed with the roots."""
+    qs = Span.objects.for_tenant(trace.tenant).filter(trace_id=trace.trace_id)
+    if parent_span_id:
+        qs = qs.filter(parent_span_id=parent_span_id)
+    else:
+        known = Span.objects.for_tenant(trace.tenant).filter(trace_id=trace.trace_id).values("span_id")
+        qs = qs.filter(Q(parent_span_id="") | ~Q(parent_span_id__in=known))
+    return qs.defer("search_text").order_by("started_at", "id")[offset : offset + limit]
+
+
+def sessions_traces(*, tenant: Tenant, session_id: str) -> QuerySet[Trace]:
+    """Every trace of a session, oldest first (the conversation in order)."""
+    return Trace.objects.for_tenant(tenant).filter(session_id=session_id).order_by("started_at", "id")
+
+
+def end_user_traces(*, tenant: Tenant, end_user_id: str) -> QuerySet[Trace]:
+    return Trace.objects.for_tenant(tenant).filter(end_user_id=end_user_id).order_by("-started_at", "-id")
+
+
+def end_user_sessions(*, tenant: Tenant, end_user_id: str) -> list[dict[str, Any]]:
+    """The end user's sessions, most recent first (at most 100), with their trace counts."""
+    return [
+        dict(row)
+        for row in Trace.objects.for_tenant(tenant)
+        .filter(end_user_id=end_user_id)
+        .exclude(session_id="")
+        .values("session_id")
+        .annotate(traces=Count("id"), last=Max("started_at"))
+        .order_by("-last")[:100]
+    ]
+
+
+@dataclass
+class IngestHealth:
+    """Ingestion over a window: accepted, duplicates, rejected (with reasons), lag, and storage."""
+
+    window: timedelta
+    accepted: int
+    duplicates: int
+    rejected: int
+    batches: int
+    max_lag_seconds: float | None
+    reasons: list[IngestRejection]
+    stored_spans: int
+    stored_traces: int
+    stored_bytes: int
+
+
+def ingest_health(*, tenant: Tenant, window: timedelta = timedelta(hours=24)) -> IngestHealth:
+    """Cost: one aggregate over the window's receipts, one over the trace rollups, one counter list."""
+    since = timezone.now() - window
+    batches = (
+        IngestBatch.objects.for_tenant(tenant)
+        .filter(received_at__gte=since)
+        .aggregate(
+            accepted=Sum("accepted"),
+            duplicates=Sum("duplicates"),
+            rejected=Sum("rejected"),
+            batches=Count("id"),
+            lag=Max("max_lag_seconds"),
+        )
+    )
+    stored = Trace.objects.for_tenant(tenant).aggregate(
+        spans=Sum("span_count"), traces=Count("id"), bytes=Sum("stored_bytes")
+    )
+    return IngestHealth(
+        window=window,
+        accepted=batches["accepted"] or 0,
+        duplicates=batches["duplicates"] or 0,
+        rejected=batches["rejected"] or 0,
+        batches=batches["batches"] or 0,
+        max_lag_seconds=batches["lag"],
+        reasons=list(IngestRejection.objects.for_tenant(tenant).order_by("-count")[:20]),
+        stored_spans=stored["spans"] or 0,
+        stored_traces=stored["traces"] or 0,
+        stored_bytes=stored["bytes"] or 0,
+    )

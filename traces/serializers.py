@@ -1,0 +1,148 @@
+"""API shapes of traces and spans. Ingest items are validated by traces.ingest (one item at a
+time, so one bad span never fails the batch); these serializers shape what is read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from traces.ingest import MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH
+from traces.models import Span, Trace
+
+
+class TraceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Trace
+        fields = [
+            "trace_id",
+            "name",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "status",
+            "span_count",
+            "error_count",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "cost_micros",
+            "reported_cost_micros",
+            "end_user_id",
+            "session_id",
+            "agent_id",
+            "run_id",
+            "models_used",
+            "tags",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class SpanSerializer(serializers.ModelSerializer):
+    usage = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Span
+        fields = [
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "kind",
+            "name",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "status",
+            "error",
+            "input",
+            "output",
+            "input_truncated",
+            "output_truncated",
+            "model",
+            "usage",
+            "attributes",
+            "tags",
+            "links",
+            "end_user_id",
+            "session_id",
+            "agent_id",
+            "run_id",
+            "source",
+            "ingested_at",
+        ]
+        read_only_fields = fields
+
+    def get_usage(self, span: Span) -> dict[str, Any]:
+        return {
+            "input_tokens": span.input_tokens,
+            "cached_input_tokens": span.cached_input_tokens,
+            "output_tokens": span.output_tokens,
+            "reasoning_tokens": span.reasoning_tokens,
+            "reported_cost_micros": span.reported_cost_micros,
+            "cost_micros": span.cost_micros,
+        }
+
+    def get_error(self, span: Span) -> dict[str, str] | None:
+        if not (span.error_type or span.error_message or span.error_stack):
+            return None
+        return {"type": span.error_type, "message": span.error_message, "stack": span.error_stack}
+
+
+class TraceDetailSerializer(TraceSerializer):
+    spans = serializers.SerializerMethodField()
+    spans_truncated = serializers.SerializerMethodField()
+
+    class Meta(TraceSerializer.Meta):
+        fields = [*TraceSerializer.Meta.fields, "spans", "spans_truncated"]
+        read_only_fields = fields
+
+    def get_spans(self, trace: Trace) -> list[dict[str, Any]]:
+        return SpanSerializer(self.context["spans"], many=True).data  # type: ignore[return-value]
+
+    def get_spans_truncated(self, trace: Trace) -> bool:
+        return bool(self.context.get("spans_truncated"))
+
+
+class IngestRequestSerializer(serializers.Serializer):
+    """Documentation of the batch (each item is checked by traces.ingest.parse_span)."""
+
+    spans = serializers.ListField(
+        child=serializers.DictField(),
+        max_length=MAX_SPANS_PER_BATCH,
+        help_text=(
+            f"At most {MAX_SPANS_PER_BATCH} spans and {MAX_BATCH_BYTES} bytes per request. Each: trace_id (32 hex), "
+            "span_id (16 hex), parent_span_id?, name, kind (agent, llm, tool, guardrail, budget, approval, retrieval, "
+            "handoff, custom), start_time, end_time (ISO 8601 or Unix seconds), status? (ok, error, unset), "
+            "error? {type, message, stack}, input?, output?, model?, usage? {input_tokens, cached_input_tokens, "
+            "output_tokens, reasoning_tokens, cost_micros | cost_usd}, attributes?, tags?, links? [{trace_id, "
+            "span_id}], end_user_id?, session_id?, agent_id?, run_id?. Input and output over 8 KiB are kept whole "
+            "aside and capped on the span; over 1 MiB they are refused."
+        ),
+    )
+
+
+class ItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    trace_id = serializers.CharField(required=False)
+    span_id = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+
+
+class IngestReceiptSerializer(serializers.Serializer):
+    receipt_id = serializers.UUIDField()
+    received_at = serializers.DateTimeField()
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = ItemResultSerializer(many=True)
+
+
+class ErasureReceiptSerializer(serializers.Serializer):
+    end_user = serializers.CharField(help_text="The pseudonym that replaces the erased id where amounts are kept.")
+    erased_at = serializers.DateTimeField()
+    counts = serializers.DictField(child=serializers.IntegerField())

@@ -1,0 +1,574 @@
+"""Writes of traces: ingest (native, OTLP and the run engine all come here), retention and erasure.
+
+Ingestion is idempotent on (tenant, trace_id, span_id): spans are inserted with
+INSERT … ON CONFLICT DO NOTHING RETURNING, and only the rows really inserted feed the trace
+rollups, in the same transaction, so a replayed batch creates nothing twice and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from tenants.audit import Actor
+from tenants.errors import FieldError
+from tenants.models import ApiKey, Tenant
+from tenants.services import audit_record
+from traces.ingest import SpanRejected, SpanRow, as_text, parse_span
+from traces.models import IngestBatch, Span, SpanPayload, TenantTraceSettings, Trace
+
+logger = logging.getLogger(__name__)
+
+MAX_RECEIPT_REJECTIONS = 100
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one item: `accepted`, `duplicate` (already stored) or `rejected` (with why)."""
+
+    index: int
+    status: str
+    trace_id: str = ""
+    span_id: str = ""
+    reason: str = ""
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.trace_id:
+            out["trace_id"], out["span_id"] = self.trace_id, self.span_id
+        if self.reason:
+            out["reason"], out["message"] = self.reason, self.message
+        return out
+
+
+@dataclass
+class Receipt:
+    """The outcome of one ingest call; `batch` is the stored receipt (None for engine spans)."""
+
+    results: list[ItemResult]
+    batch: IngestBatch | None = None
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+
+
+# --- Ingest ----------------------------------------------------------------------------------------
+
+
+def spans_ingest(
+    *,
+    tenant: Tenant,
+    items: list[Any],
+    source: str = "native",
+    api_key: ApiKey | None = None,
+    size_bytes: int = 0,
+    keep_receipt: bool = True,
+    prevalidated: dict[int, SpanRejected] | None = None,
+) -> Receipt:
+    """Validate each item, store the valid ones once, update their traces' rollups, count the
+    rejections per reason, and (with `keep_receipt`) store an IngestBatch receipt. `prevalidated`
+    holds items an adapter (OTLP) already refused, by index; those items may be None.
+
+    Cost: one INSERT for the spans, one for large payloads, one upsert of the traces, one of the
+    rejection counters and one for the receipt, in one transaction."""
+    now = timezone.now()
+    results: list[ItemResult | None] = [None] * len(items)
+    rows: dict[tuple[str, str], tuple[int, SpanRow]] = {}
+    for index, item in enumerate(items):
+        refused = (prevalidated or {}).get(index)
+        try:
+            if refused is not None:
+                raise refused
+            row = parse_span(item, now=now)
+        except SpanRejected as exc:
+            results[index] = ItemResult(index, "rejected", reason=exc.reason, message=exc.message)
+            continue
+        if row.key in rows:
+            results[index] = ItemResult(index, "duplicate", row.trace_id, row.span_id)
+            continue
+        rows[row.key] = (index, row)
+
+    _price(tenant, [row for _, row in rows.values()])
+    with transaction.atomic():
+        ordered = [row for _, row in sorted(rows.values(), key=lambda pair: pair[1].key)]
+        inserted = _insert_spans(tenant, ordered, now, source)
+        for key, (index, _) in rows.items():
+            results[index] = ItemResult(index, "accepted" if key in inserted else "duplicate", *key)
+        fresh = [row for key, (_, row) in rows.items() if key in inserted]
+        _insert_payloads(tenant, fresh)
+        _upsert_traces(tenant, fresh, now)
+        final = [r for r in results if r is not None]
+        receipt = Receipt(results=final)
+        for result in final:
+            if result.status == "accepted":
+                receipt.accepted += 1
+            elif result.status == "duplicate":
+                receipt.duplicates += 1
+            else:
+                receipt.rejected += 1
+                receipt.rejected_reasons[result.reason] = receipt.rejected_reasons.get(result.reason, 0) + 1
+        rejection_messages = {r.reason: r.message for r in final if r.status == "rejected"}
+        rejections_count(tenant=tenant, counts=receipt.rejected_reasons, messages=rejection_messages)
+        if keep_receipt:
+            lag = max(((now - row.ended_at).total_seconds() for row in fresh), default=None)
+            receipt.batch = IngestBatch.objects.create(
+                tenant=tenant,
+                source=source,
+                api_key=api_key,
+                received_at=now,
+                size_bytes=min(size_bytes, 2**31 - 1),
+                accepted=receipt.accepted,
+                duplicates=receipt.duplicates,
+                rejected=receipt.rejected,
+                max_lag_seconds=max(lag, 0.0) if lag is not None else None,
+                rejections=[r.as_dict() for r in final if r.status == "rejected"][:MAX_RECEIPT_REJECTIONS],
+            )
+    return receipt
+
+
+def rejections_count(*, tenant: Tenant, counts: dict[str, int], messages: dict[str, str] | None = None) -> None:
+    """Add `counts` (reason → how many) to the tenant's rejection counters."""
+    if not counts:
+        return
+    messages = messages or {}
+    now = timezone.now()
+    values = []
+    params: list[Any] = []
+    for reason in sorted(counts):
+        values.append("(%s, %s, %s, %s, %s)")
+        params += [tenant.pk, reason[:64], counts[reason], messages.get(reason, "")[:500], now]
+    with connection.cursor() as cursor:
+        # Only placeholders are joined into the SQL; every value is a parameter.
+        cursor.execute(
+            "INSERT INTO traces_ingestrejection (tenant_id, reason, count, last_message, last_seen_at) VALUES "  # noqa: S608
+            + ", ".join(values)
+            + " ON CONFLICT (tenant_id, reason) DO UPDATE SET count = traces_ingestrejection.count + EXCLUDED.count,"
+            " last_message = EXCLUDED.last_message, last_seen_at = EXCLUDED.last_seen_at",
+            params,
+        )
+
+
+def _price(tenant: Tenant, rows: list[SpanRow]) -> None:
+    """Computed cost from the tenant's catalog prices, beside (never instead of) a reported one."""
+    from catalog.models import LanguageModel
+
+    wanted = {row.model for row in rows if row.model and (row.input_tokens or row.output_tokens)}
+    if not wanted:
+        return
+    priced = {
+        m.model_id: m
+        for m in LanguageModel.objects.for_tenant(tenant).filter(model_id__in=wanted, input_price__isnull=False)
+        if m.is_priced
+    }
+    for row in rows:
+        model = priced.get(row.model)
+        if model is not None:
+            row.cost_micros = model.cost_micros(
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                cached_input_tokens=row.cached_input_tokens,
+            )
+
+
+SPAN_COLUMNS = [
+    "tenant_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "kind",
+    "name",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "status",
+    "error_type",
+    "error_message",
+    "error_stack",
+    "input",
+    "output",
+    "input_truncated",
+    "output_truncated",
+    "model",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "reported_cost_micros",
+    "cost_micros",
+    "attributes",
+    "tags",
+    "links",
+    "end_user_id",
+    "session_id",
+    "agent_id",
+    "run_id",
+    "search_text",
+    "stored_bytes",
+    "source",
+    "ingested_at",
+]
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _insert_spans(tenant: Tenant, rows: list[SpanRow], now: datetime, source: str) -> set[tuple[str, str]]:
+    """Insert `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted."""
+    if not rows:
+        return set()
+    placeholder = "(" + ", ".join(["%s"] * len(SPAN_COLUMNS)) + ")"
+    params: list[Any] = []
+    for row in rows:
+        params += [
+            tenant.pk,
+            row.trace_id,
+            row.span_id,
+            row.parent_span_id,
+            row.kind,
+            row.name,
+            row.started_at,
+            row.ended_at,
+            row.duration_ms,
+            row.status,
+            row.error_type,
+            row.error_message,
+            row.error_stack,
+            _json(row.input),
+            _json(row.output),
+            row.input_truncated,
+            row.output_truncated,
+            row.model,
+            row.input_tokens,
+            row.cached_input_tokens,
+            row.output_tokens,
+            row.reasoning_tokens,
+            row.reported_cost_micros,
+            row.cost_micros,
+            Jsonb(row.attributes),
+            row.tags,
+            Jsonb(row.links),
+            row.end_user_id,
+            row.session_id,
+            row.agent_id,
+            row.run_id,
+            row.search_text,
+            row.stored_bytes,
+            source,
+            now,
+        ]
+    # Column names are constants and values are parameters: nothing from the request reaches the SQL.
+    sql = (
+        f"INSERT INTO traces_span ({', '.join(SPAN_COLUMNS)}) VALUES "  # noqa: S608
+        + ", ".join([placeholder] * len(rows))
+        + " ON CONFLICT (tenant_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(t, s) for t, s in cursor.fetchall()}
+
+
+def _insert_payloads(tenant: Tenant, rows: list[SpanRow]) -> None:
+    payloads = [
+        SpanPayload(
+            tenant=tenant,
+            trace_id=row.trace_id,
+            span_id=row.span_id,
+            field=name,
+            value=value,
+            size=len(as_text(value)),
+        )
+        for row in rows
+        for name, value in row.payloads.items()
+    ]
+    if payloads:
+        SpanPayload.objects.bulk_create(payloads, ignore_conflicts=True)
+
+
+def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
+    """Add the rollups of freshly inserted `rows` to their traces (created when new), in trace order."""
+    if not rows:
+        return
+    by_trace: dict[str, list[SpanRow]] = defaultdict(list)
+    for row in rows:
+        by_trace[row.trace_id].append(row)
+    values, params = [], []
+    for trace_id in sorted(by_trace):
+        spans = by_trace[trace_id]
+        roots = [s for s in spans if not s.parent_span_id]
+        started = min(s.started_at for s in spans)
+        ended = max(s.ended_at for s in spans)
+        errors = sum(1 for s in spans if s.status == "error")
+        status = "error" if errors else ("ok" if any(s.status == "ok" for s in spans) else "unset")
+
+        def first(name: str, spans: list[SpanRow] = spans, roots: list[SpanRow] = roots) -> str:
+            return next((getattr(s, name) for s in [*roots, *spans] if getattr(s, name)), "")
+
+        values.append("(" + ", ".join(["%s"] * 24) + ")")
+        params += [
+            tenant.pk,
+            trace_id,
+            roots[0].name if roots else "",
+            started,
+            ended,
+            (ended - started).total_seconds() * 1000,
+            status,
+            len(spans),
+            errors,
+            sum(s.input_tokens for s in spans),
+            sum(s.cached_input_tokens for s in spans),
+            sum(s.output_tokens for s in spans),
+            sum(s.reasoning_tokens for s in spans),
+            sum(s.cost_micros or 0 for s in spans),
+            sum(s.reported_cost_micros or 0 for s in spans),
+            sum(s.stored_bytes for s in spans),
+            first("end_user_id"),
+            first("session_id"),
+            first("agent_id"),
+            first("run_id"),
+            sorted({s.model for s in spans if s.model}),
+            sorted({t for s in spans for t in s.tags})[:64],
+            now,
+            now,
+        ]
+    keep_first = "CASE WHEN t.{0} = '' THEN EXCLUDED.{0} ELSE t.{0} END"
+    merge = "ARRAY(SELECT DISTINCT x FROM unnest(t.{0} || EXCLUDED.{0}) AS x ORDER BY x LIMIT 64)"
+    total = "t.{0} + EXCLUDED.{0}"
+    # Built from constant column names and placeholders only; every value is a parameter.
+    sql = (
+        "INSERT INTO traces_trace AS t (tenant_id, trace_id, name, started_at, ended_at, duration_ms, status,"  # noqa: S608
+        " span_count, error_count, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens,"
+        " cost_micros, reported_cost_micros, stored_bytes, end_user_id, session_id, agent_id, run_id,"
+        " models_used, tags, created_at, updated_at) VALUES "
+        + ", ".join(values)
+        + " ON CONFLICT (tenant_id, trace_id) DO UPDATE SET "
+        + "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END, "
+        + "started_at = LEAST(t.started_at, EXCLUDED.started_at), "
+        + "ended_at = GREATEST(t.ended_at, EXCLUDED.ended_at), "
+        + "duration_ms = EXTRACT(EPOCH FROM GREATEST(t.ended_at, EXCLUDED.ended_at)"
+        " - LEAST(t.started_at, EXCLUDED.started_at)) * 1000, "
+        + "status = CASE WHEN t.error_count + EXCLUDED.error_count > 0 THEN 'error'"
+        " WHEN t.status = 'ok' OR EXCLUDED.status = 'ok' THEN 'ok' ELSE 'unset' END, "
+        + ", ".join(
+            f"{c} = {total.format(c)}"
+            for c in (
+                "span_count",
+                "error_count",
+                "input_tokens",
+                "cached_input_tokens",
+                "output_tokens",
+                "reasoning_tokens",
+                "cost_micros",
+                "reported_cost_micros",
+                "stored_bytes",
+            )
+        )
+        + ", "
+        + ", ".join(f"{c} = {keep_first.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id"))
+        + ", "
+        + ", ".join(f"{c} = {merge.format(c)}" for c in ("models_used", "tags"))
+        + ", updated_at = EXCLUDED.updated_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)  # type: ignore[arg-type]  # Jsonb and lists adapt in psycopg
+
+
+def span_record(
+    *,
+    tenant: Tenant,
+    trace_id: str,
+    kind: str,
+    name: str,
+    started_at: datetime,
+    ended_at: datetime,
+    span_id: str = "",
+    parent_span_id: str = "",
+    status: str = "ok",
+    attributes: dict[str, Any] | None = None,
+    input: Any = None,
+    output: Any = None,
+    error: dict[str, str] | None = None,
+    model: str = "",
+    usage: dict[str, int] | None = None,
+    run: Any = None,
+    end_user_id: str = "",
+    session_id: str = "",
+    agent_id: str = "",
+    tags: list[str] | None = None,
+) -> ItemResult:
+    """Record one span into a trace, for other apps (guardrail verdicts, budget reservations,
+    approvals) and the run engine. Ids are W3C hex (trace_id 32, span_id 16; generated when empty).
+    Given `run`, its id, agent, end user and session are copied onto the span, and `trace_id`
+    falls back to `run.trace_id`. Idempotent on (tenant, trace_id, span_id); commits at once (or
+    with the caller's transaction). Never raises for a bad span: the result says `rejected`, and the
+    rejection is counted like any other."""
+    item: dict[str, Any] = {
+        "trace_id": trace_id or (run.trace_id if run is not None else ""),
+        "span_id": span_id,
+        "parent_span_id": parent_span_id,
+        "kind": kind,
+        "name": name,
+        "start_time": started_at.isoformat(),
+        "end_time": ended_at.isoformat(),
+        "status": status,
+        "attributes": attributes or {},
+        "input": input,
+        "output": output,
+        "error": error,
+        "model": model,
+        "usage": usage or {},
+        "tags": tags or [],
+        "end_user_id": end_user_id,
+        "session_id": session_id,
+        "agent_id": agent_id,
+    }
+    if run is not None:
+        item["run_id"] = str(run.pk)
+        item["agent_id"] = agent_id or str(run.agent_id)
+        item["end_user_id"] = end_user_id or run.end_user_id
+        item["session_id"] = session_id or run.session_id
+    receipt = spans_ingest(tenant=tenant, items=[item], source="engine", keep_receipt=False)
+    result = receipt.results[0]
+    if result.status == "rejected":
+        logger.warning("span %r of trace %s rejected: %s", name, trace_id, result.message)
+    return result
+
+
+# --- Settings, retention, erasure --------------------------------------------------------------------
+
+DEFAULT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 3650
+RETENTION_BATCH = 500
+
+
+def trace_settings_for(tenant: Tenant) -> TenantTraceSettings:
+    """The tenant's trace settings (created with the defaults on first use)."""
+    found, _ = TenantTraceSettings.objects.get_or_create(
+        tenant=tenant, defaults={"retention_days": DEFAULT_RETENTION_DAYS}
+    )
+    return found
+
+
+@transaction.atomic
+def trace_settings_update(*, actor: Actor, tenant: Tenant, retention_days: int) -> TenantTraceSettings:
+    """Set how many days spans are kept (1 to 3650), audited."""
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
+        raise FieldError("retention_days", f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}.")
+    found = TenantTraceSettings.objects.select_for_update().filter(tenant=tenant).first() or trace_settings_for(tenant)
+    before = found.retention_days
+    found.retention_days = retention_days
+    found.updated_at = timezone.now()
+    found.save(update_fields=["retention_days", "updated_at"])
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="traces.retention_changed",
+        target=found,
+        before={"retention_days": before},
+        after={"retention_days": retention_days},
+    )
+    return found
+
+
+def _delete_traces(tenant: Tenant, trace_ids: list[str]) -> dict[str, int]:
+    """Delete these traces with their spans and payloads (in the caller's transaction)."""
+    payloads, _ = SpanPayload.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
+    spans, _ = Span.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
+    traces, _ = Trace.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
+    return {"traces": traces, "spans": spans, "payloads": payloads}
+
+
+def traces_expire(*, tenant: Tenant, now: datetime | None = None, max_batches: int = 20) -> dict[str, int]:
+    """Delete the tenant's traces that started before its retention window, RETENTION_BATCH traces
+    per transaction and at most `max_batches` transactions per call (beat calls again). Returns
+    the counts deleted."""
+    days = trace_settings_for(tenant).retention_days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    totals = {"traces": 0, "spans": 0, "payloads": 0}
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(
+                Trace.objects.for_tenant(tenant)
+                .filter(started_at__lt=cutoff)
+                .order_by("started_at")
+                .values_list("trace_id", flat=True)[:RETENTION_BATCH]
+            )
+            if not ids:
+                break
+            for name, count in _delete_traces(tenant, ids).items():
+                totals[name] += count
+    return totals
+
+
+def pseudonym(tenant: Tenant, end_user_id: str) -> str:
+    """A stable stand-in for an erased end user id: the same per tenant, not reversible."""
+    digest = hashlib.sha256(f"{tenant.pk}:{end_user_id}".encode()).hexdigest()[:16]
+    return f"erased-{digest}"
+
+
+@transaction.atomic
+def end_user_erase(*, actor: Actor, tenant: Tenant, end_user_id: str) -> dict[str, Any]:
+    """Erase an end user: every trace in which they appear (spans and payloads included), their
+    runs' inputs, outputs, conversations and step contents; budget amounts stay, with the end user id
+    replaced by a pseudonym. Audited under the pseudonym (the raw id is not kept). Returns the
+    receipt: the pseudonym and counts per kind. Erasing someone with nothing stored is not an
+    error (the counts are zero)."""
+    from agents.models import Run, Step, ToolExecution
+    from budgets.models import BudgetAlert, BudgetCounter, Reservation
+
+    end_user_id = (end_user_id or "").strip()
+    if not end_user_id or len(end_user_id) > 200:
+        raise FieldError("end_user_id", "must be 1 to 200 characters.")
+    alias = pseudonym(tenant, end_user_id)
+    trace_ids = set(Span.objects.for_tenant(tenant).filter(end_user_id=end_user_id).values_list("trace_id", flat=True))
+    trace_ids |= set(
+        Trace.objects.for_tenant(tenant).filter(end_user_id=end_user_id).values_list("trace_id", flat=True)
+    )
+    runs = Run.objects.for_tenant(tenant).filter(end_user_id=end_user_id)
+    run_ids = list(runs.values_list("pk", flat=True))
+    # Spans the engine wrote for these runs carry the run id even where no end user was copied.
+    trace_ids |= set(
+        Trace.objects.for_tenant(tenant).filter(run_id__in=[str(r) for r in run_ids]).values_list("trace_id", flat=True)
+    )
+    counts = {"traces": 0, "spans": 0, "payloads": 0}
+    ordered = sorted(trace_ids)
+    for start in range(0, len(ordered), RETENTION_BATCH):
+        for name, count in _delete_traces(tenant, ordered[start : start + RETENTION_BATCH]).items():
+            counts[name] += count
+    counts["steps"] = (
+        Step.objects.for_tenant(tenant).filter(run_id__in=run_ids).update(request={}, response={}, error="")
+    )
+    counts["tool_executions"] = (
+        ToolExecution.objects.for_tenant(tenant).filter(run_id__in=run_ids).update(arguments={}, result=None)
+    )
+    counts["runs"] = runs.update(
+        input="", output="", messages=[], metadata={}, error_message="", approval_decisions={}, end_user_id=alias
+    )
+    counts["budget_counters"] = (
+        BudgetCounter.objects.for_tenant(tenant).filter(scope_value=end_user_id).update(scope_value=alias)
+    )
+    counts["budget_alerts"] = (
+        BudgetAlert.objects.for_tenant(tenant).filter(scope_value=end_user_id).update(scope_value=alias)
+    )
+    counts["reservations"] = (
+        Reservation.objects.for_tenant(tenant).filter(end_user_id=end_user_id).update(end_user_id=alias)
+    )
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="end_user.erased",
+        target_type="end_user",
+        target_label=alias,
+        after={"pseudonym": alias, "counts": counts},
+    )
+    return {"end_user": alias, "erased_at": timezone.now().isoformat(), "counts": counts}

@@ -1,0 +1,228 @@
+"""The traces REST API: contracts, idempotent replay, per-item rejections, rollups, filters,
+cursor pagination, limits and erasure."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from tenants.models import AuditEvent, Scope
+from tenants.testing import ApiClient, ApiContract, Cast, assert_error
+from traces.ingest import MAX_SPANS_PER_BATCH
+from traces.models import IngestBatch, IngestRejection, Span, SpanPayload, Trace
+from traces.tests.factories import make_trace, span_item
+
+pytestmark = pytest.mark.django_db
+
+
+class TestTraceList(ApiContract):
+    url_name = "trace-list"
+    scope = Scope.READ
+
+    def path(self, cast: Cast) -> str:
+        make_trace(cast.acme, end_user_id="ann@acme.test")
+        return reverse(self.url_name)
+
+
+class TestTraceDetail(ApiContract):
+    url_name = "trace-detail"
+    scope = Scope.READ
+    object_scoped = True
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name, args=[make_trace(cast.acme).trace_id])
+
+
+class TestTraceIngest(ApiContract):
+    url_name = "trace-ingest"
+    scope = Scope.TRACES_WRITE
+    method = "post"
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name)
+
+    def body(self, cast: Cast) -> Any:
+        return {"spans": [span_item()]}
+
+
+class TestEndUserErase(ApiContract):
+    url_name = "end-user-detail"
+    scope = Scope.ADMIN
+    method = "delete"
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name, args=["ann"])
+
+
+def ingest(api: ApiClient, spans: list[Any]) -> dict[str, Any]:
+    response = api.post(reverse("trace-ingest"), {"spans": spans})
+    assert response.status_code == 200, response.content[:500]
+    return response.json()
+
+
+def test_a_replayed_batch_creates_nothing_twice(acme_admin_api: ApiClient, cast: Cast) -> None:
+    trace_id = secrets.token_hex(16)
+    batch = [span_item(trace_id, name=f"step {i}", usage={"input_tokens": 10, "output_tokens": 1}) for i in range(50)]
+    first = ingest(acme_admin_api, batch)
+    second = ingest(acme_admin_api, batch)
+    assert (first["accepted"], first["duplicates"], first["rejected"]) == (50, 0, 0)
+    assert (second["accepted"], second["duplicates"], second["rejected"]) == (0, 50, 0)
+    assert {r["status"] for r in second["results"]} == {"duplicate"}
+    assert first["receipt_id"] != second["receipt_id"]
+    assert Span.objects.for_tenant(cast.acme).filter(trace_id=trace_id).count() == 50
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert (trace.span_count, trace.input_tokens, trace.output_tokens) == (50, 500, 50)
+    detail = acme_admin_api.get(reverse("trace-detail", args=[trace_id])).json()
+    assert len(detail["spans"]) == 50
+
+
+def test_the_same_span_twice_in_one_batch_is_stored_once(acme_admin_api: ApiClient, cast: Cast) -> None:
+    item = span_item()
+    body = ingest(acme_admin_api, [item, item])
+    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
+    assert Trace.objects.for_tenant(cast.acme).get(trace_id=item["trace_id"]).span_count == 1
+
+
+def test_invalid_items_are_rejected_one_by_one_with_a_reason_and_counted(acme_admin_api: ApiClient, cast: Cast) -> None:
+    good = span_item()
+    items: list[Any] = [
+        good,
+        span_item(trace_id="xyz"),
+        {**span_item(), "kind": "banana"},
+        {**span_item(), "end_time": "2026-11-25T09:00:00Z"},
+        {**span_item(), "name": ""},
+        "not an object",
+        {**span_item(), "usage": {"input_tokens": -1}},
+    ]
+    body = ingest(acme_admin_api, items)
+    reasons = [r.get("reason") for r in body["results"]]
+    assert reasons == [
+        None,
+        "invalid_id",
+        "invalid_kind",
+        "invalid_time",
+        "missing_name",
+        "invalid_span",
+        "invalid_usage",
+    ]
+    assert body["accepted"] == 1 and body["rejected"] == 6
+    assert all(r["message"] for r in body["results"][1:])
+    counters = dict(IngestRejection.objects.for_tenant(cast.acme).values_list("reason", "count"))
+    assert counters == {
+        "invalid_id": 1,
+        "invalid_kind": 1,
+        "invalid_time": 1,
+        "missing_name": 1,
+        "invalid_span": 1,
+        "invalid_usage": 1,
+    }
+    batch = IngestBatch.objects.for_tenant(cast.acme).get(pk=body["receipt_id"])
+    assert (batch.accepted, batch.rejected, len(batch.rejections)) == (1, 6, 6)
+
+
+def test_a_batch_over_the_span_limit_is_refused_whole_and_counted(acme_admin_api: ApiClient, cast: Cast) -> None:
+    spans = [{"name": "x"}] * (MAX_SPANS_PER_BATCH + 1)
+    error = assert_error(acme_admin_api.post(reverse("trace-ingest"), {"spans": spans}), 413, "batch_too_large")
+    assert str(MAX_SPANS_PER_BATCH) in error["message"]
+    assert IngestRejection.objects.for_tenant(cast.acme).get(reason="batch_too_many_spans").count == len(spans)
+
+
+def test_a_body_without_spans_is_a_400(acme_admin_api: ApiClient) -> None:
+    assert_error(acme_admin_api.post(reverse("trace-ingest"), {"span": []}), 400)
+    assert_error(acme_admin_api.post(reverse("trace-ingest"), [1, 2]), 400)
+
+
+def test_a_large_input_is_capped_on_the_span_and_kept_whole_aside(acme_admin_api: ApiClient, cast: Cast) -> None:
+    big = "Ω" * 20_000
+    item = span_item(input=big, output={"answer": "short"})
+    ingest(acme_admin_api, [item])
+    span = Span.objects.for_tenant(cast.acme).get(span_id=item["span_id"])
+    assert span.input_truncated and span.input == big[: 8 * 1024] and not span.output_truncated
+    assert SpanPayload.objects.for_tenant(cast.acme).get(span_id=item["span_id"], field="input").value == big
+
+
+def test_rollups_add_up_spans_tokens_errors_and_duration(acme_admin_api: ApiClient, cast: Cast) -> None:
+    trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
+    ingest(acme_admin_api, [span_item(trace_id, root, name="root", ms=2000, end_user_id="ann", session_id="s1")])
+    ingest(
+        acme_admin_api,
+        [
+            span_item(
+                trace_id,
+                parent_span_id=root,
+                offset_ms=100,
+                model="m",
+                usage={
+                    "input_tokens": 7,
+                    "cached_input_tokens": 2,
+                    "output_tokens": 3,
+                    "reasoning_tokens": 1,
+                    "cost_usd": 0.5,
+                },
+            ),
+            span_item(
+                trace_id,
+                parent_span_id=root,
+                offset_ms=2500,
+                ms=500,
+                error={"type": "Timeout", "message": "x"},
+                tags=["beta"],
+            ),
+        ],
+    )
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert (trace.name, trace.span_count, trace.error_count, trace.status) == ("root", 3, 1, "error")
+    assert (trace.input_tokens, trace.cached_input_tokens, trace.output_tokens, trace.reasoning_tokens) == (7, 2, 3, 1)
+    assert trace.reported_cost_micros == 500_000 and trace.duration_ms == 3000
+    assert (trace.end_user_id, trace.session_id, trace.models_used, trace.tags) == ("ann", "s1", ["m"], ["beta"])
+
+
+def test_the_list_filters_and_pages_with_a_cursor(acme_admin_api: ApiClient, cast: Cast) -> None:
+    make_trace(cast.acme, end_user_id="ann", session_id="s-1", tags=["vip"])
+    make_trace(cast.acme, end_user_id="bob", input="Der Kühlschrank ist kaputt")
+    make_trace(cast.acme, end_user_id="bob", input="冷蔵庫が壊れました")
+    url = reverse("trace-list")
+    assert len(acme_admin_api.get(url).json()["results"]) == 3
+    assert [t["end_user_id"] for t in acme_admin_api.get(url + "?end_user=ann").json()["results"]] == ["ann"]
+    assert len(acme_admin_api.get(url + "?tag=vip").json()["results"]) == 1
+    assert len(acme_admin_api.get(url + "?session=s-1").json()["results"]) == 1
+    assert len(acme_admin_api.get(url + "?model=gpt-4o-2024-08-06").json()["results"]) == 3
+    assert len(acme_admin_api.get(url + "?q=kühlschrank").json()["results"]) == 1
+    assert len(acme_admin_api.get(url + "?q=冷蔵庫").json()["results"]) == 1
+    assert len(acme_admin_api.get(url + "?min_latency_ms=5000").json()["results"]) == 0
+    page = acme_admin_api.get(url + "?page_size=2").json()
+    assert len(page["results"]) == 2 and page["next"]
+    rest = acme_admin_api.get(page["next"]).json()
+    assert len(rest["results"]) == 1
+    ids = {t["trace_id"] for t in page["results"]} | {t["trace_id"] for t in rest["results"]}
+    assert len(ids) == 3
+    assert_error(acme_admin_api.get(url + "?since=yesterday"), 400)
+
+
+def test_another_tenants_trace_is_a_404_and_never_listed(api: Any, cast: Cast) -> None:
+    trace = make_trace(cast.acme)
+    globex = api(Scope.ADMIN, tenant=cast.globex)
+    assert_error(globex.get(reverse("trace-detail", args=[trace.trace_id])), 404, "not_found")
+    assert globex.get(reverse("trace-list")).json()["results"] == []
+    # The same ids ingested by Globex are Globex's own trace, not a duplicate of Acme's.
+    item = span_item(trace.trace_id, name="globex span")
+    assert ingest(globex, [item])["accepted"] == 1
+    assert Trace.objects.for_tenant(cast.acme).get(trace_id=trace.trace_id).span_count == 3
+
+
+def test_erasing_an_end_user_removes_their_traces_and_returns_a_receipt(acme_admin_api: ApiClient, cast: Cast) -> None:
+    make_trace(cast.acme, end_user_id="ann", input="my address is 1 Main St")
+    kept = make_trace(cast.acme, end_user_id="bob")
+    response = acme_admin_api.delete(reverse("end-user-detail", args=["ann"]))
+    assert response.status_code == 200, response.content
+    receipt = response.json()
+    assert receipt["counts"]["traces"] == 1 and receipt["counts"]["spans"] == 3
+    assert receipt["end_user"].startswith("erased-") and "ann" not in receipt["end_user"]
+    assert not Span.objects.for_tenant(cast.acme).filter(end_user_id="ann").exists()
+    assert not Span.objects.for_tenant(cast.acme).filter(search_text__contains="Main St").exists()
+    assert Trace.objects.for_tenant(cast.acme).filter(pk=kept.pk).exists()
+    event = AuditEvent.objects.for_tenant(cast.acme).get(action="end_user.erased")
+    assert event.target_label == receipt["end_user"] and "ann" not in str(event.after)
