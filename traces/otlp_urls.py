@@ -1,5 +1,7 @@
 """OTLP/HTTP routes, mounted at the site root (/v1/traces is where OpenTelemetry exporters post)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from traces import otlp
+
+urlpatterns: list[URLPattern | URLResolver] = [path("traces", otlp.export_traces, name="otlp-traces")]
