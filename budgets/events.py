@@ -20,6 +20,7 @@ class BudgetAlertEvent(TypedDict):
     scope_value: str
     used: int
     limit: int
+    unit: str
 
 
 class BudgetsChanged(TypedDict):
@@ -40,6 +41,7 @@ def send_budget_alert(alert: BudgetAlert) -> None:
             scope_value=alert.scope_value,
             used=alert.used,
             limit=alert.limit,
+            unit=alert.budget.unit,
         ),
     )
 

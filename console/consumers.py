@@ -7,18 +7,9 @@ from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.template.loader import render_to_string
 
-from console.views.runs import LiveRunsPage
-from tenants.models import Membership, Role, Tenant
-
-# Which partials each event re-renders. Each is a {% partialdef %} of a page template, so the
-# websocket and a normal page load share one source of markup.
-PARTIALS: dict[str, list[str]] = {
-    "members.changed": ["dashboard/index.html#stats", "dashboard/index.html#activity"],
-    "api_keys.changed": ["dashboard/index.html#stats", "dashboard/index.html#activity"],
-    "tenant.changed": ["dashboard/index.html#stats"],
-}
+from console import live
+from tenants.models import Membership, Tenant
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -26,9 +17,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     tenant: Tenant
     membership: Membership
-    # A runs page (the list, or one run) says so in the query string (`?page=runs&status=…`,
-    # `?page=run&run=<id>`) and gets only its run rows; anything else is the dashboard.
-    runs_page: LiveRunsPage | None = None
+    # The page this socket serves (`?page=<name>&…`, see console/live.py), if it updates in place.
+    page: live.LivePage | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -41,8 +31,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.membership = membership
         self.tenant = membership.tenant
         params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
-        if params.get("page") in {"runs", "run"}:
-            self.runs_page = await database_sync_to_async(LiveRunsPage.connect)(self.tenant, params)
+        self.page = await database_sync_to_async(live.connect)(self.tenant, membership, params)
         await self.channel_layer.group_add(self.tenant.live_group, self.channel_name)
         await self.accept()
 
@@ -69,21 +58,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _render(self, event: dict[str, Any]) -> str:
-        from console.views.dashboard import dashboard_context
-
-        if self.runs_page is not None:
-            if event.get("type") != "run.changed":
-                return ""
-            membership = Membership.objects.for_tenant(self.tenant).filter(pk=self.membership.pk).first()
-            return self.runs_page.render(self.tenant, membership, event) if membership is not None else ""
-        names = PARTIALS.get(event.get("type", ""), [])
-        if not names:
-            return ""
-        # Re-read the role: a demoted admin must stop receiving the activity feed at once.
+        # Re-read the membership: a demoted or removed member stops receiving what the role showed.
         membership = Membership.objects.for_tenant(self.tenant).filter(pk=self.membership.pk).first()
         if membership is None:
             return ""
-        is_admin = membership.has_role(Role.ADMIN)
-        context = dashboard_context(self.tenant, with_activity=is_admin)
-        context.update({"live": True, "is_admin": is_admin, "tenant": self.tenant})
-        return "".join(render_to_string(name, context) for name in names if is_admin or "#activity" not in name)
+        return live.render(self.page, self.tenant, membership, event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest
 
@@ -21,4 +22,12 @@ def console(request: HttpRequest) -> dict[str, Any]:
         "membership": membership,
         "is_admin": membership is not None and membership.has_role("admin"),
         "is_reviewer": membership is not None and membership.has_role("reviewer"),
+        # Every tenant page opens the live socket; a page that updates in place sets its own
+        # `live_query` (see console/live.py), the rest are named after their URL.
+        "live_query": urlencode({"page": _url_name(request)}),
     }
+
+
+def _url_name(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    return match.url_name or "" if match is not None else ""

@@ -43,5 +43,6 @@ async def test_a_crossed_threshold_is_pushed_to_the_tenants_live_group_once(cast
         "scope_value": "",
         "used": 2_000,
         "limit": 2_500,
+        "unit": "usd_micros",
     }
     await layer.group_discard(cast.acme.live_group, channel)

@@ -184,7 +184,7 @@ def test_the_dashboard_counts_members_and_keys(alice_client: Client, cast: Cast)
     html = response.content.decode()
     assert 'data-testid="member-count">3<' in html
     assert 'data-testid="key-count">1<' in html
-    assert 'ws-connect="/ws/t/acme/live/"' in html
+    assert 'ws-connect="/ws/t/acme/live/?page=dashboard"' in html
 
 
 @pytest.mark.django_db

@@ -16,16 +16,18 @@ from django.db.models import F, Q, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDay
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from agents.models import Agent
 from budgets import selectors, services
-from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation, period_bounds
+from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
+from console import live
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
 from tenants.errors import ServiceError
-from tenants.models import Role, Tenant
+from tenants.models import Membership, Role, Tenant
 
 TOP_CONSUMERS = 5
 LEDGER_PAGE = 100
@@ -298,15 +300,19 @@ def spend_chart(*, tenant: Tenant, at: datetime | None = None) -> dict[str, Any]
     return chart
 
 
-def _page_context(request: ConsoleRequest, **extra: Any) -> dict[str, Any]:
-    tenant = request.tenant
+def _alerts(tenant: Tenant) -> list[BudgetAlert]:
     alerts = list(selectors.alerts_of(tenant=tenant)[:ALERTS_SHOWN])
     for alert in alerts:
         alert.used_text = format_amount(alert.used, alert.budget.unit)  # type: ignore[attr-defined]
         alert.limit_text = format_amount(alert.limit, alert.budget.unit)  # type: ignore[attr-defined]
+    return alerts
+
+
+def _page_context(request: ConsoleRequest, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant
     return {
         "rows": budget_rows(tenant=tenant),
-        "alerts": alerts,
+        "alerts": _alerts(tenant),
         "chart": spend_chart(tenant=tenant),
         "zone": selectors.tenant_zone(tenant),
         **extra,
@@ -424,3 +430,38 @@ def ledger(request: ConsoleRequest) -> HttpResponse:
         "zone": selectors.tenant_zone(tenant),
     }
     return render_page(request, "budgets/ledger.html", context, fragment="ledger", status=status)
+
+
+@live.everywhere("budget.alert")
+def budget_alert_banner(tenant: Tenant, membership: Membership, event: dict[str, Any]) -> str:
+    """A banner on every page of the tenant, for everyone in it, when a budget crosses a threshold."""
+    unit = str(event.get("unit", Budget.Unit.USD_MICROS))
+    context = {
+        "tenant": tenant,
+        "alert": event,
+        "used_text": format_amount(int(event.get("used", 0)), unit),
+        "limit_text": format_amount(int(event.get("limit", 0)), unit),
+    }
+    return render_to_string("console/_budget_alert_banner.html", context)
+
+
+@live.page
+class LiveBudgets(live.LivePage):
+    """The budgets page: the usage bars and the alerts feed re-render when a budget changes or fires."""
+
+    name = "budgets"
+    events = frozenset({"budgets.changed", "budget.alert"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        tenant = self.tenant
+        context = {
+            "rows": budget_rows(tenant=tenant),
+            "alerts": _alerts(tenant),
+            "zone": selectors.tenant_zone(tenant),
+            "tenant": tenant,
+            "is_admin": membership.has_role(Role.ADMIN),
+            "live": True,
+        }
+        return render_to_string("budgets/index.html#budgets", context) + render_to_string(
+            "budgets/index.html#alerts", context
+        )

@@ -7,11 +7,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpResponse
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from catalog.selectors import pinned_models_deprecating
+from console import live
 from console.access import ConsoleRequest, render_page, role_required
-from tenants.models import Role, Tenant
+from tenants.models import Membership, Role, Tenant
 from tenants.selectors import audit_events, tenant_stats
 from tenants.tasks import HEARTBEAT_KEY
 
@@ -56,3 +58,20 @@ def _heartbeat() -> dict[str, Any]:
 def dashboard(request: ConsoleRequest) -> HttpResponse:
     context = dashboard_context(request.tenant, with_activity=request.membership.has_role(Role.ADMIN))
     return render_page(request, "dashboard/index.html", context, fragment="stats")
+
+
+@live.page
+class LiveDashboard(live.LivePage):
+    """The dashboard's cards (and, for admins, the activity feed) re-render on tenancy changes."""
+
+    name = "dashboard"
+    events = frozenset({"members.changed", "api_keys.changed", "tenant.changed"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        is_admin = membership.has_role(Role.ADMIN)
+        context = dashboard_context(self.tenant, with_activity=is_admin)
+        context.update({"live": True, "is_admin": is_admin, "tenant": self.tenant})
+        names = ["dashboard/index.html#stats"]
+        if is_admin:
+            names.append("dashboard/index.html#activity")
+        return "".join(render_to_string(name, context) for name in names)

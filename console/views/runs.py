@@ -21,6 +21,7 @@ from agents import selectors, services
 from agents.models import Agent, Run, Step
 from agents.selectors import is_uuid
 from agents.serializers import step_arguments, step_result, usd
+from console import live
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
 from tenants.errors import ServiceError
@@ -95,7 +96,7 @@ def runs(request: ConsoleRequest) -> HttpResponse:
         "older": rows[-1].pk if has_older else None,
         "paged": bool(before),
         "filter_query": urlencode(filters.query),
-        "ws_query": urlencode({"page": "runs", **filters.query}),
+        "live_query": urlencode({"page": "runs", **filters.query}),
         "can_cancel": request.membership.has_role(Role.REVIEWER),
     }
     return render_page(request, "runs/index.html", context, fragment="run_rows")
@@ -168,6 +169,7 @@ def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
 def run(request: ConsoleRequest, pk: str) -> HttpResponse:
     run = selectors.get_run_for_tenant(request.tenant, pk)
     context = run_context(run, can_cancel=request.membership.has_role(Role.REVIEWER))
+    context["live_query"] = urlencode({"page": "run", "run": str(run.pk)})
     return render_page(request, "runs/detail.html", context, fragment="run_live")
 
 
@@ -236,3 +238,25 @@ class LiveRunsPage:
         context = {"run": _with_cost([run])[0], "tenant": tenant, "can_cancel": can_cancel, "clear_empty": self.empty}
         self.empty = False
         return render_to_string("runs/index.html#run_new", context)
+
+
+@live.page
+class LiveRunList(live.LivePage):
+    """The runs list: a changed run's row is swapped, a new one matching the filters prepended."""
+
+    name = "runs"
+    events = frozenset({"run.changed"})
+
+    def __init__(self, tenant: Tenant, membership: Membership, params: dict[str, str]) -> None:
+        super().__init__(tenant, membership, params)
+        self.state = LiveRunsPage.connect(tenant, params)
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        return self.state.render(self.tenant, membership, event)
+
+
+@live.page
+class LiveRun(LiveRunList):
+    """One run's page: its status, steps and tool calls as they happen."""
+
+    name = "run"

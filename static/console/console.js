@@ -8,6 +8,8 @@
   document.addEventListener("htmx:wsOpen", function () { setLive("open", "live"); });
   document.addEventListener("htmx:wsClose", function () { setLive("closed", "live updates reconnecting…"); });
   document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) { dismiss.closest("article").remove(); return; }
     var button = event.target.closest("[data-copy]");
     if (!button) { return; }
     var input = document.querySelector(button.dataset.copy);
