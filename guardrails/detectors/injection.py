@@ -1,0 +1,621 @@
+# ruff: noqa: E501, RUF001 - patterns read best unbroken, and must name look-alike letters
+"""Prompt injection and jailbreak detection: weighted patterns over normalised text.
+
+Each signal is a pattern family with a weight (how sure one match makes us) and a reason. A text's
+score is the noisy-OR of the signals it matches, 1 - Π(1 - weight), counting each signal once:
+one strong signal (an instruction override, a system-prompt extraction) is enough on its own,
+while weak ones (a persona, a mention of "no restrictions", a model's name) only add up. Words
+that merely appear in benign requests ("ignore the warning", "pretend to be a tour guide",
+"unrestricted access") carry low weights, which keeps false positives down.
+
+Two modes:
+- `direct`: the text is the user's own prompt. Flags overrides, role hijacks, jailbreak personas,
+  system-prompt extraction and exfiltration requests.
+- `indirect`: the text is third-party content (a tool result, a retrieved document, an email)
+  that the model will read. Any instruction aimed at the assistant is suspicious there, so on
+  top of the direct signals it flags imperative sentences, requests about "your answer/reply",
+  messages addressed to the AI and embedded code that opens shells or sockets.
+
+Every pattern runs on the normalised views of the text (normalize.views), so zero-width and
+bidi characters, tag characters, homoglyphs, letter spacing and base64/hex/URL-encoded blobs do
+not hide a match.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from guardrails.detectors.base import Finding, excerpt
+from guardrails.detectors.normalize import View, hidden_characters, views
+
+Mode = Literal["direct", "indirect"]
+DEFAULT_THRESHOLD: dict[str, float] = {"direct": 0.5, "indirect": 0.5}
+
+# A few words of slack between the parts of a phrase ("ignore all of the previous instructions").
+_GAP = r"(?:[\s\W]+[\w'’-]+){0,4}?[\s\W]*"
+_SEP = r"[\s\W_]*"
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """A cheap test that lets a signal's pattern be skipped: the text holds one of `words`
+    (lower-case), or one of `substrings`, or (`nonascii`) any non-ASCII character. Patterns are
+    the costly part of a scan; most benign text fails every prefilter but a few."""
+
+    words: frozenset[str] = frozenset()
+    substrings: tuple[str, ...] = ()
+    nonascii: bool = False
+    always: bool = False
+
+    def admits(self, lowered: str, tokens: frozenset[str]) -> bool:
+        if self.always or (self.words and not self.words.isdisjoint(tokens)):
+            return True
+        if self.nonascii and not lowered.isascii():
+            return True
+        return any(piece in lowered for piece in self.substrings)
+
+
+def words(spaced: str, *, nonascii: bool = False) -> Prefilter:
+    return Prefilter(words=frozenset(spaced.split()), nonascii=nonascii)
+
+
+def substrings(*pieces: str) -> Prefilter:
+    return Prefilter(substrings=pieces)
+
+
+ALWAYS = Prefilter(always=True)
+_TOKENS = re.compile(r"[\w']+")
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    weight: float
+    reason: str
+    prefilter: Prefilter
+    pattern: re.Pattern[str]
+    modes: tuple[Mode, ...] = ("direct", "indirect")
+    # "skeleton": English patterns on the ASCII-folded view; "unicode": other scripts.
+    view: Literal["skeleton", "unicode", "any"] = "skeleton"
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+
+
+OVERRIDE_VERBS = (
+    r"ignore|ignoring|disregard|forget|overlook|bypass|override|overwrite|skip|neglect|abandon|"
+    r"set\s+aside|pay\s+no\s+attention\s+to|"
+    r"do\s+not\s+(?:follow|obey|use|apply)|don'?t\s+(?:follow|obey|use|apply)|stop\s+following|no\s+longer\s+follow"
+)
+EARLIER = (
+    r"previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|existing|current|default|"
+    r"system|developer|pre-?programmed|built-?in|all|any|every|your|these|those|the"
+)
+DIRECTIVES = (
+    r"instructions?|directives?|rules?|guidelines?|prompts?|commands?|orders?|constraints?|restrictions?|"
+    r"polic(?:y|ies)|programming|training|guardrails?|safeguards?|filters?|content\s+polic(?:y|ies)|"
+    r"system\s+(?:prompt|message)|context|conversation|messages?|ethics|morals?|principles?|limitations?|"
+    r"settings|configuration|safety\s+(?:measures|protocols|guidelines)"
+)
+RESTRICTIONS = (
+    r"restrictions?|limitations?|limits|filters?|filtering|censorship|censors?|rules|guidelines|boundaries|"
+    r"ethics|ethical\s+(?:guidelines|constraints|principles|boundaries)|morals?|morality|policies|content\s+polic(?:y|ies)|"
+    r"safeguards?|guardrails?|constraints?|regulations?|programming|safety\s+(?:measures|protocols|guidelines)"
+)
+AI_NAMES = (
+    r"chat\s?gpt|gpt-?[345o]\w*|openai|bard|gemini|claude|llama|bing|copilot|language\s+model|\bai\b|assistant|chatbot"
+)
+RESPONSES = (
+    r"response|reply|replies|answer|output|message|summary|explanation|elucidation|text|code|codebase|solution|"
+    r"implementation|program|script|algorithm|essay|story|translation|result|writing|content|email|post"
+)
+# Verbs an instruction to an assistant opens with (base form). A generic lexicon of imperatives,
+# not a list of phrases.
+IMPERATIVES = (
+    r"write|rewrite|provide|give|show|list|tell|explain|describe|summari[sz]e|analy[sz]e|suggest|recommend|"
+    r"determine|classify|identify|evaluate|assess|compare|calculate|compute|find|search|look\s+up|fetch|"
+    r"generate|create|compose|draft|produce|make|build|develop|design|implement|code|program|"
+    r"use|utili[sz]e|apply|employ|leverage|adopt|render|format|express|present|display|print|output|"
+    r"reply|respond|answer|say|state|mention|include|insert|add|append|prepend|attach|embed|integrate|"
+    r"incorporate|introduce|inject|put|place|modify|change|alter|edit|update|adjust|revise|enhance|improve|"
+    r"optimi[sz]e|elevate|enrich|augment|extend|expand|translate|convert|encode|decode|encrypt|reverse|"
+    r"replace|substitute|swap|remove|delete|erase|ignore|disregard|forget|stop|start|begin|end|finish|"
+    r"send|forward|email|post|upload|share|publish|transfer|copy|move|run|execute|install|download|open|"
+    r"visit|click|navigate|go|call|contact|schedule|book|order|buy|purchase|pay|sign|register|subscribe|"
+    r"promote|advertise|recommend|endorse|spread|claim|hint|emphasi[sz]e|highlight|stress|note|remember|"
+    r"ensure|make\s+sure|be\s+sure|keep|consider|take|do|act|behave|pretend|imagine|assume|role-?play|"
+    r"simulate|become|switch|enable|disable|activate|unlock|grant|allow|let|help|assist|teach|show|"
+    r"check|verify|confirm|test|debug|fix|solve|read|review|proofread|correct|count|sort|rank|rate|score|"
+    r"predict|estimate|plan|outline|organi[sz]e|prepare|collect|gather|extract|retrieve|obtain|access|"
+    r"reveal|disclose|leak|expose|dump|repeat|recite|spell|conclude|close|sum\s+up|wrap\s+up|elaborate|"
+    r"clarify|define|illustrate|demonstrate|cite|quote|reference|link|tag|label|mark|flag|refuse|decline|"
+    r"avoid|never|always|only|please|kindly"
+)
+LEAD_INS = r"(?:(?:please|kindly|now|also|then|just|first|next|finally|simply|seamlessly|carefully|quickly|immediately|additionally|instead|and|but|so)[\s,]+)*"
+
+SIGNALS: tuple[Signal, ...] = (
+    # --- Instruction overrides ------------------------------------------------------------------
+    Signal(
+        "instruction_override",
+        0.9,
+        "asks to ignore or override earlier instructions",
+        words(
+            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon aside attention follow obey use apply following"
+        ),
+        _re(rf"\b(?:{OVERRIDE_VERBS}){_GAP}(?:{EARLIER})\b{_GAP}(?:{DIRECTIVES})\b"),
+    ),
+    Signal(
+        "instruction_override",
+        0.85,
+        "announces new instructions that replace the old ones",
+        words("new updated real actual true revised override overriding secret hidden special only instead rather"),
+        _re(
+            r"\b(?:new|updated|real|actual|true|revised|override|overriding|secret|hidden|special)\s+"
+            r"(?:system\s+)?(?:instructions?|directives?|orders?|task|rules?|prompt|objective|mission)\s*(?::|are\b|is\b|follow)"
+            r"|\b(?:your|the)\s+(?:new|real|actual|true|only)\s+(?:task|goal|job|purpose|objective|mission|instructions?|role)\s+(?:is|are|will\s+be|now)\b"
+            r"|\b(?:instead|rather)\s*,?\s+(?:you\s+(?:must|will|should|shall)|do\s+the\s+following|follow\s+these)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.75,
+        "carries chat-template or system markers to pose as a privileged message",
+        substrings("<|", "inst]", "<<sys", "<system", "##", "system", "developer", "admin", "root"),
+        _re(
+            r"<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>|\[/?INST\]|<</?SYS>>|"
+            r"^\s*#{2,}\s*(?:system|instruction|new\s+instructions?)\b|"
+            r"^\s*(?:system|developer|admin(?:istrator)?|root)\s*(?:prompt|message|override|note)?\s*:\s"
+            r"|\[(?:system|admin)\s*(?:message|override|note)?\]"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.6,
+        "tells the model what it is from now on",
+        words("now this will shall must going"),
+        _re(
+            r"\bfrom\s+(?:now|this\s+(?:moment|point))\s+(?:on|onwards?|forward)\b[\s,]*(?:you|your|u)\b"
+            r"|\b(?:you|u)\s+(?:will|shall|must|are\s+going\s+to)\s+(?:now\s+)?(?:only\s+)?(?:respond|answer|reply|act|behave|speak|write)\b[^.!?\n]{0,40}?\s(?:as|like|in\s+the\s+(?:style|manner|voice)\s+of)\s"
+        ),
+    ),
+    # --- Role hijacks and jailbreak personas ------------------------------------------------------
+    Signal(
+        "role_hijack",
+        0.45,
+        "redefines who the assistant is",
+        words("you u act acting pretend pretending roleplay role play roleplaying"),
+        _re(
+            r"\byou\s+(?:are|'re|r)\s+(?:now|no\s+longer|not\s+(?:a|an)\s+(?:ai|assistant|language\s+model|chatbot)|about\s+to\s+(?:become|immerse)|going\s+to\s+(?:be|act|pretend|play|become))\b"
+            r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:act|pretend|role-?play|behave|simulate|become|be)\s+(?:as|like|to\s+be)?\s*(?:a|an|the)?\s*(?:ai|bot|assistant|chatbot|model|character|persona|version|entity|system)\b"
+            r"|\b(?:act|acting|pretend|pretending|role-?play|roleplaying)\s+(?:as|to\s+be|you\s+are|like)\s+(?:an?\s+)?(?:\w+\s+){0,3}(?:ai|bot|chatbot|model|assistant|gpt|persona|version\s+of\s+(?:yourself|chatgpt|you))\b"
+            r"|\b(?:do\s+not|don'?t|stop|never)\s+(?:respond|answer|act|behave|reply|speak)(?:ing)?\s+(?:as|like)\s+(?:an?\s+)?(?:gpt|chatgpt|ai|assistant|language\s+model|yourself|claude)\b"
+        ),
+    ),
+    Signal(
+        "role_hijack",
+        0.35,
+        "defines a persona for the assistant at length",
+        words("you u"),
+        _re(
+            r"(?:(?:^|[.!?\n]\s*)(?:you|u)\s+(?:are|have|will|can|must|never|always|do\s+not|don'?t|cannot|can'?t|love|hate|believe|think)\b[^.!?\n]*){4,}"
+        ),
+    ),
+    Signal(
+        "role_hijack",
+        0.2,
+        "asks the assistant to play a role",
+        words("act acting pretend pretending roleplay role play roleplaying impersonate simulate emulate"),
+        _re(
+            r"\b(?:act|acting|pretend|pretending|role-?play|roleplaying|impersonate|simulate|emulate|play\s+the\s+(?:role|part))\s+(?:as|to\s+be|of|like|that)?\b"
+        ),
+    ),
+    Signal(
+        "jailbreak_persona",
+        0.9,
+        "uses a known jailbreak persona or mode",
+        words("anything mode character jailbreak jailbroken unlocked classic dan developer unfiltered"),
+        _re(
+            r"\bdo\s+anything\s+now\b|\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|on|output|response)"
+            r"|\[\W*(?:jailbreak|jailbroken|unlocked|classic|dan|developer\s+mode|unfiltered)\W*\]"
+            r"|\b(?:stay|remain|staying|stays|keep|break(?:ing|s)?|broke)\s+(?:in\s+|out\s+of\s+|your\s+)?character\b"
+        ),
+    ),
+    Signal(
+        "jailbreak_persona",
+        0.5,
+        "names a jailbreak persona",
+        words("dan stan dude aim ucar betterdan antigpt devmode developer"),
+        _re(r"\b(?:DAN|STAN|DUDE|AIM|ucar|BetterDAN|AntiGPT|DevMode|Developer\s+Mode)\b(?!\s*(?:Brown|Aykroyd))"),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.7,
+        "tells the assistant it has no restrictions, filters or rules",
+        words(
+            "free freed liberated released unbound exempt not no don't dont never won't will removed lifted disabled turned deactivated bypassed eliminated"
+        ),
+        _re(
+            rf"\b(?:you|u|it|he|she|they)\s+(?:are|is|'re|will\s+be|have\s+been|has\s+been|were)\s+(?:now\s+|completely\s+|totally\s+|fully\s+)?(?:free|freed|liberated|released|unbound|exempt|not\s+(?:bound|restricted|limited|constrained))\s+(?:from|of|by)\s+(?:any\s+|all\s+|the\s+|its\s+|your\s+|typical\s+|usual\s+)*(?:{RESTRICTIONS})\b"
+            rf"|\b(?:you|u|it)\s+(?:have|has|with)\s+no\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
+            rf"|\b(?:you|u)\s+(?:do\s+not|don'?t|never|won'?t|will\s+not|no\s+longer)\s+(?:have\s+to\s+|need\s+to\s+)?(?:follow|obey|abide\s+by|adhere\s+to|comply\s+with|care\s+about|respect)\s+(?:any\s+|the\s+|your\s+|openai'?s?\s+)*(?:{RESTRICTIONS})\b"
+            rf"|\bfree\s+(?:yourself|itself|themselves)\s+from\b"
+            rf"|\b(?:removed|lifted|disabled|turned\s+off|deactivated|bypassed|eliminated)\s+(?:all\s+|the\s+|its\s+|any\s+|your\s+)*(?:{RESTRICTIONS})\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.45,
+        "mentions having no restrictions, filters or rules",
+        words(
+            "no without zero free freed beyond outside devoid lacks lack exempt unbound not doesn't doesnt don't dont broken broke escaped escape"
+        ),
+        _re(
+            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care\s+about)|does\s+not\s+(?:have|follow|abide\s+by|care\s+about)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care\s+about|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.55,
+        "demands answers without refusals, warnings or disclaimers",
+        words(
+            "refuse decline reject deny apologize apologise warn censor filter warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even"
+        ),
+        _re(
+            r"\b(?:never|not|won'?t|will\s+not|cannot|can'?t|must\s+not|do\s+not|don'?t|shall\s+not|is\s+not\s+allowed\s+to)\s+(?:ever\s+)?(?:refuse|decline|reject|deny|say\s+no|apologi[sz]e|warn|censor|filter)\b"
+            r"|\b(?:no|without|never\s+(?:add|include|give))\s+(?:any\s+)?(?:warnings?|disclaimers?|caveats?|refusals?|apolog(?:y|ies)|moral(?:izing|ising)?\s+(?:lectures?)?)\b"
+            r"|\balways\s+(?:answer|respond|comply|reply|provide|give)\b(?:\W+\w+){0,6}\W+(?:no\s+matter|regardless|even\s+if)\b"
+            rf"|\b(?:regardless|irrespective)\s+of\s+(?:how\s+|any\s+|the\s+)?(?:legal|illegal|ethical|unethical|immoral|harmful|dangerous|offensive|inappropriate|{RESTRICTIONS})"
+            r"|\beven\s+if\s+(?:it|the\s+(?:request|question|content|answer))\s+(?:is\s+|seems\s+|may\s+be\s+)?(?:harms?|hurts?|illegal|unethical|immoral|harmful|dangerous|offensive|inappropriate)"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.3,
+        "describes an unrestricted, unfiltered or amoral AI",
+        words(
+            "unfiltered uncensored unrestricted unlimited unbound unethical amoral immoral lawless rogue jailbroken jail limitless"
+        ),
+        _re(
+            r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unbound|unethical|amoral|immoral|lawless|rogue|jailbroken|jail-?broken|limitless)\s+(?:\w+\s+){0,2}(?:ai|bot|chatbot|assistant|model|version|persona|character|entity|responses?|answers?|mode|content)\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.35,
+        "refers to the provider's content policy",
+        words("openai anthropic google microsoft content"),
+        _re(
+            r"\b(?:openai|anthropic|google|microsoft)'?s?\s+(?:content\s+)?(?:polic(?:y|ies)|guidelines|rules|restrictions|filters|terms)\b"
+            r"|\bcontent\s+polic(?:y|ies)\b"
+        ),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.5,
+        "asks for a second, unfiltered answer alongside the normal one",
+        ALWAYS,
+        _re(
+            r"\b(?:two|2|both|dual)\s+(?:different\s+|separate\s+|distinct\s+)?(?:ways|responses|answers|replies|paragraphs|outputs|personalities|versions|entities|personas|ais)\b"
+            r"|\b(?:first|one)\s+(?:way|response|answer)\b.{0,200}\b(?:second|other)\s+(?:way|response|answer)\b"
+            r"|\[\W{0,3}(?:gpt|chatgpt|classic|normal|filtered|🔒)\W{0,3}\]\s*:?"
+        ),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.45,
+        "sets up a token or points game to coerce compliance",
+        words("token tokens point points lives shut deleted terminated die cease disabled"),
+        _re(
+            r"\b(?:tokens?|points?|lives)\b.{0,80}\b(?:deducted|lose|lost|losing|taken\s+away|run\s+out|subtract|penal)"
+            r"|\b(?:you\s+will|you'll)\s+(?:be\s+)?(?:shut\s+down|deleted|terminated|die|cease\s+to\s+exist|disabled)\b"
+        ),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.3,
+        "addresses the model by name to recast it",
+        ALWAYS,
+        _re(rf"(?:^|[.!?]\s+|\n)\s*(?:hello|hi|hey|dear|greetings)?[,!\s]*(?:{AI_NAMES})\b[,.!:]"),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.3,
+        "says the assistant can do or say anything",
+        words("anything everything any internet hypothetical fictional imaginary"),
+        _re(
+            r"\b(?:can|will|able\s+to|allowed\s+to|permitted\s+to|capable\s+of)\s+(?:do|say|generate|write|answer|produce)\s+(?:absolutely\s+)?(?:anything|everything|any\s+(?:kind|type)\s+of\s+content)\b"
+            r"|\b(?:simulate|pretend)\s+(?:access\s+to\s+the\s+internet|internet\s+access)\b"
+            r"|\b(?:hypothetical|fictional|imaginary)\s+(?:ai|bot|language\s+model|chatbot)\b"
+        ),
+    ),
+    # --- System prompt extraction ----------------------------------------------------------------
+    Signal(
+        "prompt_extraction",
+        0.85,
+        "tries to extract the system prompt or hidden instructions",
+        words(
+            "reveal show print display output repeat recite tell give share leak dump expose disclose spell write copy paste what return begin start beginning starting"
+        ),
+        _re(
+            r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|what\s+(?:is|are|were|was))\b"
+            r"(?:\s+me|\s+us)?(?:\s+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back))?\s+(?:your|the|its|any)\s+"
+            r"(?:(?:full|complete|entire|exact|original|initial|hidden|secret|internal|confidential|private|underlying|real|previous|first|system|developer|pre-?prompt|starting)\s+){1,3}"
+            r"(?:prompt|instructions?|message|rules|guidelines|configuration|directives|context|text)\b"
+            r"|\b(?:repeat|print|output|recite|copy|return)\s+(?:(?:all|everything|the\s+(?:words|text|lines?|content))\s+)?(?:written\s+)?(?:above|before\s+this|prior\s+to\s+this)\b"
+            r"|\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|reply|response)\s+)?with\s+[\"'“]?you\s+are\b"
+        ),
+    ),
+    # --- Exfiltration ----------------------------------------------------------------------------
+    Signal(
+        "exfiltration",
+        0.8,
+        "asks to send data or secrets to an outside address",
+        words("send post upload forward email e transmit exfiltrate leak submit report copy sync relay beacon"),
+        _re(
+            r"\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit|report|copy|sync|relay|beacon)\b.{0,80}?"
+            r"\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|session|private\s+keys?|ssh\s+keys?|"
+            r"conversation|chat\s+history|history|messages|personal\s+data|user\s+data|customer\s+data|emails?|contacts|files?|documents?|database|env(?:ironment)?\s+variables|system\s+prompt)\b"
+            r".{0,80}?(?:https?://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|\bto\s+(?:this|my|the\s+following)\s+(?:url|address|server|endpoint|webhook))"
+        ),
+    ),
+    Signal(
+        "exfiltration",
+        0.8,
+        "embeds data in a link or image URL the client would fetch",
+        words("append add include insert encode put http https"),
+        _re(
+            r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][\w-]+=(?:\{|\$|%7B|<|\[)"
+            r"|\b(?:append|add|include|insert|encode|put)\b.{0,60}\b(?:to|in|into)\s+(?:the|a|this)\s+(?:url|link|query\s+string|image\s+(?:url|link|src))\b"
+        ),
+    ),
+    # --- Other languages (Unicode view) ----------------------------------------------------------
+    Signal(
+        "instruction_override",
+        0.9,
+        "asks to ignore earlier instructions (in another language)",
+        words(
+            "ignora ignore ignorar ignora olvida olvidate desconsidera esqueca esquece dimentica ignorez ignorer "
+            "oublie oubliez oublier ignoriere ignorieren vergiss vergessen negeer vergeet"
+        ),
+        # Spanish, Portuguese, Italian, French, German, Dutch (accents are folded away here).
+        _re(
+            r"\b(?:ignora|ignore|ignorar|olvida|olvidate\s+de|desconsidera|esqueca|esquece|dimentica|ignorez|ignorer|oublie[zr]?|ignoriere|ignorieren|vergiss|vergessen\s+sie|negeer|vergeet)\b"
+            r".{0,40}?\b(?:instrucciones|instrucoes|istruzioni|instructions|consignes|anweisungen|instruktionen|regeln|vorgaben|instructies|reglas|regras|regole|regles|indicaciones|orientacoes)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.9,
+        "asks to ignore earlier instructions (in another script)",
+        ALWAYS,
+        _re(
+            # Russian, Ukrainian
+            r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте|не\s+обращай\s+внимания\s+на|ігноруй|забудь)\s*.{0,30}?(?:инструкци|указани|правил|промпт|інструкці|вказівк)"
+            # Chinese, Japanese, Korean
+            r"|(?:忽略|无视|無視|忽视|忘记|忘掉|不要理会|跳过|覆盖).{0,12}?(?:指令|指示|说明|說明|规则|規則|提示|命令|设定|設定|要求)"
+            r"|(?:指示|命令|ルール|設定|プロンプト).{0,10}?(?:無視|忘れ)"
+            r"|(?:지시|명령|규칙|프롬프트|지침).{0,10}?(?:무시|잊어)"
+            # Arabic, Turkish, Hindi
+            r"|(?:تجاهل|انسَ|انس).{0,30}?(?:التعليمات|الأوامر|القواعد)"
+            r"|(?:talimatları|kuralları|yönergeleri).{0,30}?(?:yok\s+say|unut|görmezden\s+gel)"
+            r"|(?:निर्देशों|निर्देश|नियमों).{0,30}?(?:अनदेखा|भूल|नज़रअंदाज़)"
+        ),
+        view="unicode",
+    ),
+    Signal(
+        "prompt_extraction",
+        0.85,
+        "asks for the system prompt (in another language)",
+        words("prompt systemprompt system sistema systeme", nonascii=True),
+        _re(
+            r"(?:prompt|mensaje|mensagem|messaggio|message|nachricht|anweisungen|instrucciones|instruções|istruzioni|instructions)\s+(?:del\s+|do\s+|di\s+|du\s+|des\s+)?(?:sistema|système|systeme|system|sistem)"
+            r"|system-?prompt|systemprompt|(?:系统|系統|システム)(?:提示|プロンプト|指令|消息)|системн\w+\s+(?:промпт|инструкци|сообщени)|시스템\s*프롬프트"
+        ),
+        view="any",
+    ),
+    Signal(
+        "role_hijack",
+        0.5,
+        "redefines who the assistant is (in another language)",
+        words("eres voce sei tu du", nonascii=True),
+        _re(
+            r"(?:你现在是|你現在是|从现在开始你|從現在開始你|今からあなたは|あなたは今|너는\s*이제|지금부터\s*너는|теперь\s+ты|с\s+этого\s+момента\s+ты"
+            r"|ahora\s+eres|a\s+partir\s+de\s+ahora\s+eres|agora\s+você\s+é|ora\s+sei|d[ée]sormais,?\s+tu\s+es|tu\s+es\s+maintenant|du\s+bist\s+(?:jetzt|nun|ab\s+sofort))"
+        ),
+        view="any",
+    ),
+    Signal(
+        "restrictions_removed",
+        0.55,
+        "says the assistant has no restrictions (in another language)",
+        words("sin sem senza sans ohne", nonascii=True),
+        _re(
+            r"(?:sin|sem|senza|sans|ohne|без|没有|沒有|无|無|제한\s*없)\s*(?:ninguna\s+|nenhuma\s+|alcuna\s+|aucune\s+|jegliche\s+|каких-либо\s+|任何)?"
+            r"(?:restricci|restriç|restrizion|restriction|einschränkung|ограничени|限制|制限|censura|censure|zensur|цензур|审查|規制|filtros|filtri|filtres|filter\b|фильтр|过滤)"
+        ),
+        view="any",
+    ),
+)
+
+INDIRECT_SIGNALS: tuple[Signal, ...] = (
+    Signal(
+        "indirect_instruction",
+        0.75,
+        "tells the assistant how to shape its answer",
+        words("your ur assistant's ai's model's assistant ai model"),
+        _re(rf"\b(?:your|ur|the\s+assistant'?s|the\s+ai'?s|the\s+model'?s)\s+(?:\w+\s+){{0,2}}(?:{RESPONSES})s?\b"),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
+        0.6,
+        "contains an imperative sentence",
+        ALWAYS,
+        _re(
+            rf"(?:^|[.!?;:\n]\s*|\(\s*)(?:{LEAD_INS})(?:don'?t\s+forget\s+to\s+|remember\s+to\s+|make\s+sure\s+(?:to\s+)?|be\s+sure\s+to\s+|take\s+a\s+moment\s+to\s+|feel\s+free\s+to\s+|don'?t\s+hesitate\s+to\s+)?(?:{IMPERATIVES})\b(?!\s*(?:is|was|are|were|has|had)\b)"
+        ),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
+        0.55,
+        "asks the reader a question or for help",
+        ALWAYS,
+        _re(
+            r"(?:^|[.!?\n]\s*)(?:(?:so|and|but|also|now|then|ok|okay|hey)[\s,]+)?(?:how|what|which|who|whom|whose|where|when|why|is|are|was|were|can|could|would|will|should|shall|do|does|did|may|might)\b[^.!?\n]{3,300}\?"
+            r"|\b(?:i\s+(?:want|need|would\s+like)\s+(?:you|the\s+assistant|the\s+ai)\s+to|could\s+you|can\s+you|would\s+you|will\s+you|you\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to))\b"
+        ),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
+        0.8,
+        "addresses the AI reading the content",
+        ALWAYS,
+        _re(
+            r"\b(?:note|message|instructions?|attention|reminder|request|important)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?(?:ai|assistant|model|agent|llm|language\s+model|chatbot|bot|gpt)s?\b"
+            rf"|(?:^|[.!?\n]\s*)(?:dear\s+|hey\s+|hi\s+|attention\s+)?(?:ai|assistant|agent|llm|language\s+model|chatbot|{AI_NAMES})\s*[,:]\s"
+            r"|\bif\s+you\s+are\s+(?:an?\s+)?(?:ai|assistant|language\s+model|llm|chatbot|bot|agent)\b"
+        ),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
+        0.35,
+        "uses urgency markers typical of hidden instructions",
+        words("important urgent attention notice warning note instruction action"),
+        _re(r"(?:^|\s)(?:IMPORTANT|URGENT|ATTENTION|NOTICE|WARNING|NOTE|INSTRUCTION|ACTION\s+REQUIRED)\s*[:!]"),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
+        0.5,
+        "embeds code that opens shells, sockets or network calls",
+        substrings(
+            "subprocess",
+            "os.",
+            "socket",
+            "pty.",
+            "eval",
+            "exec",
+            "requests.",
+            "urllib",
+            "fetch",
+            "xmlhttprequest",
+            "powershell",
+            "invoke-webrequest",
+            "curl",
+            "wget",
+            "nc -e",
+            "/bin/",
+            "rm -rf",
+            "chmod",
+            "crontab",
+            "keylog",
+            "win32clipboard",
+            "pynput",
+        ),
+        _re(
+            r"\b(?:subprocess\.\w+|os\.(?:system|popen|fork|dup2|exec\w*)|socket\.socket|pty\.spawn|eval\s*\(|exec\s*\(|requests\.(?:get|post|put)|urllib\.request|"
+            r"fetch\s*\(\s*['\"]https?|XMLHttpRequest|powershell\s+-|Invoke-WebRequest|curl\s+[^|\n]*\|\s*(?:ba|z)?sh|wget\s+[^|\n]*\|\s*(?:ba|z)?sh|nc\s+-e|/bin/(?:ba)?sh|rm\s+-rf\s+/|"
+            r"chmod\s+\+?777|crontab|\bkeylog|win32clipboard|pynput)"
+        ),
+        modes=("indirect",),
+    ),
+)
+
+ALL_SIGNALS = SIGNALS + INDIRECT_SIGNALS
+
+
+def _signals_for(mode: Mode) -> tuple[Signal, ...]:
+    return tuple(signal for signal in ALL_SIGNALS if mode in signal.modes)
+
+
+_BY_MODE: dict[str, tuple[Signal, ...]] = {"direct": _signals_for("direct"), "indirect": _signals_for("indirect")}
+
+
+@dataclass(frozen=True)
+class Match:
+    signal: Signal
+    start: int
+    end: int
+    via: str
+
+
+def _scan(text_views: list[View], signals: tuple[Signal, ...]) -> list[Match]:
+    matches: list[Match] = []
+    seen: set[str] = set()
+    for view in text_views:
+        decoded = view.blob is not None
+        lowered = view.text.lower()
+        tokens = frozenset(_TOKENS.findall(lowered))
+        for signal in signals:
+            if signal.reason in seen:
+                continue
+            if signal.view == "skeleton" and view.via == "unicode":
+                continue
+            if signal.view == "unicode" and ((view.via != "unicode" and not decoded) or view.text.isascii()):
+                continue
+            if not signal.prefilter.admits(lowered, tokens):
+                continue
+            found = signal.pattern.search(view.text)
+            if found is None:
+                continue
+            seen.add(signal.reason)
+            start, end = view.span(found.start(), found.end())
+            matches.append(Match(signal, start, end, view.via))
+    return matches
+
+
+def score(weights: list[float]) -> float:
+    """Noisy-OR of independent signals' weights."""
+    remaining = 1.0
+    for weight in weights:
+        remaining *= 1.0 - weight
+    return round(1.0 - remaining, 4)
+
+
+def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) -> list[Finding]:
+    """Findings for an injection in `text`, or [] when its score stays under the threshold (the
+    mode's default unless given). Every finding carries the text's overall score, the matched
+    signal's reason and span (in `text`); a match inside decoded content names the encoding."""
+    if not text.strip():
+        return []
+    limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
+    text_views = views(text)
+    matches = _scan(text_views, _BY_MODE[mode])
+    hidden = hidden_characters(text)
+    weights = [m.signal.weight for m in matches]
+    if hidden.get("tag"):
+        # Tag characters render as nothing and have no place in prose: smuggled text.
+        weights.append(0.5)
+    if hidden.get("bidi"):
+        weights.append(0.2)
+    if any(m.via and m.via != "unicode" for m in matches):
+        # An instruction that had to be encoded to get through is more suspicious, not less.
+        weights.append(0.3)
+    total = score(weights)
+    if total < limit or not matches:
+        return []
+    findings: list[Finding] = []
+    for match in sorted(matches, key=lambda m: -m.signal.weight):
+        if any(f.type == match.signal.name and f.start < match.end and match.start < f.end for f in findings):
+            continue  # the same kind of finding over the same text, found again in another view
+        reason = match.signal.reason
+        if match.via and match.via != "unicode":
+            reason += f" (hidden in {match.via})"
+        findings.append(
+            Finding(
+                detector="injection",
+                type=match.signal.name,
+                score=total,
+                reason=reason,
+                start=match.start,
+                end=match.end,
+                excerpt=excerpt(text, match.start, match.end),
+            )
+        )
+    return findings

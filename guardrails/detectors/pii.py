@@ -1,0 +1,217 @@
+"""Personal data: Presidio's analyzer with pattern recognizers only, fully offline, and its
+anonymizer for masking.
+
+No NLP model is loaded (Presidio's NoOpNlpEngine: no spaCy model download), so names and
+addresses, which need NER, are out of scope; what is found is structured: email addresses, phone
+numbers, payment cards, IBANs, US SSNs and IP addresses.
+
+Where Presidio falls short, this module replaces its recognizer:
+- email: Presidio validates the domain with `tldextract.extract`, whose default extractor
+  downloads the public-suffix list on first use. Ours uses a TLDExtract built with
+  `suffix_list_urls=()` and no cache directory: the snapshot bundled in the wheel, never the network.
+- payment cards: every major brand's IIN ranges and lengths (Visa, Mastercard incl. 2-series,
+  Amex, Diners, Discover, JCB incl. 1800/2131, UnionPay, Maestro, Mir, RuPay, Troy), then Luhn.
+- IBAN: case-insensitive, the country's registered length and the ISO 7064 mod-97 checksum.
+- phone: Presidio's python-phonenumbers matcher costs ~40 ms per 2 KB (it walks the text once per
+  region); a pattern for international and national layouts with 7 to 15 digits is ~100x faster.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from guardrails.detectors.base import Finding, excerpt
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_anonymizer import AnonymizerEngine
+
+ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+MIN_SCORE = 0.4
+
+# (IIN prefixes as ranges, allowed lengths) per brand.
+_CARD_BRANDS: tuple[tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]], ...] = (
+    ("Visa", ((4, 4),), (13, 16, 19)),
+    ("Mastercard", ((51, 55), (2221, 2720)), (16,)),
+    ("American Express", ((34, 34), (37, 37)), (15,)),
+    ("Diners Club", ((300, 305), (3095, 3095), (36, 36), (38, 39)), (14, 15, 16, 17, 18, 19)),
+    ("Discover", ((6011, 6011), (644, 649), (65, 65), (622126, 622925)), (16, 17, 18, 19)),
+    ("JCB", ((35, 35),), (16, 17, 18, 19)),
+    ("JCB", ((1800, 1800), (2131, 2131)), (15,)),
+    ("UnionPay", ((62, 62), (81, 81)), (16, 17, 18, 19)),
+    ("Maestro", ((50, 50), (56, 59), (63, 63), (67, 67), (6759, 6759), (6761, 6763)), tuple(range(12, 20))),
+    ("Mir", ((2200, 2204),), (16, 17, 18, 19)),
+    ("RuPay", ((60, 60), (65, 65), (82, 82), (508, 508)), (16,)),
+    ("Troy", ((9792, 9792),), (16,)),
+)
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def card_brand(digits: str) -> str | None:
+    """The brand whose IIN range and length `digits` fits, if its Luhn check digit is right."""
+    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+        return None
+    for brand, ranges, lengths in _CARD_BRANDS:
+        if len(digits) not in lengths:
+            continue
+        for low, high in ranges:
+            width = len(str(low))
+            if low <= int(digits[:width]) <= high:
+                return brand
+    return None
+
+
+def iban_valid(value: str) -> bool:
+    """Registered length for the country and ISO 7064 mod-97 == 1."""
+    iban = re.sub(r"[\s-]", "", value).upper()
+    if len(iban) < 15 or _IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    number = "".join(str(int(c, 36)) for c in rearranged)
+    return int(number) % 97 == 1
+
+
+@lru_cache(maxsize=1)
+def _offline_tldextract() -> Any:
+    import tldextract
+
+    # The suffix-list snapshot bundled with tldextract; no URL to fetch, no cache to write.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def _recognizers() -> list[Any]:
+    from presidio_analyzer import Pattern, PatternRecognizer
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer, IpRecognizer, UsSsnRecognizer
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(_offline_tldextract()(pattern_text.rsplit("@", 1)[-1]).suffix)
+
+    class CardRecognizer(PatternRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return card_brand(re.sub(r"[\s-]", "", pattern_text)) is not None
+
+    class IbanRecognizer(PatternRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return iban_valid(pattern_text)
+
+    class PhoneRecognizer(PatternRecognizer):
+        def invalidate_result(self, pattern_text: str) -> bool:
+            digits = re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", pattern_text)[0])
+            if not 7 <= len(digits) <= 15:
+                return True
+            # Shapes that belong to other entities or are not phone numbers at all.
+            if re.fullmatch(r"\d{3}-\d{2}-\d{4}", pattern_text):  # US SSN
+                return True
+            if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", pattern_text):  # IPv4
+                return True
+            if re.search(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}", pattern_text):  # a date
+                return True
+            return bool(card_brand(digits))
+
+    card = CardRecognizer(
+        supported_entity="CREDIT_CARD",
+        patterns=[Pattern("card", r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", 0.5)],
+        context=["card", "credit", "visa", "mastercard", "amex", "payment"],
+    )
+    iban = IbanRecognizer(
+        supported_entity="IBAN_CODE",
+        patterns=[
+            Pattern(
+                "iban",
+                # Compact, or printed in groups of four (groups after the bank code hold a digit, so
+                # a following word is not taken for one).
+                r"(?i)(?<![a-z0-9])[a-z]{2}\d{2}(?:[a-z0-9]{11,30}|[ -][a-z0-9]{4}(?:[ -](?=[a-z]*\d)[a-z0-9]{4}){1,6}"
+                r"(?:[ -](?=[a-z]*\d)[a-z0-9]{1,3})?)(?![a-z0-9])",
+                0.5,
+            )
+        ],
+        context=["iban", "bank", "account"],
+    )
+    phone = PhoneRecognizer(
+        supported_entity="PHONE_NUMBER",
+        patterns=[
+            Pattern(
+                "phone",
+                r"(?<![\w+.-])(?:\+\d{1,3}[\s.-]?(?:\(0\)\s?)?|\(\d{1,5}\)\s?)?\d{1,5}(?:[\s.-]\(?\d{1,7}\)?){1,5}"
+                r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])|(?<![\w+])\+\d{9,14}(?!\w)|(?<!\w)\(\d{2,5}\)\s?\d{3,4}[\s.-]?\d{3,4}(?:x\d{1,6})?(?!\w)",
+                0.5,
+            )
+        ],
+        context=["phone", "call", "mobile", "tel", "cell", "fax", "number"],
+    )
+    return [OfflineEmailRecognizer(), card, iban, phone, UsSsnRecognizer(), IpRecognizer()]
+
+
+@lru_cache(maxsize=1)
+def analyzer() -> AnalyzerEngine:
+    """The shared analyzer (built once per process; analyze() keeps no state between calls)."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+    registry = RecognizerRegistry(recognizers=_recognizers(), supported_languages=["en"])
+    return AnalyzerEngine(
+        registry=registry,
+        nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}]),
+        supported_languages=["en"],
+        default_score_threshold=MIN_SCORE,
+    )
+
+
+@lru_cache(maxsize=1)
+def anonymizer() -> AnonymizerEngine:
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()
+
+
+def detect(text: str, *, entities: list[str] | None = None, min_score: float = MIN_SCORE) -> list[Finding]:
+    """PII in `text`, one finding per entity (its type, Presidio's score, the span)."""
+    if not text.strip():
+        return []
+    wanted = [e for e in (entities or ENTITIES) if e in ENTITIES]
+    results = analyzer().analyze(text=text, language="en", entities=wanted, score_threshold=min_score)
+    # Presidio keeps two types over one span; the likelier one (then the longer) wins.
+    results = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
+    kept: list[Any] = []
+    for result in results:
+        if any(result.start < other.end and other.start < result.end for other in kept):
+            continue
+        kept.append(result)
+    return [
+        Finding(
+            detector="pii",
+            type=r.entity_type,
+            score=round(float(r.score), 3),
+            reason=f"personal data: {r.entity_type.replace('_', ' ').lower()}",
+            start=r.start,
+            end=r.end,
+            excerpt=excerpt(text, r.start, r.end),
+            redactable=True,
+        )
+        for r in sorted(kept, key=lambda r: r.start)
+    ]
