@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Action = Literal["allow", "block", "redact", "require_approval"]
-SpanKind = Literal["run", "model", "tool"]
+SpanKind = Literal["run", "model", "tool", "approval"]
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,14 @@ def approval_requested(
         hooks.approval_requested(
             run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
         )
+
+
+def record_span(*, run: Run, span: Span) -> None:
+    """Record a span that is already over (an approval's wait, measured elsewhere) with every hook."""
+    for hooks in list(_registered):
+        hooks.span_start(run=run, span=span)
+    for hooks in list(_registered):
+        hooks.span_end(run=run, span=span)
 
 
 @contextmanager

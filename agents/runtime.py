@@ -155,11 +155,19 @@ def _set_final(
 
 
 def resume_after_approval(
-    *, run: Run, call_id: str, approved: bool, arguments: dict[str, Any] | None = None, note: str = ""
+    *,
+    run: Run,
+    call_id: str,
+    approved: bool,
+    arguments: dict[str, Any] | None = None,
+    note: str = "",
+    expired: bool = False,
+    end_run: bool = False,
 ) -> Run:
     """Record a reviewer's decision on the tool call `run` waits for, and queue the run again (the
     task is sent after commit). Approved: the call runs, with `arguments` if the reviewer edited
-    them (checked by the tool-call guardrails again); rejected: the model is told so. ConflictError
+    them (checked by the tool-call guardrails again); rejected: the model is told so (`expired`:
+    that nobody decided in time), or with `end_run` the run ends `failed` instead. ConflictError
     when the run is not waiting for that call."""
     from agents.tasks import execute_run  # the task module imports this one
 
@@ -175,6 +183,8 @@ def resume_after_approval(
                 "approved": approved,
                 "arguments": arguments,
                 "note": note,
+                "expired": expired,
+                "end_run": end_run,
                 "decided_at": timezone.now().isoformat(),
             },
         }
@@ -493,11 +503,12 @@ class _Engine:
                 self._pause(tool, call_id, index, arguments, verdict.reason if wants else "")
         elif not decision.get("approved"):
             note = decision.get("note") or ""
-            return (
-                arguments,
-                tools.ToolResult.failure("A reviewer rejected this call" + (f": {note}" if note else ".")),
-                None,
-            )
+            if decision.get("expired"):
+                message = "The approval request expired before a reviewer decided; the call was not made."
+            else:
+                message = "A reviewer rejected this call" + (f": {note}" if note else ".")
+            end = (Run.Status.FAILED, "approval_expired" if decision.get("expired") else "approval_rejected", message)
+            return arguments, tools.ToolResult.failure(message), end if decision.get("end_run") else None
         elif decision.get("arguments") is not None and decision["arguments"] != arguments:
             # Edited by the reviewer: the edit is checked like the original (a human approved these
             # exact arguments, so require_approval is not asked again).

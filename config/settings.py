@@ -179,6 +179,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "budgets.tasks.expire_stale_reservations",
         "schedule": float(os.environ.get("BUDGET_EXPIRE_INTERVAL_SECONDS", "15")),
     },
+    # Approvals: expire requests nobody decided in time (recorded `expired`), then escalate the slow ones.
+    "expire-approvals": {
+        "task": "approvals.tasks.expire_due",
+        "schedule": float(os.environ.get("APPROVAL_SWEEP_INTERVAL_SECONDS", "5")),
+    },
+    "escalate-approvals": {
+        "task": "approvals.tasks.escalate_due",
+        "schedule": float(os.environ.get("APPROVAL_SWEEP_INTERVAL_SECONDS", "5")),
+    },
 }
 
 # How long a budget reservation holds its worst-case cost before the beat task releases it.

@@ -21,6 +21,7 @@ from tenants.models import Tenant
 
 if TYPE_CHECKING:
     from agents.events import RunChanged
+    from approvals.events import ApprovalChanged
     from budgets.events import BudgetAlertEvent, BudgetsChanged
     from catalog.events import CatalogChanged, PinsChanged
 
@@ -49,6 +50,7 @@ type LiveEvent = (
     | CatalogChanged
     | BudgetAlertEvent
     | BudgetsChanged
+    | ApprovalChanged
 )
 
 

@@ -1,0 +1,43 @@
+"""The run engine's approval hook points: whether a tool call needs a human, and the request the
+paused run waits on. Registered from ApprovalsConfig.ready()."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from agents.hooks import RunHooks
+from approvals import policy, services
+
+if TYPE_CHECKING:
+    from agents.models import Run, Tool
+
+logger = logging.getLogger(__name__)
+
+
+class ApprovalHooks(RunHooks):
+    """Asks the tenant's rules (always / never / risk tier, confidence, novelty) and lets an
+    agent's earned autonomy through; a call that needs a human becomes an ApprovalRequest."""
+
+    instance: ClassVar[ApprovalHooks]
+
+    def needs_approval(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
+        need = policy.evaluate(tenant=run.tenant, agent=run.agent, tool=tool, arguments=arguments)
+        if need is None:
+            return False
+        grant = policy.autonomy_covers(tenant=run.tenant, agent=run.agent, tool=tool, need=need)
+        if grant is not None:
+            logger.info("run %s: %s approved by the agent's autonomy grant %s", run.pk, tool.name, grant.pk)
+            services.autonomy_used(grant=grant)
+            return False
+        return True
+
+    def approval_requested(
+        self, *, run: Run, tool: Tool, call_id: str, step_index: int, arguments: dict[str, Any], reason: str
+    ) -> None:
+        services.approval_request_for_run(
+            run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
+        )
+
+
+ApprovalHooks.instance = ApprovalHooks()

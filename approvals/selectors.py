@@ -1,0 +1,170 @@
+"""Reads of approvals. Each returns a queryset scoped to one tenant, one row of it, or figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet
+from django.db.models.functions import Extract
+
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
+from tenants.models import Tenant
+from tenants.selectors import get_for_tenant
+
+
+def get_approval_for_tenant(tenant: Tenant, pk: Any) -> ApprovalRequest:
+    """One request of `tenant` (the same 404 for another tenant's and for none)."""
+    return get_for_tenant(
+        ApprovalRequest.objects.select_related("tenant", "run", "tool", "agent", "rule"), tenant, pk=pk
+    )
+
+
+def approvals_pending(*, tenant: Tenant) -> QuerySet[ApprovalRequest]:
+    """The queue: pending requests, oldest (closest to expiry) first."""
+    return (
+        ApprovalRequest.objects.for_tenant(tenant)
+        .filter(status=ApprovalRequest.Status.PENDING)
+        .select_related("agent", "tool")
+        .annotate(votes_count=Count("votes"))
+        .order_by("created_at", "id")
+    )
+
+
+def approvals_pending_count(*, tenant: Tenant) -> int:
+    return ApprovalRequest.objects.for_tenant(tenant).filter(status=ApprovalRequest.Status.PENDING).count()
+
+
+def approvals_history(
+    *,
+    tenant: Tenant,
+    status: str = "",
+    action: str = "",
+    reason: str = "",
+    risk: str = "",
+    decided_by: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[ApprovalRequest]:
+    """Every request, newest first, filtered by status, action, reason, risk, decider (substring)
+    and creation time range."""
+    qs = ApprovalRequest.objects.for_tenant(tenant).select_related("agent", "tool").order_by("-created_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if action:
+        qs = qs.filter(action=action)
+    if reason:
+        qs = qs.filter(reason=reason)
+    if risk:
+        qs = qs.filter(risk=risk)
+    if decided_by:
+        qs = qs.filter(decided_by_label__icontains=decided_by)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
+def approval_actions(*, tenant: Tenant) -> list[str]:
+    return list(
+        ApprovalRequest.objects.for_tenant(tenant).order_by("action").values_list("action", flat=True).distinct()
+    )
+
+
+def approval_rules(*, tenant: Tenant) -> QuerySet[ApprovalRule]:
+    return ApprovalRule.objects.for_tenant(tenant).select_related("agent", "tool").order_by("agent__name", "tool__name")
+
+
+def autonomy_grants(*, tenant: Tenant) -> QuerySet[AutonomyGrant]:
+    """Every grant, active ones first, newest first."""
+    return (
+        AutonomyGrant.objects.for_tenant(tenant)
+        .select_related("agent", "tool")
+        .order_by(F("revoked_at").desc(nulls_first=True), "-granted_at")
+    )
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Outcomes of decided requests for one tool or one reviewer."""
+
+    label: str
+    total: int
+    approved: int
+    rejected: int
+    expired: int
+
+    def pct(self, n: int) -> int:
+        return round(100 * n / self.total) if self.total else 0
+
+    @property
+    def approve_pct(self) -> int:
+        return self.pct(self.approved)
+
+    @property
+    def reject_pct(self) -> int:
+        return self.pct(self.rejected)
+
+    @property
+    def expire_pct(self) -> int:
+        return self.pct(self.expired)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    decided: int
+    pending: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+    by_tool: list[Rates]
+    by_reviewer: list[Rates]
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's percentile_disc: the smallest value at or above the fraction (nearest rank)."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, *, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
+def _outcomes(qs: QuerySet[ApprovalRequest], by: str) -> list[Rates]:
+    rows = (
+        qs.values(by)
+        .annotate(
+            total=Count("id"),
+            approved=Count("id", filter=Q(status="approved")),
+            rejected=Count("id", filter=Q(status="rejected")),
+            expired=Count("id", filter=Q(status="expired")),
+        )
+        .order_by("-total", by)
+        .values_list(by, "total", "approved", "rejected", "expired")
+    )
+    return [Rates(label=r[0], total=r[1], approved=r[2], rejected=r[3], expired=r[4]) for r in rows]
+
+
+def approval_metrics(*, tenant: Tenant, since: datetime | None = None) -> Metrics:
+    """Time to decision (p50, p95, of human decisions) and approve / reject / expire rates per
+    tool and per reviewer. Four aggregate queries, computed in PostgreSQL."""
+    base = ApprovalRequest.objects.for_tenant(tenant)
+    if since is not None:
+        base = base.filter(created_at__gte=since)
+    decided = base.filter(status__in=["approved", "rejected", "expired"])
+    human = decided.filter(status__in=["approved", "rejected"])
+    wait = Extract(F("decided_at") - F("created_at"), "epoch")
+    waits = human.aggregate(p50=_Percentile(wait, fraction=0.5), p95=_Percentile(wait, fraction=0.95))
+    by_tool = _outcomes(decided, "action")
+    by_reviewer = _outcomes(human, "decided_by_label")
+    return Metrics(
+        decided=decided.count(),
+        pending=base.filter(status="pending").count(),
+        p50_seconds=float(waits["p50"]) if waits["p50"] is not None else None,
+        p95_seconds=float(waits["p95"]) if waits["p95"] is not None else None,
+        by_tool=by_tool,
+        by_reviewer=by_reviewer,
+    )
