@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -308,7 +308,7 @@ def _amount(unit: str, *, micros: int, tokens: int) -> int:
 
 
 def _exceeded(a: Applicable, counter: BudgetCounter, amount: int) -> BudgetExceededError:
-    budget = a.budget
+    budget = counter.budget  # as locked, so the figures are the ones the refusal was decided on
     scope_label = {"": "the tenant"}.get(a.scope_value, f"{budget.scope.replace('_', ' ')} {a.scope_value!r}")
     when = f"It resets at {a.resets_at.isoformat()}." if a.resets_at else "It never resets (a total budget)."
     return BudgetExceededError(
@@ -326,6 +326,70 @@ def _exceeded(a: Applicable, counter: BudgetCounter, amount: int) -> BudgetExcee
         unit=budget.unit,
         resets_at=a.resets_at.isoformat() if a.resets_at else None,
     )
+
+
+def _reserve_locked(
+    tenant: Tenant, applicable: list[Applicable], *, micros: int, tokens: int, at: datetime, fields: dict[str, Any]
+) -> Reservation | None:
+    """Lock the applicable counters (id order), check every limit, and write the reservation, its
+    lines, the counters and the ledger in one transaction; None (nothing written) when a counter is
+    missing. Limits are read from the budget rows joined at lock time, not from before it, so an
+    edit that lowered a limit a moment ago applies."""
+    with transaction.atomic():
+        keys = Q(pk__in=[])
+        for a in applicable:
+            keys |= Q(budget_id=a.budget.pk, period_start=a.period_start, scope_value=a.scope_value)
+        locked = _lock_counters(tenant, keys)
+        by_key = {(str(c.budget_id), c.period_start, c.scope_value): c for c in locked.values()}
+        if any(a.key not in by_key for a in applicable):
+            return None
+        plan = [(a, by_key[a.key], _amount(a.budget.unit, micros=micros, tokens=tokens)) for a in applicable]
+        for a, counter, amount in plan:
+            budget = counter.budget
+            if budget.enabled and budget.blocks and counter.settled + counter.reserved + amount > budget.limit:
+                logger.info("budget %s refused %s %s for %s", budget.pk, amount, budget.unit, a.scope_value)
+                raise _exceeded(a, counter, amount)
+        reservation = Reservation.objects.create(
+            tenant=tenant,
+            worst_case_micros=micros,
+            worst_case_tokens=tokens,
+            created_at=at,
+            expires_at=at + timedelta(seconds=settings.BUDGET_RESERVATION_TTL_SECONDS),
+            **fields,
+        )
+        lines, entries = [], []
+        for _, counter, amount in plan:
+            before = counter.used
+            counter.reserved += amount
+            lines.append(ReservationLine(tenant=tenant, reservation=reservation, counter=counter, amount=amount))
+            entries.append(
+                LedgerEntry(
+                    tenant=tenant,
+                    kind=LedgerEntry.Kind.RESERVE,
+                    counter=counter,
+                    reservation=reservation,
+                    reserved_delta=amount,
+                    created_at=at,
+                )
+            )
+            _alert_crossings(counter, counter.budget, before=before, at=at)
+        _save_counters([counter for _, counter, _ in plan])
+        ReservationLine.objects.bulk_create(lines)
+        LedgerEntry.objects.bulk_create(entries)
+    return reservation
+
+
+def _save_counters(counters: list[BudgetCounter]) -> None:
+    """Write the new settled and reserved amounts of locked counters in one statement."""
+    if not counters:
+        return
+    table = BudgetCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS c SET settled = v.settled, reserved = v.reserved"  # noqa: S608 (our table name)
+            " FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[]) AS v(id, settled, reserved) WHERE c.id = v.id",
+            [[c.pk for c in counters], [c.settled for c in counters], [c.reserved for c in counters]],
+        )
 
 
 def budget_reserve(
@@ -376,6 +440,20 @@ def budget_reserve(
     now = at or timezone.now()
     micros = model.cost_micros(input_tokens=input_tokens, output_tokens=max_output_tokens)
     tokens = input_tokens + max_output_tokens
+    fields = {
+        "model": model,
+        "input_tokens": input_tokens,
+        "input_tokens_estimated": estimated,
+        "max_output_tokens": max_output_tokens,
+        "input_price": model.input_price,
+        "cached_input_price": model.cached_input_price,
+        "output_price": model.output_price,
+        "end_user_id": end_user_id,
+        "session_id": session_id,
+        "agent": agent,
+        "api_key": api_key,
+        "run": run,
+    }
     applicable = applicable_budgets(
         tenant=tenant,
         agent_id=agent.pk if agent else None,
@@ -384,56 +462,14 @@ def budget_reserve(
         session_id=session_id,
         at=now,
     )
-    _ensure_counters(tenant, applicable)
-    with transaction.atomic():
-        keys = Q(pk__in=[])
-        for a in applicable:
-            keys |= Q(budget_id=a.budget.pk, period_start=a.period_start, scope_value=a.scope_value)
-        locked = _lock_counters(tenant, keys)
-        by_key = {(str(c.budget_id), c.period_start, c.scope_value): c for c in locked.values()}
-        plan = [(a, by_key[a.key], _amount(a.budget.unit, micros=micros, tokens=tokens)) for a in applicable]
-        for a, counter, amount in plan:
-            if a.budget.blocks and counter.settled + counter.reserved + amount > a.budget.limit:
-                logger.info("budget %s refused %s %s for %s", a.budget.pk, amount, a.budget.unit, a.scope_value)
-                raise _exceeded(a, counter, amount)
-        reservation = Reservation.objects.create(
-            tenant=tenant,
-            model=model,
-            input_tokens=input_tokens,
-            input_tokens_estimated=estimated,
-            max_output_tokens=max_output_tokens,
-            worst_case_micros=micros,
-            worst_case_tokens=tokens,
-            input_price=model.input_price,
-            cached_input_price=model.cached_input_price,
-            output_price=model.output_price,
-            end_user_id=end_user_id,
-            session_id=session_id,
-            agent=agent,
-            api_key=api_key,
-            run=run,
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.BUDGET_RESERVATION_TTL_SECONDS),
-        )
-        lines, entries = [], []
-        for a, counter, amount in plan:
-            before = counter.used
-            counter.reserved += amount
-            counter.save(update_fields=["reserved"])
-            lines.append(ReservationLine(tenant=tenant, reservation=reservation, counter=counter, amount=amount))
-            entries.append(
-                LedgerEntry(
-                    tenant=tenant,
-                    kind=LedgerEntry.Kind.RESERVE,
-                    counter=counter,
-                    reservation=reservation,
-                    reserved_delta=amount,
-                    created_at=now,
-                )
-            )
-            _alert_crossings(counter, a.budget, before=before, at=now)
-        ReservationLine.objects.bulk_create(lines)
-        LedgerEntry.objects.bulk_create(entries)
+    reservation = _reserve_locked(tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields)
+    if reservation is None:
+        # A counter of this period or scope value does not exist yet: create it outside the
+        # locking transaction (see _ensure_counters), then lock again.
+        _ensure_counters(tenant, applicable)
+        reservation = _reserve_locked(tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields)
+        if reservation is None:
+            raise ConflictError("A budget changed during the reservation; retry.")
     return reservation
 
 
@@ -450,10 +486,16 @@ def _locked_reservation(reservation: Reservation) -> Reservation:
 
 
 def _lines(reservation: Reservation) -> list[tuple[ReservationLine, BudgetCounter]]:
-    """The reservation's lines with their counters locked (in id order)."""
-    lines = list(ReservationLine.objects.for_tenant(reservation.tenant).filter(reservation=reservation))
-    locked = _lock_counters(reservation.tenant, {line.counter_id for line in lines})
-    return sorted(((line, locked[line.counter_id]) for line in lines), key=lambda pair: str(pair[1].pk))
+    """The reservation's lines with their counters locked, in counter id order (the one lock order
+    every service uses), in one statement."""
+    lines = (
+        ReservationLine.objects.for_tenant(reservation.tenant)
+        .filter(reservation=reservation)
+        .select_related("counter", "counter__budget")
+        .select_for_update(of=("counter",))
+        .order_by("counter_id")
+    )
+    return [(line, line.counter) for line in lines]
 
 
 def budget_settle(
@@ -484,13 +526,13 @@ def budget_settle(
             input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
         )
         entries = []
-        for line, counter in _lines(locked):
+        lines = _lines(locked)
+        for line, counter in lines:
             spent = _amount(counter.budget.unit, micros=micros, tokens=input_tokens + output_tokens)
             released = line.amount if was_open else 0
             before = counter.used
             counter.reserved -= released
             counter.settled += spent
-            counter.save(update_fields=["reserved", "settled"])
             entries.append(
                 LedgerEntry(
                     tenant=locked.tenant,
@@ -504,6 +546,7 @@ def budget_settle(
                 )
             )
             _alert_crossings(counter, counter.budget, before=before, at=now)
+        _save_counters([counter for _, counter in lines])
         LedgerEntry.objects.bulk_create(entries)
         locked.status = Reservation.Status.SETTLED
         locked.actual_input_tokens = input_tokens
@@ -538,9 +581,9 @@ def budget_settle_cancelled(*, reservation: Reservation, at: datetime | None = N
 
 def _unhold(reservation: Reservation, *, kind: str, status: str, at: datetime) -> Reservation:
     entries = []
-    for line, counter in _lines(reservation):
+    lines = _lines(reservation)
+    for line, counter in lines:
         counter.reserved -= line.amount
-        counter.save(update_fields=["reserved"])
         entries.append(
             LedgerEntry(
                 tenant=reservation.tenant,
@@ -551,6 +594,7 @@ def _unhold(reservation: Reservation, *, kind: str, status: str, at: datetime) -
                 created_at=at,
             )
         )
+    _save_counters([counter for _, counter in lines])
     LedgerEntry.objects.bulk_create(entries)
     reservation.status = status
     reservation.finished_at = at
