@@ -1,0 +1,319 @@
+"""The approvals REST API: contracts, validation naming the field, exactly-once decisions under
+two concurrent reviewers, the long-poll woken by a decision, and the signed callback webhook."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from agents.tools import sign
+from approvals import services, tasks
+from approvals.models import ApprovalRequest, ApprovalVote
+from tenants.audit import Actor
+from tenants.models import Scope
+from tenants.testing import ApiClient, ApiContract, Cast, assert_error, make_key
+
+REFUND = {"action": "refund_order", "arguments": {"order": 1001, "amount": 25}, "risk": "irreversible"}
+
+
+def a_request(cast: Cast, **extra: Any) -> ApprovalRequest:
+    return services.approval_request_create(
+        actor=Actor.system_actor("client"),
+        tenant=cast.acme,
+        action="refund_order",
+        arguments={"order": 1001, "amount": 25},
+        risk="irreversible",
+        reason="irreversible",
+        **extra,
+    ).approval
+
+
+class TestApprovalList(ApiContract):
+    url_name = "approval-list"
+    scope = Scope.APPROVALS_DECIDE
+
+    def path(self, cast: Cast) -> str:
+        a_request(cast)
+        return reverse(self.url_name)
+
+
+class TestApprovalCreate(ApiContract):
+    url_name = "approval-list"
+    method = "post"
+    scope = Scope.APPROVALS_WRITE
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name)
+
+    def body(self, cast: Cast) -> Any:
+        return {**REFUND, "reason": "irreversible"}
+
+
+class TestApprovalDetail(ApiContract):
+    url_name = "approval-detail"
+    scope = Scope.READ  # or approvals:write (the client that asked) or approvals:decide
+    object_scoped = True
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name, args=[a_request(cast).pk])
+
+
+class TestApprovalDecision(ApiContract):
+    url_name = "approval-decision"
+    method = "post"
+    scope = Scope.APPROVALS_DECIDE
+    object_scoped = True
+
+    def path(self, cast: Cast) -> str:
+        return reverse(self.url_name, args=[a_request(cast).pk])
+
+    def body(self, cast: Cast) -> Any:
+        return {"decision": "approve", "note": "ok"}
+
+
+# --- Creating ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_client_creates_a_request_and_reads_it_back(api: Any, cast: Cast) -> None:
+    client = api(Scope.APPROVALS_WRITE)
+    response = client.post(
+        reverse("approval-list"),
+        {**REFUND, "reason": "irreversible", "context": {"ticket": "T-9"}, "expires_in": 300},
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "pending" and body["action"] == "refund_order"
+    assert body["arguments"] == REFUND["arguments"] and len(body["arguments_hash"]) == 64
+    assert body["context"] == {"ticket": "T-9"} and "callback_secret" not in body
+    got = client.get(reverse("approval-detail", args=[body["id"]]))
+    assert got.status_code == 200 and got.json()["id"] == body["id"] and got.json()["approved_arguments"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("risk", "huge"),
+        ("reason", "because"),
+        ("arguments", [1, 2]),
+        ("expires_in", 5),
+        ("callback_url", "ftp://example.com/x"),
+        ("run", "not-a-run"),
+        ("action", ""),
+    ],
+)
+def test_a_bad_field_is_named_with_400(api: Any, field: str, value: Any) -> None:
+    response = api(Scope.APPROVALS_WRITE).post(reverse("approval-list"), {**REFUND, "reason": "policy", field: value})
+
+    error = assert_error(response, 400, "validation_error")
+    assert field in error["fields"], error
+
+
+@pytest.mark.django_db
+def test_wait_must_be_a_number_of_seconds_within_the_limit(api: Any, cast: Cast) -> None:
+    client = api(Scope.APPROVALS_WRITE)
+    path = reverse("approval-detail", args=[a_request(cast).pk])
+    for bad in ("soon", "-1", "61"):
+        assert_error(client.get(f"{path}?wait={bad}"), 400, "validation_error")
+    assert_error(client.get(reverse("approval-detail", args=["no-such-id"])), 404, "not_found")
+
+
+# --- Deciding ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_decision_is_recorded_once_and_a_second_gets_409_naming_who_decided(api: Any, cast: Cast) -> None:
+    approval = a_request(cast)
+    reviewer, other = api(Scope.APPROVALS_DECIDE), api(Scope.APPROVALS_DECIDE)
+    path = reverse("approval-decision", args=[approval.pk])
+
+    assert_error(reviewer.post(path, {"decision": "reject"}), 400, "validation_error")  # no comment
+    assert_error(reviewer.post(path, {"decision": "maybe"}), 400, "validation_error")
+    first = reviewer.post(path, {"decision": "approve", "note": "ok"})
+    second = other.post(path, {"decision": "reject", "note": "late"})
+
+    assert first.status_code == 200 and first.json()["status"] == "approved"
+    assert first.json()["approved_arguments"] == {"order": 1001, "amount": 25}
+    error = assert_error(second, 409, "conflict")
+    assert error["status"] == "approved" and error["decided_by"] == first.json()["decided_by"]
+    assert error["decided_by"] in error["message"]
+
+
+@pytest.mark.django_db
+def test_the_key_that_asked_cannot_decide_its_own_request(client: Client, cast: Cast) -> None:
+    _, plaintext = make_key(cast.acme, [Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE])
+    api = ApiClient(client, plaintext)
+    created = api.post(reverse("approval-list"), {**REFUND, "reason": "policy"}).json()
+
+    response = api.post(reverse("approval-decision", args=[created["id"]]), {"decision": "approve"})
+
+    assert_error(response, 403, "permission_denied")
+
+
+@pytest.mark.django_db
+def test_an_edit_over_the_api_records_the_new_arguments_and_their_hash(api: Any, cast: Cast) -> None:
+    approval = a_request(cast)
+    response = api(Scope.APPROVALS_DECIDE).post(
+        reverse("approval-decision", args=[approval.pk]),
+        {"decision": "edit", "note": "Half only", "arguments": {"order": 1001, "amount": 12}},
+    )
+
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "approved" and body["edited"] is True
+    assert body["approved_arguments"] == {"order": 1001, "amount": 12}
+    assert body["edited_arguments_hash"] != body["arguments_hash"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_reviewers_get_one_200_and_one_409(cast: Cast) -> None:
+    approval = a_request(cast)
+    keys = [make_key(cast.acme, [Scope.APPROVALS_DECIDE], name=f"reviewer {n}")[1] for n in range(2)]
+    path = reverse("approval-decision", args=[approval.pk])
+    barrier = threading.Barrier(2)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def decide(key: str, decision: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            response = ApiClient(Client(), key).post(path, {"decision": decision, "note": f"{decision} it"})
+            answers.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=decide, args=(keys[0], "approve")),
+        threading.Thread(target=decide, args=(keys[1], "reject")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(status for status, _ in answers) == [200, 409], answers
+    winner = next(body for status, body in answers if status == 200)
+    loser = next(body for status, body in answers if status == 409)
+    assert loser["error"]["decided_by"] == winner["decided_by"] and loser["error"]["status"] == winner["status"]
+    assert ApprovalVote.objects.for_tenant(cast.acme).filter(request=approval).count() == 1
+
+
+# --- Long-poll ---------------------------------------------------------------------------------
+
+
+def test_a_long_poll_is_woken_by_the_decision_within_a_second(live_asgi: str, cast: Cast) -> None:
+    approval = a_request(cast)
+    _, client_key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+    _, reviewer_key = make_key(cast.acme, [Scope.APPROVALS_DECIDE])
+    got: dict[str, Any] = {}
+
+    def wait() -> None:
+        with httpx.Client(base_url=live_asgi, timeout=30) as http:
+            response = http.get(
+                f"/api/v1/approvals/{approval.pk}?wait=20", headers={"Authorization": f"Bearer {client_key}"}
+            )
+        got["at"], got["status"], got["body"] = time.monotonic(), response.status_code, response.json()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(1.0)  # the waiter is parked
+    assert "at" not in got
+    decided_at = time.monotonic()
+    with httpx.Client(base_url=live_asgi, timeout=30) as http:
+        decision = http.post(
+            f"/api/v1/approvals/{approval.pk}/decision",
+            json={"decision": "approve", "note": "ok"},
+            headers={"Authorization": f"Bearer {reviewer_key}"},
+        )
+    waiter.join(timeout=30)
+
+    assert decision.status_code == 200, decision.text
+    assert got["status"] == 200 and got["body"]["status"] == "approved"
+    assert got["at"] - decided_at < 1.0
+
+
+def test_a_long_poll_answers_pending_when_its_wait_runs_out(live_asgi: str, cast: Cast) -> None:
+    approval = a_request(cast)
+    _, key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+    started = time.monotonic()
+
+    with httpx.Client(base_url=live_asgi, timeout=30) as http:
+        response = http.get(f"/api/v1/approvals/{approval.pk}?wait=1.5", headers={"Authorization": f"Bearer {key}"})
+
+    assert response.status_code == 200 and response.json()["status"] == "pending"
+    assert 1.4 <= time.monotonic() - started < 5
+
+
+# --- The callback webhook -----------------------------------------------------------------------
+
+
+class Receiver:
+    """A local HTTPS-less receiver (allow-listed) that fails its first `fail` deliveries."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(503 if len(outer.received) <= outer.fail else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None: ...
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/approvals"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    made = Receiver(fail=2)
+    yield made
+    made.close()
+
+
+@pytest.mark.django_db
+def test_the_callback_is_signed_and_retried_until_delivered(
+    api: Any, cast: Cast, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    created = api(Scope.APPROVALS_WRITE).post(
+        reverse("approval-list"), {**REFUND, "reason": "policy", "callback_url": receiver.url}
+    )
+    secret = created.json()["callback_secret"]
+    approval_id = created.json()["id"]
+    # Run the task as a worker would: its retries re-run it (eagerly here; test_worker uses a real one).
+    monkeypatch.setattr(
+        tasks.deliver_callback, "delay", lambda *ids: tasks.deliver_callback.apply(args=ids, throw=False)
+    )
+    monkeypatch.setattr(tasks, "callback_backoff", lambda retries: 0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api(Scope.APPROVALS_DECIDE).post(
+            reverse("approval-decision", args=[approval_id]), {"decision": "reject", "note": "Too much."}
+        )
+
+    assert len(receiver.received) == 3  # two 503s, then delivered
+    headers, body = receiver.received[-1]
+    assert headers["X-AOC-Signature"] == sign(secret, headers["X-AOC-Timestamp"], body)
+    payload = json.loads(body)
+    assert payload["id"] == approval_id and payload["status"] == "rejected" and payload["note"] == "Too much."
+    row = ApprovalRequest.objects.for_tenant(cast.acme).get(pk=approval_id)
+    assert row.callback_delivered_at is not None and row.callback_attempts == 3 and row.callback_error == ""
