@@ -123,7 +123,7 @@ def deliver_callback(self: Task[Any, Any], tenant_id: str, approval_id: str) -> 
 
 
 def callback_backoff(retries: int) -> float:
-    return float(getattr(settings, "APPROVAL_WEBHOOK_BACKOFF_SECONDS", 2.0)) * (2**retries)
+    return float(settings.APPROVAL_WEBHOOK_BACKOFF_SECONDS) * (2**retries)
 
 
 def _callback_state(approval: ApprovalRequest, *, attempts: int, error: str, delivered: bool = False) -> None:

@@ -190,6 +190,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The first retry delay of an approval's callback or escalation webhook (doubled at each retry).
+APPROVAL_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("APPROVAL_WEBHOOK_BACKOFF_SECONDS", "2"))
+
 # How long a budget reservation holds its worst-case cost before the beat task releases it.
 BUDGET_RESERVATION_TTL_SECONDS = int(os.environ.get("BUDGET_RESERVATION_TTL_SECONDS", "120"))
 

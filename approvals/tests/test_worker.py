@@ -81,3 +81,48 @@ def test_beat_expires_an_undecided_request_and_the_run_is_told_nobody_decided(
     told = Step.objects.for_tenant(setup.tenant).get(run=run, tool_name="refund_order")
     assert "expired before a reviewer decided" in told.error
     assert DemoOrder.objects.for_tenant(setup.tenant).get(number="T-1001").refund_count == 0
+
+
+def test_the_worker_delivers_a_signed_callback_retrying_until_the_receiver_answers(
+    workers: Callable[..., Worker], worker_env: dict[str, str], settings: Any
+) -> None:
+    from agents.tools import sign
+    from approvals.tests.test_api import Receiver
+    from tenants.audit import Actor
+
+    receiver = Receiver(fail=1)
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    worker_env["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+    worker_env["APPROVAL_WEBHOOK_BACKOFF_SECONDS"] = "0.2"
+    workers("approvals-callback")
+    setup = build()
+    created = services.approval_request_create(
+        actor=Actor.system_actor("client"),
+        tenant=setup.tenant,
+        action="wire_money",
+        arguments={"amount": 10},
+        risk="irreversible",
+        reason="irreversible",
+        callback_url=receiver.url,
+    )
+    approval = ApprovalRequest.objects.for_tenant(setup.tenant).select_related("tenant").get(pk=created.approval.pk)
+
+    services.approval_decide(approval=approval, actor=reviewer(setup), decision="approve")
+
+    try:
+        wait_for(lambda: len(receiver.received) == 2, 20, "the callback's retry")
+        headers, body = receiver.received[-1]
+        assert headers["X-AOC-Signature"] == sign(created.callback_secret, headers["X-AOC-Timestamp"], body)
+        assert headers["X-AOC-Event"] == "approval.decided" and b'"status":"approved"' in body
+        delivered = wait_for(
+            lambda: (
+                ApprovalRequest.objects.for_tenant(setup.tenant)
+                .filter(pk=approval.pk, callback_delivered_at__isnull=False)
+                .first()
+            ),
+            10,
+            "the delivery to be recorded",
+        )
+        assert delivered.callback_attempts == 2
+    finally:
+        receiver.close()
