@@ -1,0 +1,138 @@
+"""The run engine's trace: every span the engine opens (the run, each model call, each tool call,
+and what other capabilities record through agents.hooks) is written as a Span of the run's trace.
+
+Registered from TracesConfig.ready(). A span is written when it ends, committed at once, so it is
+queryable while the run goes on. A model call's span is written just after its settlement (the
+engine settles right after the span ends) so it carries the usage, the computed cost and the
+budget reservation. Recording never fails a run: an error is logged and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from agents.hooks import BudgetDecision, RunHooks, Span
+from traces import services
+from traces.context import current_span
+from traces.models import KINDS
+
+if TYPE_CHECKING:
+    from agents.models import Run
+    from catalog.clients import Usage
+    from catalog.models import LanguageModel
+
+logger = logging.getLogger(__name__)
+
+ENGINE_KINDS = {"run": "agent", "model": "llm", "tool": "tool"}
+FAILED_RUN_STATUSES = ("failed", "budget_exceeded", "blocked")
+
+
+def _when(seconds: float | None) -> datetime:
+    return datetime.fromtimestamp(seconds if seconds is not None else datetime.now(UTC).timestamp(), tz=UTC)
+
+
+class TraceHooks(RunHooks):
+    """Writes the engine's spans into the run's trace (see the module docstring)."""
+
+    instance: ClassVar[TraceHooks]
+
+    def __init__(self) -> None:
+        # Model spans waiting for their settlement, per thread (one engine per thread) and run.
+        self._local = threading.local()
+
+    def _pending(self) -> dict[str, Span]:
+        if not hasattr(self._local, "spans"):
+            self._local.spans = {}
+        return self._local.spans
+
+    def span_start(self, *, run: Run, span: Span) -> None:
+        incoming = current_span.get()
+        if span.kind == "run" and not span.parent_id and incoming and incoming[0] == span.trace_id:
+            # Sent from inside a span of this trace (W3C context in the Celery headers): its child.
+            span.parent_id = incoming[1]
+        current_span.set((span.trace_id, span.span_id))
+
+    def span_end(self, *, run: Run, span: Span) -> None:
+        current_span.set((span.trace_id, span.parent_id) if span.parent_id else None)
+        if span.kind == "model":
+            self._pending()[str(run.pk)] = span
+            return
+        self._write(run, span)
+
+    def settle_after_model_call(
+        self,
+        *,
+        run: Run,
+        model: LanguageModel,
+        reservation: BudgetDecision,
+        usage: Usage | None,
+        cost_micros: int,
+    ) -> None:
+        span = self._pending().pop(str(run.pk), None)
+        if span is None:
+            return
+        extra: dict[str, Any] = {"model": model.model_id}
+        if usage is not None:
+            extra["usage"] = {
+                "input_tokens": usage.input_tokens,
+                "cached_input_tokens": min(usage.cached_input_tokens, usage.input_tokens),
+                "output_tokens": usage.output_tokens,
+            }
+            span.attributes["cost_micros"] = cost_micros
+            span.attributes["usage.estimated"] = usage.estimated
+        span.attributes.update(_reservation_attributes(run))
+        self._write(run, span, **extra)
+
+    def _write(self, run: Run, span: Span, **extra: Any) -> None:
+        try:
+            kind = ENGINE_KINDS.get(span.kind, span.kind if span.kind in KINDS else "custom")
+            fields: dict[str, Any] = {}
+            if span.kind == "run":
+                fields["input"] = run.input or None
+                fields["output"] = run.output or None
+                if run.status in FAILED_RUN_STATUSES:
+                    span.status = "error"
+                    fields["error"] = {"type": run.error_type, "message": run.error_message}
+            elif span.status == "error" and span.attributes.get("error.message"):
+                fields["error"] = {
+                    "type": str(span.attributes.get("error.type", "")),
+                    "message": str(span.attributes["error.message"]),
+                }
+            services.span_record(
+                tenant=run.tenant,
+                trace_id=span.trace_id,
+                span_id=span.span_id,
+                parent_span_id=span.parent_id,
+                kind=kind,
+                name=span.name,
+                started_at=_when(span.started_at),
+                ended_at=_when(span.ended_at),
+                status=span.status or "ok",
+                attributes={"engine.kind": span.kind, **span.attributes},
+                run=run,
+                **fields,
+                **extra,
+            )
+        except Exception:
+            logger.exception("run %s: could not record span %s", run.pk, span.span_id)
+
+
+def _reservation_attributes(run: Run) -> dict[str, Any]:
+    """The budget reservation of the model call just settled (the run's latest), if budgets made one."""
+    from budgets.models import Reservation
+
+    reservation = Reservation.objects.for_tenant(run.tenant).filter(run=run).order_by("-created_at").first()
+    if reservation is None:
+        return {}
+    return {
+        "budget.reservation_id": str(reservation.pk),
+        "budget.reservation_status": reservation.status,
+        "budget.reserved_micros": reservation.worst_case_micros,
+        "budget.settled_micros": reservation.actual_micros,
+    }
+
+
+TraceHooks.instance = TraceHooks()

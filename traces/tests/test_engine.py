@@ -1,0 +1,137 @@
+"""The run engine writes its own trace through TraceHooks: one span per run, model call (with its
+usage, cost and budget reservation) and tool call; a resumed run continues the same trace; spans
+are queryable while the run goes on; W3C context rides in Celery headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents import hooks, runtime
+from agents.hooks import RunHooks
+from agents.models import Run, Tool
+from agents.tests.test_runtime import ScriptedClient, answer, build, calls
+from budgets.models import Budget
+from budgets.tests.factories import make_budget
+from traces import context
+from traces.hooks import TraceHooks
+from traces.models import Span, Trace
+
+pytestmark = pytest.mark.django_db
+
+
+def spans_of(run: Run) -> list[Span]:
+    return list(Span.objects.for_tenant(run.tenant).filter(trace_id=run.trace_id).order_by("started_at", "id"))
+
+
+def test_the_trace_hook_is_registered_with_the_engine() -> None:
+    assert TraceHooks.instance in hooks._registered
+
+
+def test_a_run_writes_one_span_per_run_model_call_and_tool_call() -> None:
+    setup = build()
+    setup.order("T-1001")
+    run = setup.start("Where is order T-1001?", end_user_id="ann", session_id="s-7")
+    client = ScriptedClient(
+        calls(("lookup_order", {"order_number": "T-1001"})), answer("It shipped.", input_tokens=300, output_tokens=50)
+    )
+    run = runtime.execute(run, client=client)
+    assert run.status == Run.Status.SUCCEEDED
+    spans = spans_of(run)
+    assert [s.kind for s in spans] == ["agent", "llm", "tool", "llm"]
+    root = spans[0]
+    assert all(s.parent_span_id == root.span_id for s in spans[1:]) and root.parent_span_id == ""
+    assert root.input == "Where is order T-1001?" and root.output == "It shipped."
+    assert {(s.end_user_id, s.session_id, s.run_id, s.agent_id) for s in spans} == {
+        ("ann", "s-7", str(run.pk), str(run.agent_id))
+    }
+    last_call = spans[3]
+    assert (last_call.model, last_call.input_tokens, last_call.output_tokens) == (setup.model.model_id, 300, 50)
+    assert last_call.cost_micros == last_call.attributes["cost_micros"] > 0
+    assert spans[2].name == "lookup_order" and spans[2].attributes["call_id"]
+    trace = Trace.objects.for_tenant(run.tenant).get(trace_id=run.trace_id)
+    assert (trace.span_count, trace.run_id, trace.status) == (4, str(run.pk), "ok")
+    assert trace.input_tokens == run.input_tokens and trace.cost_micros == run.cost_micros
+
+
+def test_a_model_span_carries_its_budget_reservation_and_settlement() -> None:
+    setup = build()
+    make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=10_000_000)
+    run = runtime.execute(setup.start("Hi"), client=ScriptedClient(answer("Hello")))
+    [model_span] = [s for s in spans_of(run) if s.kind == "llm"]
+    assert model_span.attributes["budget.reservation_status"] == "settled"
+    assert model_span.attributes["budget.settled_micros"] == run.cost_micros
+    assert model_span.attributes["budget.reserved_micros"] >= run.cost_micros
+
+
+def test_a_failed_run_and_a_failed_model_call_are_error_spans() -> None:
+    from catalog.clients import ProviderError
+
+    setup = build()
+    run = runtime.execute(setup.start(), client=ScriptedClient(ProviderError("rate_limited", "slow down", status=429)))
+    assert run.status == Run.Status.FAILED
+    root, model_span = spans_of(run)
+    assert root.status == "error" and root.error_type == "provider_rate_limited"
+    assert model_span.status == "error" and model_span.error_message == "slow down"
+    assert Trace.objects.for_tenant(run.tenant).get(trace_id=run.trace_id).status == "error"
+
+
+class NeedsApproval(RunHooks):
+    def needs_approval(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
+        return tool.name == "refund_order"
+
+
+def test_a_run_paused_for_approval_and_resumed_continues_the_same_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    setup = build()
+    setup.order("T-1001")
+    monkeypatch.setattr("agents.tasks.execute_run.delay", lambda *args: None)
+    with hooks.registered(NeedsApproval()):
+        run = runtime.execute(
+            setup.start(), client=ScriptedClient(calls(("refund_order", {"order_number": "T-1001"}), ids=["c1"]))
+        )
+        assert run.status == Run.Status.AWAITING_APPROVAL
+        trace_id = run.trace_id
+        # Visible while the run waits: the first execution's spans are committed.
+        assert [s.kind for s in spans_of(run)] == ["agent", "llm"]
+        run = runtime.resume_after_approval(run=run, call_id="c1", approved=True)
+        run = runtime.execute(run, client=ScriptedClient(answer("Refunded.")))
+    assert run.status == Run.Status.SUCCEEDED and run.trace_id == trace_id
+    spans = spans_of(run)
+    assert [s.kind for s in spans] == ["agent", "llm", "agent", "tool", "llm"]
+    first, second = spans[0], spans[2]
+    assert spans[1].parent_span_id == first.span_id
+    assert spans[3].parent_span_id == spans[4].parent_span_id == second.span_id
+    assert Trace.objects.for_tenant(run.tenant).filter(run_id=str(run.pk)).count() == 1
+    assert Trace.objects.for_tenant(run.tenant).get(trace_id=trace_id).span_count == 5
+
+
+def test_celery_messages_carry_the_current_span_as_w3c_traceparent() -> None:
+    from agents.tasks import execute_run
+
+    token = context.current_span.set(("a" * 32, "b" * 16))
+    try:
+        headers: dict[str, Any] = {}
+        context.inject_headers(headers=headers)
+        assert headers == {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"}
+        # The worker side: the header becomes the current span before the task runs.
+        context.current_span.set(None)
+        request = type("Request", (), {"traceparent": headers["traceparent"]})()
+        context.extract_headers(task=type("Task", (), {"request": request})())
+        assert context.current_span.get() == ("a" * 32, "b" * 16)
+    finally:
+        context.current_span.reset(token)
+    assert execute_run.name == "agents.tasks.execute_run"
+
+
+def test_a_run_started_by_a_task_from_inside_its_trace_is_that_spans_child() -> None:
+    setup = build()
+    run = setup.start("Hi")
+    run.trace_id = "c" * 32
+    run.save(update_fields=["trace_id"])
+    token = context.current_span.set(("c" * 32, "d" * 16))
+    try:
+        run = runtime.execute(run, client=ScriptedClient(answer("Hello")))
+    finally:
+        context.current_span.reset(token)
+    assert spans_of(run)[0].parent_span_id == "d" * 16
