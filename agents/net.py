@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
+import time
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 
 
@@ -47,3 +51,36 @@ def check_webhook_url(url: str, *, resolve: bool = True) -> list[str]:
                 "add it to WEBHOOK_ALLOWED_HOSTS if that is intended."
             )
     return addresses
+
+
+class WebhookFailedError(Exception):
+    """The receiver answered, but not 2xx (worth retrying with backoff)."""
+
+
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+
+
+def post_signed(url: str, secret: str, payload: dict[str, Any], *, event: str) -> None:
+    """POST `payload` as JSON to a customer's `url`, signed like tool webhooks (X-AOC-Timestamp, and
+    X-AOC-Signature = HMAC-SHA256 of `timestamp.body` with `secret` when there is one) and naming the
+    `event` (X-AOC-Event). The URL passes the SSRF guard right before the request, which goes to the
+    address the guard approved. Raises UnsafeUrlError (final: retrying will not help),
+    WebhookFailedError or httpx.HTTPError (retry)."""
+    from agents.tools import USER_AGENT, pinned, sign
+
+    addresses = check_webhook_url(url)
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-AOC-Timestamp": timestamp,
+        "X-AOC-Event": event,
+    }
+    if secret:
+        headers["X-AOC-Signature"] = sign(secret, timestamp, body)
+    target, extensions = pinned(url, addresses[0], headers)
+    with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
+        response = client.post(target, content=body, headers=headers, extensions=extensions)
+    if not 200 <= response.status_code < 300:
+        raise WebhookFailedError(f"HTTP {response.status_code}: {response.text[:200]}")

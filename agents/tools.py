@@ -224,7 +224,7 @@ def call_webhook(
     secret = crypto.decrypt(tool.webhook_secret_encrypted)
     if secret:
         headers["X-AOC-Signature"] = sign(secret, timestamp, body)
-    url, extensions = _pinned(tool.webhook_url, addresses[0], headers)
+    url, extensions = pinned(tool.webhook_url, addresses[0], headers)
     client = http or httpx.Client(timeout=tool.timeout_seconds, follow_redirects=False, trust_env=False)
     try:
         with client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response:
@@ -251,7 +251,7 @@ def call_webhook(
         return ToolResult(content={"text": text})
 
 
-def _pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+def pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """`url` with its host replaced by `address`; sets the Host header, and the TLS server name so
     the certificate is still verified against the real host name."""
     parts = urlsplit(url)
@@ -320,3 +320,6 @@ BUILTINS: dict[str, Callable[[Run, dict[str, Any]], ToolResult]] = {
     "refund_order": refund_order,
     "send_email": send_email,
 }
+
+
+_pinned = pinned  # the name approvals/tasks.py imported first

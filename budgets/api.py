@@ -68,6 +68,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             changes.setdefault("thresholds", [70, 80, 100])
             changes.setdefault("agent", None)
             changes.setdefault("notify_emails", [])
+            changes.setdefault("webhook_url", "")  # the secret is write-only: left out, it is kept
             if "unit" not in request.data:
                 changes.pop("unit", None)
         budget = services.budget_update(actor=Actor.from_request(request), budget=budget, **changes)

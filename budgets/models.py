@@ -54,6 +54,10 @@ class Budget(TenantOwned):
     enabled = models.BooleanField(default=True)
     # Who is emailed when a threshold is crossed (besides the console banner and the audit log).
     notify_emails = ArrayField(models.EmailField(), default=list, blank=True)
+    # Where alerts are POSTed as signed JSON (retried), and the signing secret (Fernet-encrypted;
+    # write-only through the API and the console).
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
 
@@ -219,6 +223,10 @@ class BudgetAlert(TenantOwned):
     limit = models.BigIntegerField()
     created_at = models.DateTimeField(default=now, db_index=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # Webhook delivery: attempts so far, the last failure, and when a 2xx answer came.
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_error = models.CharField(max_length=500, blank=True)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -11,6 +11,11 @@ from budgets.services import MAX_THRESHOLD, MAX_TOKENS
 
 
 class BudgetSerializer(serializers.ModelSerializer):
+    webhook_secret_set = serializers.SerializerMethodField(help_text="Whether alert webhooks are signed.")
+
+    def get_webhook_secret_set(self, budget: Budget) -> bool:
+        return bool(budget.webhook_secret_encrypted)
+
     class Meta:
         model = Budget
         fields = [
@@ -25,6 +30,8 @@ class BudgetSerializer(serializers.ModelSerializer):
             "on_exceed",
             "enabled",
             "notify_emails",
+            "webhook_url",
+            "webhook_secret_set",
             "created_at",
             "updated_at",
         ]
@@ -50,6 +57,19 @@ class BudgetWriteSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(default=True)
     notify_emails = serializers.ListField(
         child=serializers.EmailField(), required=False, max_length=20, help_text="Emailed when a threshold is crossed."
+    )
+    webhook_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Alerts are POSTed here as signed JSON (X-AOC-Signature), retried with backoff.",
+    )
+    webhook_secret = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        write_only=True,
+        help_text="Signs alert webhooks (HMAC-SHA256 of `timestamp.body`). Write-only; empty removes it.",
     )
 
 

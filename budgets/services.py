@@ -21,19 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.core.validators import validate_email
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
+from agents.net import UnsafeUrlError, WebhookFailedError, check_webhook_url, post_signed
 from budgets import events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, ReservationLine
 from budgets.selectors import Applicable, applicable_budgets, resolve_model
+from catalog import crypto
 from catalog.clients.base import estimate_tokens
 from catalog.models import LanguageModel
 from tenants.audit import Actor
@@ -66,6 +69,7 @@ class BudgetConfig:
     on_exceed: str
     enabled: bool
     notify_emails: list[str]
+    webhook_url: str
 
     def state(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class BudgetConfig:
             "on_exceed": self.on_exceed,
             "enabled": self.enabled,
             "notify_emails": self.notify_emails,
+            "webhook_url": self.webhook_url,
         }
 
 
@@ -94,6 +99,7 @@ def _state(budget: Budget) -> dict[str, Any]:
         "on_exceed": budget.on_exceed,
         "enabled": budget.enabled,
         "notify_emails": list(budget.notify_emails),
+        "webhook_url": budget.webhook_url,
     }
 
 
@@ -136,7 +142,20 @@ def _validated(tenant: Tenant, values: dict[str, Any]) -> BudgetConfig:
             validate_email(email)
         except (ValidationError, TypeError) as exc:
             raise BudgetFieldError("notify_emails", f"{email!r} is not an email address.") from exc
+    webhook_url = str(values.get("webhook_url") or "").strip()
+    if webhook_url:
+        if len(webhook_url) > 500:
+            raise BudgetFieldError("webhook_url", "At most 500 characters.")
+        try:
+            URLValidator(schemes=["http", "https"])(webhook_url)
+            # The scheme and host now; the addresses are checked again right before each delivery.
+            check_webhook_url(webhook_url, resolve=False)
+        except ValidationError as exc:
+            raise BudgetFieldError("webhook_url", "is not an http(s) URL.") from exc
+        except UnsafeUrlError as exc:
+            raise BudgetFieldError("webhook_url", str(exc)) from exc
     return BudgetConfig(
+        webhook_url=webhook_url,
         notify_emails=sorted({str(e).strip().lower() for e in emails}),
         name=name,
         scope=_choice("scope", values.get("scope", Budget.Scope.TENANT), Budget.Scope),
@@ -173,9 +192,11 @@ def budget_create(
     on_exceed: str = Budget.OnExceed.BLOCK,
     enabled: bool = True,
     notify_emails: list[str] | None = None,
+    webhook_url: str = "",
+    webhook_secret: str | None = None,
 ) -> Budget:
     """Create a budget (audited). Raises BudgetFieldError naming a bad field, ConflictError on a
-    duplicate name."""
+    duplicate name. `webhook_secret` signs alert webhooks; it is stored encrypted and never shown."""
     config = _validated(
         tenant,
         {
@@ -189,11 +210,17 @@ def budget_create(
             "on_exceed": on_exceed,
             "enabled": enabled,
             "notify_emails": notify_emails,
+            "webhook_url": webhook_url,
         },
     )
+    secret = _webhook_secret(webhook_secret)
     try:
         with transaction.atomic():
-            budget = Budget.objects.create(tenant=tenant, **config.state() | {"agent": config.agent})
+            budget = Budget.objects.create(
+                tenant=tenant,
+                webhook_secret_encrypted=crypto.encrypt(secret) if secret else "",
+                **config.state() | {"agent": config.agent},
+            )
             audit_record(tenant=tenant, actor=actor, action="budget.create", target=budget, after=config.state())
             events.send_budgets_changed(tenant)
     except IntegrityError as exc:
@@ -203,9 +230,19 @@ def budget_create(
     return budget
 
 
-def budget_update(*, actor: Actor, budget: Budget, **changes: Any) -> Budget:
+def _webhook_secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise BudgetFieldError("webhook_secret", "must be a string of at most 200 characters.")
+    return value.strip()
+
+
+def budget_update(*, actor: Actor, budget: Budget, webhook_secret: str | None = None, **changes: Any) -> Budget:
     """Change a budget's settings (audited). Its unit cannot change: its counters and ledger are
-    in that unit (create another budget instead)."""
+    in that unit (create another budget instead). `webhook_secret` None keeps the secret, "" removes
+    it, anything else replaces it (the audit row says it changed, never what it is)."""
+    secret = _webhook_secret(webhook_secret)
     unknown = set(changes) - set(_state(budget))
     if unknown:
         raise BudgetFieldError(sorted(unknown)[0], "is not a budget setting.")
@@ -219,16 +256,20 @@ def budget_update(*, actor: Actor, budget: Budget, **changes: Any) -> Budget:
             locked = Budget.objects.for_tenant(budget.tenant).select_for_update().get(pk=budget.pk)
             for field, value in config.state().items():
                 setattr(locked, field, config.agent if field == "agent" else value)
+            after = config.state()
+            if secret is not None:
+                locked.webhook_secret_encrypted = crypto.encrypt(secret) if secret else ""
+                after["webhook_secret"] = "changed" if secret else "removed"
             locked.updated_at = timezone.now()
             locked.save()
-            if config.state() != before:
+            if after != before:
                 audit_record(
                     tenant=budget.tenant,
                     actor=actor,
                     action="budget.update",
                     target=locked,
                     before=before,
-                    after=config.state(),
+                    after=after,
                 )
                 events.send_budgets_changed(budget.tenant)
     except IntegrityError as exc:
@@ -755,6 +796,8 @@ def _alert_crossings(counter: BudgetCounter, budget: Budget, *, before: int, at:
         events.send_budget_alert(alert)
         if budget.notify_emails:
             _email_after_commit(alert)
+        if budget.webhook_url:
+            _webhook_after_commit(alert)
         alerts.append(alert)
     return alerts
 
@@ -764,6 +807,59 @@ def _email_after_commit(alert: BudgetAlert) -> None:
 
     tenant_id, alert_id = str(alert.tenant_id), str(alert.pk)
     transaction.on_commit(lambda: email_budget_alert.delay(tenant_id, alert_id))
+
+
+def _webhook_after_commit(alert: BudgetAlert) -> None:
+    from budgets.tasks import deliver_budget_alert_webhook
+
+    tenant_id, alert_id = str(alert.tenant_id), str(alert.pk)
+    transaction.on_commit(lambda: deliver_budget_alert_webhook.delay(tenant_id, alert_id))
+
+
+def alert_payload(alert: BudgetAlert) -> dict[str, Any]:
+    """What an alert webhook receives."""
+    budget = alert.budget
+    return {
+        "type": "budget.alert",
+        "id": str(alert.pk),
+        "tenant": alert.tenant.slug,
+        "budget": {"id": str(budget.pk), "name": budget.name, "scope": budget.scope, "unit": budget.unit},
+        "threshold": alert.threshold,
+        "scope_value": alert.scope_value,
+        "used": alert.used,
+        "limit": alert.limit,
+        "period_start": alert.period_start.isoformat(),
+        "created_at": alert.created_at.isoformat(),
+        "blocks": budget.blocks,
+    }
+
+
+def budget_alert_webhook(*, alert: BudgetAlert) -> bool:
+    """POST the alert, signed, to its budget's webhook_url unless it was delivered already; records
+    the attempt. Returns whether it delivered. Raises WebhookFailedError or httpx.HTTPError when the
+    receiver failed (the task retries with backoff); a URL the SSRF guard refuses is recorded and
+    not retried."""
+    budget = alert.budget
+    if alert.webhook_delivered_at is not None or not budget.webhook_url:
+        return False
+    attempts = alert.webhook_attempts + 1
+    rows = BudgetAlert.objects.for_tenant(alert.tenant).filter(pk=alert.pk)
+    try:
+        post_signed(
+            budget.webhook_url,
+            crypto.decrypt(budget.webhook_secret_encrypted),
+            alert_payload(alert),
+            event="budget.alert",
+        )
+    except UnsafeUrlError as exc:
+        rows.update(webhook_attempts=attempts, webhook_error=f"refused: {exc}"[:500])
+        return False
+    except (WebhookFailedError, httpx.HTTPError) as exc:
+        rows.update(webhook_attempts=attempts, webhook_error=f"{type(exc).__name__}: {exc}"[:500])
+        alert.webhook_attempts = attempts
+        raise
+    rows.update(webhook_attempts=attempts, webhook_error="", webhook_delivered_at=timezone.now())
+    return True
 
 
 def budget_alert_email(*, alert: BudgetAlert) -> bool:

@@ -243,6 +243,19 @@ def test_budget_crud_over_rest_is_validated_and_audited(cast: Cast, acme_admin_a
     assert acme_admin_api.delete(reverse("budget-detail", args=[budget_id])).status_code == 204
 
 
+def test_an_alert_webhook_is_set_over_rest_and_its_secret_never_comes_back(acme_admin_api: ApiClient) -> None:
+    body = {"name": "Hooked", "limit": 5_000_000, "webhook_url": "https://hooks.example.com/aoc", "webhook_secret": "k"}
+    created = acme_admin_api.post(reverse("budget-list"), body)
+    assert created.status_code == 201, created.content
+    assert created.json()["webhook_url"] == "https://hooks.example.com/aoc"
+    assert created.json()["webhook_secret_set"] is True and "webhook_secret" not in created.json()
+    detail = reverse("budget-detail", args=[created.json()["id"]])
+    cleared = acme_admin_api.patch(detail, {"webhook_secret": ""})
+    assert cleared.status_code == 200 and cleared.json()["webhook_secret_set"] is False
+    error = assert_error(acme_admin_api.patch(detail, {"webhook_url": "http://10.0.0.5/hook"}), 400)
+    assert "webhook_url" in error["fields"] and "https" in error["fields"]["webhook_url"][0]
+
+
 @pytest.mark.django_db
 def test_a_budget_that_counted_cannot_be_deleted(cast: Cast, acme_admin_api: ApiClient) -> None:
     budget = make_budget(cast.acme, limit=10_000)

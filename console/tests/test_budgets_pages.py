@@ -500,3 +500,23 @@ def test_alert_emails_are_saved_and_a_bad_one_is_refused_beside_the_field(alice_
     assert budget.notify_emails == ["finance@acme.test", "ops@acme.test"]
     edit = _text(alice_client.get(reverse("console:budget_edit", args=["acme", budget.pk])))
     assert 'value="finance@acme.test, ops@acme.test"' in edit
+
+
+def test_the_edit_form_sets_a_webhook_and_keeps_its_secret_write_only(alice_client: Client, cast: Cast) -> None:
+    budget = _budget(cast, name="Hooked")
+    url = reverse("console:budget_edit", args=["acme", budget.pk])
+    form = _form(name="Hooked", webhook_url="https://hooks.example.com/aoc", webhook_secret="hush")
+    assert alice_client.post(url, form).status_code == 302
+    budget.refresh_from_db()
+    assert budget.webhook_url == "https://hooks.example.com/aoc" and budget.webhook_secret_encrypted
+    page = alice_client.get(url).content.decode()
+    assert 'data-testid="secret-set"' in page and "hush" not in page
+    kept = dict(form, webhook_secret="")
+    assert alice_client.post(url, kept).status_code == 302
+    budget.refresh_from_db()
+    assert budget.webhook_secret_encrypted  # empty means keep
+    bad = alice_client.post(url, dict(form, webhook_url="http://10.0.0.5/hook"))
+    assert bad.status_code == 400 and "https://" in bad.content.decode()
+    assert alice_client.post(url, dict(kept, remove_webhook_secret="on")).status_code == 302
+    budget.refresh_from_db()
+    assert budget.webhook_secret_encrypted == ""

@@ -71,6 +71,20 @@ class BudgetForm(forms.Form):
         label="Alert emails",
         help_text="Who is emailed when a threshold is crossed, separated by commas; may be empty.",
     )
+    webhook_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Alert webhook",
+        help_text="Alerts are POSTed here as signed JSON (https; retried while it fails); may be empty.",
+    )
+    webhook_secret = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Webhook signing secret",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Signs each webhook (X-AOC-Signature). Leave empty to keep the current one.",
+    )
+    remove_webhook_secret = forms.BooleanField(required=False, label="Remove the signing secret")
     enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args: Any, tenant: Tenant, budget: Budget | None = None, **kwargs: Any) -> None:
@@ -97,6 +111,9 @@ class BudgetForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # The service's webhook_secret: None keeps it, "" removes it, anything else replaces it.
+        secret = data.pop("webhook_secret", "") or None
+        data["webhook_secret"] = "" if data.pop("remove_webhook_secret", False) else secret
         raw, unit = str(data.get("limit", "")).strip().replace(",", "").lstrip("$"), data.get("unit")
         if raw and unit:
             try:
@@ -132,6 +149,7 @@ def _form_initial(budget: Budget) -> dict[str, Any]:
         "thresholds": ", ".join(str(t) for t in budget.thresholds),
         "on_exceed": budget.on_exceed,
         "notify_emails": ", ".join(budget.notify_emails),
+        "webhook_url": budget.webhook_url,
         "enabled": budget.enabled,
     }
 
