@@ -1,0 +1,252 @@
+"""Traces: the explorer (filtered list with the ingestion health card), a trace's waterfall and
+collapsible tree (subtrees loaded lazily, so a 10,000-span trace opens fast), a span's panel, the
+session and end-user views, erasure of an end user, and the retention setting.
+
+Every value that came from a client (names, inputs, outputs, attributes, errors, ids) is untrusted:
+templates render it with the `reveal` filters (escaped, hidden characters shown), never |safe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from console.access import ConsoleRequest, render_page, role_required
+from tenants.audit import Actor
+from tenants.errors import FieldError
+from tenants.models import Role
+from traces import selectors, services
+from traces.models import Span, SpanStatus, Trace
+
+PAGE_SIZE = 50
+CHILDREN_PAGE = 200
+
+
+class TraceFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search inputs and outputs")
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *SpanStatus.choices])
+    since = forms.CharField(required=False, label="From (ISO time)")
+    until = forms.CharField(required=False, label="Until (ISO time)")
+    agent = forms.CharField(required=False, max_length=200)
+    model = forms.CharField(required=False, max_length=200)
+    end_user = forms.CharField(required=False, max_length=200, label="End user")
+    session = forms.CharField(required=False, max_length=200)
+    tag = forms.CharField(required=False, max_length=64)
+    min_latency_ms = forms.CharField(required=False, label="Min latency (ms)")
+    min_cost_usd = forms.CharField(required=False, label="Min cost ($)")
+
+
+def _cursor(trace: Trace) -> str:
+    return f"{trace.started_at.isoformat()}|{trace.pk}"
+
+
+def _after_cursor(queryset: Any, cursor: str) -> Any:
+    """Rows strictly older than the cursor (started_at, id); a malformed cursor is ignored."""
+    started, _, pk = cursor.partition("|")
+    try:
+        when, key = datetime.fromisoformat(started), int(pk)
+    except ValueError:
+        return queryset
+    from django.db.models import Q
+
+    return queryset.filter(Q(started_at__lt=when) | Q(started_at=when, pk__lt=key))
+
+
+@role_required(Role.VIEWER)
+def traces(request: ConsoleRequest) -> HttpResponse:
+    """The newest traces matching the filters (kept in the URL), with the ingestion health card."""
+    filters = selectors.TraceFilters.from_params(request.GET)
+    form = TraceFilterForm(request.GET or None)
+    queryset = selectors.traces_of(tenant=request.tenant, filters=filters)
+    before = request.GET.get("before", "")
+    if before:
+        queryset = _after_cursor(queryset, before)
+    rows = list(queryset[: PAGE_SIZE + 1])
+    has_older = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    query = filters.query()
+    context = {
+        "traces": rows,
+        "form": form,
+        "filter_errors": filters.errors,
+        "older": _cursor(rows[-1]) if has_older else "",
+        "paged": bool(before),
+        "filter_query": urlencode(query),
+        "health": selectors.ingest_health(tenant=request.tenant),
+        "retention_days": services.trace_settings_for(request.tenant).retention_days,
+        "is_admin": request.membership.has_role(Role.ADMIN),
+    }
+    return render_page(request, "traces/index.html", context, fragment="trace_list")
+
+
+@dataclass
+class Node:
+    """A span as the tree shows it: its bar on the waterfall (percent of the trace) and its
+    subtree's rollup."""
+
+    span: Span
+    offset: float
+    width: float
+    rollup: selectors.Rollup
+    children: int
+    opened: list[Node] | None = None
+
+
+def _nodes(trace: Trace, spans: list[Span], rollups: dict[str, selectors.Rollup]) -> list[Node]:
+    total = max(trace.duration_ms, 0.001)
+    nodes = []
+    for span in spans:
+        offset = (span.started_at - trace.started_at).total_seconds() * 1000 / total * 100
+        width = max(span.duration_ms / total * 100, 0.3)
+        rollup = rollups.get(span.span_id, selectors.Rollup(spans=1))
+        nodes.append(
+            Node(
+                span=span,
+                offset=round(min(max(offset, 0), 99.7), 3),
+                width=round(min(width, 100 - min(max(offset, 0), 99.7)), 3),
+                rollup=rollup,
+                children=rollup.spans - 1,
+            )
+        )
+    return nodes
+
+
+def _trace_or_404(request: ConsoleRequest, trace_id: str) -> Trace:
+    return selectors.get_trace_for_tenant(request.tenant, trace_id)
+
+
+@role_required(Role.VIEWER)
+def trace(request: ConsoleRequest, trace_id: str) -> HttpResponse:
+    """A trace: header with rollups and links, the top of its tree (roots and their children),
+    deeper levels loaded when opened."""
+    found = _trace_or_404(request, trace_id)
+    rollups = selectors.subtree_rollups(trace=found)
+    roots = list(selectors.children_of(trace=found, parent_span_id="", limit=CHILDREN_PAGE))
+    nodes = _nodes(found, roots, rollups)
+    # Open the first level under the first roots at once: what a reader looks at first.
+    for node in nodes[:5]:
+        if node.children:
+            kids = list(selectors.children_of(trace=found, parent_span_id=node.span.span_id, limit=CHILDREN_PAGE))
+            node.opened = _nodes(found, kids, rollups)
+    run_exists = False
+    if found.run_id:
+        from agents.models import Run
+
+        run_exists = Run.objects.for_tenant(request.tenant).filter(pk=found.run_id).exists()
+    context = {
+        "trace": found,
+        "nodes": nodes,
+        "more_roots": len(roots) == CHILDREN_PAGE,
+        "run_exists": run_exists,
+    }
+    return render_page(request, "traces/detail.html", context)
+
+
+@role_required(Role.VIEWER)
+def trace_children(request: ConsoleRequest, trace_id: str, span_id: str) -> HttpResponse:
+    """One page of a span's children (the tree's lazy level); `offset` pages further."""
+    found = _trace_or_404(request, trace_id)
+    parent = selectors.get_span_for_tenant(request.tenant, found.trace_id, span_id)
+    try:
+        offset = max(int(request.GET.get("offset", "0")), 0)
+    except ValueError:
+        offset = 0
+    rollups = selectors.subtree_rollups(trace=found)
+    kids = list(selectors.children_of(trace=found, parent_span_id=parent.span_id, offset=offset, limit=CHILDREN_PAGE))
+    context = {
+        "trace": found,
+        "parent": parent,
+        "nodes": _nodes(found, kids, rollups),
+        "next_offset": offset + CHILDREN_PAGE if len(kids) == CHILDREN_PAGE else None,
+    }
+    return render_page(request, "traces/children.html", context, fragment="children")
+
+
+@role_required(Role.VIEWER)
+def span(request: ConsoleRequest, trace_id: str, span_id: str) -> HttpResponse:
+    """A span's panel: input, output (whole, when the span holds a capped preview), attributes,
+    error and stack, usage, links."""
+    found = _trace_or_404(request, trace_id)
+    item = selectors.get_span_for_tenant(request.tenant, found.trace_id, span_id)
+    whole_input = selectors.span_payload(span=item, field_name="input") if item.input_truncated else None
+    whole_output = selectors.span_payload(span=item, field_name="output") if item.output_truncated else None
+    context = {
+        "trace": found,
+        "span": item,
+        "input": whole_input if whole_input is not None else item.input,
+        "output": whole_output if whole_output is not None else item.output,
+    }
+    return render_page(request, "traces/span.html", context, fragment="span_panel")
+
+
+@role_required(Role.VIEWER)
+def session(request: ConsoleRequest, session_id: str) -> HttpResponse:
+    """Every trace of a session, in order (at most 500)."""
+    rows = list(selectors.sessions_traces(tenant=request.tenant, session_id=session_id)[:500])
+    if not rows:
+        raise Http404("No traces in this session.")
+    context = {"session_id": session_id, "traces": rows}
+    return render_page(request, "traces/session.html", context)
+
+
+@role_required(Role.VIEWER)
+def end_user(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
+    """An end user's traces and sessions; admins may erase them."""
+    rows = list(selectors.end_user_traces(tenant=request.tenant, end_user_id=end_user_id)[:200])
+    if not rows:
+        raise Http404("No traces for this end user.")
+    context = {
+        "end_user_id": end_user_id,
+        "traces": rows,
+        "sessions": selectors.end_user_sessions(tenant=request.tenant, end_user_id=end_user_id),
+        "is_admin": request.membership.has_role(Role.ADMIN),
+    }
+    return render_page(request, "traces/end_user.html", context)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def end_user_erase(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
+    """Erase the end user (traces, spans, payloads, runs' content; budget amounts pseudonymised)."""
+    try:
+        receipt = services.end_user_erase(
+            actor=Actor.from_request(request), tenant=request.tenant, end_user_id=end_user_id
+        )
+    except FieldError as exc:
+        messages.error(request, exc.message)
+        return redirect("console:traces", tenant_slug=request.tenant.slug)
+    counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in receipt["counts"].items() if count)
+    messages.success(request, f"Erased as {receipt['end_user']}: {counts or 'nothing was stored'}.")
+    return redirect("console:traces", tenant_slug=request.tenant.slug)
+
+
+class RetentionForm(forms.Form):
+    retention_days = forms.IntegerField(min_value=1, max_value=services.MAX_RETENTION_DAYS, label="Keep spans (days)")
+
+
+@role_required(Role.ADMIN)
+def trace_settings(request: ConsoleRequest) -> HttpResponse:
+    """Retention: how many days spans are kept (beat deletes older ones), and what is stored."""
+    current = services.trace_settings_for(request.tenant)
+    form = RetentionForm(request.POST or None, initial={"retention_days": current.retention_days})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.trace_settings_update(
+                actor=Actor.from_request(request),
+                tenant=request.tenant,
+                retention_days=form.cleaned_data["retention_days"],
+            )
+        except FieldError as exc:
+            form.add_error("retention_days", exc.detail)
+        else:
+            messages.success(request, f"Spans are now kept {form.cleaned_data['retention_days']} days.")
+            return redirect("console:trace_settings", tenant_slug=request.tenant.slug)
+    context = {"form": form, "health": selectors.ingest_health(tenant=request.tenant)}
+    return render_page(request, "traces/settings.html", context, status=400 if form.errors else 200)
