@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -51,6 +51,7 @@ from agents import hooks, tools
 from agents.events import run_changed
 from agents.models import AgentVersionTool, Run, Step, Tool
 from catalog.clients import ChatClient, ChatRequest, ChatResponse, Message, ProviderError, ToolSpec, client_for
+from catalog.clients.base import estimate_request_tokens
 from catalog.models import LanguageModel
 from catalog.selectors import PinNotFoundError, pinned_model, provider_config
 from tenants.errors import ConflictError
@@ -58,6 +59,8 @@ from tenants.errors import ConflictError
 logger = logging.getLogger(__name__)
 
 TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+# The least output a model call may be given room for under an agent's token cap.
+MIN_OUTPUT_TOKENS = 16
 
 
 def lease_seconds() -> float:
@@ -334,9 +337,22 @@ class _Engine:
             model_id=model.model_id,
             messages=list(self.run.messages),
             tools=self.specs,
-            max_output_tokens=min(self.version.max_tokens_per_request, model.max_output_tokens),
             temperature=self.version.temperature,
         )
+        # The agent's cap bounds input + output of each call: the output may use what the input
+        # (estimated) leaves, up to the model's own limit. A conversation that leaves nothing is
+        # refused before the call.
+        cap = self.version.max_tokens_per_request
+        room = cap - estimate_request_tokens(request)
+        if room < MIN_OUTPUT_TOKENS:
+            self._finish(
+                Run.Status.BUDGET_EXCEEDED,
+                "token_cap_exceeded",
+                f"The next model call would send about {cap - room} tokens, leaving {max(room, 0)} of the "
+                f"{cap} tokens per request allowed for agent {self.run.agent.name!r} (at least "
+                f"{MIN_OUTPUT_TOKENS} are needed for an answer).",
+            )
+        request = replace(request, max_output_tokens=min(room, model.max_output_tokens))
         reservations = hooks.reserve_before_model_call(run=self.run, model=model, request=request)
         if reservations and not reservations[-1].admitted:
             self._finish(

@@ -6,14 +6,13 @@ model) is returned, not raised: the engine ends the run `budget_exceeded` with i
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
 from agents.hooks import ADMITTED, BudgetDecision, RunHooks
 from budgets import services
 from budgets.models import Reservation
-from catalog.clients.base import estimate_tokens
+from catalog.clients.base import estimate_request_tokens
 from tenants.errors import ConflictError, ServiceError
 
 if TYPE_CHECKING:
@@ -22,13 +21,6 @@ if TYPE_CHECKING:
     from catalog.models import LanguageModel
 
 logger = logging.getLogger(__name__)
-
-
-def request_input_tokens(request: ChatRequest) -> int:
-    """An estimate of what `request` sends: every message, tool call and tool definition."""
-    sent = [m["content"] + json.dumps(m.get("tool_calls", [])) for m in request.messages]
-    sent += [f"{t.name}{t.description}{json.dumps(t.parameters)}" for t in request.tools]
-    return estimate_tokens("".join(sent))
 
 
 class BudgetHooks(RunHooks):
@@ -42,17 +34,16 @@ class BudgetHooks(RunHooks):
             reservation = services.budget_reserve(
                 tenant=run.tenant,
                 model=model,
-                input_tokens=request_input_tokens(request),
+                input_tokens=estimate_request_tokens(request),
                 max_output_tokens=request.max_output_tokens,
                 end_user_id=run.end_user_id,
                 session_id=run.session_id,
                 agent=run.agent,
                 api_key=run.api_key,
                 run=run,
-                # The engine already bounds each call's output by the agent's max tokens per
-                # request (agents/runtime.py); checking input + output against it as well would
-                # refuse every call of an agent whose output bound is its whole cap.
-                check_agent_cap=False,
+                # The engine bounds each call's output so that input + output fits the agent's
+                # cap (agents/runtime.py), estimating the input as this does: checked again here.
+                check_agent_cap=True,
             )
         except ServiceError as exc:
             return BudgetDecision(admitted=False, message=exc.message)

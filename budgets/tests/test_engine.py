@@ -88,3 +88,28 @@ def test_an_api_key_cap_ends_the_run_before_the_model_call(cast: Cast) -> None:
     run = runtime.execute(support_run(cast, text="hello", api_key=key), client=client)
     assert run.status == Run.Status.BUDGET_EXCEEDED and "100 tokens per request" in run.error_message
     assert client.requests == []
+
+
+def test_the_agents_cap_bounds_input_plus_output_of_every_call(cast: Cast) -> None:
+    from catalog.clients.base import estimate_request_tokens
+
+    run = support_run(cast, text="hi")
+    type(run.agent_version).objects.filter(pk=run.agent_version_id).update(max_tokens_per_request=900)
+    run.agent_version.refresh_from_db()
+    client = ScriptedClient(answer("Hello."))
+    assert runtime.execute(run, client=client).status == Run.Status.SUCCEEDED
+    (request,) = client.requests
+    assert request.max_output_tokens == 900 - estimate_request_tokens(request)
+    reservation = Reservation.objects.for_tenant(cast.acme).get(run=run)
+    assert reservation.input_tokens + reservation.max_output_tokens == 900
+
+
+def test_a_conversation_over_the_agents_cap_ends_the_run_before_the_model_call(cast: Cast) -> None:
+    run = support_run(cast, text="hi")
+    type(run.agent_version).objects.filter(pk=run.agent_version_id).update(max_tokens_per_request=40)
+    run.agent_version.refresh_from_db()
+    client = ScriptedClient()
+    run = runtime.execute(run, client=client)
+    assert (run.status, run.error_type) == (Run.Status.BUDGET_EXCEEDED, "token_cap_exceeded")
+    assert "40 tokens per request allowed for agent 'Support agent'" in run.error_message
+    assert client.requests == []

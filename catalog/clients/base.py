@@ -95,13 +95,18 @@ def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // 4))
 
 
-def estimate_usage(request: ChatRequest, content: str, tool_calls: list[ToolCall], *, estimated: bool = True) -> Usage:
-    """Usage estimated from the text exchanged, for when a provider reports none (and for the demo)."""
+def estimate_request_tokens(request: ChatRequest) -> int:
+    """An estimate of what `request` sends: every message, tool call and tool definition."""
     sent = [m["content"] + json.dumps(m.get("tool_calls", [])) for m in request.messages]
     sent += [f"{t.name}{t.description}{json.dumps(t.parameters)}" for t in request.tools]
+    return estimate_tokens("".join(sent))
+
+
+def estimate_usage(request: ChatRequest, content: str, tool_calls: list[ToolCall], *, estimated: bool = True) -> Usage:
+    """Usage estimated from the text exchanged, for when a provider reports none (and for the demo)."""
     received = content + "".join(f"{c.name}{json.dumps(c.arguments)}" for c in tool_calls)
     return Usage(
-        input_tokens=estimate_tokens("".join(sent)), output_tokens=estimate_tokens(received), estimated=estimated
+        input_tokens=estimate_request_tokens(request), output_tokens=estimate_tokens(received), estimated=estimated
     )
 
 
