@@ -32,6 +32,13 @@ class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
     expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Optional.")
+    max_tokens_per_request = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10_000_000,
+        label="Token cap per request",
+        help_text="Optional: refuse a model call whose input + max output exceeds this many tokens.",
+    )
 
     def clean_expires_on(self) -> Any:
         day = self.cleaned_data.get("expires_on")

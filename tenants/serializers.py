@@ -62,6 +62,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "expires_at",
             "revoked_at",
             "last_used_at",
+            "max_tokens_per_request",
         ]
         read_only_fields = fields
 
@@ -70,6 +71,13 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    max_tokens_per_request = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=10_000_000,
+        help_text="Refuse any model call made with this key whose input + max output exceeds this many tokens.",
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

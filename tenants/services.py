@@ -19,7 +19,7 @@ from django.utils.text import slugify
 
 from tenants import events
 from tenants.audit import Actor
-from tenants.errors import ConflictError, LastAdminError, ServiceError
+from tenants.errors import ConflictError, FieldError, LastAdminError, ServiceError
 from tenants.models import (
     API_KEY_PREFIX,
     ApiKey,
@@ -334,6 +334,9 @@ def parse_scopes(raw: str | list[str]) -> list[str]:
     return scopes
 
 
+MAX_TOKENS_PER_REQUEST_CAP = 10_000_000
+
+
 def api_key_create(
     *,
     actor: Actor,
@@ -341,11 +344,21 @@ def api_key_create(
     name: str,
     scopes: str | list[str],
     expires_at: datetime | None = None,
+    max_tokens_per_request: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its plaintext, which is never stored and never shown again."""
+    """Create a key and return it with its plaintext, which is never stored and never shown again.
+    `max_tokens_per_request` caps input + max output of each model call made with it (None: no cap)."""
     name = name.strip()
     if not name:
         raise ServiceError("Give the key a name.")
+    if max_tokens_per_request is not None and (
+        isinstance(max_tokens_per_request, bool)
+        or not isinstance(max_tokens_per_request, int)
+        or not 1 <= max_tokens_per_request <= MAX_TOKENS_PER_REQUEST_CAP
+    ):
+        raise FieldError(
+            "max_tokens_per_request", f"must be a whole number of tokens from 1 to {MAX_TOKENS_PER_REQUEST_CAP}."
+        )
     scope_list = parse_scopes(scopes)
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("The expiry must be in the future.")
@@ -360,6 +373,7 @@ def api_key_create(
             secret_hash=ApiKey.hash_secret(secret),
             scopes=scope_list,
             expires_at=expires_at,
+            max_tokens_per_request=max_tokens_per_request,
             created_by=actor.user,
         )
         audit_record(
@@ -367,7 +381,12 @@ def api_key_create(
             actor=actor,
             action="api_key.create",
             target=key,
-            after={"name": name, "scopes": scope_list, "expires_at": expires_at.isoformat() if expires_at else None},
+            after={
+                "name": name,
+                "scopes": scope_list,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "max_tokens_per_request": max_tokens_per_request,
+            },
         )
         events.send_after_commit(tenant, events.ApiKeysChanged(type="api_keys.changed"))
     return key, f"{API_KEY_PREFIX}_{prefix}_{secret}"

@@ -312,6 +312,17 @@ def test_a_new_key_is_revealed_once(alice_client: Client, cast: Cast) -> None:
 
 
 @pytest.mark.django_db
+def test_a_key_gets_a_token_cap_that_the_list_shows(alice_client: Client, cast: Cast) -> None:
+    url = reverse("console:api_keys", args=["acme"])
+    bad = alice_client.post(url, {"name": "capped", "scopes": ["read"], "max_tokens_per_request": "0"}, headers=HTMX)
+    assert bad.status_code == 400 and not ApiKey.objects.exists()
+    response = alice_client.post(url, {"name": "capped", "scopes": ["read"], "max_tokens_per_request": "4000"})
+    assert response.status_code == 201
+    assert ApiKey.objects.get(name="capped").max_tokens_per_request == 4000
+    assert 'data-testid="token-cap">4000<' in alice_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
 def test_a_key_needs_a_scope(alice_client: Client) -> None:
     response = alice_client.post(reverse("console:api_keys", args=["acme"]), {"name": "ci"}, headers=HTMX)
     assert response.status_code == 400

@@ -40,6 +40,7 @@ def api_keys(request: ConsoleRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 expires_at=form.expires_at(),
+                max_tokens_per_request=form.cleaned_data["max_tokens_per_request"],
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)

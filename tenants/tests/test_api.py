@@ -269,6 +269,15 @@ def test_a_created_key_is_shown_once_and_works(acme_admin_api: ApiClient, client
 
 
 @pytest.mark.django_db
+def test_a_key_may_carry_a_token_cap_per_request(acme_admin_api: ApiClient) -> None:
+    body = {"name": "capped", "scopes": ["budgets:reserve"], "max_tokens_per_request": 2_000}
+    created = acme_admin_api.post("/api/v1/api-keys", body)
+    assert created.status_code == 201 and created.json()["max_tokens_per_request"] == 2_000
+    error = assert_error(acme_admin_api.post("/api/v1/api-keys", {**body, "max_tokens_per_request": 0}), 400)
+    assert "max_tokens_per_request" in error["fields"]
+
+
+@pytest.mark.django_db
 def test_it_validates_a_new_key(acme_admin_api: ApiClient) -> None:
     error = assert_error(acme_admin_api.post("/api/v1/api-keys", {"name": "x", "scopes": ["root"]}), 400)
     assert "scopes" in error["fields"]
