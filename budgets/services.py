@@ -547,6 +547,7 @@ def budget_settle(
     cached_input_tokens: int = 0,
     estimated: bool = False,
     at: datetime | None = None,
+    note: str = "",
 ) -> Reservation:
     """Replace the reservation's hold with what the call really cost, in every counter it holds.
 
@@ -582,7 +583,7 @@ def budget_settle(
                     reservation=locked,
                     reserved_delta=-released,
                     settled_delta=spent,
-                    note="" if was_open else "settled after expiry",
+                    note=note or ("" if was_open else "settled after expiry"),
                     created_at=now,
                 )
             )
@@ -657,6 +658,7 @@ def budget_release(*, reservation: Reservation, at: datetime | None = None) -> R
 
 def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
     """Release every open reservation past its `expires_at` as `expire` entries; returns how many.
+    A run engine's reservation is settled at its worst case instead (its worker died mid-call).
 
     Each reservation in its own transaction: holding one reservation's counter locks while taking
     the next one's would break the single lock order (counters by id) and could deadlock with a
@@ -681,7 +683,20 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
                 )
                 if reservation is None:
                     continue
-                _unhold(reservation, kind=LedgerEntry.Kind.EXPIRE, status=Reservation.Status.EXPIRED, at=now)
+                if reservation.run_id is not None:
+                    # The run engine reserves right before its model call: an engine reservation
+                    # left open means the worker died during the call, which the provider may well
+                    # have billed. A hard cap must not forget it: count it at its worst case.
+                    budget_settle(
+                        reservation=reservation,
+                        input_tokens=reservation.input_tokens,
+                        output_tokens=reservation.max_output_tokens,
+                        estimated=True,
+                        at=now,
+                        note="worker lost during the call: settled at the worst case",
+                    )
+                else:
+                    _unhold(reservation, kind=LedgerEntry.Kind.EXPIRE, status=Reservation.Status.EXPIRED, at=now)
                 done += 1
         expired += done
         if len(due) < batch or done == 0:

@@ -136,6 +136,26 @@ def test_a_stale_reservation_expires_and_frees_the_budget(cast: Cast) -> None:
     reserve(cast, at=start + timedelta(seconds=122))
 
 
+def test_a_run_engines_stale_reservation_is_counted_at_its_worst_case_not_forgotten(cast: Cast) -> None:
+    """Its worker died during the model call: the provider may have billed it, so a hard cap keeps it."""
+    from agents.models import Agent, Run
+
+    budget = make_budget(cast.acme, limit=10 * WORST_1K_1K)
+    agent = Agent.objects.for_tenant(cast.acme).select_related("current_version").get(name="Support agent")
+    run = Run.objects.create(tenant=cast.acme, agent=agent, agent_version=agent.current_version, input="hi")
+    start = datetime.now(UTC)
+    lost = services.budget_reserve(
+        tenant=cast.acme, model="default", input_tokens=1000, max_output_tokens=1000, run=run, at=start
+    )
+    assert services.budget_expire_stale(at=start + timedelta(seconds=121)) == 1
+    lost.refresh_from_db()
+    assert (lost.status, lost.usage_estimated, lost.actual_micros) == ("settled", True, WORST_1K_1K)
+    assert (counter(budget).reserved, counter(budget).settled) == (0, WORST_1K_1K)
+    entry = LedgerEntry.objects.for_tenant(cast.acme).get(kind="settle")
+    assert entry.settled_delta == WORST_1K_1K and "worker lost" in entry.note
+    assert ledger_discrepancies(tenant=cast.acme) == []
+
+
 def test_a_late_settle_of_an_expired_reservation_still_records_the_spend(cast: Cast) -> None:
     budget = make_budget(cast.acme, limit=10_000)
     start = datetime.now(UTC)
