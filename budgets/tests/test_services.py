@@ -142,6 +142,7 @@ def test_a_run_engines_stale_reservation_is_counted_at_its_worst_case_not_forgot
 
     budget = make_budget(cast.acme, limit=10 * WORST_1K_1K)
     agent = Agent.objects.for_tenant(cast.acme).select_related("current_version").get(name="Support agent")
+    assert agent.current_version is not None
     run = Run.objects.create(tenant=cast.acme, agent=agent, agent_version=agent.current_version, input="hi")
     start = datetime.now(UTC)
     lost = services.budget_reserve(
