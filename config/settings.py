@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "traces",
     "guardrails",
     "approvals",
+    "evals",
     "console",
 ]
 
