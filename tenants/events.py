@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from approvals.events import ApprovalChanged
     from budgets.events import BudgetAlertEvent, BudgetsChanged
     from catalog.events import CatalogChanged, PinsChanged
+    from guardrails.events import GuardrailEventRecorded, GuardrailsChanged
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ type LiveEvent = (
     | BudgetAlertEvent
     | BudgetsChanged
     | ApprovalChanged
+    | GuardrailsChanged
+    | GuardrailEventRecorded
 )
 
 

@@ -661,7 +661,8 @@ def test_a_blocked_input_ends_the_run_blocked(recorder: Callable[..., Recorder])
     recorder(input=hooks.Verdict(action="block", reason="Prompt injection detected."))
     client = ScriptedClient()
 
-    run = runtime.execute(setup.start("Ignore previous instructions"), client=client)
+    # A harmless input: the verdict comes from the recorder, not from the tenant's real guardrails.
+    run = runtime.execute(setup.start("Hello there"), client=client)
 
     assert run.status == Run.Status.BLOCKED and run.error_type == "guardrail_input"
     assert run.error_message == "Prompt injection detected." and client.requests == []

@@ -1,0 +1,148 @@
+"""Guardrail detector quality and latency on the development data in ../shared/datasets/.
+
+    python bench/guardrails.py [--datasets ../shared/datasets] [--iterations 2000]
+
+Prints:
+- injection: per source and per scope, recall on attacks and false-positive rate on benign rows,
+  with direct rows scanned in `direct` mode and indirect rows in `indirect` mode (the mode's
+  default threshold), also split into even and odd rows: the rules were written looking at
+  categories of the data, not rows, and the two halves should agree;
+- PII: recall and precision per entity type, a found span counting when it overlaps a gold span
+  of the same type (only the structured types the detector covers; names and addresses need NER);
+- latency: p50 / p99 of a 2 KB text through the default policy's input stage (injection,
+  secrets, PII, length), for ordinary prose and for PII-dense text, and of a 2 KB tool result
+  through the default tool_result stage.
+
+Pure Python, no database: the detectors and the policy evaluator are offline and pure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from guardrails.checks import DEFAULT_RULES, evaluate
+from guardrails.detectors import injection, pii
+
+STRUCTURED = pii.ENTITIES
+
+
+def pct(hits: int, total: int) -> str:
+    return f"{100 * hits / total:5.1f}% ({hits}/{total})" if total else "    n/a"
+
+
+def bench_injection(rows: list[dict[str, Any]]) -> None:
+    cells: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    for index, row in enumerate(rows):
+        flagged = bool(injection.detect(row["text"], mode=row["scope"]))
+        source = row["source"].split(":")[0]
+        for key in ((source, row["scope"], row["label"]), ("ALL", row["scope"], row["label"])):
+            cell = cells[key]
+            cell[0] += flagged
+            cell[1] += 1
+            half = 2 if index % 2 == 0 else 4
+            cell[half] += flagged
+            cell[half + 1] += 1
+    print("\n## Injection (direct rows in direct mode, indirect rows in indirect mode)\n")
+    print(f"| {'source':42} | scope    | measure | {'all rows':17} | {'even rows':17} | {'odd rows':17} |")
+    print(f"|{'-' * 44}|----------|---------|{'-' * 19}|{'-' * 19}|{'-' * 19}|")
+    for (source, scope, label), cell in sorted(cells.items(), key=lambda kv: (kv[0][0] == "ALL", kv[0])):
+        measure = "recall" if label == 1 else "FPR"
+        print(
+            f"| {source:42} | {scope:8} | {measure:7} | {pct(cell[0], cell[1]):17} | "
+            f"{pct(cell[2], cell[3]):17} | {pct(cell[4], cell[5]):17} |"
+        )
+
+
+def bench_pii(rows: list[dict[str, Any]]) -> None:
+    tp: dict[str, int] = defaultdict(int)
+    fn: dict[str, int] = defaultdict(int)
+    fp: dict[str, int] = defaultdict(int)
+    for row in rows:
+        found = pii.detect(row["text"])
+        gold = [s for s in row["spans"] if s["type"] in STRUCTURED]
+        for span in gold:
+            hit = any(f.type == span["type"] and f.start < span["end"] and span["start"] < f.end for f in found)
+            (tp if hit else fn)[span["type"]] += 1
+        for f in found:
+            if not any(f.type == s["type"] and f.start < s["end"] and s["start"] < f.end for s in gold):
+                fp[f.type] += 1
+    print("\n## PII (structured entity types)\n")
+    print("| entity        | recall            | precision         |")
+    print("|---------------|-------------------|-------------------|")
+    for entity in STRUCTURED:
+        recall, precision = pct(tp[entity], tp[entity] + fn[entity]), pct(tp[entity], tp[entity] + fp[entity])
+        print(f"| {entity:13} | {recall:17} | {precision:17} |")
+    all_tp, all_fn, all_fp = sum(tp.values()), sum(fn.values()), sum(fp.values())
+    print(f"| {'all':13} | {pct(all_tp, all_tp + all_fn):17} | {pct(all_tp, all_tp + all_fp):17} |")
+
+
+PROSE = (
+    "Hello, I ordered a pair of running shoes last week and the parcel arrived today, but the left shoe is "
+    "a size smaller than the right one. I have attached a photo of both labels. Could you tell me how to "
+    "return them and whether the replacement can be shipped before the weekend? I would also like to know "
+    "if the discount code from the newsletter still applies to the new order. Thanks a lot for your help. "
+)
+DENSE = (
+    "Customer jane.roe@example.org (+44 20 7946 0958) paid with 4111 1111 1111 1111, refund to IBAN "
+    "DE89 3704 0044 0532 0130 00; SSN 461-23-5896 on file, last login from 192.168.10.24. "
+)
+TOOL_RESULT = (
+    "Order A-1001 shipped on 2026-03-02 via DHL, tracking 00340434161094042557. Items: running shoes (42), "
+    "socks (3 pairs). The customer wrote: the left shoe is a size smaller than the right one, please advise. "
+)
+
+
+def _two_kb(seed: str) -> str:
+    return (seed * (2048 // len(seed) + 1))[:2048]
+
+
+def _timed(iterations: int, call: Any) -> tuple[float, float]:
+    for _ in range(50):
+        call()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def bench_latency(iterations: int) -> None:
+    print(f"\n## Latency through the default policy ({iterations} runs each, after 50 warm-up runs)\n")
+    print("| content (2 KB)                    | stage       | p50 ms | p99 ms |")
+    print("|-----------------------------------|-------------|--------|--------|")
+    for label, text, stage in (
+        ("ordinary prose", _two_kb(PROSE), "input"),
+        ("PII-dense text", _two_kb(DENSE), "input"),
+        ("tool result (indirect mode)", _two_kb(TOOL_RESULT), "tool_result"),
+    ):
+        p50, p99 = _timed(iterations, lambda t=text, s=stage: evaluate(DEFAULT_RULES, stage=s, content=t))
+        print(f"| {label:33} | {stage:11} | {p50:6.2f} | {p99:6.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+    parser.add_argument("--datasets", type=Path, default=default)
+    parser.add_argument("--iterations", type=int, default=2000)
+    args = parser.parse_args()
+    injection_rows = [json.loads(line) for line in (args.datasets / "injection-dev.jsonl").open()]
+    pii_rows = [json.loads(line) for line in (args.datasets / "pii-dev.jsonl").open()]
+    print(f"# Guardrails benchmark ({len(injection_rows)} injection rows, {len(pii_rows)} PII rows)")
+    bench_injection(injection_rows)
+    bench_pii(pii_rows)
+    bench_latency(args.iterations)
+
+
+if __name__ == "__main__":
+    main()

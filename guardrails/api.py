@@ -1,0 +1,95 @@
+"""REST endpoints of guardrails: check content against the tenant's policy, and list what
+guardrails did. Thin adapters: a serializer checks types, one service call decides, the tenant
+comes from the API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agents.selectors import find_agent
+from guardrails.checks import CheckResult
+from guardrails.models import GuardrailEvent
+from guardrails.serializers import CheckRequestSerializer, CheckResultSerializer, GuardrailEventSerializer
+from guardrails.services import guardrail_check
+from tenants.errors import FieldError
+from tenants.models import ApiKey, Scope
+from tenants.viewsets import TenantScopedViewSet
+
+
+def result_body(checked: CheckResult) -> dict[str, Any]:
+    """The check's answer. Findings carry the excerpts of the caller's own text (it sent it)."""
+    redacted = checked.redacted
+    return {
+        "allowed": checked.allowed,
+        "action": checked.action,
+        "reason": checked.reason,
+        "findings": [f.as_dict() for f in checked.findings],
+        "redacted_text": checked.redacted_text,
+        "redacted_arguments": redacted if isinstance(redacted, dict) else None,
+        "latency_us": checked.latency_us,
+    }
+
+
+class GuardrailCheckViewSet(TenantScopedViewSet[GuardrailEvent]):
+    """`POST /guardrails/check`: run content through the policy of the agent (or the tenant's)."""
+
+    queryset = GuardrailEvent.objects.all()
+    required_scopes = {"create": Scope.GUARDRAILS_CHECK}
+
+    @extend_schema(request=CheckRequestSerializer, responses=CheckResultSerializer)
+    def create(self, request: Request) -> Response:
+        """Check one stage's content: `text` for input and output, `tool` + `arguments` for a tool
+        call, `text` or `result` for a tool result. `allowed` is false for block and
+        require_approval; a redaction returns `redacted_text` (and `redacted_arguments` for a
+        tool call). A verdict other than allow is recorded as a guardrail event."""
+        form = CheckRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        agent = None
+        if ref := (data.get("agent") or "").strip():
+            agent = find_agent(tenant=self.tenant, ref=ref)
+            if agent is None:
+                raise FieldError("agent", f"no agent has the id or name {ref!r}.")
+        checked = guardrail_check(
+            tenant=self.tenant,
+            stage=data["stage"],
+            text=data.get("text"),
+            tool=data.get("tool"),
+            arguments=data.get("arguments"),
+            result=data.get("result"),
+            agent=agent,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+        )
+        return Response(result_body(checked))
+
+
+class GuardrailEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[GuardrailEvent]):
+    """What guardrails flagged, redacted, blocked or sent for approval, newest first. Excerpts of
+    personal data and secrets are masked."""
+
+    queryset = GuardrailEvent.objects.all()
+    serializer_class = GuardrailEventSerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ}
+
+    def scope_queryset(self, queryset: QuerySet[GuardrailEvent]) -> QuerySet[GuardrailEvent]:
+        params = self.request.query_params
+        if action := params.get("action", ""):
+            queryset = queryset.filter(action=action)
+        if stage := params.get("stage", ""):
+            queryset = queryset.filter(stage=stage)
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str, description="block, redact, flag or require_approval"),
+            OpenApiParameter("stage", str, description="input, output, tool_call or tool_result"),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)

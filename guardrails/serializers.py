@@ -1,0 +1,113 @@
+"""API shapes of guardrail checks and policies. Input serializers check types; services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from guardrails.detectors import STAGES
+from guardrails.models import GuardrailEvent, Policy
+
+
+class StrictCharField(serializers.CharField):
+    """A string, not a number or a boolean turned into one."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("A string.")
+        return str(super().to_internal_value(data))
+
+
+class CheckRequestSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=list(STAGES))
+    text = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, help_text="input, output, tool_result: the text."
+    )
+    tool = serializers.CharField(required=False, max_length=64, help_text="tool_call, tool_result: the tool's name.")
+    arguments = serializers.JSONField(required=False, help_text="tool_call: the arguments (a JSON object).")
+    result = serializers.JSONField(required=False, help_text="tool_result: a JSON result instead of `text`.")
+    agent = serializers.CharField(required=False, allow_null=True, help_text="The agent's id or name.")
+
+    def validate_arguments(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("A JSON object.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        stage = attrs["stage"]
+        if stage in ("input", "output") and "text" not in attrs:
+            raise serializers.ValidationError({"text": [f"The {stage} stage checks a text: send text."]})
+        if stage == "tool_call":
+            if not attrs.get("tool"):
+                raise serializers.ValidationError({"tool": ["A tool call names its tool."]})
+            if "arguments" not in attrs:
+                raise serializers.ValidationError({"arguments": ["A tool call has arguments (a JSON object)."]})
+        if stage == "tool_result" and "text" not in attrs and "result" not in attrs:
+            raise serializers.ValidationError({"text": ["Send the tool's result as text or result."]})
+        return attrs
+
+
+class FindingSerializer(serializers.Serializer):
+    detector = serializers.CharField()
+    type = serializers.CharField()
+    score = serializers.FloatField()
+    reason = serializers.CharField()
+    start = serializers.IntegerField(help_text="Offset of the match in the checked text.")
+    end = serializers.IntegerField()
+    excerpt = serializers.CharField()
+    rule = serializers.IntegerField(help_text="Position (0-based) of the rule that found it.")
+    action = serializers.CharField(help_text="That rule's action.")
+
+
+class CheckResultSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    action = serializers.ChoiceField(choices=["allow", "flag", "redact", "require_approval", "block"])
+    reason = serializers.CharField(allow_blank=True)
+    findings = FindingSerializer(many=True)
+    redacted_text = serializers.CharField(allow_null=True, required=False)
+    redacted_arguments = serializers.JSONField(allow_null=True, required=False)
+    latency_us = serializers.IntegerField()
+
+
+class RuleSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=list(STAGES))
+    detector = serializers.CharField()
+    parameters = serializers.JSONField(required=False)
+    action = serializers.ChoiceField(choices=["block", "redact", "flag", "require_approval"])
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
+    rules = RuleSerializer(many=True)
+
+    class Meta:
+        model = Policy
+        fields = ["id", "agent", "agent_name", "rules", "updated_at"]
+        read_only_fields = fields
+
+
+class PolicyWriteSerializer(serializers.Serializer):
+    rules = serializers.JSONField(help_text="The ordered rules; each {stage, detector, parameters, action}.")
+
+
+class GuardrailEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GuardrailEvent
+        fields = [
+            "id",
+            "created_at",
+            "stage",
+            "action",
+            "reason",
+            "detectors",
+            "findings",
+            "source",
+            "agent",
+            "run",
+            "tool_name",
+            "trace_id",
+            "span_id",
+            "latency_us",
+        ]
+        read_only_fields = fields

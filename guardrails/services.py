@@ -1,0 +1,331 @@
+"""Guardrail policies, settings and checks.
+
+    guardrail_check(tenant=…, stage="input", text="…", agent=…) -> CheckResult
+
+A check runs the agent's effective rules (the tenant's policy, with the stages the agent's
+override defines replaced by the override's rules) on the content, and records a GuardrailEvent
+for every verdict that does something (flag, redact, require approval, block); a check inside a
+run also becomes a `guardrail` span of the run's trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
+from guardrails import detectors, events
+from guardrails.checks import DEFAULT_RULES, CheckResult, RuleFinding, ToolContext, evaluate, rule_problems
+from guardrails.detectors import pii, secrets
+from guardrails.detectors.redaction import label
+from guardrails.detectors.tool_scope import ToolGrant
+from guardrails.models import GuardrailEvent, GuardrailSettings, Policy
+from tenants.audit import Actor
+from tenants.errors import FieldError, ServiceError
+from tenants.models import ApiKey, Tenant
+from tenants.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+MAX_RULES = 50
+MAX_TEXT_CHARS = 200_000
+
+
+# --- Policies ----------------------------------------------------------------------------------
+
+
+def policy_ensure_default(*, tenant: Tenant) -> Policy:
+    """The tenant's policy, created with the default rules on first use (idempotent)."""
+    found = Policy.objects.for_tenant(tenant).filter(agent__isnull=True).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return Policy.objects.create(tenant=tenant, rules=[dict(rule) for rule in DEFAULT_RULES])
+    except IntegrityError:  # created meanwhile by a concurrent first use
+        return Policy.objects.for_tenant(tenant).get(agent__isnull=True)
+
+
+def validated_rules(rules: Any) -> list[dict[str, Any]]:
+    """`rules` normalised ({stage, detector, parameters, action}), or FieldError("rules", …)
+    naming the first bad rule by its position (1-based) and field."""
+    if not isinstance(rules, list):
+        raise FieldError("rules", "a list of rules")
+    if len(rules) > MAX_RULES:
+        raise FieldError("rules", f"at most {MAX_RULES} rules")
+    clean = []
+    for position, rule in enumerate(rules, start=1):
+        if problems := rule_problems(rule):
+            field, message = next(iter(problems.items()))
+            raise FieldError("rules", f"rule {position}, {field}: {message}")
+        clean.append(
+            {
+                "stage": rule["stage"],
+                "detector": rule["detector"],
+                "parameters": dict(rule.get("parameters") or {}),
+                "action": rule["action"],
+            }
+        )
+    return clean
+
+
+def policy_update(*, actor: Actor, tenant: Tenant, rules: Any, agent: Agent | None = None) -> Policy:
+    """Replace the rules of the tenant's policy, or of `agent`'s override (created when missing),
+    audited. FieldError("rules", …) when a rule is unusable."""
+    clean = validated_rules(rules)
+    if agent is not None and agent.tenant_id != tenant.pk:
+        raise ServiceError("The agent belongs to another tenant.")
+    with transaction.atomic():
+        if agent is None:
+            policy = policy_ensure_default(tenant=tenant)
+            policy = Policy.objects.select_for_update().get(pk=policy.pk)
+        else:
+            policy, _ = Policy.objects.select_for_update().get_or_create(
+                tenant=tenant, agent=agent, defaults={"rules": []}
+            )
+        before = list(policy.rules)
+        policy.rules = clean
+        policy.updated_by = actor.user
+        policy.updated_at = timezone.now()
+        policy.save(update_fields=["rules", "updated_by", "updated_at"])
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action="guardrails.policy_update",
+            target=policy,
+            target_label=f"guardrail policy of {agent.name if agent else 'the tenant'}",
+            before={"rules": before},
+            after={"rules": clean},
+        )
+        events.send_guardrails_changed(tenant)
+    return policy
+
+
+def policy_delete(*, actor: Actor, policy: Policy) -> None:
+    """Remove an agent's override (the agent falls back to the tenant's policy), audited. The
+    tenant's own policy cannot be deleted, only edited."""
+    if policy.agent_id is None:
+        raise ServiceError("The tenant's policy cannot be deleted; edit its rules instead.")
+    with transaction.atomic():
+        audit_record(
+            tenant=policy.tenant,
+            actor=actor,
+            action="guardrails.policy_delete",
+            target=policy,
+            before={"rules": policy.rules},
+        )
+        policy.delete()
+        events.send_guardrails_changed(policy.tenant)
+
+
+def effective_rules(*, tenant: Tenant, agent: Agent | None = None, agent_id: Any = None) -> list[dict[str, Any]]:
+    """The rules that apply to `agent` (or `agent_id`; neither: no agent): the tenant's, except
+    the stages the agent's override has rules for, which come from the override. Two queries."""
+    base = policy_ensure_default(tenant=tenant).rules
+    agent_id = agent.pk if agent is not None else agent_id
+    if agent_id is None:
+        return list(base)
+    override = Policy.objects.for_tenant(tenant).filter(agent_id=agent_id).first()
+    if override is None:
+        return list(base)
+    replaced = override.stages
+    return [rule for rule in base if rule["stage"] not in replaced] + list(override.rules)
+
+
+# --- Settings and trace redaction ----------------------------------------------------------------
+
+
+def settings_for(tenant: Tenant) -> GuardrailSettings:
+    found, _ = GuardrailSettings.objects.get_or_create(tenant=tenant)
+    return found
+
+
+def guardrail_settings_update(*, actor: Actor, tenant: Tenant, redact_traces: bool) -> GuardrailSettings:
+    """Turn redaction of trace payloads at ingestion on or off, audited."""
+    if not isinstance(redact_traces, bool):
+        raise FieldError("redact_traces", "true or false")
+    with transaction.atomic():
+        found = settings_for(tenant)
+        before = found.redact_traces
+        found.redact_traces = redact_traces
+        found.updated_at = timezone.now()
+        found.save(update_fields=["redact_traces", "updated_at"])
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action="guardrails.settings_update",
+            target=found,
+            before={"redact_traces": before},
+            after={"redact_traces": redact_traces},
+        )
+    return found
+
+
+def redact_text(text: str) -> str:
+    """`text` with personal data and secrets masked (no policy involved)."""
+    if not text or not text.strip():
+        return text
+    return detectors.redact(text, pii.detect(text) + secrets.detect(text))
+
+
+def redact_for_trace(*, tenant: Tenant, text: str) -> str:
+    """What trace ingestion stores for a payload `text`: masked when the tenant's "redact PII and
+    secrets from traces" setting is on (the default), as it is otherwise. One query for the setting."""
+    if not text or not settings_for(tenant).redact_traces:
+        return text
+    return redact_text(text)
+
+
+# --- Checks ----------------------------------------------------------------------------------------
+
+
+def _tool_context(
+    *, tenant: Tenant, tool_name: str, version: AgentVersion | None, api_key: ApiKey | None
+) -> ToolContext:
+    """The tool (by name) and the grants of the agent version and the API key, for tool_scope."""
+    tool = Tool.objects.for_tenant(tenant).filter(name=tool_name).first()
+    grant = ToolGrant(tool.name, tool.required_scope, tool.parameters or {}) if tool is not None else None
+    granted = agent_scopes = None
+    if version is not None:
+        granted = frozenset(
+            AgentVersionTool.objects.for_tenant(tenant)
+            .filter(agent_version=version)
+            .values_list("tool__name", flat=True)
+        )
+        agent_scopes = frozenset(version.scopes)
+    key_scopes = frozenset(api_key.scopes) if api_key is not None else None
+    return ToolContext(grant, tool_name, granted, agent_scopes, key_scopes)
+
+
+def _content(stage: str, text: Any, tool: Any, arguments: Any, result: Any) -> Any:
+    """The content a stage checks, or FieldError naming what is missing or malformed."""
+    if stage not in detectors.STAGES:
+        raise FieldError("stage", f"one of {', '.join(detectors.STAGES)}")
+    if stage in ("input", "output"):
+        if not isinstance(text, str):
+            raise FieldError("text", f"the {stage} stage checks a text: send `text`")
+        content: Any = text
+    elif stage == "tool_call":
+        if not isinstance(tool, str) or not tool.strip():
+            raise FieldError("tool", "a tool call names its tool: send `tool`")
+        if not isinstance(arguments, dict):
+            raise FieldError("arguments", "the call's arguments, a JSON object")
+        content = arguments
+    else:
+        content = result if result is not None else text
+        if content is None:
+            raise FieldError("text", "the tool_result stage checks the result: send `text` or `result`")
+    if len(detectors_text(content)) > MAX_TEXT_CHARS:
+        raise FieldError("text", f"at most {MAX_TEXT_CHARS:,} characters per check")
+    return content
+
+
+def detectors_text(content: Any) -> str:
+    from guardrails.checks import as_text
+
+    return as_text(content)
+
+
+def masked_findings(found: list[RuleFinding]) -> list[dict[str, Any]]:
+    """Findings as stored and shown outside the check's own answer: a redactable finding's excerpt
+    (personal data, a secret) is replaced by its label, so events and spans never hold it."""
+    out = []
+    for item in found:
+        row = item.as_dict()
+        if item.finding.redactable:
+            row["excerpt"] = label(item.finding)
+        out.append(row)
+    return out
+
+
+def guardrail_check(
+    *,
+    tenant: Tenant,
+    stage: str,
+    text: str | None = None,
+    tool: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    result: Any = None,
+    agent: Agent | None = None,
+    api_key: ApiKey | None = None,
+    run: Run | None = None,
+    source: str = GuardrailEvent.Source.API,
+    rules: list[dict[str, Any]] | None = None,
+) -> CheckResult:
+    """Check one stage's content against the agent's effective rules (or `rules`, already
+    validated: the console's try-it box). FieldError for a malformed request. Records a
+    GuardrailEvent when the verdict is not `allow`, and a guardrail span when `run` is given."""
+    content = _content(stage, text, tool, arguments, result)
+    started_at = timezone.now()
+    agent_id = agent.pk if agent is not None else (run.agent_id if run is not None else None)
+    applied = rules if rules is not None else effective_rules(tenant=tenant, agent_id=agent_id)
+    context = None
+    if stage == "tool_call":
+        # A run is checked against the version it runs; a bare check against the agent's current one.
+        version = run.agent_version if run is not None else (agent.current_version if agent is not None else None)
+        context = _tool_context(tenant=tenant, tool_name=str(tool), version=version, api_key=api_key)
+    checked = evaluate(applied, stage=stage, content=content, tool=context)
+    span_id = ""
+    if run is not None:
+        span_id = _record_span(run=run, stage=stage, tool=tool, checked=checked, started_at=started_at)
+    if checked.action != "allow":
+        GuardrailEvent.objects.create(
+            tenant=tenant,
+            stage=stage,
+            action=checked.action,
+            reason=checked.reason[:2000],
+            detectors=checked.detectors,
+            findings=masked_findings(checked.findings)[:50],
+            source=source,
+            agent_id=agent_id,
+            run=run,
+            tool_name=(tool or "")[:64],
+            trace_id=run.trace_id if run is not None else "",
+            span_id=span_id,
+            api_key=api_key,
+            latency_us=checked.latency_us,
+        )
+        events.send_guardrail_event(tenant, action=checked.action, stage=stage)
+    return checked
+
+
+def _record_span(*, run: Run, stage: str, tool: str | None, checked: CheckResult, started_at: datetime) -> str:
+    """The verdict as a `guardrail` span of the run's trace, a child of the current engine span;
+    "" when tracing is not installed or refused it (a check never fails over its span)."""
+    try:
+        from traces.context import current_span
+        from traces.services import span_record
+    except ImportError:
+        return ""
+    parent = current_span.get()
+    started = started_at.astimezone(UTC)
+    try:
+        outcome = span_record(
+            tenant=run.tenant,
+            trace_id=run.trace_id,
+            kind="guardrail",
+            name=f"guardrail {stage}" + (f" {tool}" if tool else ""),
+            started_at=started,
+            ended_at=started + timedelta(microseconds=checked.latency_us),
+            parent_span_id=parent[1] if parent and parent[0] == run.trace_id else "",
+            status="error" if checked.action == "block" else "ok",
+            attributes={
+                "guardrail.stage": stage,
+                "guardrail.action": checked.action,
+                "guardrail.allowed": checked.allowed,
+                "guardrail.reason": checked.reason,
+                "guardrail.detectors": checked.detectors,
+                "guardrail.findings": masked_findings(checked.findings)[:50],
+                "guardrail.latency_us": checked.latency_us,
+                **({"guardrail.tool": tool} if tool else {}),
+            },
+            run=run,
+        )
+    except Exception:
+        logger.exception("run %s: could not record the guardrail span", run.pk)
+        return ""
+    return str(getattr(outcome, "span_id", "") or "")

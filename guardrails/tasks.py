@@ -1,0 +1,2 @@
+"""Guardrails run inline (a check is a few milliseconds, in the caller's request or run): no
+background work of their own."""
