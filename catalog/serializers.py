@@ -37,6 +37,7 @@ class UsdPriceField(serializers.Field):
             raise serializers.ValidationError(exc.detail) from None
 
 
+@extend_schema_field(OpenApiTypes.UUID)
 class TenantProviderField(serializers.PrimaryKeyRelatedField):
     """A provider id that must belong to the request's tenant (any other id: "does not exist")."""
 
@@ -44,6 +45,7 @@ class TenantProviderField(serializers.PrimaryKeyRelatedField):
         return Provider.objects.for_tenant(self.context["tenant"])
 
 
+@extend_schema_field(OpenApiTypes.UUID)
 class TenantModelField(serializers.PrimaryKeyRelatedField):
     """A model id that must belong to the request's tenant."""
 

@@ -331,6 +331,20 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Several models have a `status` or `kind`: name each enum after its model, not a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderKindEnum": "catalog.models.Provider.Kind",
+        "PinChangeStatusEnum": "catalog.models.PinChange.Status",
+        "RunStatusEnum": "agents.models.Run.Status",
+        "StepKindEnum": "agents.models.Step.Kind",
+        "ToolExecutionStatusEnum": "agents.models.ToolExecution.Status",
+        "DemoOrderStatusEnum": "agents.models.DemoOrder.Status",
+        "ApprovalStatusEnum": "approvals.models.ApprovalRequest.Status",
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+        "ReservationStatusEnum": "budgets.models.Reservation.Status",
+        "LedgerEntryKindEnum": "budgets.models.LedgerEntry.Kind",
+        "SpanStatusEnum": "traces.models.SpanStatus",
+    },
 }
 
 # --- The console's own knobs -------------------------------------------------------------------
