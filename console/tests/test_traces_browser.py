@@ -24,7 +24,7 @@ HOSTILE_SESSION = "<script>window.__pwned='session'</script>"
 
 def hostile_trace() -> tuple[str, list[dict[str, Any]]]:
     trace_id, root, child = secrets.token_hex(16), secrets.token_hex(8), secrets.token_hex(8)
-    context = {"end_user_id": HOSTILE_USER, "session_id": HOSTILE_SESSION}
+    context: dict[str, Any] = {"end_user_id": HOSTILE_USER, "session_id": HOSTILE_SESSION}
     spans = [
         span_item(
             trace_id,
@@ -81,7 +81,12 @@ def test_hostile_span_data_renders_inert_on_every_traces_page(
 
     page = page_for()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     sign_in(page, "alice@acme.test")
     page.get_by_role("link", name="Traces").click()
     page.wait_for_selector(f"#trace-{trace_id}")
