@@ -1,0 +1,354 @@
+"""The approvals pages: contracts for every route, the queue, a request's page (hidden Unicode
+revealed, edits diffed, decisions once), bulk approval, history, autonomy, metrics, rules and the
+live fragments the websocket pushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from agents.models import Agent, Tool
+from approvals import services
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
+from console import live
+from tenants.audit import Actor
+from tenants.models import AuditEvent, Role
+from tenants.testing import Cast, ConsolePageContract
+
+
+def a_request(cast: Cast, *, action: str = "refund_order", risk: str = "irreversible", **extra: Any) -> ApprovalRequest:
+    fields: dict[str, Any] = {"arguments": {"order": 1001, "amount": 25}, "reason": "irreversible", **extra}
+    return services.approval_request_create(
+        actor=Actor.system_actor("client"), tenant=cast.acme, action=action, risk=risk, **fields
+    ).approval
+
+
+def a_grant(cast: Cast) -> AutonomyGrant:
+    AutonomyGrant.objects.filter(tenant=cast.acme, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    agent = Agent.objects.get(tenant=cast.acme, name="Support agent")
+    tool = Tool.objects.get(tenant=cast.acme, name="send_email")
+    return AutonomyGrant.objects.create(tenant=cast.acme, agent=agent, tool=tool, streak=3, granted_by_label="test")
+
+
+def a_rule(cast: Cast) -> ApprovalRule:
+    tool = Tool.objects.get(tenant=cast.acme, name="lookup_order")
+    ApprovalRule.objects.filter(tenant=cast.acme, tool=tool).delete()
+    return ApprovalRule.objects.create(tenant=cast.acme, tool=tool, mode="always")
+
+
+class TestQueuePage(ConsolePageContract):
+    url_name = "console:approvals"
+    role = Role.REVIEWER
+
+    def url(self, cast: Cast, slug: str = "acme") -> str:
+        return reverse(self.url_name, args=[slug])
+
+
+class TestBadge(TestQueuePage):
+    url_name = "console:approvals_badge"
+
+
+class TestHistoryPage(TestQueuePage):
+    url_name = "console:approvals_history"
+
+
+class TestAutonomyPage(TestQueuePage):
+    url_name = "console:approvals_autonomy"
+
+
+class TestMetricsPage(TestQueuePage):
+    url_name = "console:approvals_metrics"
+
+
+class TestRulesPage(TestQueuePage):
+    url_name = "console:approval_rules"
+
+
+class TestBulkApprove(TestQueuePage):
+    url_name = "console:approvals_bulk"
+    method = "post"
+
+    def data(self, cast: Cast) -> dict[str, Any]:
+        return {"ids": [str(a_request(cast).pk)]}
+
+
+class TestRequestPage(ConsolePageContract):
+    url_name = "console:approval"
+    role = Role.REVIEWER
+    object_scoped = True
+
+    def url(self, cast: Cast, slug: str = "acme") -> str:
+        return reverse(self.url_name, args=[slug, a_request(cast).pk])
+
+
+class TestDecide(TestRequestPage):
+    url_name = "console:approval_decide"
+    method = "post"
+
+    def data(self, cast: Cast) -> dict[str, Any]:
+        return {"decision": "approve", "note": "ok"}
+
+
+class TestAutonomyRevoke(ConsolePageContract):
+    url_name = "console:autonomy_revoke"
+    role = Role.ADMIN
+    method = "post"
+    object_scoped = True
+
+    def url(self, cast: Cast, slug: str = "acme") -> str:
+        return reverse(self.url_name, args=[slug, a_grant(cast).pk])
+
+    def data(self, cast: Cast) -> dict[str, Any]:
+        return {"reason": "Incident #4"}
+
+
+class TestRuleDelete(TestAutonomyRevoke):
+    url_name = "console:approval_rule_delete"
+
+    def url(self, cast: Cast, slug: str = "acme") -> str:
+        return reverse(self.url_name, args=[slug, a_rule(cast).pk])
+
+
+def _text(response: Any) -> str:
+    return response.content.decode()
+
+
+@pytest.fixture
+def bob_client(client: Client, cast: Cast) -> Client:
+    client.force_login(cast.bob)
+    return client
+
+
+# --- The queue --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_queue_lists_pending_requests_only_in_bounded_queries(
+    bob_client: Client, cast: Cast, django_assert_max_num_queries: Any
+) -> None:
+    waiting = [a_request(cast, arguments={"n": n}) for n in range(5)]
+    decided = a_request(cast)
+    services.approval_decide(approval=decided, actor=Actor(user=cast.alice), decision="approve")
+
+    with django_assert_max_num_queries(12):
+        response = bob_client.get(reverse("console:approvals", args=["acme"]))
+
+    page = _text(response)
+    assert all(f'id="approval-{a.pk}"' in page for a in waiting)
+    assert f'id="approval-{decided.pk}"' not in page
+    assert 'ws-connect="/ws/t/acme/live/?page=approvals"' in page
+
+
+@pytest.mark.django_db
+def test_the_badge_counts_pending_requests_and_the_nav_loads_it(bob_client: Client, cast: Cast) -> None:
+    a_request(cast)
+    a_request(cast)
+
+    badge = _text(bob_client.get(reverse("console:approvals_badge", args=["acme"])))
+    nav = _text(bob_client.get(reverse("console:dashboard", args=["acme"])))
+
+    assert 'data-count="2"' in badge and ">2</span>" in badge
+    assert reverse("console:approvals_badge", args=["acme"]) in nav and 'id="approvals-badge"' in nav
+
+
+@pytest.mark.django_db
+def test_a_viewer_sees_no_approvals_link(client: Client, cast: Cast) -> None:
+    client.force_login(cast.vera)
+    assert "approvals-badge" not in _text(client.get(reverse("console:dashboard", args=["acme"])))
+
+
+@pytest.mark.django_db
+def test_bulk_approval_takes_one_tool_and_risk_tier_only(bob_client: Client, cast: Cast) -> None:
+    same = [a_request(cast, arguments={"n": n}) for n in range(3)]
+    other = a_request(cast, action="delete_account")
+    url = reverse("console:approvals_bulk", args=["acme"])
+
+    mixed = bob_client.post(url, {"ids": [str(same[0].pk), str(other.pk)]}, follow=True)
+    assert "one action and one risk tier" in _text(mixed)
+    assert ApprovalRequest.objects.filter(status="pending").count() == 4
+
+    bob_client.post(url, {"ids": [str(a.pk) for a in same], "note": "batch"})
+    statuses = dict(ApprovalRequest.objects.values_list("pk", "status"))
+    assert [statuses[a.pk] for a in same] == ["approved"] * 3 and statuses[other.pk] == "pending"
+
+
+# --- One request ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_request_page_reveals_hidden_unicode_and_escapes_markup(bob_client: Client, cast: Cast) -> None:
+    sneaky = {"to": "ana@example.com", "body": "Refund\u200b approved\u202e <script>alert(1)</script>"}
+    approval = a_request(cast, arguments=sneaky, context={"note": "tag\U000e0041 chars"})
+
+    page = _text(bob_client.get(reverse("console:approval", args=["acme", approval.pk])))
+
+    assert 'data-testid="hidden-unicode-warning"' in page
+    assert "U+200B ZERO WIDTH SPACE" in page and "⟨U+202E⟩" in page and "⟨U+E0041⟩" in page
+    assert "\u200b" not in page and "\u202e" not in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Irreversible" in page and "Irreversible action" in page
+
+
+@pytest.mark.django_db
+def test_a_rejection_without_a_comment_is_refused_next_to_the_field(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast)
+    response = bob_client.post(reverse("console:approval_decide", args=["acme", approval.pk]), {"decision": "reject"})
+
+    assert response.status_code == 400
+    assert "A rejection needs a comment saying why." in _text(response)
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+
+@pytest.mark.django_db
+def test_a_reviewer_decides_once_and_a_second_decision_names_who_decided(
+    bob_client: Client, cast: Cast, client: Client
+) -> None:
+    approval = a_request(cast)
+    url = reverse("console:approval_decide", args=["acme", approval.pk])
+
+    first = bob_client.post(url, {"decision": "approve", "note": "fine"})
+    assert first.status_code == 302
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.decided_by == cast.bob
+
+    other = Client()
+    other.force_login(cast.alice)
+    second = other.post(url, {"decision": "reject", "note": "no"})
+    assert second.status_code == 409 and "bob@acme.test" in _text(second)
+    assert AuditEvent.objects.filter(tenant=cast.acme, action="approval.approve").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_edit_shows_the_diff_of_the_arguments(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast)
+    url = reverse("console:approval_decide", args=["acme", approval.pk])
+
+    bad = bob_client.post(url, {"decision": "edit", "arguments": "{not json"})
+    assert bad.status_code == 400 and "Not valid JSON" in _text(bad)
+    bob_client.post(url, {"decision": "edit", "note": "half", "arguments": '{"order": 1001, "amount": 12}'})
+
+    page = _text(bob_client.get(reverse("console:approval", args=["acme", approval.pk])))
+    assert 'data-testid="approval-diff"' in page
+    assert "<del>-   &quot;amount&quot;: 25" in page and "<ins>+   &quot;amount&quot;: 12" in page
+
+
+@pytest.mark.django_db
+def test_an_htmx_decision_renders_only_the_decision_fragment(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast)
+    response = bob_client.post(
+        reverse("console:approval_decide", args=["acme", approval.pk]),
+        {"decision": "approve"},
+        headers={"HX-Request": "true"},
+    )
+
+    body = _text(response)
+    assert response.status_code == 200 and body.lstrip().startswith('<section id="approval-decision"')
+    assert 'data-status="approved"' in body
+
+
+# --- History, autonomy, metrics, rules -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_history_filters_by_status_and_reviewer(bob_client: Client, cast: Cast) -> None:
+    approved = a_request(cast, arguments={"n": 1})
+    rejected = a_request(cast, arguments={"n": 2})
+    pending = a_request(cast, arguments={"n": 3})
+    services.approval_decide(approval=approved, actor=Actor(user=cast.bob), decision="approve")
+    services.approval_decide(approval=rejected, actor=Actor(user=cast.alice), decision="reject", note="no")
+    url = reverse("console:approvals_history", args=["acme"])
+
+    everything = _text(bob_client.get(url))
+    by_alice = _text(bob_client.get(url, {"decided_by": "alice"}))
+    pending_only = _text(bob_client.get(url, {"status": "pending"}))
+
+    assert all(f"history-{a.pk}" in everything for a in (approved, rejected, pending))
+    assert f"history-{rejected.pk}" in by_alice and f"history-{approved.pk}" not in by_alice
+    assert f"history-{pending.pk}" in pending_only and f"history-{approved.pk}" not in pending_only
+    assert bob_client.get(url, {"status": "nonsense"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_autonomy_page_shows_grants_and_an_admin_revokes_one(alice_client: Client, cast: Cast) -> None:
+    grant = a_grant(cast)
+    page = _text(alice_client.get(reverse("console:approvals_autonomy", args=["acme"])))
+    assert 'data-testid="grant-row"' in page and "send_email" in page
+
+    refused = alice_client.post(
+        reverse("console:autonomy_revoke", args=["acme", grant.pk]), {"reason": ""}, follow=True
+    )
+    assert "say why autonomy is revoked" in _text(refused)
+    alice_client.post(reverse("console:autonomy_revoke", args=["acme", grant.pk]), {"reason": "Incident #7"})
+
+    grant.refresh_from_db()
+    assert not grant.is_active and grant.revoke_reason == "Incident #7" and grant.revoked_by_label == "alice@acme.test"
+
+
+@pytest.mark.django_db
+def test_metrics_show_decision_times_and_rates(bob_client: Client, cast: Cast) -> None:
+    for n in range(3):
+        approval = a_request(cast, arguments={"n": n})
+        services.approval_decide(approval=approval, actor=Actor(user=cast.bob), decision="approve")
+
+    page = _text(bob_client.get(reverse("console:approvals_metrics", args=["acme"]), {"period": "24h"}))
+
+    assert 'data-testid="p50"' in page and "—" not in page.split('data-testid="p50"')[1][:20]
+    assert "bob@acme.test" in page and "3 (100%)" in page
+
+
+@pytest.mark.django_db
+def test_an_admin_sets_a_rule_and_a_reviewer_cannot(alice_client: Client, cast: Cast, client: Client) -> None:
+    url = reverse("console:approval_rules", args=["acme"])
+    form = {"mode": "risk", "risk_tiers": ["irreversible", "write"], "quorum": "2", "timeout_seconds": "600"}
+    form |= {"on_reject": "end_run", "escalate_at_share": "0.5", "escalation_emails": "ops@example.com"}
+
+    bad = alice_client.post(url, {**form, "quorum": "0"})
+    assert bad.status_code == 400
+    assert alice_client.post(url, form).status_code == 302
+    rule = ApprovalRule.objects.get(tenant=cast.acme)
+    assert rule.is_default and rule.quorum == 2 and rule.risk_tiers == ["irreversible", "write"]
+    assert rule.escalation_emails == ["ops@example.com"] and rule.on_reject == "end_run"
+
+    bob = Client()
+    bob.force_login(cast.bob)
+    assert bob.post(url, form).status_code == 403
+
+
+# --- Live fragments -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_live_queue_appends_a_new_request_and_removes_a_decided_one(cast: Cast) -> None:
+    bob = cast.membership(cast.bob)
+    connected = live.connect(cast.acme, bob, {"page": "approvals"})
+    approval = a_request(cast)
+    event = {"type": "approval.changed", "approval_id": str(approval.pk), "status": "pending"}
+
+    arrived = live.render(connected, cast.acme, bob, event)
+    assert 'hx-swap-oob="beforeend:#approval-list"' in arrived and f'id="approval-{approval.pk}"' in arrived
+    assert 'id="approvals-badge"' in arrived and 'data-count="1"' in arrived
+
+    services.approval_decide(approval=approval, actor=Actor(user=cast.alice), decision="approve")
+    gone = live.render(connected, cast.acme, bob, {**event, "status": "approved"})
+    assert f'<div id="approval-{approval.pk}" hx-swap-oob="delete">' in gone and 'data-count="0"' in gone
+
+    vera = cast.membership(cast.vera)
+    assert live.render(live.connect(cast.acme, vera, {"page": "approvals"}), cast.acme, vera, event) == ""
+
+
+def test_the_edit_box_shows_hidden_characters_as_escapes_that_decode_to_the_same_value() -> None:
+    import json
+
+    from console.views.approvals import editable_json
+
+    value = {"body": "Refund\u200b ok\u202e", "tag": "x\U000e0041", "name": "Zoë"}
+    text = editable_json(value)
+
+    assert "\\u200b" in text and "\\u202e" in text and "\\udb40\\udc41" in text and "Zoë" in text
+    assert not any(c in text for c in "\u200b\u202e\U000e0041")
+    assert json.loads(text) == value

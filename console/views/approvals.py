@@ -1,0 +1,550 @@
+"""Approvals: the live queue (bulk approve within one tool and risk tier), a request's page
+(arguments with hidden Unicode made visible, the edit's diff, context, guardrail findings, the
+decide form), history with filters, autonomy per agent and tool, metrics, and the rules.
+
+Reviewers and admins see and decide requests; admins edit rules and revoke autonomy. Arguments
+and context come from models and clients: they are untrusted and rendered escaped; the only
+markup added to them is built here with format_html, which escapes every piece."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
+
+from agents.models import Agent, Tool
+from approvals import selectors, services
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
+from console import live
+from console.access import ConsoleRequest, render_page, role_required
+from tenants.audit import Actor
+from tenants.errors import FieldError, ServiceError
+from tenants.models import Membership, Role, Tenant
+from tenants.selectors import get_for_tenant
+
+HISTORY_PAGE = 50
+
+# --- Hidden Unicode -----------------------------------------------------------------------------
+
+# Format characters (zero-width, bidi controls, tag characters, the BOM), plus the invisible ones
+# Unicode files elsewhere: variation selectors, the Hangul fillers and combining grapheme joiner.
+_INVISIBLE_EXTRA = {0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
+
+
+def _is_hidden(char: str) -> bool:
+    code = ord(char)
+    if char in "\n\t":
+        return False
+    return unicodedata.category(char) in ("Cf", "Cc", "Co", "Cn") or code in _INVISIBLE_EXTRA
+
+
+def reveal(text: str) -> SafeString:
+    """`text` escaped, with every invisible or control character shown as a marked code point
+    (`⟨U+200B ZERO WIDTH SPACE⟩`), so a reviewer sees what a model or client hid in it."""
+    parts: list[tuple[str, str, str]] = []
+    plain: list[str] = []
+
+    def flush() -> None:
+        if plain:
+            parts.append(("", "".join(plain), ""))
+            plain.clear()
+
+    for char in text:
+        if _is_hidden(char):
+            flush()
+            name = unicodedata.name(char, "UNNAMED")
+            parts.append(("hidden", f"⟨U+{ord(char):04X}⟩", f"U+{ord(char):04X} {name}"))
+        else:
+            plain.append(char)
+    flush()
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (
+                format_html('<mark class="hidden-char" title="{}" data-hidden>{}</mark>', title, shown)
+                if kind
+                else shown,
+            )
+            for kind, shown, title in parts
+        ),
+    )
+
+
+def has_hidden(value: Any) -> bool:
+    return any(_is_hidden(c) for c in pretty(value))
+
+
+def pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def editable_json(value: Any) -> str:
+    """Pretty JSON for the edit box, with hidden characters written as `\\uXXXX` escapes: the
+    reviewer sees them, and the JSON still decodes to exactly the same value."""
+
+    def escape(char: str) -> str:
+        if not _is_hidden(char):
+            return char
+        encoded = char.encode("utf-16-be")
+        return "".join(f"\\u{int.from_bytes(encoded[i : i + 2], 'big'):04x}" for i in range(0, len(encoded), 2))
+
+    return "".join(escape(c) for c in json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    sign: str
+    text: SafeString
+
+
+def diff_lines(before: Any, after: Any) -> list[DiffLine]:
+    """A line diff of the original and edited arguments (pretty JSON), hidden characters shown."""
+    lines = difflib.ndiff(pretty(before).splitlines(), pretty(after).splitlines())
+    return [DiffLine(sign=line[0], text=reveal(line[2:])) for line in lines if line[:1] in "+- "]
+
+
+# --- The queue --------------------------------------------------------------------------------
+
+
+def _queue_context(request: ConsoleRequest) -> dict[str, Any]:
+    pending = list(selectors.approvals_pending(tenant=request.tenant)[:500])
+    return {"pending": pending, "now": timezone.now(), "live_query": urlencode({"page": "approvals"})}
+
+
+@role_required(Role.REVIEWER)
+def approvals(request: ConsoleRequest) -> HttpResponse:
+    """The pending requests, oldest first; new ones appear and decided ones leave live."""
+    return render_page(request, "approvals/index.html", _queue_context(request), fragment="queue")
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def approvals_bulk(request: ConsoleRequest) -> HttpResponse:
+    """Approve the selected requests (one action and one risk tier only)."""
+    ids = [i for i in request.POST.getlist("ids") if i]
+    try:
+        done, problems = services.approvals_bulk_approve(
+            tenant=request.tenant, actor=Actor.from_request(request), ids=ids, note=request.POST.get("note", "")
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message if not isinstance(exc, FieldError) else exc.detail)
+    else:
+        messages.success(request, f"Approved {len(done)} request{'s' if len(done) != 1 else ''}.")
+        for problem in problems:
+            messages.warning(request, problem)
+    return redirect("console:approvals", tenant_slug=request.tenant.slug)
+
+
+@role_required(Role.REVIEWER)
+def approvals_badge(request: ConsoleRequest) -> HttpResponse:
+    """The navigation badge: how many requests are pending (loaded by every page's nav)."""
+    count = selectors.approvals_pending_count(tenant=request.tenant)
+    return HttpResponse(render_to_string("approvals/_badge.html", {"count": count, "tenant": request.tenant}))
+
+
+# --- One request --------------------------------------------------------------------------------
+
+
+class DecideForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("edit", "Edit and approve")])
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    arguments = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text="For an edit: the new arguments as JSON.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("decision") == "reject" and not (data.get("note") or "").strip():
+            self.add_error("note", "A rejection needs a comment saying why.")
+        if data.get("decision") == "edit":
+            try:
+                data["parsed"] = json.loads(data.get("arguments") or "")
+            except ValueError as exc:
+                self.add_error("arguments", f"Not valid JSON: {exc}.")
+        return data
+
+
+def _detail_context(approval: ApprovalRequest, *, form: DecideForm | None = None) -> dict[str, Any]:
+    context = approval.context if isinstance(approval.context, dict) else {}
+    messages_: list[Any] = context.get("messages") or []
+    findings: list[Any] = context.get("guardrail_findings") or []
+    messages_ = messages_ if isinstance(messages_, list) else []
+    findings = findings if isinstance(findings, list) else []
+    extra = {k: v for k, v in context.items() if k not in ("messages", "guardrail_findings", "run_id", "trace_id")}
+    votes = list(approval.votes.order_by("created_at"))
+    return {
+        "approval": approval,
+        "arguments_html": reveal(pretty(approval.arguments)),
+        "hidden_found": has_hidden(approval.arguments) or has_hidden(context),
+        "diff": diff_lines(approval.arguments, approval.edited_arguments) if approval.is_edited else [],
+        "context_messages": [
+            {"role": str(m.get("role", "")), "html": reveal(str(m.get("content", "")))}
+            for m in messages_
+            if isinstance(m, dict)
+        ],
+        "findings": [reveal(pretty(f.get("reason") if isinstance(f, dict) else f)) for f in findings],
+        "extra_context": reveal(pretty(extra)) if extra else "",
+        "trace_id": str(context.get("trace_id", "")),
+        "votes": votes,
+        "approvals_so_far": sum(
+            1 for v in votes if v.decision != "reject" and v.arguments_hash == approval.effective_hash
+        ),
+        "form": form or DecideForm(initial={"arguments": editable_json(approval.effective_arguments)}),
+    }
+
+
+@role_required(Role.REVIEWER)
+def approval(request: ConsoleRequest, pk: str) -> HttpResponse:
+    row = selectors.get_approval_for_tenant(request.tenant, pk)
+    context = _detail_context(row)
+    context["live_query"] = urlencode({"page": "approval", "approval": str(row.pk)})
+    return render_page(request, "approvals/detail.html", context, fragment="decision")
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """One service call: approve, reject (comment required) or edit. A request already decided
+    answers 409 with who decided."""
+    row = selectors.get_approval_for_tenant(request.tenant, pk)
+    form = DecideForm(request.POST)
+    status = 200
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            row = services.approval_decide(
+                approval=row,
+                actor=Actor.from_request(request),
+                decision=data["decision"],
+                note=data.get("note", ""),
+                arguments=data.get("parsed") if data["decision"] == "edit" else None,
+            )
+        except FieldError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+            status = 400
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status_code
+            row = selectors.get_approval_for_tenant(request.tenant, pk)
+        else:
+            messages.success(request, f"Request {row.get_status_display().lower()}.")
+            if not (request.htmx and not request.htmx.boosted):
+                return redirect("console:approval", tenant_slug=request.tenant.slug, pk=row.pk)
+            form = DecideForm(initial={"arguments": editable_json(row.effective_arguments)})
+    else:
+        status = 400
+    return render_page(
+        request, "approvals/detail.html", _detail_context(row, form=form), fragment="decision", status=status
+    )
+
+
+# --- History, autonomy, metrics -----------------------------------------------------------------
+
+
+class HistoryFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *ApprovalRequest.Status.choices])
+    action = forms.ChoiceField(required=False)
+    reason = forms.ChoiceField(required=False, choices=[("", "any reason"), *Reason.choices])
+    risk = forms.ChoiceField(required=False, choices=[("", "any risk"), *Risk.choices])
+    decided_by = forms.CharField(required=False, max_length=200, label="Decided by")
+    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["action"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "any action"), *[(a, a) for a in selectors.approval_actions(tenant=tenant)]]
+
+
+@role_required(Role.REVIEWER)
+def approvals_history(request: ConsoleRequest) -> HttpResponse:
+    """Every request, newest first, with filters; `before` pages to older ones."""
+    form = HistoryFilterForm(request.GET or None, tenant=request.tenant)
+    status = 200
+    rows: list[ApprovalRequest] = []
+    older = ""
+    if form.is_bound and not form.is_valid():
+        status = 400
+    else:
+        data = form.cleaned_data if form.is_bound else {}
+        qs = selectors.approvals_history(
+            tenant=request.tenant,
+            status=data.get("status") or "",
+            action=data.get("action") or "",
+            reason=data.get("reason") or "",
+            risk=data.get("risk") or "",
+            decided_by=data.get("decided_by") or "",
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+        before = request.GET.get("before", "")
+        if before:
+            try:
+                qs = qs.filter(pk__lt=before)
+            except (ValueError, TypeError):
+                qs = qs.none()
+        rows = list(qs[: HISTORY_PAGE + 1])
+        if len(rows) > HISTORY_PAGE:
+            query = request.GET.copy()
+            query["before"] = str(rows[HISTORY_PAGE - 1].pk)
+            older = query.urlencode()
+        rows = rows[:HISTORY_PAGE]
+    return render_page(
+        request,
+        "approvals/history.html",
+        {"form": form, "rows": rows, "older": older},
+        fragment="history_rows",
+        status=status,
+    )
+
+
+@dataclass(frozen=True)
+class AutonomyRow:
+    agent: Agent
+    tool: Tool
+    streak: int
+    needed: int | None
+    grant: AutonomyGrant | None
+    allowed: bool
+
+
+@role_required(Role.REVIEWER)
+def approvals_autonomy(request: ConsoleRequest) -> HttpResponse:
+    """Per agent and tool that has asked for approval: the current streak of human approvals, what
+    the rule needs, the active grant; and every grant and revocation ever."""
+    tenant = request.tenant
+    pairs = (
+        ApprovalRequest.objects.for_tenant(tenant)
+        .filter(agent__isnull=False, tool__isnull=False)
+        .values_list("agent", "tool")
+        .distinct()
+    )
+    agents = {a.pk: a for a in Agent.objects.for_tenant(tenant).filter(pk__in={p[0] for p in pairs})}
+    tools = {t.pk: t for t in Tool.objects.for_tenant(tenant).filter(pk__in={p[1] for p in pairs})}
+    active = {
+        (g.agent_id, g.tool_id): g for g in selectors.autonomy_grants(tenant=tenant).filter(revoked_at__isnull=True)
+    }
+    rows = []
+    from approvals import policy
+
+    for agent_id, tool_id in sorted(pairs, key=lambda p: (agents[p[0]].name, tools[p[1]].name)):
+        agent, tool = agents[agent_id], tools[tool_id]
+        rule = policy.rule_for(tenant=tenant, agent=agent, tool=tool)
+        allowed = rule.autonomy_after is not None and (tool.risk != Risk.IRREVERSIBLE or rule.autonomy_irreversible)
+        rows.append(
+            AutonomyRow(
+                agent=agent,
+                tool=tool,
+                streak=services.autonomy_streak(tenant=tenant, agent=agent, tool=tool),
+                needed=rule.autonomy_after,
+                grant=active.get((agent_id, tool_id)),
+                allowed=allowed,
+            )
+        )
+    context = {
+        "rows": rows,
+        "grants": list(selectors.autonomy_grants(tenant=tenant)[:200]),
+        "can_revoke": request.membership.has_role(Role.ADMIN),
+    }
+    return render_page(request, "approvals/autonomy.html", context)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def autonomy_revoke(request: ConsoleRequest, pk: str) -> HttpResponse:
+    grant = get_for_tenant(AutonomyGrant.objects.select_related("tenant", "agent", "tool"), request.tenant, pk=pk)
+    try:
+        services.autonomy_revoke(grant=grant, actor=Actor.from_request(request), reason=request.POST.get("reason", ""))
+    except FieldError as exc:
+        messages.error(request, exc.detail)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Autonomy of {grant.agent.name} for {grant.tool.name} revoked.")
+    return redirect("console:approvals_autonomy", tenant_slug=request.tenant.slug)
+
+
+PERIODS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
+
+
+@role_required(Role.REVIEWER)
+def approvals_metrics(request: ConsoleRequest) -> HttpResponse:
+    """Time to decision p50/p95 and approve / reject / expire rates per tool and per reviewer."""
+    period = request.GET.get("period", "7d")
+    if period not in PERIODS:
+        period = "7d"
+    span = PERIODS[period]
+    since = timezone.now() - span if span is not None else None
+    metrics = selectors.approval_metrics(tenant=request.tenant, since=since)
+    return render_page(request, "approvals/metrics.html", {"metrics": metrics, "period": period, "periods": PERIODS})
+
+
+# --- Rules -------------------------------------------------------------------------------------
+
+
+class RuleForm(forms.Form):
+    agent = forms.ChoiceField(required=False, label="Agent (empty: every agent)")
+    tool = forms.ChoiceField(required=False, label="Tool (empty: every tool)")
+    mode = forms.ChoiceField(choices=ApprovalRule.Mode.choices, initial=ApprovalRule.Mode.RISK)
+    risk_tiers = forms.MultipleChoiceField(
+        required=False, choices=Risk.choices, widget=forms.CheckboxSelectMultiple, label="Risk tiers that ask"
+    )
+    confidence_threshold = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
+    novelty = forms.BooleanField(required=False, label="Ask for argument shapes never approved before")
+    quorum = forms.IntegerField(min_value=1, max_value=10, initial=1)
+    timeout_seconds = forms.IntegerField(min_value=10, max_value=7 * 24 * 3600, initial=900)
+    escalate_at_share = forms.FloatField(required=False, min_value=0.05, max_value=0.95, label="Escalate at share")
+    escalation_emails = forms.CharField(required=False, help_text="Comma-separated; admins are always emailed.")
+    escalation_webhook_url = forms.URLField(required=False)
+    escalation_webhook_secret = forms.CharField(required=False, widget=forms.PasswordInput, max_length=200)
+    on_reject = forms.ChoiceField(choices=OnReject.choices, initial=OnReject.TOOL_ERROR)
+    autonomy_after = forms.IntegerField(required=False, min_value=1, max_value=1000)
+    autonomy_irreversible = forms.BooleanField(required=False, label="Autonomy may cover irreversible tools")
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+        agent_field, tool_field = self.fields["agent"], self.fields["tool"]
+        assert isinstance(agent_field, forms.ChoiceField) and isinstance(tool_field, forms.ChoiceField)
+        agent_field.choices = [("", "every agent"), *Agent.objects.for_tenant(tenant).values_list("pk", "name")]
+        tool_field.choices = [("", "every tool"), *Tool.objects.for_tenant(tenant).values_list("pk", "name")]
+
+    def clean_escalation_emails(self) -> list[str]:
+        raw = self.cleaned_data.get("escalation_emails") or ""
+        emails = [e.strip() for e in raw.split(",") if e.strip()]
+        field = forms.EmailField()
+        for email in emails:
+            field.clean(email)
+        return emails
+
+
+@role_required(Role.REVIEWER)
+def approval_rules(request: ConsoleRequest) -> HttpResponse:
+    """The tenant's rules (admins edit them; a rule for an agent and/or a tool overrides)."""
+    tenant = request.tenant
+    form = RuleForm(request.POST or None, tenant=tenant)
+    status = 200
+    if request.method == "POST":
+        if not request.membership.has_role(Role.ADMIN):
+            return HttpResponse("Only admins edit approval rules.", status=403)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            agent = Agent.objects.for_tenant(tenant).filter(pk=data.pop("agent")).first() if data["agent"] else None
+            tool = Tool.objects.for_tenant(tenant).filter(pk=data.pop("tool")).first() if data["tool"] else None
+            data.pop("agent", None)
+            data.pop("tool", None)
+            secret = data.pop("escalation_webhook_secret") or None
+            try:
+                services.approval_rule_save(
+                    actor=Actor.from_request(request),
+                    tenant=tenant,
+                    agent=agent,
+                    tool=tool,
+                    webhook_secret=secret,
+                    **data,
+                )
+            except FieldError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Rule saved.")
+                return redirect("console:approval_rules", tenant_slug=tenant.slug)
+        status = 400
+    rules = list(selectors.approval_rules(tenant=tenant))
+    has_default = any(r.is_default for r in rules)
+    context = {
+        "form": form,
+        "rules": rules,
+        "has_default": has_default,
+        "can_edit": request.membership.has_role(Role.ADMIN),
+    }
+    return render_page(request, "approvals/rules.html", context, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def approval_rule_delete(request: ConsoleRequest, pk: str) -> HttpResponse:
+    rule = get_for_tenant(ApprovalRule.objects.select_related("tenant", "agent", "tool"), request.tenant, pk=pk)
+    services.approval_rule_delete(actor=Actor.from_request(request), rule=rule)
+    messages.success(request, f"Rule for {rule.target_label} removed.")
+    return redirect("console:approval_rules", tenant_slug=request.tenant.slug)
+
+
+# --- Live -----------------------------------------------------------------------------------
+
+
+@live.everywhere("approval.changed")
+def approvals_badge_live(tenant: Tenant, membership: Membership, event: dict[str, Any]) -> str:
+    """The navigation badge on every page of a reviewer, recounted when a request changes."""
+    if not membership.has_role(Role.REVIEWER):
+        return ""
+    count = selectors.approvals_pending_count(tenant=tenant)
+    return render_to_string("approvals/_badge.html", {"count": count, "tenant": tenant, "oob": True})
+
+
+@live.page
+class LiveQueue(live.LivePage):
+    """The queue: a new pending request is appended, one that left `pending` is removed."""
+
+    name = "approvals"
+    events = frozenset({"approval.changed"})
+
+    def __init__(self, tenant: Tenant, membership: Membership, params: dict[str, str]) -> None:
+        super().__init__(tenant, membership, params)
+        self.shown = {str(pk) for pk in selectors.approvals_pending(tenant=tenant).values_list("pk", flat=True)[:500]}
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        if not membership.has_role(Role.REVIEWER):
+            return ""
+        approval_id = str(event.get("approval_id", ""))
+        row = selectors.approvals_pending(tenant=self.tenant).filter(pk=approval_id).first()
+        shown = approval_id in self.shown
+        if row is None and not shown:
+            return ""
+        if row is None:
+            self.shown.discard(approval_id)
+        else:
+            self.shown.add(approval_id)
+        context = {"tenant": self.tenant, "approval_id": approval_id, "a": row, "shown": shown, "now": timezone.now()}
+        return render_to_string("approvals/index.html#queue_event", context)
+
+
+@live.page
+class LiveApproval(live.LivePage):
+    """A request's page: its status, votes and the decide form follow every change."""
+
+    name = "approval"
+    events = frozenset({"approval.changed"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        if not membership.has_role(Role.REVIEWER) or str(event.get("approval_id")) != self.params.get("approval"):
+            return ""
+        row = ApprovalRequest.objects.for_tenant(self.tenant).select_related("tenant", "run", "tool", "agent")
+        approval = row.filter(pk=event["approval_id"]).first()
+        if approval is None:
+            return ""
+        context = {**_detail_context(approval), "tenant": self.tenant, "live": True}
+        return render_to_string("approvals/detail.html#decision", context)
