@@ -175,6 +175,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.requeue_stuck_runs",
         "schedule": float(os.environ.get("RUN_REQUEUE_INTERVAL_SECONDS", "30")),
     },
+    # Delete traces past each tenant's retention, in bounded batches.
+    "expire-traces": {
+        "task": "traces.tasks.expire_traces",
+        "schedule": float(os.environ.get("TRACE_RETENTION_INTERVAL_SECONDS", "3600")),
+    },
     # Release open budget reservations past their TTL, so a crashed client never blocks a budget for long.
     "expire-budget-reservations": {
         "task": "budgets.tasks.expire_stale_reservations",
