@@ -255,10 +255,12 @@ def guardrail_check(
     run: Run | None = None,
     source: str = GuardrailEvent.Source.API,
     rules: list[dict[str, Any]] | None = None,
+    record: bool = True,
 ) -> CheckResult:
     """Check one stage's content against the agent's effective rules (or `rules`, already
-    validated: the console's try-it box). FieldError for a malformed request. Records a
-    GuardrailEvent when the verdict is not `allow`, and a guardrail span when `run` is given."""
+    validated). FieldError for a malformed request. Records a GuardrailEvent when the verdict is
+    not `allow` (unless `record` is False: the console's try-it box), and a guardrail span when
+    `run` is given."""
     content = _content(stage, text, tool, arguments, result)
     started_at = timezone.now()
     agent_id = agent.pk if agent is not None else (run.agent_id if run is not None else None)
@@ -272,7 +274,7 @@ def guardrail_check(
     span_id = ""
     if run is not None:
         span_id = _record_span(run=run, stage=stage, tool=tool, checked=checked, started_at=started_at)
-    if checked.action != "allow":
+    if checked.action != "allow" and record:
         GuardrailEvent.objects.create(
             tenant=tenant,
             stage=stage,

@@ -1,0 +1,372 @@
+"""Guardrails in the console: the tenant's policy and the agents' overrides (admins edit them in a
+validated rule editor), a try-it box that runs text through a policy and highlights what each
+rule found, the trace-redaction setting, and the list of guardrail events with links to the run
+and its trace. Every member reads and tries; admins change."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.forms import BaseFormSet, formset_factory
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_http_methods, require_POST
+
+from agents.models import Agent
+from console import live
+from console.access import ConsoleRequest, render_page, role_required
+from guardrails import selectors, services
+from guardrails.checks import ACTION_RANK, CheckResult, rule_problems
+from guardrails.detectors import DETECTORS, STAGES
+from guardrails.models import Action, GuardrailEvent, Policy, Stage
+from tenants.audit import Actor
+from tenants.errors import FieldError
+from tenants.models import Membership, Role, Tenant
+from tenants.selectors import get_for_tenant
+
+EVENTS_PAGE = 50
+RECENT_EVENTS = 10
+MAX_TRY_CHARS = 20_000
+
+STAGE_CHOICES = [(s, Stage(s).label) for s in STAGES]
+DETECTOR_CHOICES = [(name, label) for name, (label, _, _) in DETECTORS.items()]
+ACTION_CHOICES = [(a.value, a.label) for a in Action]
+
+
+# --- Forms ---------------------------------------------------------------------------------------
+
+
+class RuleForm(forms.Form):
+    """One rule of the editor, checked with the service's own validation. A row whose stage,
+    detector and action are all unset is blank (the editor's spare row) and is skipped."""
+
+    stage = forms.ChoiceField(choices=[("", "—"), *STAGE_CHOICES], required=False)
+    detector = forms.ChoiceField(choices=[("", "—"), *DETECTOR_CHOICES], required=False)
+    parameters = forms.CharField(
+        required=False,
+        initial="{}",
+        widget=forms.Textarea(attrs={"rows": 1}),
+        help_text='JSON object, e.g. {"mode": "indirect"}',
+    )
+    action = forms.ChoiceField(choices=[("", "—"), *ACTION_CHOICES], required=False)
+
+    def clean_parameters(self) -> dict[str, Any]:
+        raw = (self.cleaned_data.get("parameters") or "").strip() or "{}"
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('A JSON object, e.g. {} or {"threshold": 0.7}.')
+        return value
+
+    @property
+    def is_blank(self) -> bool:
+        data = getattr(self, "cleaned_data", {})
+        return not any(data.get(name) for name in ("stage", "detector", "action"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.is_blank or data.get("DELETE"):
+            return data
+        for name in ("stage", "detector", "action"):
+            if not data.get(name):
+                self.add_error(name, "Choose one (or clear the row).")
+        if self.errors:
+            return data
+        rule = {k: data.get(k) for k in ("stage", "detector", "parameters", "action")}
+        for field, message in rule_problems(rule).items():
+            self.add_error(field if field in self.fields else "parameters", message)
+        return data
+
+
+if TYPE_CHECKING:
+    _FormSet = BaseFormSet[RuleForm]
+else:  # BaseFormSet is generic only in the type stubs
+    _FormSet = BaseFormSet
+
+
+class BaseRuleFormSet(_FormSet):
+    def rules(self) -> list[dict[str, Any]]:
+        """The rules in the order their ORDER numbers give (ties keep the page's order), without
+        blank or deleted rows."""
+        kept = [
+            (form.cleaned_data.get("ORDER") or index + 1, index, form)
+            for index, form in enumerate(self.forms)
+            if form.cleaned_data and not form.is_blank and not form.cleaned_data.get("DELETE")
+        ]
+        return [
+            {k: form.cleaned_data[k] for k in ("stage", "detector", "parameters", "action")}
+            for _, _, form in sorted(kept, key=lambda item: (item[0], item[1]))
+        ]
+
+
+RuleFormSet: type[BaseRuleFormSet] = formset_factory(  # type: ignore[assignment]
+    RuleForm, formset=BaseRuleFormSet, extra=1, can_delete=True, can_order=True, max_num=50
+)
+
+
+def _initial(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "stage": r["stage"],
+            "detector": r["detector"],
+            "parameters": json.dumps(r.get("parameters") or {}),
+            "action": r["action"],
+            "ORDER": index + 1,
+        }
+        for index, r in enumerate(rules)
+    ]
+
+
+class TryForm(forms.Form):
+    stage = forms.ChoiceField(choices=STAGE_CHOICES, initial="input")
+    agent = forms.ModelChoiceField(
+        queryset=Agent.objects.none(), required=False, empty_label="No agent (the tenant's policy)"
+    )
+    text = forms.CharField(
+        required=False,
+        max_length=MAX_TRY_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="The prompt, answer or tool result to check.",
+    )
+    tool = forms.CharField(required=False, max_length=64, help_text="Tool calls: the tool's name.")
+    arguments = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Tool calls: the arguments (JSON)."
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        agent_field = self.fields["agent"]
+        assert isinstance(agent_field, forms.ModelChoiceField)
+        agent_field.queryset = Agent.objects.for_tenant(tenant).filter(archived=False).order_by("name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("stage") == "tool_call":
+            raw = (data.get("arguments") or "").strip() or "{}"
+            try:
+                data["arguments"] = json.loads(raw)
+            except ValueError as exc:
+                self.add_error("arguments", f"Not JSON: {exc}.")
+            if not data.get("tool"):
+                self.add_error("tool", "Name the tool the call is for.")
+        elif not data.get("text"):
+            self.add_error("text", "Enter some text to check.")
+        return data
+
+
+# --- Highlighting ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """A piece of the checked text; `marked` pieces are what findings matched."""
+
+    text: str
+    marked: bool = False
+    title: str = ""
+    action: str = ""
+
+
+def highlight(text: str, checked: CheckResult) -> list[Segment]:
+    """`text` cut into plain and marked segments: each character covered by a finding is marked
+    with the reasons of every finding covering it (overlaps merge), the strictest action wins."""
+    spans = [(f.finding.start, f.finding.end, f) for f in checked.findings if 0 <= f.finding.start < f.finding.end]
+    if not spans:
+        return [Segment(text)]
+    cuts = sorted({0, len(text), *(s for s, _, _ in spans), *(e for _, e, _ in spans)})
+    segments: list[Segment] = []
+    for start, end in pairwise(cuts):
+        covering = [f for s, e, f in spans if s <= start and end <= e]
+        piece = text[start:end]
+        if not covering:
+            segments.append(Segment(piece))
+            continue
+        reasons = "; ".join(dict.fromkeys(f"{f.finding.detector}: {f.finding.reason}" for f in covering))
+        action = max((f.action for f in covering), key=ACTION_RANK.__getitem__)
+        segments.append(Segment(piece, marked=True, title=reasons, action=action))
+    return segments
+
+
+# --- Pages -------------------------------------------------------------------------------------------
+
+
+def _overview(request: ConsoleRequest) -> dict[str, Any]:
+    tenant = request.tenant
+    policy = services.policy_ensure_default(tenant=tenant)
+    return {
+        "policy": policy,
+        "overrides": list(selectors.agent_overrides(tenant=tenant)),
+        "settings": services.settings_for(tenant),
+        "recent": list(selectors.guardrail_events(tenant=tenant)[:RECENT_EVENTS]),
+        "detectors": [(name, label, stages, text) for name, (label, stages, text) in DETECTORS.items()],
+        "is_admin": request.membership.has_role(Role.ADMIN),
+        "agents_without_override": Agent.objects.for_tenant(tenant)
+        .filter(archived=False)
+        .exclude(pk__in=Policy.objects.for_tenant(tenant).filter(agent__isnull=False).values("agent_id"))
+        .order_by("name"),
+    }
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET"])
+def guardrails(request: ConsoleRequest) -> HttpResponse:
+    context = _overview(request) | {"try_form": TryForm(tenant=request.tenant), "result": None}
+    return render_page(request, "guardrails/index.html", context)
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def guardrail_try(request: ConsoleRequest) -> HttpResponse:
+    """Run the form's content through the agent's (or the tenant's) policy, recording nothing."""
+    form = TryForm(request.POST, tenant=request.tenant)
+    result = segments = None
+    status = 200
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = services.guardrail_check(
+                tenant=request.tenant,
+                stage=data["stage"],
+                text=data.get("text") if data["stage"] != "tool_call" else None,
+                tool=data.get("tool") or None,
+                arguments=data.get("arguments") if data["stage"] == "tool_call" else None,
+                agent=data.get("agent"),
+                source=GuardrailEvent.Source.CONSOLE,
+                record=False,
+            )
+        except FieldError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+            status = 400
+        else:
+            segments = highlight(result.text, result)
+    else:
+        status = 400
+    context = {"try_form": form, "result": result, "segments": segments}
+    if request.htmx and not request.htmx.boosted:
+        return render_page(request, "guardrails/index.html", context, fragment="tryit", status=status)
+    return render_page(request, "guardrails/index.html", _overview(request) | context, status=status)
+
+
+def _editor(request: ConsoleRequest, *, agent: Agent | None) -> HttpResponse:
+    tenant = request.tenant
+    if agent is None:
+        current = services.policy_ensure_default(tenant=tenant).rules
+    else:
+        found = Policy.objects.for_tenant(tenant).filter(agent=agent).first()
+        current = found.rules if found is not None else []
+    status = 200
+    if request.method == "POST":
+        # Bound without `initial`: a row left as it was must still count (with initial data Django
+        # would treat an unchanged spare row as empty and drop it).
+        formset = RuleFormSet(request.POST)
+        if formset.is_valid():
+            try:
+                services.policy_update(
+                    actor=Actor.from_request(request), tenant=tenant, agent=agent, rules=formset.rules()
+                )
+            except FieldError as exc:
+                formset.non_form_errors().append(exc.detail)  # shown above the rules
+            else:
+                who = f"{agent.name}'s override" if agent else "The tenant's policy"
+                messages.success(request, f"{who} was saved.")
+                return redirect("console:guardrails", tenant_slug=tenant.slug)
+        status = 400
+    else:
+        formset = RuleFormSet(initial=_initial(current))
+    context = {
+        "formset": formset,
+        "agent": agent,
+        "detectors": [(name, label, stages, text) for name, (label, stages, text) in DETECTORS.items()],
+        "inherited": [r for r in services.policy_ensure_default(tenant=tenant).rules] if agent else [],
+    }
+    return render_page(request, "guardrails/policy.html", context, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def guardrail_policy(request: ConsoleRequest) -> HttpResponse:
+    return _editor(request, agent=None)
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def guardrail_agent_policy(request: ConsoleRequest, pk: str) -> HttpResponse:
+    agent = get_for_tenant(Agent.objects.all(), request.tenant, pk=pk)
+    return _editor(request, agent=agent)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def guardrail_agent_policy_delete(request: ConsoleRequest, pk: str) -> HttpResponse:
+    agent = get_for_tenant(Agent.objects.all(), request.tenant, pk=pk)
+    policy = get_for_tenant(Policy.objects.all(), request.tenant, agent=agent)
+    services.policy_delete(actor=Actor.from_request(request), policy=policy)
+    messages.success(request, f"{agent.name} now follows the tenant's policy.")
+    return redirect("console:guardrails", tenant_slug=request.tenant.slug)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def guardrail_settings(request: ConsoleRequest) -> HttpResponse:
+    redact = request.POST.get("redact_traces") == "on"
+    services.guardrail_settings_update(actor=Actor.from_request(request), tenant=request.tenant, redact_traces=redact)
+    messages.success(
+        request, "Trace payloads are now redacted at ingestion." if redact else "Trace payloads are now stored as sent."
+    )
+    return redirect("console:guardrails", tenant_slug=request.tenant.slug)
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET"])
+def guardrail_events(request: ConsoleRequest) -> HttpResponse:
+    action = request.GET.get("action", "")
+    stage = request.GET.get("stage", "")
+    action = action if action in Action.values else ""
+    stage = stage if stage in Stage.values else ""
+    events = selectors.guardrail_events(tenant=request.tenant, action=action, stage=stage)
+    page = Paginator(events, EVENTS_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "events": list(page.object_list),
+        "action": action,
+        "stage": stage,
+        "actions": ACTION_CHOICES,
+        "stages": STAGE_CHOICES,
+        # Only the first page follows new events live; with filters, the same filters apply.
+        "live_query": urlencode({"page": "guardrail_events", "action": action, "stage": stage})
+        if page.number == 1
+        else urlencode({"page": ""}),
+    }
+    return render_page(request, "guardrails/events.html", context, fragment="events")
+
+
+@live.page
+class GuardrailEventsLive(live.LivePage):
+    """The events list shows a new event as soon as a check records it (first page, no filter)."""
+
+    name = "guardrail_events"
+    events = frozenset({"guardrails.event"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        action = self.params.get("action", "")
+        stage = self.params.get("stage", "")
+        rows = selectors.guardrail_events(
+            tenant=self.tenant,
+            action=action if action in Action.values else "",
+            stage=stage if stage in Stage.values else "",
+        )
+        return render_to_string(
+            "guardrails/events.html#events",
+            {"events": list(rows[:EVENTS_PAGE]), "tenant": self.tenant, "live": True, "page": None},
+        )
