@@ -8,6 +8,7 @@ rollups, in the same transaction, so a replayed batch creates nothing twice and 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from tenants.audit import Actor
 from tenants.errors import FieldError
@@ -180,98 +180,83 @@ def _price(tenant: Tenant, rows: list[SpanRow]) -> None:
             )
 
 
-SPAN_COLUMNS = [
-    "tenant_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "kind",
-    "name",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "status",
-    "error_type",
-    "error_message",
-    "error_stack",
-    "input",
-    "output",
-    "input_truncated",
-    "output_truncated",
-    "model",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "reported_cost_micros",
-    "cost_micros",
-    "attributes",
-    "tags",
-    "links",
-    "end_user_id",
-    "session_id",
-    "agent_id",
-    "run_id",
-    "search_text",
-    "stored_bytes",
-    "source",
-    "ingested_at",
+# (column, SQL type of the array passed for it, how the unnested value becomes the column)
+SPAN_COLUMNS: list[tuple[str, str, str]] = [
+    ("tenant_id", "uuid", "{}"),
+    ("trace_id", "text", "{}"),
+    ("span_id", "text", "{}"),
+    ("parent_span_id", "text", "{}"),
+    ("kind", "text", "{}"),
+    ("name", "text", "{}"),
+    ("started_at", "timestamptz", "{}"),
+    ("ended_at", "timestamptz", "{}"),
+    ("duration_ms", "float8", "{}"),
+    ("status", "text", "{}"),
+    ("error_type", "text", "{}"),
+    ("error_message", "text", "{}"),
+    ("error_stack", "text", "{}"),
+    ("input", "text", "{}::jsonb"),
+    ("output", "text", "{}::jsonb"),
+    ("input_truncated", "bool", "{}"),
+    ("output_truncated", "bool", "{}"),
+    ("model", "text", "{}"),
+    ("input_tokens", "int8", "{}"),
+    ("cached_input_tokens", "int8", "{}"),
+    ("output_tokens", "int8", "{}"),
+    ("reasoning_tokens", "int8", "{}"),
+    ("reported_cost_micros", "int8", "{}"),
+    ("cost_micros", "int8", "{}"),
+    ("attributes", "text", "{}::jsonb"),
+    ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
+    ("links", "text", "{}::jsonb"),
+    ("end_user_id", "text", "{}"),
+    ("session_id", "text", "{}"),
+    ("agent_id", "text", "{}"),
+    ("run_id", "text", "{}"),
+    ("search_text", "text", "{}"),
+    ("stored_bytes", "int4", "{}"),
+    ("source", "text", "{}"),
+    ("ingested_at", "timestamptz", "{}"),
 ]
 
 
-def _json(value: Any) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _unnest_insert(table: str, columns: list[tuple[str, str, str]], data: list[list[Any]], tail: str) -> str:
+    """INSERT INTO table (…) SELECT … FROM unnest(%s::type[], …): one array parameter per column,
+    so the statement's size does not grow with the batch (psycopg's client-side binding of tens of
+    thousands of placeholders cost more than the insert itself)."""
+    names = ", ".join(name for name, _, _ in columns)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind, _ in columns)
+    aliases = [f"c{i}" for i in range(len(columns))]
+    selected = ", ".join(convert.format(alias) for (_, _, convert), alias in zip(columns, aliases, strict=True))
+    return f"INSERT INTO {table} ({names}) SELECT {selected} FROM unnest({arrays}) AS v({', '.join(aliases)}) {tail}"  # noqa: S608
 
 
 def _insert_spans(tenant: Tenant, rows: list[SpanRow], now: datetime, source: str) -> set[tuple[str, str]]:
     """Insert `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted."""
     if not rows:
         return set()
-    placeholder = "(" + ", ".join(["%s"] * len(SPAN_COLUMNS)) + ")"
-    params: list[Any] = []
-    for row in rows:
-        params += [
-            tenant.pk,
-            row.trace_id,
-            row.span_id,
-            row.parent_span_id,
-            row.kind,
-            row.name,
-            row.started_at,
-            row.ended_at,
-            row.duration_ms,
-            row.status,
-            row.error_type,
-            row.error_message,
-            row.error_stack,
-            _json(row.input),
-            _json(row.output),
-            row.input_truncated,
-            row.output_truncated,
-            row.model,
-            row.input_tokens,
-            row.cached_input_tokens,
-            row.output_tokens,
-            row.reasoning_tokens,
-            row.reported_cost_micros,
-            row.cost_micros,
-            Jsonb(row.attributes),
-            row.tags,
-            Jsonb(row.links),
-            row.end_user_id,
-            row.session_id,
-            row.agent_id,
-            row.run_id,
-            row.search_text,
-            row.stored_bytes,
-            source,
-            now,
-        ]
-    # Column names are constants and values are parameters: nothing from the request reaches the SQL.
-    sql = (
-        f"INSERT INTO traces_span ({', '.join(SPAN_COLUMNS)}) VALUES "  # noqa: S608
-        + ", ".join([placeholder] * len(rows))
-        + " ON CONFLICT (tenant_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
+    n = len(rows)
+    values: dict[str, list[Any]] = {
+        "tenant_id": [tenant.pk] * n,
+        "input": [_dumps(r.input) for r in rows],
+        "output": [_dumps(r.output) for r in rows],
+        "attributes": [json.dumps(r.attributes, ensure_ascii=False) for r in rows],
+        "tags": [json.dumps(r.tags, ensure_ascii=False) for r in rows],
+        "links": [json.dumps(r.links) for r in rows],
+        "source": [source] * n,
+        "ingested_at": [now] * n,
+        "duration_ms": [r.duration_ms for r in rows],
+    }
+    params = [values[name] if name in values else [getattr(r, name) for r in rows] for name, _, _ in SPAN_COLUMNS]
+    sql = _unnest_insert(
+        "traces_span",
+        SPAN_COLUMNS,
+        params,
+        "ORDER BY c1, c2 ON CONFLICT (tenant_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id",
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -295,14 +280,72 @@ def _insert_payloads(tenant: Tenant, rows: list[SpanRow]) -> None:
         SpanPayload.objects.bulk_create(payloads, ignore_conflicts=True)
 
 
+TRACE_COLUMNS: list[tuple[str, str, str]] = [
+    ("tenant_id", "uuid", "{}"),
+    ("trace_id", "text", "{}"),
+    ("name", "text", "{}"),
+    ("started_at", "timestamptz", "{}"),
+    ("ended_at", "timestamptz", "{}"),
+    ("duration_ms", "float8", "{}"),
+    ("status", "text", "{}"),
+    ("span_count", "int8", "{}"),
+    ("error_count", "int8", "{}"),
+    ("input_tokens", "int8", "{}"),
+    ("cached_input_tokens", "int8", "{}"),
+    ("output_tokens", "int8", "{}"),
+    ("reasoning_tokens", "int8", "{}"),
+    ("cost_micros", "int8", "{}"),
+    ("reported_cost_micros", "int8", "{}"),
+    ("stored_bytes", "int8", "{}"),
+    ("end_user_id", "text", "{}"),
+    ("session_id", "text", "{}"),
+    ("agent_id", "text", "{}"),
+    ("run_id", "text", "{}"),
+    ("models_used", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
+    ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
+    ("created_at", "timestamptz", "{}"),
+    ("updated_at", "timestamptz", "{}"),
+]
+_KEEP_FIRST = "CASE WHEN t.{0} = '' THEN EXCLUDED.{0} ELSE t.{0} END"
+_MERGE = "ARRAY(SELECT DISTINCT x FROM unnest(t.{0} || EXCLUDED.{0}) AS x ORDER BY x LIMIT 64)"
+_SUMMED = (
+    "span_count",
+    "error_count",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_micros",
+    "reported_cost_micros",
+    "stored_bytes",
+)
+TRACE_UPSERT_TAIL = (
+    "ORDER BY c1 ON CONFLICT (tenant_id, trace_id) DO UPDATE SET "
+    "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END, "
+    "started_at = LEAST(t.started_at, EXCLUDED.started_at), "
+    "ended_at = GREATEST(t.ended_at, EXCLUDED.ended_at), "
+    "duration_ms = EXTRACT(EPOCH FROM GREATEST(t.ended_at, EXCLUDED.ended_at)"
+    " - LEAST(t.started_at, EXCLUDED.started_at)) * 1000, "
+    "status = CASE WHEN t.error_count + EXCLUDED.error_count > 0 THEN 'error'"
+    " WHEN t.status = 'ok' OR EXCLUDED.status = 'ok' THEN 'ok' ELSE 'unset' END, "
+    + ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in _SUMMED)
+    + ", "
+    + ", ".join(f"{c} = {_KEEP_FIRST.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id"))
+    + ", "
+    + ", ".join(f"{c} = {_MERGE.format(c)}" for c in ("models_used", "tags"))
+    + ", updated_at = EXCLUDED.updated_at"
+)
+
+
 def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
-    """Add the rollups of freshly inserted `rows` to their traces (created when new), in trace order."""
+    """Add the rollups of freshly inserted `rows` to their traces (created when new), in trace order,
+    so concurrent batches lock trace rows in one order."""
     if not rows:
         return
     by_trace: dict[str, list[SpanRow]] = defaultdict(list)
     for row in rows:
         by_trace[row.trace_id].append(row)
-    values, params = [], []
+    records: list[list[Any]] = []
     for trace_id in sorted(by_trace):
         spans = by_trace[trace_id]
         roots = [s for s in spans if not s.parent_span_id]
@@ -314,73 +357,38 @@ def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
         def first(name: str, spans: list[SpanRow] = spans, roots: list[SpanRow] = roots) -> str:
             return next((getattr(s, name) for s in [*roots, *spans] if getattr(s, name)), "")
 
-        values.append("(" + ", ".join(["%s"] * 24) + ")")
-        params += [
-            tenant.pk,
-            trace_id,
-            roots[0].name if roots else "",
-            started,
-            ended,
-            (ended - started).total_seconds() * 1000,
-            status,
-            len(spans),
-            errors,
-            sum(s.input_tokens for s in spans),
-            sum(s.cached_input_tokens for s in spans),
-            sum(s.output_tokens for s in spans),
-            sum(s.reasoning_tokens for s in spans),
-            sum(s.cost_micros or 0 for s in spans),
-            sum(s.reported_cost_micros or 0 for s in spans),
-            sum(s.stored_bytes for s in spans),
-            first("end_user_id"),
-            first("session_id"),
-            first("agent_id"),
-            first("run_id"),
-            sorted({s.model for s in spans if s.model}),
-            sorted({t for s in spans for t in s.tags})[:64],
-            now,
-            now,
-        ]
-    keep_first = "CASE WHEN t.{0} = '' THEN EXCLUDED.{0} ELSE t.{0} END"
-    merge = "ARRAY(SELECT DISTINCT x FROM unnest(t.{0} || EXCLUDED.{0}) AS x ORDER BY x LIMIT 64)"
-    total = "t.{0} + EXCLUDED.{0}"
-    # Built from constant column names and placeholders only; every value is a parameter.
-    sql = (
-        "INSERT INTO traces_trace AS t (tenant_id, trace_id, name, started_at, ended_at, duration_ms, status,"  # noqa: S608
-        " span_count, error_count, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens,"
-        " cost_micros, reported_cost_micros, stored_bytes, end_user_id, session_id, agent_id, run_id,"
-        " models_used, tags, created_at, updated_at) VALUES "
-        + ", ".join(values)
-        + " ON CONFLICT (tenant_id, trace_id) DO UPDATE SET "
-        + "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END, "
-        + "started_at = LEAST(t.started_at, EXCLUDED.started_at), "
-        + "ended_at = GREATEST(t.ended_at, EXCLUDED.ended_at), "
-        + "duration_ms = EXTRACT(EPOCH FROM GREATEST(t.ended_at, EXCLUDED.ended_at)"
-        " - LEAST(t.started_at, EXCLUDED.started_at)) * 1000, "
-        + "status = CASE WHEN t.error_count + EXCLUDED.error_count > 0 THEN 'error'"
-        " WHEN t.status = 'ok' OR EXCLUDED.status = 'ok' THEN 'ok' ELSE 'unset' END, "
-        + ", ".join(
-            f"{c} = {total.format(c)}"
-            for c in (
-                "span_count",
-                "error_count",
-                "input_tokens",
-                "cached_input_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-                "cost_micros",
-                "reported_cost_micros",
-                "stored_bytes",
-            )
+        records.append(
+            [
+                tenant.pk,
+                trace_id,
+                roots[0].name if roots else "",
+                started,
+                ended,
+                (ended - started).total_seconds() * 1000,
+                status,
+                len(spans),
+                errors,
+                sum(s.input_tokens for s in spans),
+                sum(s.cached_input_tokens for s in spans),
+                sum(s.output_tokens for s in spans),
+                sum(s.reasoning_tokens for s in spans),
+                sum(s.cost_micros or 0 for s in spans),
+                sum(s.reported_cost_micros or 0 for s in spans),
+                sum(s.stored_bytes for s in spans),
+                first("end_user_id"),
+                first("session_id"),
+                first("agent_id"),
+                first("run_id"),
+                json.dumps(sorted({s.model for s in spans if s.model})),
+                json.dumps(sorted({t for s in spans for t in s.tags})[:64]),
+                now,
+                now,
+            ]
         )
-        + ", "
-        + ", ".join(f"{c} = {keep_first.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id"))
-        + ", "
-        + ", ".join(f"{c} = {merge.format(c)}" for c in ("models_used", "tags"))
-        + ", updated_at = EXCLUDED.updated_at"
-    )
+    params = [list(column) for column in zip(*records, strict=True)]
+    sql = _unnest_insert("traces_trace AS t", TRACE_COLUMNS, params, TRACE_UPSERT_TAIL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)  # type: ignore[arg-type]  # Jsonb and lists adapt in psycopg
+        cursor.execute(sql, params)
 
 
 def span_record(
