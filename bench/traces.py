@@ -281,7 +281,7 @@ def big_trace(base: str, key: str, spans: int) -> tuple[str, str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", default="1,4", help="comma-separated concurrencies of the ingest load")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--traces", type=int, default=100_000, help="traces to seed (10 spans each)")
     parser.add_argument("--skip-seed", action="store_true")
@@ -352,11 +352,12 @@ def main() -> None:
         results["reads"] = reads
         # 1. Ingestion.
         results["ingest"] = []
-        for size in (100, 1000):
-            asyncio.run(ingest_load(base, key, size, args.clients, 1.5))  # warm-up
-            cell = asyncio.run(ingest_load(base, key, size, args.clients, args.seconds))
-            results["ingest"].append(cell)
-            print(f"ingest {json.dumps(cell)}", flush=True)
+        for clients in [int(n) for n in args.clients.split(",")]:
+            for size in (100, 1000):
+                asyncio.run(ingest_load(base, key, size, clients, 1.5))  # warm-up
+                cell = asyncio.run(ingest_load(base, key, size, clients, args.seconds))
+                results["ingest"].append(cell)
+                print(f"ingest {json.dumps(cell)}", flush=True)
         # 2. Lag.
         results["lag"] = lag(base, key, 100)
         print(f"lag {json.dumps(results['lag'])}", flush=True)

@@ -226,3 +226,19 @@ def test_erasing_an_end_user_removes_their_traces_and_returns_a_receipt(acme_adm
     assert Trace.objects.for_tenant(cast.acme).filter(pk=kept.pk).exists()
     event = AuditEvent.objects.for_tenant(cast.acme).get(action="end_user.erased")
     assert event.target_label == receipt["end_user"] and "ann" not in str(event.after)
+
+
+def test_the_fast_span_shape_matches_the_documented_serializer(acme_admin_api: ApiClient, cast: Cast) -> None:
+    from traces.serializers import SpanSerializer, span_dict
+
+    item = span_item(
+        input={"q": "x"},
+        error={"type": "E", "message": "m"},
+        tags=["t"],
+        links=[],
+        model="m",
+        usage={"input_tokens": 3, "cost_usd": 0.1},
+    )
+    ingest(acme_admin_api, [item])
+    span = Span.objects.for_tenant(cast.acme).get(span_id=item["span_id"])
+    assert span_dict(span) == dict(SpanSerializer(span).data)
