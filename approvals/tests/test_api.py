@@ -317,3 +317,37 @@ def test_the_callback_is_signed_and_retried_until_delivered(
     assert payload["id"] == approval_id and payload["status"] == "rejected" and payload["note"] == "Too much."
     row = ApprovalRequest.objects.for_tenant(cast.acme).get(pk=approval_id)
     assert row.callback_delivered_at is not None and row.callback_attempts == 3 and row.callback_error == ""
+
+
+def test_parked_waiters_hold_no_database_connection(live_asgi: str, cast: Cast) -> None:
+    approvals = [a_request(cast) for _ in range(20)]
+    _, key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+
+    def connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return int(cursor.fetchone()[0])
+
+    before = connections()
+    answers: list[str] = []
+
+    def wait(pk: Any) -> None:
+        with httpx.Client(base_url=live_asgi, timeout=30) as http:
+            response = http.get(f"/api/v1/approvals/{pk}?wait=20", headers={"Authorization": f"Bearer {key}"})
+        answers.append(response.json()["status"])
+
+    threads = [threading.Thread(target=wait, args=(a.pk,)) for a in approvals]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # all parked
+    parked = connections()
+    for approval in approvals:
+        services.approval_decide(approval=approval, actor=Actor(user=cast.bob), decision="reject", note="no")
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # 20 waiting clients, and the server holds no more connections than before they came.
+    assert parked <= before + 1, (before, parked)
+    assert answers == ["rejected"] * 20

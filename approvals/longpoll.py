@@ -1,0 +1,186 @@
+"""`GET /api/v1/approvals/{id}?wait=N`: answer a request's state, holding the answer until it
+leaves `pending` or N seconds pass, without a thread or a database connection per waiter.
+
+A waiter subscribes to the request's channel-layer group (channels_redis multiplexes every
+waiter of a process over one Redis receive loop) and sleeps on it; the decision's after-commit
+push wakes it. Its few database reads run in the event loop's shared thread pool, each closing
+its connection afterwards as a request would, so 500 waiters hold no connection while they wait.
+
+Django's middleware stack is partly synchronous, and a synchronous middleware in front of an
+async view keeps one thread blocked for the whole response: waiting requests are therefore
+served by `LongPollRouter`, a plain ASGI application in front of Django (config/asgi.py), and the
+Django view (`approvals.api.approval_detail`, the same code) serves the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import close_old_connections
+from django.http import Http404
+from rest_framework import exceptions
+
+from approvals import events, selectors
+from approvals.models import ApprovalRequest
+from approvals.serializers import ApprovalSerializer
+from tenants.authentication import authenticate_key
+from tenants.errors import ServiceError, error_body
+from tenants.models import ApiKey, Scope, Tenant
+
+MAX_WAIT_SECONDS = 60
+# Any of these lets a key read a request (the client that asked, a reviewer, a reader).
+READ_SCOPES = (Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE, Scope.READ)
+PATH = re.compile(r"^/api/v1/approvals/(?P<pk>[^/.]+)/?$")
+
+type Answer = tuple[int, dict[str, Any]]
+
+
+def _closing[T](fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` as a request would: stale connections closed before, and after."""
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+async def pooled[T](fn: Callable[..., T], *args: Any) -> T:
+    """`fn` in the loop's shared thread pool (thread_sensitive=False), not in a thread of this
+    request's own, with its connection closed after it as at the end of a request."""
+    return await sync_to_async(_closing, thread_sensitive=False)(fn, *args)
+
+
+async def in_request[T](fn: Callable[..., T], *args: Any) -> T:
+    """`fn` in the request's own thread, whose connection Django manages (the Django view)."""
+    return await sync_to_async(fn)(*args)
+
+
+def _authenticate(authorization: str) -> ApiKey:
+    header = authorization.split()
+    if not header or header[0].lower() != "bearer":
+        raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header: use `Bearer <api key>`.")
+    return authenticate_key(header[1])
+
+
+def _read(tenant: Tenant, pk: str) -> dict[str, Any]:
+    return dict(ApprovalSerializer(selectors.get_approval_for_tenant(tenant, pk)).data)
+
+
+def parse_wait(raw: str) -> float | None:
+    """Seconds to wait, or None when `raw` is not a number from 0 to MAX_WAIT_SECONDS."""
+    try:
+        wait = float(raw or "0")
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_WAIT_SECONDS else None
+
+
+async def answer(
+    *,
+    authorization: str,
+    pk: str,
+    raw_wait: str,
+    disconnected: Awaitable[Any] | None = None,
+    db: Callable[..., Awaitable[Any]] = pooled,
+) -> Answer:
+    """The status and JSON body of `GET /api/v1/approvals/{pk}?wait=...` (errors in the API's
+    shape). `db` runs each database read; `disconnected` resolves when the client leaves."""
+    _db = db
+    try:
+        key = await _db(_authenticate, authorization)
+    except exceptions.NotAuthenticated as exc:
+        return 401, error_body("not_authenticated", str(exc.detail))
+    except exceptions.AuthenticationFailed as exc:
+        return 401, error_body("authentication_failed", str(exc.detail))
+    except ServiceError as exc:
+        return exc.status_code, error_body(exc.type, exc.message)
+    if not any(key.has_scope(s) for s in READ_SCOPES):
+        return 403, error_body("permission_denied", "This API key lacks the `approvals:write` or `read` scope.")
+    wait = parse_wait(raw_wait)
+    if wait is None:
+        return 400, error_body("validation_error", f"wait: a number of seconds from 0 to {MAX_WAIT_SECONDS}.")
+    try:
+        body = await _db(_read, key.tenant, pk)
+    except Http404:
+        return 404, error_body("not_found", "Not found.")
+    layer = get_channel_layer()
+    if body["status"] != ApprovalRequest.Status.PENDING or wait == 0 or layer is None:
+        return 200, body
+    group = events.waiters_group(body["id"])
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    try:
+        # Read again after subscribing: a decision committed in between is not missed.
+        body = await _db(_read, key.tenant, pk)
+        if body["status"] == ApprovalRequest.Status.PENDING:
+            waits = [asyncio.ensure_future(layer.receive(channel))]
+            if disconnected is not None:
+                waits.append(asyncio.ensure_future(disconnected))
+            try:
+                done, _ = await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if len(waits) > 1 and waits[1] in done:
+                return 499, {}  # the client left: nobody to answer
+            body = await _db(_read, key.tenant, pk)
+    finally:
+        await layer.group_discard(group, channel)
+    return 200, body
+
+
+type Scope_ = dict[str, Any]
+type Receive = Callable[[], Awaitable[dict[str, Any]]]
+type Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LongPollRouter:
+    """ASGI: `GET /api/v1/approvals/{id}` with `wait` goes to `answer`; everything else to `app`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        match = PATH.match(scope.get("path", "")) if scope.get("type") == "http" else None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1")) if match else {}
+        if match is None or scope.get("method") != "GET" or "wait" not in query:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        status, body = await answer(
+            authorization=headers.get("authorization", ""),
+            pk=match["pk"],
+            raw_wait=query["wait"][-1],
+            disconnected=_disconnect(receive),
+        )
+        if status == 499:
+            return
+        payload = json.dumps(body).encode()
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cache-control", b"no-store"),
+        ]
+        if status == 401:
+            response_headers.append((b"www-authenticate", b'Bearer realm="api"'))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client disconnects (the request has no body to read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
