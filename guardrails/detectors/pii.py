@@ -18,6 +18,7 @@ Where Presidio falls short, this module replaces its recognizer:
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -171,7 +172,24 @@ def _recognizers() -> list[Any]:
 def analyzer() -> AnalyzerEngine:
     """The shared analyzer (built once per process; analyze() keeps no state between calls)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+    class NoContextEnhancer(ContextAwareEnhancer):
+        """Context words need the NLP engine's tokens, which the no-op engine does not produce;
+        Presidio's default enhancer would only deep-copy every result (most of a dense text's
+        analysis time) to change nothing."""
+
+        def __init__(self) -> None:
+            super().__init__(
+                context_similarity_factor=0,
+                min_score_with_context_similarity=0,
+                context_prefix_count=0,
+                context_suffix_count=0,
+            )
+
+        def enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+            return raw_results
 
     registry = RecognizerRegistry(recognizers=_recognizers(), supported_languages=["en"])
     return AnalyzerEngine(
@@ -179,6 +197,7 @@ def analyzer() -> AnalyzerEngine:
         nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}]),
         supported_languages=["en"],
         default_score_threshold=MIN_SCORE,
+        context_aware_enhancer=NoContextEnhancer(),
     )
 
 
@@ -198,10 +217,14 @@ def detect(text: str, *, entities: list[str] | None = None, min_score: float = M
     # Presidio keeps two types over one span; the likelier one (then the longer) wins.
     results = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
     kept: list[Any] = []
+    starts: list[int] = []  # of `kept`, which never overlap each other: sorted, searchable
     for result in results:
-        if any(result.start < other.end and other.start < result.end for other in kept):
+        at = bisect.bisect_left(starts, result.start)
+        before, after = kept[at - 1] if at else None, kept[at] if at < len(kept) else None
+        if (before is not None and before.end > result.start) or (after is not None and after.start < result.end):
             continue
-        kept.append(result)
+        starts.insert(at, result.start)
+        kept.insert(at, result)
     return [
         Finding(
             detector="pii",
@@ -213,5 +236,5 @@ def detect(text: str, *, entities: list[str] | None = None, min_score: float = M
             excerpt=excerpt(text, r.start, r.end),
             redactable=True,
         )
-        for r in sorted(kept, key=lambda r: r.start)
+        for r in kept
     ]
