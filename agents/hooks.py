@@ -3,6 +3,7 @@
 The engine (agents/runtime.py) calls every point on every run, in this order:
 
     span_start("run")
+      model_for_run()                            once: a model replacing the pinned one (evals), or None
       check_input(text)                          once, on the run's input, before the first model call
       per model call:
         reserve_before_model_call(request)       may refuse: the run ends `budget_exceeded`
@@ -13,6 +14,8 @@ The engine (agents/runtime.py) calls every point on every run, in this order:
                                                  require_approval pauses like needs_approval
         needs_approval(tool, arguments)          True pauses the run `awaiting_approval`:
         approval_requested(...)                    called in the transaction that pauses it
+        decide_without_reviewer(...)             unless a hook decides at once (eval runs): no pause
+        simulated_tool_result(tool, arguments)   a declared result instead of running the tool (evals)
         span_start("tool") … span_end
         check_tool_result(tool, result)          block ends the run `blocked`; redact replaces the result
       check_output(text)                         on the final answer: block ends the run `blocked`,
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from agents.models import Run, Tool
+    from agents.tools import ToolResult
     from catalog.clients import ChatRequest, Usage
     from catalog.models import LanguageModel
 
@@ -141,6 +145,25 @@ class RunHooks:
         """The run is pausing for a reviewer; called inside the transaction that pauses it, so an
         approval request created here commits with the pause or not at all. A decision resumes the
         run through agents.runtime.resume_after_approval."""
+
+    # --- evals -----------------------------------------------------------------------------------
+
+    def model_for_run(self, *, run: Run) -> LanguageModel | None:
+        """A model to use instead of the one pinned to the agent's alias (an eval run on a
+        candidate model), or None for the pin."""
+        return None
+
+    def decide_without_reviewer(
+        self, *, run: Run, tool: Tool, call_id: str, arguments: dict[str, Any], reason: str
+    ) -> dict[str, Any] | None:
+        """A decision on a call that needs approval, made without pausing the run for a reviewer
+        (an eval case decides as it declares): {"approved": bool, "note": str}, or None to pause."""
+        return None
+
+    def simulated_tool_result(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> ToolResult | None:
+        """A result to use instead of running the tool (an eval case's declared result), or None to
+        run it. Called after the tool-call guardrails and approval, before the tool would run."""
+        return None
 
     # --- tracing ---------------------------------------------------------------------------------
 
@@ -250,6 +273,35 @@ def approval_requested(
         hooks.approval_requested(
             run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
         )
+
+
+def model_for_run(*, run: Run) -> LanguageModel | None:
+    """The first hook's replacement for the pinned model, or None."""
+    for hooks in list(_registered):
+        if (model := hooks.model_for_run(run=run)) is not None:
+            return model
+    return None
+
+
+def decide_without_reviewer(
+    *, run: Run, tool: Tool, call_id: str, arguments: dict[str, Any], reason: str
+) -> dict[str, Any] | None:
+    """The first hook's decision made without a reviewer, or None (the run pauses)."""
+    for hooks in list(_registered):
+        decision = hooks.decide_without_reviewer(
+            run=run, tool=tool, call_id=call_id, arguments=arguments, reason=reason
+        )
+        if decision is not None:
+            return decision
+    return None
+
+
+def simulated_tool_result(*, run: Run, tool: Tool, arguments: dict[str, Any]) -> ToolResult | None:
+    """The first hook's simulated result for a tool call, or None (the tool runs)."""
+    for hooks in list(_registered):
+        if (result := hooks.simulated_tool_result(run=run, tool=tool, arguments=arguments)) is not None:
+            return result
+    return None
 
 
 def record_span(*, run: Run, span: Span) -> None:

@@ -253,7 +253,10 @@ class _Engine:
     def _prepare(self) -> None:
         alias = self.version.model_alias
         try:
-            self.model: LanguageModel = pinned_model(tenant=self.run.tenant, alias=alias)
+            # An eval run on a candidate model replaces the pin (evals/hooks.py).
+            self.model: LanguageModel = hooks.model_for_run(run=self.run) or pinned_model(
+                tenant=self.run.tenant, alias=alias
+            )
         except PinNotFoundError as exc:
             self._finish(Run.Status.FAILED, "pin_not_found", str(exc))
         if not self.model.is_priced:
@@ -516,7 +519,9 @@ class _Engine:
         if decision is None:
             wants = verdict.action == "require_approval"
             if wants or hooks.needs_approval(run=self.run, tool=tool, arguments=arguments):
-                self._pause(tool, call_id, index, arguments, verdict.reason if wants else "")
+                decision = self._decide_or_pause(tool, call_id, index, arguments, verdict.reason if wants else "")
+        if decision is None:
+            pass  # no approval needed
         elif not decision.get("approved"):
             note = decision.get("note") or ""
             if decision.get("expired"):
@@ -541,7 +546,14 @@ class _Engine:
                 arguments = verdict.redacted
 
         with hooks.span(self.run, "tool", tool.name, parent=self.span, step_index=index, call_id=call_id) as span:
-            result = tools.execute_tool(run=self.run, tool=tool, step_index=index, call_id=call_id, arguments=arguments)
+            simulated = hooks.simulated_tool_result(run=self.run, tool=tool, arguments=arguments)
+            if simulated is not None:
+                span.attributes["tool.simulated"] = True
+            result = (
+                simulated
+                if simulated is not None
+                else tools.execute_tool(run=self.run, tool=tool, step_index=index, call_id=call_id, arguments=arguments)
+            )
             if not result.ok:
                 span.status = "error"
                 span.attributes["error.message"] = result.error
@@ -556,6 +568,23 @@ class _Engine:
         if verdict.action == "redact":
             result = tools.ToolResult(content=verdict.redacted, error=result.error)
         return arguments, result, None
+
+    def _decide_or_pause(
+        self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any], reason: str
+    ) -> dict[str, Any]:
+        """A decision made at once by a hook (an eval run's case), recorded on the run like a
+        reviewer's so a resumed run does not ask again; otherwise the run pauses."""
+        decision = hooks.decide_without_reviewer(
+            run=self.run, tool=tool, call_id=call_id, arguments=arguments, reason=reason
+        )
+        if decision is None:
+            self._pause(tool, call_id, index, arguments, reason)
+        decision = {"arguments": None, "expired": False, "end_run": False, **decision}
+        decision["decided_at"] = timezone.now().isoformat()
+        with self._locked() as run:
+            run.approval_decisions = {**run.approval_decisions, call_id: decision}
+            run.save(update_fields=["approval_decisions"])
+        return decision
 
     def _pause(self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any], reason: str) -> NoReturn:
         reason = reason or f"{tool.name} ({tool.get_risk_display().lower()}) needs a reviewer's approval."

@@ -45,6 +45,11 @@ type PinChangeGate = Callable[[PinChange], str | None]
 PIN_CHANGE_GATES: list[PinChangeGate] = []
 
 
+# Called with each new change request inside its transaction (issue 8 starts the agents' eval
+# suites on the candidate model here, so the gate has results to judge).
+PIN_CHANGE_REQUEST_HOOKS: list[Callable[[PinChange], None]] = []
+
+
 class PinChangeGateError(ConflictError):
     type = "pin_change_gate_refused"
 
@@ -501,6 +506,8 @@ def pin_change_request(*, actor: Actor, tenant: Tenant, alias: str, to_model: La
         # A concurrent request for the same alias won the race to the partial unique index.
         raise ConflictError(f"{alias!r} already has an open change request; decide or cancel it first.") from None
     audit_record(tenant=tenant, actor=actor, action="pin_change.request", target=change, after=_change_state(change))
+    for hook in PIN_CHANGE_REQUEST_HOOKS:
+        hook(change)
     events.send_pins_changed(tenant)
     return change
 

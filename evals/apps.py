@@ -4,3 +4,17 @@ from django.apps import AppConfig
 class EvalsConfig(AppConfig):
     name = "evals"
     verbose_name = "Evals"
+
+    def ready(self) -> None:
+        # Eval cases are agent runs with a model, approvals and tool results of their own
+        # (evals/hooks.py); pin changes start the suites on the candidate and are gated on them.
+        from agents import hooks as agent_hooks
+        from catalog import services as catalog_services
+        from evals import gates, services
+        from evals.hooks import EvalHooks
+
+        agent_hooks.register(EvalHooks.instance)
+        if gates.candidate_passed_suites not in catalog_services.PIN_CHANGE_GATES:
+            catalog_services.PIN_CHANGE_GATES.append(gates.candidate_passed_suites)
+        if services.pin_change_requested not in catalog_services.PIN_CHANGE_REQUEST_HOOKS:
+            catalog_services.PIN_CHANGE_REQUEST_HOOKS.append(services.pin_change_requested)

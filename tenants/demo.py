@@ -38,10 +38,12 @@ def seed_demo() -> dict[str, Tenant]:
         User.objects.create_user(email, DEMO_PASSWORD, name=name, is_staff=True)
     from agents.demo import seed_agents  # agents and catalog build on the kernel, not the other way round
     from catalog.demo import seed_catalog
+    from evals.demo import seed_evals
     from guardrails.demo import seed_guardrails
 
     for tenant in tenants.values():
         seed_catalog(tenant)
         seed_agents(tenant)
         seed_guardrails(tenant)
+        seed_evals(tenant)
     return tenants

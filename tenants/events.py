@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from approvals.events import ApprovalChanged
     from budgets.events import BudgetAlertEvent, BudgetsChanged
     from catalog.events import CatalogChanged, PinsChanged
+    from evals.events import EvalRunChanged, QualityAlertEvent
     from guardrails.events import GuardrailEventRecorded, GuardrailsChanged
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ type LiveEvent = (
     | ApprovalChanged
     | GuardrailsChanged
     | GuardrailEventRecorded
+    | EvalRunChanged
+    | QualityAlertEvent
 )
 
 

@@ -432,7 +432,7 @@ def test_pins_name_the_exact_model_and_provider(acme_admin_api: ApiClient, djang
     with django_assert_max_num_queries(6):
         body = acme_admin_api.get("/api/v1/pins").json()
     pins = {p["alias"]: p for p in body["results"]}
-    assert set(pins) == {"default", "classifier"}
+    assert set(pins) == {"default", "classifier", "judge"}  # `judge`: the evals demo seed
     assert pins["default"]["model"]["model_id"] == DEMO_MODEL_ID
     assert pins["default"]["model"]["provider_name"] == "demo"
     assert pins["default"]["model"]["input_price"] == "0.50"
@@ -531,7 +531,7 @@ def test_each_tenant_sees_only_its_own_pins_and_history(api: Callable[..., ApiCl
     _planner_pin(cast)
     globex = api(Scope.READ, tenant=cast.globex)
     aliases = {p["alias"] for p in globex.get("/api/v1/pins").json()["results"]}
-    assert aliases == {"default", "classifier"}
+    assert aliases == {"default", "classifier", "judge"}
     assert globex.get("/api/v1/pins/planner/changes").json()["results"] == []
     assert_error(globex.get("/api/v1/pins/planner"), 404, "not_found")
     globex_default = globex.get("/api/v1/pins/default").json()

@@ -441,12 +441,12 @@ def test_pinned_models_deprecating_within_30_days_are_listed_soonest_first(cast:
     assert not selectors.pinned_models_deprecating(tenant=cast.acme).exists()
     services.model_update(actor=alice(cast), model=demo, deprecation_date=today + timedelta(days=12))
     soon = [p.alias for p in selectors.pinned_models_deprecating(tenant=cast.acme)]
-    assert soon == ["classifier", "default"]
+    assert soon == ["classifier", "default", "judge"]  # the evals demo seed pins `judge` to it too
     assert not selectors.pinned_models_deprecating(tenant=cast.acme, days=11).exists()
     assert not selectors.pinned_models_deprecating(tenant=cast.globex).exists()
     # An unpinned model deprecating tomorrow is not a warning.
     make_model(cast, make_provider(cast), deprecation_date=today + timedelta(days=1))
-    assert selectors.pinned_models_deprecating(tenant=cast.acme).count() == 2
+    assert selectors.pinned_models_deprecating(tenant=cast.acme).count() == 3
 
 
 # --- Decide once, under real concurrency -------------------------------------------------------

@@ -1,0 +1,143 @@
+"""The run engine's eval hook points, for the agent runs of eval cases only.
+
+A case's run carries `metadata.eval_result` (its EvalResult's id), and that result points back at
+the run: a run that merely claims the key in its metadata (an API client could write any metadata)
+is not an eval run, since no result of its tenant points at it.
+
+For an eval run:
+- the model is the eval run's (the pin when it started, or the candidate under evaluation);
+- a call that needs a human's approval is decided at once as the case declares (`approval`,
+  default approve), recorded on the run, and never reaches the approval queue;
+- a tool named in the case's `tool_results` returns that result instead of running; a
+  side-effecting webhook tool the case does not simulate is simulated anyway (never called: eval
+  runs do not reach production webhooks); built-in demo tools run against the demo tables;
+- every model call (the agent's and the judge's) is reserved on the eval run's own budget, after
+  the tenant's budgets (budgets/hooks.py, registered first) admitted it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db.models import F
+
+from agents.hooks import ADMITTED, BudgetDecision, RunHooks
+from agents.models import Tool
+from agents.tools import ToolResult
+from catalog.clients.base import estimate_request_tokens
+from evals.models import EvalResult, EvalRun
+
+if TYPE_CHECKING:
+    from agents.models import Run
+    from catalog.clients import ChatRequest, Usage
+    from catalog.models import LanguageModel
+
+logger = logging.getLogger(__name__)
+
+RESERVATION_PREFIX = "eval-run:"
+
+
+def eval_result_of(run: Run) -> EvalResult | None:
+    """The eval result whose case `run` executes, or None for any other run (one query, or none)."""
+    result_id = (run.metadata or {}).get("eval_result") if isinstance(run.metadata, dict) else None
+    if not result_id:
+        return None
+    return (
+        EvalResult.objects.for_tenant(run.tenant)
+        .select_related("eval_run__model__provider")
+        .filter(pk=str(result_id), run_id=run.pk)
+        .first()
+    )
+
+
+class EvalHooks(RunHooks):
+    """See the module docstring."""
+
+    instance: ClassVar[EvalHooks]
+
+    def model_for_run(self, *, run: Run) -> LanguageModel | None:
+        result = eval_result_of(run)
+        return result.eval_run.model if result is not None else None
+
+    def decide_without_reviewer(
+        self, *, run: Run, tool: Tool, call_id: str, arguments: dict[str, Any], reason: str
+    ) -> dict[str, Any] | None:
+        result = eval_result_of(run)
+        if result is None:
+            return None
+        approved = result.case_snapshot.get("approval", "approve") != "reject"
+        return {
+            "approved": approved,
+            "note": f"Decided by the eval case ({'approve' if approved else 'reject'}), not by a reviewer.",
+            "eval": True,
+            "tool": tool.name,
+            "reason": reason,
+        }
+
+    def simulated_tool_result(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> ToolResult | None:
+        result = eval_result_of(run)
+        if result is None:
+            return None
+        declared = result.case_snapshot.get("tool_results") or {}
+        if tool.name in declared:
+            value = declared[tool.name]
+            if isinstance(value, dict) and isinstance(value.get("error"), str):
+                return ToolResult.failure(value["error"])
+            return ToolResult(content=value)
+        if tool.has_side_effects and tool.executor == Tool.Executor.WEBHOOK:
+            return ToolResult(content={"ok": True, "simulated": True, "note": "Not sent: this is an eval run."})
+        return None
+
+    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+        result_id = (run.metadata or {}).get("eval_result") if isinstance(run.metadata, dict) else None
+        if not result_id:
+            return ADMITTED
+        result = EvalResult.objects.for_tenant(run.tenant).filter(pk=str(result_id), run_id=run.pk).first()
+        if result is None:
+            return ADMITTED
+        if not model.is_priced:
+            return BudgetDecision(admitted=False, message=f"{model} has no prices; an eval run cannot spend on it.")
+        worst = model.cost_micros(
+            input_tokens=estimate_request_tokens(request), output_tokens=request.max_output_tokens
+        )
+        # One conditional UPDATE: admitted only while spent + reserved + this worst case fits.
+        admitted = (
+            EvalRun.objects.for_tenant(run.tenant)
+            .filter(pk=result.eval_run_id)
+            .filter(budget_micros__gte=F("spent_micros") + F("reserved_micros") + worst)
+            .update(reserved_micros=F("reserved_micros") + worst)
+        )
+        if not admitted:
+            EvalRun.objects.for_tenant(run.tenant).filter(pk=result.eval_run_id).update(budget_exhausted=True)
+            eval_run = (
+                EvalRun.objects.for_tenant(run.tenant).only("budget_micros", "spent_micros").get(pk=result.eval_run_id)
+            )
+            return BudgetDecision(
+                admitted=False,
+                message=(
+                    f"The eval run's budget of {eval_run.budget_micros} micro-USD is spent "
+                    f"({eval_run.spent_micros} spent; this call could cost up to {worst})."
+                ),
+            )
+        return BudgetDecision(admitted=True, reservation_id=f"{RESERVATION_PREFIX}{result.eval_run_id}:{worst}")
+
+    def settle_after_model_call(
+        self,
+        *,
+        run: Run,
+        model: LanguageModel,
+        reservation: BudgetDecision,
+        usage: Usage | None,
+        cost_micros: int,
+    ) -> None:
+        if not reservation.reservation_id.startswith(RESERVATION_PREFIX):
+            return
+        eval_run_id, worst = reservation.reservation_id.removeprefix(RESERVATION_PREFIX).rsplit(":", 1)
+        spent = cost_micros if usage is not None else 0
+        EvalRun.objects.for_tenant(run.tenant).filter(pk=eval_run_id).update(
+            reserved_micros=F("reserved_micros") - int(worst), spent_micros=F("spent_micros") + spent
+        )
+
+
+EvalHooks.instance = EvalHooks()
