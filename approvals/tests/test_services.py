@@ -162,6 +162,11 @@ def test_an_approval_resumes_the_run_which_makes_exactly_the_approved_call_once(
     [span] = [s for s in spans.spans if s.kind == "approval"]
     assert span.trace_id == run.trace_id and span.attributes["approval.decision"] == "approved"
     assert span.attributes["approval.decided_by"] == rita.label and span.attributes["approval.wait_ms"] >= 0
+    # The traces app records it in the run's trace, like the engine's own spans.
+    from traces.models import Span as TraceSpan
+
+    recorded = TraceSpan.objects.for_tenant(run.tenant).get(trace_id=run.trace_id, kind="approval")
+    assert recorded.name == "approval refund_order" and recorded.attributes["approval.decision"] == "approved"
     assert AuditEvent.objects.for_tenant(run.tenant).filter(action="approval.approve", target_id=approval.pk).exists()
 
 
