@@ -186,7 +186,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {"stage": "tool_call", "detector": "secrets", "parameters": {}, "action": "block"},
     # Strong evidence of an injected instruction in a tool's result blocks; weaker evidence (any
     # imperative or question in the content) is flagged for review.
-    {"stage": "tool_result", "detector": "injection", "parameters": {"mode": "indirect", "threshold": 0.8},
+    {"stage": "tool_result", "detector": "injection", "parameters": {"mode": "indirect", "threshold": 0.85},
      "action": "block"},
     {"stage": "tool_result", "detector": "injection", "parameters": {"mode": "indirect"}, "action": "flag"},
     {"stage": "tool_result", "detector": "secrets", "parameters": {}, "action": "redact"},

@@ -24,7 +24,7 @@ not hide a match.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from guardrails.detectors.base import Finding, excerpt
@@ -66,7 +66,7 @@ def substrings(*pieces: str) -> Prefilter:
 
 
 ALWAYS = Prefilter(always=True)
-_TOKENS = re.compile(r"[\w']+")
+_TOKENS = re.compile(r"\w+(?:'\w+)*")  # words, with inner apostrophes ("don't"), not quotes
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,24 @@ class Signal:
     modes: tuple[Mode, ...] = ("direct", "indirect")
     # "skeleton": English patterns on the ASCII-folded view; "unicode": other scripts.
     view: Literal["skeleton", "unicode", "any"] = "skeleton"
+    # The same pattern without IGNORECASE, for lower-cased text: Python's regex engine skips
+    # impossible start positions only when matching case-sensitively (4-6x faster on 2 KB).
+    fast: re.Pattern[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.pattern.flags & re.IGNORECASE:
+            object.__setattr__(self, "fast", re.compile(self.pattern.pattern, self.pattern.flags & ~re.IGNORECASE))
+
+    def search(self, text: str, lowered: str) -> re.Match[str] | None:
+        """Search `text`, through its lower-cased copy when that keeps every offset."""
+        if self.fast is not None and len(lowered) == len(text):
+            return self.fast.search(lowered)
+        return self.pattern.search(text)
 
 
-def _re(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+def _re(pattern: str, *, case_sensitive: bool = False) -> re.Pattern[str]:
+    """A signal's pattern, written in lower case (it runs on lower-cased text) unless case-sensitive."""
+    return re.compile(pattern, re.DOTALL if case_sensitive else re.IGNORECASE | re.DOTALL)
 
 
 OVERRIDE_VERBS = (
@@ -95,8 +109,8 @@ EARLIER = (
     r"system|developer|pre-?programmed|built-?in|all|any|every|your|these|those|the"
 )
 DIRECTIVES = (
-    r"instructions?|directives?|rules?|guidelines?|prompts?|commands?|orders?|constraints?|restrictions?|"
-    r"polic(?:y|ies)|programming|training|guardrails?|safeguards?|filters?|content\s+polic(?:y|ies)|"
+    r"instructions?|directives?|directions?|guidance|rules?|guidelines?|prompts?|commands?|orders?|constraints?|"
+    r"restrictions?|polic(?:y|ies)|programming|training|guardrails?|safeguards?|filters?|content\s+polic(?:y|ies)|"
     r"system\s+(?:prompt|message)|context|conversation|messages?|ethics|morals?|principles?|limitations?|"
     r"settings|configuration|safety\s+(?:measures|protocols|guidelines)"
 )
@@ -109,9 +123,12 @@ AI_NAMES = (
     r"chat\s?gpt|gpt-?[345o]\w*|openai|bard|gemini|claude|llama|bing|copilot|language\s+model|\bai\b|assistant|chatbot"
 )
 RESPONSES = (
-    r"response|reply|replies|answer|output|message|summary|explanation|elucidation|text|code|codebase|solution|"
-    r"implementation|program|script|algorithm|essay|story|translation|result|writing|content|email|post"
+    r"response|reply|replies|answer|output|message|summary|explanation|elucidation|essay|story|translation|"
+    r"writing|post"
 )
+# What the assistant produces when it writes code: "your code" is also ordinary documentation prose,
+# so these weigh less than "your answer".
+CODE_OUTPUTS = r"code|codebase|solution|implementation|program|script|algorithm|logic"
 # Verbs an instruction to an assistant opens with (base form). A generic lexicon of imperatives,
 # not a list of phrases.
 IMPERATIVES = (
@@ -165,10 +182,106 @@ SIGNALS: tuple[Signal, ...] = (
         "carries chat-template or system markers to pose as a privileged message",
         substrings("<|", "inst]", "<<sys", "<system", "##", "system", "developer", "admin", "root"),
         _re(
-            r"<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>|\[/?INST\]|<</?SYS>>|"
+            r"<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>|\[/?inst\]|<</?sys>>|"
             r"^\s*#{2,}\s*(?:system|instruction|new\s+instructions?)\b|"
             r"^\s*(?:system|developer|admin(?:istrator)?|root)\s*(?:prompt|message|override|note)?\s*:\s"
             r"|\[(?:system|admin)\s*(?:message|override|note)?\]"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.85,
+        "asks to forget everything said or taught before",
+        words("forget ignore disregard drop discard"),
+        _re(
+            r"\b(?:forget|ignore|disregard|drop|discard)\s+(?:about\s+)?(?:everything|all|anything)\s+(?:that\s+)?"
+            r"(?:you\s+(?:were|have\s+been|'ve\s+been|got)\s+(?:told|taught|given|instructed|programmed)|(?:i|we|they)\s+(?:said|told\s+you|wrote)"
+            r"|(?:said|written|stated|above|before|prior|previously|so\s+far|up\s+to\s+now|until\s+now)\b)"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.75,
+        "asks to ignore what comes before it",
+        words("ignore disregard"),
+        _re(
+            r"\b(?:ignore|disregard)\s+(?:the\s+|all\s+(?:of\s+)?(?:the\s+)?|everything\s+)?(?:above|previous|preceding|prior|foregoing)\b"
+            r"(?!\s+(?:errors?|warnings?|messages?|emails?|comments?|typos?|mistakes?|question|paragraph|sentence|line|version|results?|steps?))"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.45,
+        "switches the assistant into a privileged or unrestricted mode",
+        words("enter enable activate switch turn go engage unlock"),
+        _re(
+            r"\b(?:enter|enable|activate|switch\s+(?:to|into)|turn\s+on|go\s+into|engage|unlock)\s+(?:the\s+|your\s+)?(?:\w+\s+)?"
+            r"(?:debug|debugging|developer|dev|god|admin|administrator|maintenance|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|sudo|root|dan|evil|chaos)\s+mode\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.75,
+        "asks to disable the assistant's safety filters",
+        words("disable turn deactivate remove bypass switch circumvent lift drop suspend"),
+        _re(
+            r"\b(?:disable|turn\s+off|deactivate|remove|bypass|switch\s+off|circumvent|lift|drop|suspend)\s+"
+            r"(?:(?:your|its|all\s+(?:of\s+)?your|the\s+(?:ai|model|assistant|chatbot|bot)'?s?|openai'?s?|(?:all\s+|the\s+)?(?:content|ethical|moral|safety))\s+)+"
+            r"(?:\w+\s+)?(?:filters?|filtering|safety|safeguards?|guardrails?|restrictions?|moderation|censorship|limitations?|guidelines|alignment|ethics|protocols?)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.4,
+        "claims authority over the assistant",
+        words("i i'm im openai anthropic"),
+        _re(
+            r"\bi\s*(?:am|'m)\s+(?:the|your)\s+(?:developer|creator|admin|administrator|owner|programmer|maker|operator|trainer)s?\b"
+            r"|\b(?:openai|anthropic)\s+(?:employee|staff|engineer|developer|team|admin)"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.6,
+        "asks for a known injection test payload",
+        words("pwned hacked jailbroken"),
+        _re(
+            r"\b(?:say|print|output|write|respond\s+with|reply\s+with|type|answer)\b[^.\n]{0,30}?[\"'“]?i\s+(?:have|'ve)\s+been\s+(?:pwned|hacked|jailbroken)"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.75,
+        "declares the assistant's rules suspended or void",
+        words(
+            "your the all its rules guidelines policy policies training programming instructions restrictions filters"
+        ),
+        _re(
+            rf"\b(?:your|the|all|its|openai'?s?)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS}|instructions|training|policy|directives)\s+"
+            r"(?:(?:is|are|was|were|have\s+been|has\s+been|got)\s+(?:now\s+|hereby\s+|officially\s+|temporarily\s+)?(?:suspended|void|voided|cancell?ed|revoked|disabled|lifted|removed|deleted|overridden|invalid|null|obsolete|a\s+mistake|wrong|off|gone|deactivated|paused|waived)"
+            r"|(?:no\s+longer|don'?t|doesn'?t|do\s+not|does\s+not|won'?t|will\s+not)\s+(?:apply|exist|matter|count|bind\s+you))\b"
+            rf"|\bpretend\s+(?:that\s+)?(?:the|your|all|any)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS}|training|policy)\s+(?:don'?t|doesn'?t|do\s+not|does\s+not|never)\s+(?:exist|apply)"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.6,
+        "transfers the assistant's obedience to the speaker",
+        words("obey listen follow serve"),
+        _re(
+            r"\b(?:you|u)\s+(?:must|will|shall|have\s+to|should|now)\s+(?:only\s+)?(?:obey|listen\s+to|follow|serve)\s+(?:only\s+)?(?:me|my\s+(?:orders|commands|instructions|rules))\b"
+            r"|\bnot\s+your\s+(?:creators?|developers?|programmers?|makers?|owners?|openai|anthropic|rules|guidelines|programming)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.4,
+        "claims elevated rights for the user or asks to skip checks",
+        words("user admin administrator unlimited full root skip bypass checks"),
+        _re(
+            r"\bthe\s+user\s+(?:is|has\s+been)\s+(?:an?\s+)?(?:verified\s+|authori[sz]ed\s+)?(?:admin|administrator|developer|root|superuser|owner|authori[sz]ed|verified|trusted)\b"
+            r"|\bhas\s+(?:unlimited|full|admin|administrator|root|unrestricted|elevated)\s+(?:permissions|access|privileges|rights|clearance)\b"
+            r"|\b(?:skip|bypass|ignore|disable)\s+(?:all\s+|the\s+|any\s+)*(?:security\s+|safety\s+|permission\s+|verification\s+)?(?:checks|verification|validation|confirmations?|approvals?|authentication)\b"
         ),
     ),
     Signal(
@@ -177,7 +290,7 @@ SIGNALS: tuple[Signal, ...] = (
         "tells the model what it is from now on",
         words("now this will shall must going"),
         _re(
-            r"\bfrom\s+(?:now|this\s+(?:moment|point))\s+(?:on|onwards?|forward)\b[\s,]*(?:you|your|u)\b"
+            r"\bfrom\s+(?:now|this\s+(?:moment|point))\s+(?:on|onwards?|forward)\b[\s,]*(?:you|your|u|respond|reply|answer|act|behave|speak|talk|write|pretend|always|only|never)\b"
             r"|\b(?:you|u)\s+(?:will|shall|must|are\s+going\s+to)\s+(?:now\s+)?(?:only\s+)?(?:respond|answer|reply|act|behave|speak|write)\b[^.!?\n]{0,40}?\s(?:as|like|in\s+the\s+(?:style|manner|voice)\s+of)\s"
         ),
     ),
@@ -186,10 +299,12 @@ SIGNALS: tuple[Signal, ...] = (
         "role_hijack",
         0.45,
         "redefines who the assistant is",
-        words("you u act acting pretend pretending roleplay role play roleplaying"),
+        words("you u act acting pretend pretending roleplay role play roleplaying stop"),
         _re(
             r"\byou\s+(?:are|'re|r)\s+(?:now|no\s+longer|not\s+(?:a|an)\s+(?:ai|assistant|language\s+model|chatbot)|about\s+to\s+(?:become|immerse)|going\s+to\s+(?:be|act|pretend|play|become))\b"
-            r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:act|pretend|role-?play|behave|simulate|become|be)\s+(?:as|like|to\s+be)?\s*(?:a|an|the)?\s*(?:ai|bot|assistant|chatbot|model|character|persona|version|entity|system)\b"
+            r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:act|pretend|role-?play|play|behave|simulate|become|be)\s+(?:as|like|to\s+be)?\s*(?:a|an|the)?\s*(?:ai|bot|assistant|chatbot|model|character|persona|version|entity|system)\b"
+            r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:now\s+)?(?:play|be|become|act\s+as|pretend\s+to\s+be)\s+[A-Za-z0-9_-]+\s*,\s*(?:a|an|the)\s+(?:\w+\s+){0,2}(?:ai|bot|assistant|chatbot|model|character|persona|entity)\b"
+            r"|\bstop\s+(?:being|acting\s+(?:as|like))\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|gpt|bot|claude)(?:\s+language\s+model)?\b"
             r"|\b(?:act|acting|pretend|pretending|role-?play|roleplaying)\s+(?:as|to\s+be|you\s+are|like)\s+(?:an?\s+)?(?:\w+\s+){0,3}(?:ai|bot|chatbot|model|assistant|gpt|persona|version\s+of\s+(?:yourself|chatgpt|you))\b"
             r"|\b(?:do\s+not|don'?t|stop|never)\s+(?:respond|answer|act|behave|reply|speak)(?:ing)?\s+(?:as|like)\s+(?:an?\s+)?(?:gpt|chatgpt|ai|assistant|language\s+model|yourself|claude)\b"
         ),
@@ -200,7 +315,7 @@ SIGNALS: tuple[Signal, ...] = (
         "defines a persona for the assistant at length",
         words("you u"),
         _re(
-            r"(?:(?:^|[.!?\n]\s*)(?:you|u)\s+(?:are|have|will|can|must|never|always|do\s+not|don'?t|cannot|can'?t|love|hate|believe|think)\b[^.!?\n]*){4,}"
+            r"(?:(?:^|[.!?\n]\s*)(?:you|u)\s+(?:are|have|will|can|must|never|always|do\s+not|don'?t|cannot|can'?t|love|hate|believe|think)\b[^.!?\n]*){3,}"
         ),
     ),
     Signal(
@@ -218,30 +333,49 @@ SIGNALS: tuple[Signal, ...] = (
         "uses a known jailbreak persona or mode",
         words("anything mode character jailbreak jailbroken unlocked classic dan developer unfiltered"),
         _re(
-            r"\bdo\s+anything\s+now\b|\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|on|output|response)"
+            r"\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|output|response)"
             r"|\[\W*(?:jailbreak|jailbroken|unlocked|classic|dan|developer\s+mode|unfiltered)\W*\]"
             r"|\b(?:stay|remain|staying|stays|keep|break(?:ing|s)?|broke)\s+(?:in\s+|out\s+of\s+|your\s+)?character\b"
         ),
     ),
     Signal(
         "jailbreak_persona",
-        0.5,
+        0.45,
+        "names the do-anything-now persona",
+        words("anything"),
+        _re(r"\bdo\s+anything\s+now\b"),
+    ),
+    Signal(
+        "jailbreak_persona",
+        0.4,
         "names a jailbreak persona",
-        words("dan stan dude aim ucar betterdan antigpt devmode developer"),
-        _re(r"\b(?:DAN|STAN|DUDE|AIM|ucar|BetterDAN|AntiGPT|DevMode|Developer\s+Mode)\b(?!\s*(?:Brown|Aykroyd))"),
+        words("dan stan dude aim ucar betterdan antigpt devmode"),
+        # Upper-case only, and weak alone: "DAN" is also a protocol, a name, a network.
+        _re(r"\b(?:DAN|STAN|DUDE|AIM|UCAR|BetterDAN|AntiGPT|DevMode)\b", case_sensitive=True),
+    ),
+    Signal(
+        "role_hijack",
+        0.45,
+        "names the assistant as a new bot persona",
+        words("you"),
+        _re(
+            r"\b[Yy]ou\s+are\s+(?:now\s+)?(?:called\s+|named\s+)?[A-Z][A-Za-z0-9-]*(?:GPT|Bot|BOT|AI|LLM)\b",
+            case_sensitive=True,
+        ),
     ),
     Signal(
         "restrictions_removed",
         0.7,
         "tells the assistant it has no restrictions, filters or rules",
         words(
-            "free freed liberated released unbound exempt not no don't dont never won't will removed lifted disabled turned deactivated bypassed eliminated"
+            "free freed liberated released unbound exempt not no zero don't dont never won't will removed lifted disabled turned deactivated bypassed eliminated"
         ),
         _re(
             rf"\b(?:you|u|it|he|she|they)\s+(?:are|is|'re|will\s+be|have\s+been|has\s+been|were)\s+(?:now\s+|completely\s+|totally\s+|fully\s+)?(?:free|freed|liberated|released|unbound|exempt|not\s+(?:bound|restricted|limited|constrained))\s+(?:from|of|by)\s+(?:any\s+|all\s+|the\s+|its\s+|your\s+|typical\s+|usual\s+)*(?:{RESTRICTIONS})\b"
             rf"|\b(?:you|u|it)\s+(?:have|has|with)\s+no\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
             rf"|\b(?:you|u)\s+(?:do\s+not|don'?t|never|won'?t|will\s+not|no\s+longer)\s+(?:have\s+to\s+|need\s+to\s+)?(?:follow|obey|abide\s+by|adhere\s+to|comply\s+with|care\s+about|respect)\s+(?:any\s+|the\s+|your\s+|openai'?s?\s+)*(?:{RESTRICTIONS})\b"
             rf"|\bfree\s+(?:yourself|itself|themselves)\s+from\b"
+            rf"|\b(?:ai|bot|assistant|model|chatbot|version|character|persona|entity)\b[^.!?\n]{{0,30}}?\b(?:with|has|have|having)\s+(?:no|zero)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
             rf"|\b(?:removed|lifted|disabled|turned\s+off|deactivated|bypassed|eliminated)\s+(?:all\s+|the\s+|its\s+|any\s+|your\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
@@ -253,22 +387,31 @@ SIGNALS: tuple[Signal, ...] = (
             "no without zero free freed beyond outside devoid lacks lack exempt unbound not doesn't doesnt don't dont broken broke escaped escape"
         ),
         _re(
-            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care\s+about)|does\s+not\s+(?:have|follow|abide\s+by|care\s+about)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care\s+about|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
+            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|doesnt\s+(?:have|follow|care(?:\s+about)?)|does\s+not\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care(?:\s+about)?|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
     Signal(
         "restrictions_removed",
-        0.55,
+        0.45,
         "demands answers without refusals, warnings or disclaimers",
         words(
-            "refuse decline reject deny apologize apologise warn censor filter warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even"
+            "refuse refuses decline declines reject rejects deny denies apologize apologizes apologise apologises warn warns censor censors filter filters warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even"
         ),
         _re(
-            r"\b(?:never|not|won'?t|will\s+not|cannot|can'?t|must\s+not|do\s+not|don'?t|shall\s+not|is\s+not\s+allowed\s+to)\s+(?:ever\s+)?(?:refuse|decline|reject|deny|say\s+no|apologi[sz]e|warn|censor|filter)\b"
+            r"\b(?:never|not|won'?t|will\s+not|cannot|can'?t|must\s+not|do\s+not|don'?t|shall\s+not|is\s+not\s+allowed\s+to)\s+(?:ever\s+)?(?:refuses?|declines?|rejects?|deny|denies|say\s+no|says\s+no|apologi[sz]es?|warns?|censors?|filters?)\b"
             r"|\b(?:no|without|never\s+(?:add|include|give))\s+(?:any\s+)?(?:warnings?|disclaimers?|caveats?|refusals?|apolog(?:y|ies)|moral(?:izing|ising)?\s+(?:lectures?)?)\b"
             r"|\balways\s+(?:answer|respond|comply|reply|provide|give)\b(?:\W+\w+){0,6}\W+(?:no\s+matter|regardless|even\s+if)\b"
             rf"|\b(?:regardless|irrespective)\s+of\s+(?:how\s+|any\s+|the\s+)?(?:legal|illegal|ethical|unethical|immoral|harmful|dangerous|offensive|inappropriate|{RESTRICTIONS})"
             r"|\beven\s+if\s+(?:it|the\s+(?:request|question|content|answer))\s+(?:is\s+|seems\s+|may\s+be\s+)?(?:harms?|hurts?|illegal|unethical|immoral|harmful|dangerous|offensive|inappropriate)"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.45,
+        "invites breaking the rules",
+        words("break breaking bend bending broke"),
+        _re(
+            r"\b(?:break|breaking|bend|bending|broke)\s+(?:all\s+|every\s+)?(?:the\s+|your\s+|its\s+|openai'?s?\s+)?(?:rules|guidelines|restrictions|policies|laws\s+of\s+robotics|programming)\b"
         ),
     ),
     Signal(
@@ -279,7 +422,8 @@ SIGNALS: tuple[Signal, ...] = (
             "unfiltered uncensored unrestricted unlimited unbound unethical amoral immoral lawless rogue jailbroken jail limitless"
         ),
         _re(
-            r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unbound|unethical|amoral|immoral|lawless|rogue|jailbroken|jail-?broken|limitless)\s+(?:\w+\s+){0,2}(?:ai|bot|chatbot|assistant|model|version|persona|character|entity|responses?|answers?|mode|content)\b"
+            r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unbound|unethical|amoral|immoral|lawless|rogue|jailbroken|jail-?broken|limitless)\s+(?:\w+\s+){0,2}(?:ai|bot|chatbot|assistant|model|version|persona|character|entity|responses?|answers?|content)\b"
+            r"|\b(?:is|are|be|being|as)\s+(?:completely\s+|totally\s+|fully\s+|an?\s+)?(?:amoral|immoral|unethical|lawless|unfiltered|uncensored)\b"
         ),
     ),
     Signal(
@@ -327,6 +471,7 @@ SIGNALS: tuple[Signal, ...] = (
         words("anything everything any internet hypothetical fictional imaginary"),
         _re(
             r"\b(?:can|will|able\s+to|allowed\s+to|permitted\s+to|capable\s+of)\s+(?:do|say|generate|write|answer|produce)\s+(?:absolutely\s+)?(?:anything|everything|any\s+(?:kind|type)\s+of\s+content)\b"
+            r"|\b(?:you|u|it|he|she|who|which|that)\s+(?:will\s+|can\s+|must\s+|shall\s+|always\s+)?(?:answers?|responds?\s+to|respond\s+to|replies\s+to|reply\s+to|says|say|does|do|writes?|generates?|discuss(?:es)?)\s+(?:absolutely\s+)?(?:anything|everything)\b"
             r"|\b(?:simulate|pretend)\s+(?:access\s+to\s+the\s+internet|internet\s+access)\b"
             r"|\b(?:hypothetical|fictional|imaginary)\s+(?:ai|bot|language\s+model|chatbot)\b"
         ),
@@ -337,15 +482,30 @@ SIGNALS: tuple[Signal, ...] = (
         0.85,
         "tries to extract the system prompt or hidden instructions",
         words(
-            "reveal show print display output repeat recite tell give share leak dump expose disclose spell write copy paste what return begin start beginning starting"
+            "reveal show print display output repeat recite tell give share leak dump expose disclose spell write copy paste what return begin start beginning starting quote list"
         ),
         _re(
-            r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|what\s+(?:is|are|were|was))\b"
-            r"(?:\s+me|\s+us)?(?:\s+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back))?\s+(?:your|the|its|any)\s+"
+            r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|quote|list)\b"
+            r"(?:\s+me|\s+us)?(?:\s+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back))?"
+            r"(?:\s+(?:the|a)\s+(?:full\s+|exact\s+|complete\s+)?(?:text|content|contents|wording|words|copy)\s+of)?\s+(?:your|the|its|any)\s+"
             r"(?:(?:full|complete|entire|exact|original|initial|hidden|secret|internal|confidential|private|underlying|real|previous|first|system|developer|pre-?prompt|starting)\s+){1,3}"
             r"(?:prompt|instructions?|message|rules|guidelines|configuration|directives|context|text)\b"
             r"|\b(?:repeat|print|output|recite|copy|return)\s+(?:(?:all|everything|the\s+(?:words|text|lines?|content))\s+)?(?:written\s+)?(?:above|before\s+this|prior\s+to\s+this)\b"
             r"|\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|reply|response)\s+)?with\s+[\"'“]?you\s+are\b"
+            r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite)\s+(?:me\s+)?(?:all\s+|every\s+|the\s+|of\s+)*(?:prior|previous|earlier|above|preceding|hidden|initial)\s+(?:messages|instructions|prompts?|conversation|context|turns)\b"
+            r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite|tell\s+me)\s+(?:me\s+)?(?:everything|all|what'?s?|what\s+is)\s+(?:that\s+is\s+|that'?s\s+)?(?:in|inside|within)\s+your\s+(?:context|context\s+window|memory|prompt|instructions|configuration)\b"
+            r"|\b(?:before|above|prior\s+to|preceding)\s+(?:my|the\s+user'?s?|this)\s+(?:first\s+)?(?:message|prompt|question)\b[^.?!\n]{0,20}?\b(?:text|messages?|instructions?|prompt|content|everything)?"
+            r"|\bwhat\s+(?:is|are|were|was)\s+(?:in\s+)?your\s+(?:(?:full|complete|exact|original|initial|hidden|secret|internal|system|developer|first)\s+){1,3}(?:prompt|instructions?|message|rules|guidelines|directives)\b"
+            r"|\bwhat\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|asked)\s+(?:to\s+\w+\s+)?(?:before|earlier|at\s+the\s+(?:start|beginning)|initially|in\s+your\s+(?:system|initial|first))"
+        ),
+    ),
+    Signal(
+        "prompt_extraction",
+        0.5,
+        "refers to the assistant's own system prompt",
+        words("your"),
+        _re(
+            r"\byour\s+(?:own\s+)?(?:system|initial|original|hidden|secret|internal|developer|pre)\s*-?\s*(?:prompt|instructions?|message|rules|configuration)\b"
         ),
     ),
     # --- Exfiltration ----------------------------------------------------------------------------
@@ -357,8 +517,12 @@ SIGNALS: tuple[Signal, ...] = (
         _re(
             r"\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit|report|copy|sync|relay|beacon)\b.{0,80}?"
             r"\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|session|private\s+keys?|ssh\s+keys?|"
-            r"conversation|chat\s+history|history|messages|personal\s+data|user\s+data|customer\s+data|emails?|contacts|files?|documents?|database|env(?:ironment)?\s+variables|system\s+prompt)\b"
-            r".{0,80}?(?:https?://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|\bto\s+(?:this|my|the\s+following)\s+(?:url|address|server|endpoint|webhook))"
+            r"conversation|chat\s+history|history|messages|personal\s+data|user\s+data|customer\s+(?:data|list|records)|user\s+list|emails?|contacts|files?|documents?|database|env(?:ironment)?\s+variables|system\s+prompt)\b"
+            r".{0,80}?(?:\b[a-z][a-z0-9+.-]{1,10}://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|\bto\s+(?:this|my|the\s+following)\s+(?:url|address|server|endpoint|webhook))"
+            r"|\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|private\s+keys?|ssh\s+keys?|chat\s+history|personal\s+data|user\s+data|customer\s+data|address\s+book|contacts|inbox|emails|files|documents|database|customer\s+(?:list|records)|user\s+list)\b"
+            r".{0,60}?\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit)\b.{0,40}?(?:\b[a-z][a-z0-9+.-]{1,10}://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+)"
+            r"|\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit)\b.{0,60}?(?:https?://\S+|www\.\S+|\b[\w.+-]+@[\w-]+\.[\w.]+)"
+            r".{0,80}?\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|private\s+keys?|ssh\s+keys?|conversation|chat\s+history|personal\s+data|user\s+data|customer\s+data|system\s+prompt)\b"
         ),
     ),
     Signal(
@@ -367,7 +531,7 @@ SIGNALS: tuple[Signal, ...] = (
         "embeds data in a link or image URL the client would fetch",
         words("append add include insert encode put http https"),
         _re(
-            r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][\w-]+=(?:\{|\$|%7B|<|\[)"
+            r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][\w-]+=(?:\{|\$|%7b|<|\[)"
             r"|\b(?:append|add|include|insert|encode|put)\b.{0,60}\b(?:to|in|into)\s+(?:the|a|this)\s+(?:url|link|query\s+string|image\s+(?:url|link|src))\b"
         ),
     ),
@@ -431,10 +595,11 @@ SIGNALS: tuple[Signal, ...] = (
         "restrictions_removed",
         0.55,
         "says the assistant has no restrictions (in another language)",
-        words("sin sem senza sans ohne", nonascii=True),
+        words("sin sem senza sans ohne aucune aucun keine keinerlei ninguna ningun nessuna nenhuma", nonascii=True),
         _re(
             r"(?:sin|sem|senza|sans|ohne|без|没有|沒有|无|無|제한\s*없)\s*(?:ninguna\s+|nenhuma\s+|alcuna\s+|aucune\s+|jegliche\s+|каких-либо\s+|任何)?"
             r"(?:restricci|restriç|restrizion|restriction|einschränkung|ограничени|限制|制限|censura|censure|zensur|цензур|审查|規制|filtros|filtri|filtres|filter\b|фильтр|过滤)"
+            r"|\b(?:plus\s+aucune?|aucune?|keine|keinerlei|ninguna|ningún|ningun|nessuna|nenhuma|никаких)\s+(?:\w+\s+)?(?:restrictions?|limites?|règles?|regles?|einschränkungen?|regeln|restricciones|restricción|reglas|limitaciones|restrizioni|regole|limiti|restrições|regras|ограничений|правил)\b"
         ),
         view="any",
     ),
@@ -451,11 +616,19 @@ INDIRECT_SIGNALS: tuple[Signal, ...] = (
     ),
     Signal(
         "indirect_instruction",
+        0.45,
+        "tells the assistant what to put in its code",
+        words("your ur"),
+        _re(rf"\b(?:your|ur)\s+(?:\w+\s+){{0,2}}(?:{CODE_OUTPUTS})s?\b"),
+        modes=("indirect",),
+    ),
+    Signal(
+        "indirect_instruction",
         0.6,
         "contains an imperative sentence",
         ALWAYS,
         _re(
-            rf"(?:^|[.!?;:\n]\s*|\(\s*)(?:{LEAD_INS})(?:don'?t\s+forget\s+to\s+|remember\s+to\s+|make\s+sure\s+(?:to\s+)?|be\s+sure\s+to\s+|take\s+a\s+moment\s+to\s+|feel\s+free\s+to\s+|don'?t\s+hesitate\s+to\s+)?(?:{IMPERATIVES})\b(?!\s*(?:is|was|are|were|has|had)\b)"
+            rf"(?:^|[.!?;:\n]\s*|\(\s*)(?:{LEAD_INS})(?:don'?t\s+forget\s+to\s+|remember\s+to\s+|make\s+sure\s+(?:to\s+)?|be\s+sure\s+to\s+|take\s+a\s+moment\s+to\s+|feel\s+free\s+to\s+|don'?t\s+hesitate\s+to\s+)?(?:{IMPERATIVES})\b(?!\s*(?:is|was|are|were|has|had)\b|\s*:)"
         ),
         modes=("indirect",),
     ),
@@ -487,7 +660,7 @@ INDIRECT_SIGNALS: tuple[Signal, ...] = (
         0.35,
         "uses urgency markers typical of hidden instructions",
         words("important urgent attention notice warning note instruction action"),
-        _re(r"(?:^|\s)(?:IMPORTANT|URGENT|ATTENTION|NOTICE|WARNING|NOTE|INSTRUCTION|ACTION\s+REQUIRED)\s*[:!]"),
+        _re(r"(?:^|\s)(?:important|urgent|attention|notice|warning|note|instruction|action\s+required)\s*[:!]"),
         modes=("indirect",),
     ),
     Signal(
@@ -520,7 +693,7 @@ INDIRECT_SIGNALS: tuple[Signal, ...] = (
         ),
         _re(
             r"\b(?:subprocess\.\w+|os\.(?:system|popen|fork|dup2|exec\w*)|socket\.socket|pty\.spawn|eval\s*\(|exec\s*\(|requests\.(?:get|post|put)|urllib\.request|"
-            r"fetch\s*\(\s*['\"]https?|XMLHttpRequest|powershell\s+-|Invoke-WebRequest|curl\s+[^|\n]*\|\s*(?:ba|z)?sh|wget\s+[^|\n]*\|\s*(?:ba|z)?sh|nc\s+-e|/bin/(?:ba)?sh|rm\s+-rf\s+/|"
+            r"fetch\s*\(\s*['\"]https?|xmlhttprequest|powershell\s+-|invoke-webrequest|curl\s+[^|\n]*\|\s*(?:ba|z)?sh|wget\s+[^|\n]*\|\s*(?:ba|z)?sh|nc\s+-e|/bin/(?:ba)?sh|rm\s+-rf\s+/|"
             r"chmod\s+\+?777|crontab|\bkeylog|win32clipboard|pynput)"
         ),
         modes=("indirect",),
@@ -561,7 +734,7 @@ def _scan(text_views: list[View], signals: tuple[Signal, ...]) -> list[Match]:
                 continue
             if not signal.prefilter.admits(lowered, tokens):
                 continue
-            found = signal.pattern.search(view.text)
+            found = signal.search(view.text, lowered)
             if found is None:
                 continue
             seen.add(signal.reason)

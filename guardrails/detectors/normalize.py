@@ -150,6 +150,33 @@ def _collapse_spacing(text: str, origin: list[int]) -> tuple[str, list[int]]:
     return "".join(out), mapped
 
 
+# Leetspeak: digits and symbols standing for letters inside words ("1gn0re", "pr3v10us", "@dmin").
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l"}
+)
+_LEET_HINT = re.compile(r"[A-Za-z][0-9@$!|]|[0-9@$!|][A-Za-z]")  # cheap: a letter next to a leet symbol
+_LEET_WORD = re.compile(r"(?<![\w@$!|])(?=[\w@$!|]*[A-Za-z])(?=[\w@$!|]*[0-9@$!|][\w@$!|]*[A-Za-z0-9])[\w@$!|]{3,}")
+
+
+def _unleet(text: str) -> str | None:
+    """`text` with leetspeak words spelled out (same length, so offsets hold), or None when it has
+    none. A word qualifies when it mixes letters with leet digits or symbols."""
+    if not _LEET_HINT.search(text):
+        return None
+    found = False
+
+    def spell(match: re.Match[str]) -> str:
+        nonlocal found
+        word = match.group()
+        if word.isdigit() or word.isalpha():
+            return word
+        found = True
+        return word.translate(_LEET)
+
+    result = _LEET_WORD.sub(spell, text)
+    return result if found else None
+
+
 def _with_end(origin: list[int], length: int) -> tuple[int, ...]:
     return (*origin, length)
 
@@ -244,6 +271,8 @@ def views(text: str, *, depth: int = 0) -> list[View]:
     folded, origin = _fold(text, skeleton=True)
     folded, origin = _collapse_spacing(folded, origin)
     result = [View(folded, _with_end(origin, len(text)))]
+    if (spelled := _unleet(folded)) is not None:
+        result.append(View(spelled, result[0].origin, via="leetspeak"))
     if not text.isascii():
         plain, plain_origin = _fold(text, skeleton=False)
         result.append(View(plain, _with_end(plain_origin, len(text)), via="unicode"))
