@@ -107,6 +107,7 @@ TRACE_COLUMNS = [
     "run_id",
     "models_used",
     "tags",
+    "search_text",
     "created_at",
     "updated_at",
 ]
@@ -313,6 +314,7 @@ def seed(*, slug: str, traces: int, spans_per_trace: int, reseed: bool, rng: ran
                     "",
                     pg_array(sorted(models_used)),
                     pg_array(tags),
+                    "\n".join([root_search, *(c[13] for c in children)])[:65536],
                     now.isoformat(),
                     now.isoformat(),
                 )

@@ -26,7 +26,8 @@ MAX_TAGS = 32
 MAX_TAG = 64
 MAX_LINKS = 32
 MAX_ERROR_CHARS = 32 * 1024
-SEARCH_TEXT_CHARS = 4000
+SEARCH_TEXT_CHARS = 4000  # per span
+TRACE_SEARCH_CHARS = 64 * 1024  # per trace: the first spans' text, in arrival order
 MAX_TOKENS = 10**12
 FUTURE_SKEW = timedelta(hours=24)
 

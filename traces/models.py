@@ -83,6 +83,10 @@ class Trace(TenantOwned):
     run_id = models.CharField(max_length=64, blank=True)
     models_used = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # What search matches: its spans' names, inputs, outputs and errors, appended at ingest up to
+    # TRACE_SEARCH_CHARS (traces/ingest.py). On the trace row, so a search walking the newest
+    # traces tests each in place instead of probing its spans.
+    search_text = SearchTextField(blank=True, default="")
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
 

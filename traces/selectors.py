@@ -99,8 +99,9 @@ class TraceFilters:
 
 def traces_of(*, tenant: Tenant, filters: TraceFilters | None = None) -> QuerySet[Trace]:
     """The tenant's traces matching `filters`, newest first (ordered by -started_at, -id). Every
-    filter is on the trace row (indexed with the tenant first) except `q`, which matches spans'
-    name, input, output and error text through the trigram index."""
+    filter is on the trace row, indexed with the tenant first; `q` matches the trace's search text
+    (its spans' names, inputs, outputs and errors, the first 64 KiB) through a trigram index, in
+    any language."""
     filters = filters or TraceFilters()
     qs = Trace.objects.for_tenant(tenant)
     if filters.since:
@@ -126,14 +127,13 @@ def traces_of(*, tenant: Tenant, filters: TraceFilters | None = None) -> QuerySe
             Q(cost_micros__gte=filters.min_cost_micros) | Q(reported_cost_micros__gte=filters.min_cost_micros)
         )
     if filters.q:
-        matching = Span.objects.for_tenant(tenant).filter(search_text__ilike_contains=filters.q).values("trace_id")
-        qs = qs.filter(trace_id__in=matching)
-    return qs.order_by("-started_at", "-id")
+        qs = qs.filter(search_text__ilike_contains=filters.q)
+    return qs.defer("search_text").order_by("-started_at", "-id")
 
 
 def get_trace_for_tenant(tenant: Tenant, trace_id: str) -> Trace:
     """The tenant's trace with this W3C id (any case), or the same 404 as another tenant's."""
-    return get_for_tenant(Trace.objects.all(), tenant, trace_id=str(trace_id).lower())
+    return get_for_tenant(Trace.objects.defer("search_text"), tenant, trace_id=str(trace_id).lower())
 
 
 def spans_of(*, trace: Trace) -> QuerySet[Span]:
@@ -205,11 +205,18 @@ def children_of(*, trace: Trace, parent_span_id: str, offset: int = 0, limit: in
 
 def sessions_traces(*, tenant: Tenant, session_id: str) -> QuerySet[Trace]:
     """Every trace of a session, oldest first (the conversation in order)."""
-    return Trace.objects.for_tenant(tenant).filter(session_id=session_id).order_by("started_at", "id")
+    return (
+        Trace.objects.for_tenant(tenant).filter(session_id=session_id).defer("search_text").order_by("started_at", "id")
+    )
 
 
 def end_user_traces(*, tenant: Tenant, end_user_id: str) -> QuerySet[Trace]:
-    return Trace.objects.for_tenant(tenant).filter(end_user_id=end_user_id).order_by("-started_at", "-id")
+    return (
+        Trace.objects.for_tenant(tenant)
+        .filter(end_user_id=end_user_id)
+        .defer("search_text")
+        .order_by("-started_at", "-id")
+    )
 
 
 def end_user_sessions(*, tenant: Tenant, end_user_id: str) -> list[dict[str, Any]]:

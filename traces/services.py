@@ -22,7 +22,7 @@ from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
-from traces.ingest import SpanRejected, SpanRow, as_text, parse_span
+from traces.ingest import TRACE_SEARCH_CHARS, SpanRejected, SpanRow, as_text, parse_span
 from traces.models import IngestBatch, Span, SpanPayload, TenantTraceSettings, Trace
 
 logger = logging.getLogger(__name__)
@@ -303,6 +303,7 @@ TRACE_COLUMNS: list[tuple[str, str, str]] = [
     ("run_id", "text", "{}"),
     ("models_used", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
     ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
+    ("search_text", "text", "{}"),
     ("created_at", "timestamptz", "{}"),
     ("updated_at", "timestamptz", "{}"),
 ]
@@ -333,6 +334,8 @@ TRACE_UPSERT_TAIL = (
     + ", ".join(f"{c} = {_KEEP_FIRST.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id"))
     + ", "
     + ", ".join(f"{c} = {_MERGE.format(c)}" for c in ("models_used", "tags"))
+    + f", search_text = CASE WHEN length(t.search_text) >= {TRACE_SEARCH_CHARS} THEN t.search_text"
+    f" ELSE left(t.search_text || chr(10) || EXCLUDED.search_text, {TRACE_SEARCH_CHARS}) END"
     + ", updated_at = EXCLUDED.updated_at"
 )
 
@@ -381,6 +384,7 @@ def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
                 first("run_id"),
                 json.dumps(sorted({s.model for s in spans if s.model})),
                 json.dumps(sorted({t for s in spans for t in s.tags})[:64]),
+                "\n".join(s.search_text for s in sorted(spans, key=lambda s: s.started_at))[:TRACE_SEARCH_CHARS],
                 now,
                 now,
             ]

@@ -242,3 +242,12 @@ def test_the_fast_span_shape_matches_the_documented_serializer(acme_admin_api: A
     ingest(acme_admin_api, [item])
     span = Span.objects.for_tenant(cast.acme).get(span_id=item["span_id"])
     assert span_dict(span) == dict(SpanSerializer(span).data)
+
+
+def test_search_finds_text_of_spans_that_arrived_in_a_later_batch(acme_admin_api: ApiClient, cast: Cast) -> None:
+    trace_id = secrets.token_hex(16)
+    ingest(acme_admin_api, [span_item(trace_id, name="root", input="hello")])
+    ingest(acme_admin_api, [span_item(trace_id, name="late", output="Пожалуйста, верните деньги")])
+    found = acme_admin_api.get(reverse("trace-list") + "?q=верните").json()["results"]
+    assert [t["trace_id"] for t in found] == [trace_id]
+    assert acme_admin_api.get(reverse("trace-list") + "?q=100%25").json()["results"] == []  # % is literal
