@@ -58,6 +58,10 @@ class ILikeContains(Lookup):
         return "%s", (f"%{escaped}%",)
 
 
+def _usd(micros: int) -> str:
+    return f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".") or "0"
+
+
 class Trace(TenantOwned):
     """One trace: identity, the context copied from its spans, and rollups kept at ingest."""
 
@@ -105,7 +109,11 @@ class Trace(TenantOwned):
 
     @property
     def cost_usd(self) -> str:
-        return f"{self.cost_micros / 1_000_000:.6f}".rstrip("0").rstrip(".") or "0"
+        return _usd(self.cost_micros)
+
+    @property
+    def reported_cost_usd(self) -> str:
+        return _usd(self.reported_cost_micros)
 
 
 class Span(TenantOwned):

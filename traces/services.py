@@ -502,11 +502,18 @@ def _delete_traces(tenant: Tenant, trace_ids: list[str]) -> dict[str, int]:
 
 def traces_expire(*, tenant: Tenant, now: datetime | None = None, max_batches: int = 20) -> dict[str, int]:
     """Delete the tenant's traces that started before its retention window, RETENTION_BATCH traces
-    per transaction and at most `max_batches` transactions per call (beat calls again). Returns
-    the counts deleted."""
+    per transaction and at most `max_batches` transactions per call (beat calls again), and up to
+    RETENTION_BATCH ingest receipts older than the window. Returns the counts deleted."""
     days = trace_settings_for(tenant).retention_days
     cutoff = (now or timezone.now()) - timedelta(days=days)
     totals = {"traces": 0, "spans": 0, "payloads": 0}
+    # Receipts are kept as long as spans (bounded like the traces: one batch per call).
+    stale = (
+        IngestBatch.objects.for_tenant(tenant)
+        .filter(received_at__lt=cutoff)
+        .values_list("pk", flat=True)[:RETENTION_BATCH]
+    )
+    totals["receipts"] = IngestBatch.objects.for_tenant(tenant).filter(pk__in=list(stale)).delete()[0]
     for _ in range(max_batches):
         with transaction.atomic():
             ids = list(

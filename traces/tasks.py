@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 def expire_traces() -> dict[str, int]:
     """Scheduled by beat: delete each tenant's traces older than its retention, in bounded batches
     (services.traces_expire); what is left over is deleted by the next sweep. Returns the totals."""
-    totals = {"traces": 0, "spans": 0, "payloads": 0}
+    totals = {"traces": 0, "spans": 0, "payloads": 0, "receipts": 0}
     # Across tenants on purpose: a system sweep; each tenant's rows are deleted through its scope,
     # at most services.RETENTION_BATCH x 20 traces per tenant per sweep.
     for tenant in Tenant.objects.order_by("pk").iterator():

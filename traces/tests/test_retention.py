@@ -12,7 +12,7 @@ from django.utils import timezone
 from tenants.audit import Actor
 from tenants.testing import Cast
 from traces import services
-from traces.models import Span, SpanPayload, Trace
+from traces.models import IngestBatch, Span, SpanPayload, Trace
 from traces.tasks import expire_traces
 from traces.tests.factories import make_trace, span_item
 
@@ -36,9 +36,13 @@ def test_the_beat_task_deletes_only_traces_past_each_tenants_retention(cast: Cas
         aged(trace, 10)
     aged(recent, 3)
 
+    IngestBatch.objects.for_tenant(cast.acme).update(received_at=timezone.now() - timedelta(days=10))
+    receipts = IngestBatch.objects.for_tenant(cast.acme).count()
+
     totals = expire_traces()
 
-    assert totals == {"traces": 2, "spans": 4, "payloads": 1}
+    assert totals == {"traces": 2, "spans": 4, "payloads": 1, "receipts": receipts}
+    assert not IngestBatch.objects.for_tenant(cast.acme).exists()
     remaining = set(Trace.objects.values_list("trace_id", flat=True))
     assert remaining >= {recent.trace_id, globex_old.trace_id}
     assert not remaining & {old.trace_id, old_big.trace_id}
