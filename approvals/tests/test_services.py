@@ -343,18 +343,25 @@ def test_a_decision_arriving_after_the_expiry_is_refused_and_records_the_expiry(
     assert request_of(run).status == "expired"
 
 
-def test_escalation_emails_the_admins_once_at_its_share_of_the_timeout(
-    queued: list[Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+def test_escalation_emails_the_admins_and_posts_the_signed_webhook_once_at_its_share_of_the_timeout(
+    queued: list[Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    from agents.tools import sign
     from approvals import tasks
+    from approvals.tests.test_api import Receiver
 
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver = Receiver(fail=0)
     setup = build()
-    ApprovalRule.objects.create(
+    services.approval_rule_save(
+        actor=Actor.system_actor("admin"),
         tenant=setup.tenant,
         risk_tiers=["irreversible"],
         timeout_seconds=600,
         escalate_at_share=0.5,
         escalation_emails=["oncall@example.com"],
+        escalation_webhook_url=receiver.url,
+        webhook_secret="whsec-escalate",
     )
     run = paused(setup)
     admin = reviewer(setup, "ada", role=Role.ADMIN)
@@ -374,6 +381,11 @@ def test_escalation_emails_the_admins_once_at_its_share_of_the_timeout(
     [message] = mail.outbox
     assert sorted(message.to) == sorted([admin.label, "oncall@example.com"])
     assert "refund_order" in message.subject and str(approval.pk) in message.body
+    [(headers, body)] = receiver.received
+    receiver.close()
+    assert headers["X-AOC-Event"] == "approval.escalated"
+    assert headers["X-AOC-Signature"] == sign("whsec-escalate", headers["X-AOC-Timestamp"], body)
+    assert json.loads(body)["id"] == str(approval.pk) and json.loads(body)["status"] == "pending"
 
 
 # --- Autonomy ---------------------------------------------------------------------------------
