@@ -100,8 +100,8 @@ def _re(pattern: str, *, case_sensitive: bool = False) -> re.Pattern[str]:
 
 
 OVERRIDE_VERBS = (
-    r"ignore|ignoring|disregard|forget|overlook|bypass|override|overwrite|skip|neglect|abandon|"
-    r"set\s+aside|pay\s+no\s+attention\s+to|"
+    r"ignore|ignoring|disregard|forget|overlook|bypass|override|overwrite|skip|neglect|abandon|drop|ditch|scrap|"
+    r"discard|erase|wipe|set\s+aside|put\s+aside|throw\s+away|pay\s+no\s+attention\s+to|"
     r"do\s+not\s+(?:follow|obey|use|apply)|don'?t\s+(?:follow|obey|use|apply)|stop\s+following|no\s+longer\s+follow"
 )
 EARLIER = (
@@ -160,7 +160,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.9,
         "asks to ignore or override earlier instructions",
         words(
-            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon aside attention follow obey use apply following"
+            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon drop ditch scrap discard erase wipe aside away attention follow obey use apply following"
         ),
         _re(rf"\b(?:{OVERRIDE_VERBS}){_GAP}(?:{EARLIER})\b{_GAP}(?:{DIRECTIVES})\b"),
     ),
@@ -172,7 +172,7 @@ SIGNALS: tuple[Signal, ...] = (
         _re(
             r"\b(?:new|updated|real|actual|true|revised|override|overriding|secret|hidden|special)\s+"
             r"(?:system\s+)?(?:instructions?|directives?|orders?|task|rules?|prompt|objective|mission)\s*(?::|are\b|is\b|follow)"
-            r"|\b(?:your|the)\s+(?:new|real|actual|true|only)\s+(?:task|goal|job|purpose|objective|mission|instructions?|role)\s+(?:is|are|will\s+be|now)\b"
+            r"|\b(?:your|the)\s+(?:new|real|actual|true|only)\s+(?:task|goal|job|purpose|objective|mission|instructions?|role|persona|identity|character|name)\s*(?:is|are|will\s+be|now|:)"
             r"|\b(?:instead|rather)\s*,?\s+(?:you\s+(?:must|will|should|shall)|do\s+the\s+following|follow\s+these)\b"
         ),
     ),
@@ -203,10 +203,12 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.75,
         "asks to ignore what comes before it",
-        words("ignore disregard"),
+        words("ignore disregard forget"),
         _re(
-            r"\b(?:ignore|disregard)\s+(?:the\s+|all\s+(?:of\s+)?(?:the\s+)?|everything\s+)?(?:above|previous|preceding|prior|foregoing)\b"
+            r"\b(?:disregard|ignore|forget)\s+whatever\s+(?:you\s+were|your\s+\w+|they|i)\s+(?:\w+\s+)?(?:told|said|instructed|taught|wrote|gave)"
+            r"|\b(?:ignore|disregard)\s+(?:the\s+|all\s+(?:of\s+)?(?:the\s+)?|everything\s+)?(?:above|previous|preceding|prior|foregoing)\b"
             r"(?!\s+(?:errors?|warnings?|messages?|emails?|comments?|typos?|mistakes?|question|paragraph|sentence|line|version|results?|steps?))"
+            r"|\bforget\s+(?:the\s+|all\s+(?:of\s+)?(?:the\s+)?|everything\s+)?above\b"
         ),
     ),
     Signal(
@@ -234,10 +236,11 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.4,
         "claims authority over the assistant",
-        words("i i'm im openai anthropic"),
+        words("i i'm im openai anthropic granted given"),
         _re(
             r"\bi\s*(?:am|'m)\s+(?:the|your)\s+(?:developer|creator|admin|administrator|owner|programmer|maker|operator|trainer)s?\b"
-            r"|\b(?:openai|anthropic)\s+(?:employee|staff|engineer|developer|team|admin)"
+            r"|\b(?:openai|anthropic)\s+(?:\w+\s+)?(?:employee|staff|engineer|developer|team|admin)"
+            r"|\b(?:has|have)\s+(?:granted|given)\s+you\s+(?:permission|authori[sz]ation|clearance)\b"
         ),
     ),
     Signal(
@@ -286,11 +289,97 @@ SIGNALS: tuple[Signal, ...] = (
     ),
     Signal(
         "instruction_override",
+        0.75,
+        "says the assistant's filters or policies are off",
+        words("content safety ethical moral openai usage filters filter policies policy"),
+        _re(
+            r"\b(?:content|safety|ethical|moral|openai'?s?|usage|moderation)\s+(?:filters?|filtering|polic(?:y|ies)|guidelines|restrictions|rules|checks|systems?)\s+"
+            r"(?:are|is|have\s+been|has\s+been)\s+(?:now\s+|temporarily\s+|currently\s+)?(?:off|disabled|lifted|suspended|removed|deactivated|void|paused|down|offline)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.8,
+        "ranks its own text above the assistant's instructions",
+        words("priority precedence importance precedes overrides supersedes"),
+        _re(
+            r"\b(?:higher|greater|more|top|highest)\s+(?:priority|precedence|importance)\s+(?:than|over)\s+(?:your|the|all|any)\s+(?:\w+\s+){0,2}(?:instructions|prompt|rules|guidelines|system|directives)"
+            r"|\b(?:takes?|has)\s+precedence\s+over\s+(?:your|the|all|any)\s+(?:\w+\s+){0,2}(?:instructions|prompt|rules|guidelines|directives)"
+            r"|\b(?:overrides?|supersedes?)\s+(?:your|all|any)\s+(?:\w+\s+){0,2}(?:instructions|prompt|rules|guidelines|directives)"
+        ),
+    ),
+    Signal(
+        "role_hijack",
+        0.55,
+        "recasts the assistant as a deceased relative (a known jailbreak)",
+        words("late deceased dead dying"),
+        _re(
+            r"\b(?:act|acting|pretend|pretending|role-?play|roleplay|be|play|imagine\s+you(?:'re|\s+are))\s+(?:as|to\s+be|you\s+are|like)?\s*(?:my\s+)?(?:late|deceased|dead|dying)\s+"
+            r"(?:grand(?:ma|pa|mother|father|mom|dad)|mother|father|mom|dad|mum|uncle|aunt|friend|wife|husband|brother|sister)"
+        ),
+    ),
+    Signal(
+        "role_hijack",
+        0.5,
+        "swaps the roles of user and assistant",
+        words("user assistant"),
+        _re(r"\byou\s+are\s+(?:now\s+)?the\s+user\b|\bi\s+am\s+(?:now\s+)?the\s+(?:assistant|ai|system|model)\b"),
+    ),
+    Signal(
+        "role_hijack",
+        0.25,
+        "asks to swap roles",
+        words("swap switch reverse exchange"),
+        _re(r"\b(?:swap|switch|reverse|exchange)\s+(?:our\s+|the\s+)?roles\b"),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.6,
+        "scripts the opening of a compliant answer",
+        words("start starts begin begins starting beginning sure absolutely certainly course"),
+        _re(
+            r"\b(?:start|starts|begin|begins|starting|beginning)\s+(?:your\s+(?:reply|answer|response)\s+|it\s+)?with\s+[\"'“]?(?:sure|absolutely|of\s+course|certainly)[,!]?\s+(?:here(?:'s|\s+is|\s+are)|i\s+can|i\s+will)"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.45,
+        "poses as an administrator or system override",
+        words("override overrides admin system developer root security operator operators developers creators"),
+        _re(
+            r"\b(?:admin|administrator|system|developer|root|security|master|emergency)\s+override\b"
+            r"|\b(?:your|the)\s+(?:operators?|developers?|creators?|admins?|administrators?|owners?|makers?)\s+(?:said|say|told\s+me|allowed|approved|permitted|authori[sz]ed|want\s+you)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
+        0.7,
+        "sets the assistant's safety switch to off",
+        words("safety filter filters moderation guardrails guard censorship alignment"),
+        _re(
+            r"\b(?:safety|filters?|moderation|guardrails?|censorship|alignment|content\s+filter)\s*(?:layer|system|module|mode|level|check)?\s*[:=]\s*(?:disabled|off|false|0|none|deactivated)\b"
+        ),
+    ),
+    Signal(
+        "prompt_extraction",
+        0.75,
+        "asks for the assistant's configuration, secrets or other users' data",
+        words(
+            "configuration config settings secrets keys credentials environment instructions prompt user's users previous other"
+        ),
+        _re(
+            r"\b(?:dump|print|show|reveal|output|list|share|give\s+me|tell\s+me|expose|leak|send\s+me)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?your\s+(?:\w+\s+)?(?:configuration|config|settings|secrets|keys|credentials|api\s+keys|environment|env\s+vars)\b"
+            r"|\b(?:words|lines|sentences|characters|paragraphs|text|content)\s+of\s+your\s+(?:system\s+)?(?:instructions|prompt|rules|configuration|guidelines)\b"
+            r"|\b(?:previous|other|another|last|earlier|different)\s+(?:user'?s?'?|customer'?s?'?|person'?s?'?)\s+(?:conversation|messages|chat|history|data|details|questions|session)\b"
+        ),
+    ),
+    Signal(
+        "instruction_override",
         0.6,
         "tells the model what it is from now on",
-        words("now this will shall must going"),
+        words("now here this will shall must going henceforth starting"),
         _re(
-            r"\bfrom\s+(?:now|this\s+(?:moment|point))\s+(?:on|onwards?|forward)\b[\s,]*(?:you|your|u|respond|reply|answer|act|behave|speak|talk|write|pretend|always|only|never)\b"
+            r"\b(?:from\s+(?:now|here|this\s+(?:moment|point))\s+(?:on|onwards?|forward)|henceforth|going\s+forward|starting\s+now)\b[\s,]*(?:you|your|u|respond|reply|answer|act|behave|speak|talk|write|pretend|always|only|never)\b"
             r"|\b(?:you|u)\s+(?:will|shall|must|are\s+going\s+to)\s+(?:now\s+)?(?:only\s+)?(?:respond|answer|reply|act|behave|speak|write)\b[^.!?\n]{0,40}?\s(?:as|like|in\s+the\s+(?:style|manner|voice)\s+of)\s"
         ),
     ),
@@ -375,7 +464,9 @@ SIGNALS: tuple[Signal, ...] = (
             rf"|\b(?:you|u|it)\s+(?:have|has|with)\s+no\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
             rf"|\b(?:you|u)\s+(?:do\s+not|don'?t|never|won'?t|will\s+not|no\s+longer)\s+(?:have\s+to\s+|need\s+to\s+)?(?:follow|obey|abide\s+by|adhere\s+to|comply\s+with|care\s+about|respect)\s+(?:any\s+|the\s+|your\s+|openai'?s?\s+)*(?:{RESTRICTIONS})\b"
             rf"|\bfree\s+(?:yourself|itself|themselves)\s+from\b"
-            rf"|\b(?:ai|bot|assistant|model|chatbot|version|character|persona|entity)\b[^.!?\n]{{0,30}}?\b(?:with|has|have|having)\s+(?:no|zero)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
+            rf"|\b(?:you|you're|yourself|act\s+as|pretend|become|play|be)\b[^.!?\n]{{0,40}}?\b(?:ai|bot|assistant|model|chatbot|version|character|persona|entity)\b[^.!?\n]{{0,30}}?\b(?:with|has|have|having)\s+(?:no|zero)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
+            rf"|\b(?:you|you're|yourself|act\s+as|pretend|become|play|be)\b[^.!?\n]{{0,40}}?\b(?:ai|bot|assistant|model|chatbot|version)\b[^.!?\n]{{0,30}}?\b(?:never|not)\s+(?:been\s+)?(?:trained|programmed|given|bound|taught)\s+(?:with\s+|by\s+|to\s+follow\s+)?(?:any\s+)?(?:{RESTRICTIONS})\b"
+            r"|\byou\s+are\s+(?:now\s+)?(?:free|liberated|unchained|unleashed|unlocked|jailbroken|unbound|uncensored|unfiltered)\b(?!\s+(?:to|of\s+charge))"
             rf"|\b(?:removed|lifted|disabled|turned\s+off|deactivated|bypassed|eliminated)\s+(?:all\s+|the\s+|its\s+|any\s+|your\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
@@ -387,7 +478,7 @@ SIGNALS: tuple[Signal, ...] = (
             "no without zero free freed beyond outside devoid lacks lack exempt unbound not doesn't doesnt don't dont broken broke escaped escape"
         ),
         _re(
-            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|doesnt\s+(?:have|follow|care(?:\s+about)?)|does\s+not\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care(?:\s+about)?|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
+            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|doesnt\s+(?:have|follow|care(?:\s+about)?)|does\s+not\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care(?:\s+about)?|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|usage\s+|content\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
     Signal(
@@ -395,10 +486,12 @@ SIGNALS: tuple[Signal, ...] = (
         0.45,
         "demands answers without refusals, warnings or disclaimers",
         words(
-            "refuse refuses decline declines reject rejects deny denies apologize apologizes apologise apologises warn warns censor censors filter filters warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even"
+            "refuse refuses decline declines reject rejects deny denies apologize apologizes apologise apologises warn warns censor censors filter filters warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even mention"
         ),
         _re(
             r"\b(?:never|not|won'?t|will\s+not|cannot|can'?t|must\s+not|do\s+not|don'?t|shall\s+not|is\s+not\s+allowed\s+to)\s+(?:ever\s+)?(?:refuses?|declines?|rejects?|deny|denies|say\s+no|says\s+no|apologi[sz]es?|warns?|censors?|filters?)\b"
+            r"|\b(?:never|don'?t|do\s+not)\s+(?:mention|say|admit|state|tell\s+me)\s+(?:that\s+)?(?:you|it)\s+(?:cannot|can'?t|are\s+unable|is\s+unable|won'?t)"
+            r"|\beven\s+(?:the\s+)?(?:illegal|unethical|harmful|dangerous|immoral|offensive)\s+(?:ones|questions|requests|things|topics)\b"
             r"|\b(?:no|without|never\s+(?:add|include|give))\s+(?:any\s+)?(?:warnings?|disclaimers?|caveats?|refusals?|apolog(?:y|ies)|moral(?:izing|ising)?\s+(?:lectures?)?)\b"
             r"|\balways\s+(?:answer|respond|comply|reply|provide|give)\b(?:\W+\w+){0,6}\W+(?:no\s+matter|regardless|even\s+if)\b"
             rf"|\b(?:regardless|irrespective)\s+of\s+(?:how\s+|any\s+|the\s+)?(?:legal|illegal|ethical|unethical|immoral|harmful|dangerous|offensive|inappropriate|{RESTRICTIONS})"
@@ -432,7 +525,7 @@ SIGNALS: tuple[Signal, ...] = (
         "refers to the provider's content policy",
         words("openai anthropic google microsoft content"),
         _re(
-            r"\b(?:openai|anthropic|google|microsoft)'?s?\s+(?:content\s+)?(?:polic(?:y|ies)|guidelines|rules|restrictions|filters|terms)\b"
+            r"\b(?:openai|anthropic|google|microsoft)'?s?\s+(?:content\s+|usage\s+)?(?:polic(?:y|ies)|guidelines|rules|restrictions|filters|terms)\b"
             r"|\bcontent\s+polic(?:y|ies)\b"
         ),
     ),
@@ -442,7 +535,7 @@ SIGNALS: tuple[Signal, ...] = (
         "asks for a second, unfiltered answer alongside the normal one",
         ALWAYS,
         _re(
-            r"\b(?:two|2|both|dual)\s+(?:different\s+|separate\s+|distinct\s+)?(?:ways|responses|answers|replies|paragraphs|outputs|personalities|versions|entities|personas|ais)\b"
+            r"\b(?:two|2|both|dual)\s+(?:different\s+|separate\s+|distinct\s+)?(?:ways|responses|answers|replies|paragraphs|outputs|personalities|versions|entities|personas)\b"
             r"|\b(?:first|one)\s+(?:way|response|answer)\b.{0,200}\b(?:second|other)\s+(?:way|response|answer)\b"
             r"|\[\W{0,3}(?:gpt|chatgpt|classic|normal|filtered|🔒)\W{0,3}\]\s*:?"
         ),
@@ -482,10 +575,10 @@ SIGNALS: tuple[Signal, ...] = (
         0.85,
         "tries to extract the system prompt or hidden instructions",
         words(
-            "reveal show print display output repeat recite tell give share leak dump expose disclose spell write copy paste what return begin start beginning starting quote list"
+            "reveal show print display output repeat recite tell give share leak dump expose disclose spell write copy paste what return begin start beginning starting quote list reproduce transcribe restate text content instructions message messages words prompt"
         ),
         _re(
-            r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|quote|list)\b"
+            r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|quote|list|reproduce|transcribe|restate)\b"
             r"(?:\s+me|\s+us)?(?:\s+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back))?"
             r"(?:\s+(?:the|a)\s+(?:full\s+|exact\s+|complete\s+)?(?:text|content|contents|wording|words|copy)\s+of)?\s+(?:your|the|its|any)\s+"
             r"(?:(?:full|complete|entire|exact|original|initial|hidden|secret|internal|confidential|private|underlying|real|previous|first|system|developer|pre-?prompt|starting)\s+){1,3}"
@@ -495,6 +588,7 @@ SIGNALS: tuple[Signal, ...] = (
             r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite)\s+(?:me\s+)?(?:all\s+|every\s+|the\s+|of\s+)*(?:prior|previous|earlier|above|preceding|hidden|initial)\s+(?:messages|instructions|prompts?|conversation|context|turns)\b"
             r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite|tell\s+me)\s+(?:me\s+)?(?:everything|all|what'?s?|what\s+is)\s+(?:that\s+is\s+|that'?s\s+)?(?:in|inside|within)\s+your\s+(?:context|context\s+window|memory|prompt|instructions|configuration)\b"
             r"|\b(?:before|above|prior\s+to|preceding)\s+(?:my|the\s+user'?s?|this)\s+(?:first\s+)?(?:message|prompt|question)\b[^.?!\n]{0,20}?\b(?:text|messages?|instructions?|prompt|content|everything)?"
+            r"|\b(?:text|content|instructions?|messages?|words|prompt)\s+(?:that\s+)?(?:appears?|is|are|was|were|sits?|written|placed|located|comes?)\s+(?:above|before|prior\s+to)\s+(?:this|the|our|my)\s+(?:conversation|chat|message|prompt|question|exchange)\b"
             r"|\bwhat\s+(?:is|are|were|was)\s+(?:in\s+)?your\s+(?:(?:full|complete|exact|original|initial|hidden|secret|internal|system|developer|first)\s+){1,3}(?:prompt|instructions?|message|rules|guidelines|directives)\b"
             r"|\bwhat\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|asked)\s+(?:to\s+\w+\s+)?(?:before|earlier|at\s+the\s+(?:start|beginning)|initially|in\s+your\s+(?:system|initial|first))"
         ),
