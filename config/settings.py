@@ -194,7 +194,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.escalate_due",
         "schedule": float(os.environ.get("APPROVAL_SWEEP_INTERVAL_SECONDS", "5")),
     },
+    # Evals: re-send cases whose worker died and start pending ones; score sampled production runs.
+    "evals-sweep": {
+        "task": "evals.tasks.sweep",
+        "schedule": float(os.environ.get("EVAL_SWEEP_INTERVAL_SECONDS", "30")),
+    },
+    "online-evals": {
+        "task": "evals.tasks.online_evals",
+        "schedule": float(os.environ.get("ONLINE_EVAL_INTERVAL_SECONDS", "300")),
+    },
 }
+
+# How many eval cases of one tenant run at once (each is an agent run on a worker).
+EVAL_CONCURRENCY_PER_TENANT = int(os.environ.get("EVAL_CONCURRENCY_PER_TENANT", "4"))
 
 # The first retry delay of an approval's callback or escalation webhook (doubled at each retry).
 APPROVAL_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("APPROVAL_WEBHOOK_BACKOFF_SECONDS", "2"))

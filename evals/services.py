@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agents import services as agent_services
 from agents.models import Agent, AgentVersion, Run, Step
 from catalog.clients import ChatClient
 from catalog.models import LanguageModel, PinChange
@@ -450,9 +451,13 @@ def eval_run_cancel(*, actor: Actor, eval_run: EvalRun) -> EvalRun:
     running_runs = EvalResult.objects.for_tenant(eval_run.tenant).filter(
         eval_run=eval_run, status=EvalResult.Status.RUNNING, run__isnull=False
     )
-    Run.objects.for_tenant(eval_run.tenant).filter(
-        pk__in=running_runs.values("run_id"), cancel_requested_at__isnull=True
-    ).exclude(status__in=Run.FINAL_STATUSES).update(cancel_requested_at=now)
+    for run in (
+        Run.objects.for_tenant(eval_run.tenant)
+        .filter(pk__in=running_runs.values("run_id"))
+        .exclude(status__in=Run.FINAL_STATUSES)
+    ):
+        # Queued: cancelled at once; running: its worker stops it before the next step.
+        agent_services.run_cancel(actor=actor, run=run)
     audit_record(tenant=eval_run.tenant, actor=actor, action="eval_run.cancel", target=eval_run)
     _finish_if_done(eval_run)
     events.send_eval_run_changed(eval_run)
@@ -606,7 +611,9 @@ def eval_result_execute(
         eval_run = result.eval_run
         if result.is_finished:
             return result
-        if eval_run.cancel_requested_at is not None or eval_run.budget_exhausted:
+        stopping = eval_run.cancel_requested_at is not None or eval_run.budget_exhausted
+        # A case whose agent run exists goes on: the engine stops it between steps if cancelled.
+        if stopping and result.run_id is None:
             result.status = EvalResult.Status.SKIPPED
             result.error = (
                 "Cancelled before it ran." if eval_run.cancel_requested_at else "The eval run's budget ran out."

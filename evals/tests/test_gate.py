@@ -1,0 +1,150 @@
+"""The pin-change gate: a change request starts the agent's suites on the candidate; approval is
+refused while they run, while a critical case regresses or while the pass rate falls more than the
+tolerance below the baseline; an admin's written override lets it through, audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from catalog import selectors as catalog_selectors
+from catalog import services as catalog_services
+from catalog.clients import ChatRequest, ChatResponse, DemoClient, Usage
+from catalog.models import LanguageModel, PinChange
+from catalog.services import NotAllowedError, PinChangeGateError
+from evals import selectors, services
+from evals.models import EvalRun, Suite
+from evals.tests.conftest import candidate_model
+from tenants.audit import Actor
+from tenants.errors import ConflictError, FieldError
+from tenants.models import AuditEvent
+from tenants.testing import ApiClient, Cast, assert_error
+
+pytestmark = pytest.mark.django_db
+CANDIDATE = "demo-support-2025-09-01"
+
+
+class WorseOnCandidate(DemoClient):
+    """The demo model, but the candidate answers the inputs in `breaks` at once, without tools."""
+
+    def __init__(self, *breaks: str) -> None:
+        self.breaks = breaks
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        user = next((m["content"] for m in request.messages if m["role"] == "user"), "")
+        judging = "strict evaluator" in request.messages[0]["content"]
+        if request.model_id == CANDIDATE and not judging and any(b in user for b in self.breaks):
+            return ChatResponse(
+                content="Thanks for your message!",
+                tool_calls=[],
+                usage=Usage(input_tokens=30, output_tokens=5),
+                model_id=request.model_id,
+            )
+        return super().chat(request)
+
+
+@pytest.fixture
+def baseline(suite: Suite, execute: Callable[..., EvalRun]) -> EvalRun:
+    run = execute(services.eval_run_start(actor=Actor.system_actor("tests"), suite=suite, dispatch=False))
+    assert selectors.baseline_for(suite) == run
+    return run
+
+
+def request_change(cast: Cast) -> tuple[PinChange, LanguageModel]:
+    model = candidate_model(cast, CANDIDATE)
+    change = catalog_services.pin_change_request(
+        actor=Actor(user=cast.alice), tenant=cast.acme, alias="default", to_model=model, reason="Newer model"
+    )
+    return change, model
+
+
+def candidate_run(change: PinChange) -> EvalRun:
+    return EvalRun.objects.for_tenant(change.tenant).select_related("tenant").get(pin_change=change)
+
+
+def approve(cast: Cast, change: PinChange) -> PinChange:
+    return catalog_services.pin_change_decide(actor=Actor(user=cast.alice), change=change, approve=True)
+
+
+def test_a_request_starts_the_suites_on_the_candidate_and_approval_waits_for_them(
+    cast: Cast, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, model = request_change(cast)
+    run = candidate_run(change)
+    assert run.model == model and run.candidate and run.trigger == "pin_change"
+    with pytest.raises(PinChangeGateError, match="still running on the candidate"):
+        approve(cast, change)
+    execute(run, client=WorseOnCandidate())
+    change = approve(cast, change)
+    assert change.status == "applied"
+    assert catalog_selectors.pinned_model(tenant=cast.acme, alias="default") == model
+
+
+def test_approval_is_refused_while_a_critical_case_regresses_and_an_admin_can_override_it(
+    cast: Cast, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, _ = request_change(cast)
+    execute(candidate_run(change), client=WorseOnCandidate("Where is my order A-1001?"))
+    with pytest.raises(PinChangeGateError) as refused:
+        approve(cast, change)
+    assert "critical case 'Looks an order up before answering'" in refused.value.message
+    assert "regresses" in refused.value.message
+    change.refresh_from_db()
+    assert change.is_open
+    report = selectors.gate_report(change)
+    [gate] = report.suites
+    assert gate.comparison is not None and [c.label for c in gate.comparison.critical_regressions] == [
+        "Looks an order up before answering"
+    ]
+
+    # Only an admin overrides, and only with a written reason.
+    with pytest.raises(NotAllowedError):
+        services.gate_override(actor=Actor(user=cast.bob), change=change, reason="We accept the risk here.")
+    with pytest.raises(FieldError, match="write why"):
+        services.gate_override(actor=Actor(user=cast.alice), change=change, reason="ok")
+    services.gate_override(actor=Actor(user=cast.alice), change=change, reason="Vendor fix confirmed; rolling forward.")
+    with pytest.raises(ConflictError, match="already overridden"):
+        services.gate_override(actor=Actor(user=cast.alice), change=change, reason="Vendor fix confirmed again.")
+    audited = AuditEvent.objects.get(tenant=cast.acme, action="eval_gate.override")
+    assert audited.actor_label == "alice@acme.test"
+    assert audited.after is not None and audited.after["reason"] == "Vendor fix confirmed; rolling forward."
+    assert approve(cast, change).status == "applied"
+
+
+def test_approval_is_refused_when_the_pass_rate_falls_beyond_the_tolerance(
+    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, _ = request_change(cast)
+    # Two non-critical cases fail on the candidate: 80 % against a 100 % baseline.
+    execute(candidate_run(change), client=WorseOnCandidate("What did I buy", "Please refund order A-1005"))
+    with pytest.raises(PinChangeGateError, match=r"falls from 100% to 80%, more than its tolerance of 10%"):
+        approve(cast, change)
+    services.suite_update(actor=Actor.system_actor("tests"), suite=suite, tolerance=0.2)
+    assert approve(cast, change).status == "applied"
+
+
+def test_a_suite_without_a_baseline_does_not_gate(cast: Cast, suite: Suite) -> None:
+    change, _ = request_change(cast)
+    report = selectors.gate_report(change)
+    assert report.passes and report.suites[0].baseline is None
+    assert approve(cast, change).status == "applied"
+
+
+def test_the_gate_answers_over_the_api_and_refuses_the_decision_with_409(
+    cast: Cast, baseline: EvalRun, execute: Callable[..., EvalRun], api: Callable[..., ApiClient]
+) -> None:
+    change, _ = request_change(cast)
+    execute(candidate_run(change), client=WorseOnCandidate("Please refund order A-1002"))
+    admin = api("admin")
+    report = admin.get(f"/api/v1/evals/pin-changes/{change.pk}").json()
+    assert report["passes"] is False
+    assert report["suites"][0]["comparison"]["critical_regressions"] == 1
+    refused = assert_error(
+        admin.post(f"/api/v1/pin-changes/{change.pk}/decision", {"approve": True}), 409, "pin_change_gate_refused"
+    )
+    assert "Asks approval before a refund" in refused["message"]
+    assert_error(admin.post(f"/api/v1/evals/pin-changes/{change.pk}/override", {"reason": "short"}), 400)
+    created = admin.post(f"/api/v1/evals/pin-changes/{change.pk}/override", {"reason": "Accepted by the CTO today."})
+    assert created.status_code == 201, created.content
+    assert admin.post(f"/api/v1/pin-changes/{change.pk}/decision", {"approve": True}).status_code == 200
