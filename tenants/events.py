@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from catalog.events import CatalogChanged, PinsChanged
     from evals.events import EvalRunChanged, QualityAlertEvent
     from guardrails.events import GuardrailEventRecorded, GuardrailsChanged
+    from traces.events import TracesIngested
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ type LiveEvent = (
     | GuardrailEventRecorded
     | EvalRunChanged
     | QualityAlertEvent
+    | TracesIngested
 )
 
 

@@ -22,6 +22,7 @@ from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
+from traces.events import traces_ingested
 from traces.ingest import TRACE_SEARCH_CHARS, SpanRejected, SpanRow, as_text, parse_span
 from traces.models import IngestBatch, Span, SpanPayload, TenantTraceSettings, Trace
 
@@ -117,6 +118,7 @@ def spans_ingest(
             else:
                 receipt.rejected += 1
                 receipt.rejected_reasons[result.reason] = receipt.rejected_reasons.get(result.reason, 0) + 1
+        traces_ingested(tenant, receipt.accepted)
         rejection_messages = {r.reason: r.message for r in final if r.status == "rejected"}
         rejections_count(tenant=tenant, counts=receipt.rejected_reasons, messages=rejection_messages)
         if keep_receipt:

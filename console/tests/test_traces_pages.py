@@ -234,3 +234,24 @@ def test_an_admin_sets_retention_and_a_bad_value_is_refused_beside_the_field(cli
     assert client.post(url, {"retention_days": "7"}).status_code == 302
     assert TenantTraceSettings.objects.for_tenant(cast.acme).get().retention_days == 7
     assert AuditEvent.objects.for_tenant(cast.acme).filter(action="traces.retention_changed").exists()
+
+
+def test_stored_spans_are_announced_once_a_second_and_the_page_refreshes_its_card(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.cache import cache
+
+    from console import live
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr("tenants.events.send_now", lambda group, event: sent.append(dict(event)))
+    cache.delete(f"traces:announced:{cast.acme.pk}")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.spans_ingest(tenant=cast.acme, items=[span_item(), span_item()])
+        services.spans_ingest(tenant=cast.acme, items=[span_item()])  # within the same second
+    assert sent == [{"type": "traces.ingested", "accepted": 2}]
+
+    page = live.connect(cast.acme, cast.membership(cast.vera), {"page": "traces"})
+    html = live.render(page, cast.acme, cast.membership(cast.vera), sent[0])
+    assert 'id="ingest-health" aria-label="Ingestion health" hx-swap-oob="true"' in html
+    assert re.search(r'data-testid="accepted">3<', html) and 'data-testid="traces-new"' in html

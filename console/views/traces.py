@@ -16,12 +16,14 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
+from console import live
 from console.access import ConsoleRequest, render_page, role_required
 from tenants.audit import Actor
 from tenants.errors import FieldError
-from tenants.models import Role
+from tenants.models import Membership, Role
 from traces import selectors, services
 from traces.models import Span, SpanStatus, Trace
 
@@ -250,3 +252,26 @@ def trace_settings(request: ConsoleRequest) -> HttpResponse:
             return redirect("console:trace_settings", tenant_slug=request.tenant.slug)
     context = {"form": form, "health": selectors.ingest_health(tenant=request.tenant)}
     return render_page(request, "traces/settings.html", context, status=400 if form.errors else 200)
+
+
+# --- Live: what the websocket sends the traces page when spans are stored ------------------------
+
+
+@live.page
+class LiveTraces(live.LivePage):
+    """The traces list: its ingestion card re-rendered, and a link to show the newest traces (the
+    list itself is not replaced: its filters change in the page without reconnecting the socket)."""
+
+    name = "traces"
+    events = frozenset({"traces.ingested"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        context = {
+            "tenant": self.tenant,
+            "live": True,
+            "health": selectors.ingest_health(tenant=self.tenant),
+            "retention_days": services.trace_settings_for(self.tenant).retention_days,
+        }
+        return render_to_string("traces/index.html#ingest_health", context) + render_to_string(
+            "traces/index.html#traces_new", context
+        )
