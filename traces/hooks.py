@@ -60,6 +60,11 @@ class TraceHooks(RunHooks):
         if span.kind == "model":
             self._pending()[str(run.pk)] = span
             return
+        if span.kind == "run":
+            # A model call that raised past the engine was never settled: write its span anyway.
+            unsettled = self._pending().pop(str(run.pk), None)
+            if unsettled is not None:
+                self._write(run, unsettled, model=str(unsettled.name))
         self._write(run, span)
 
     def settle_after_model_call(

@@ -147,3 +147,11 @@ def test_a_run_started_by_a_task_from_inside_its_trace_is_that_spans_child() -> 
     finally:
         context.current_span.reset(token)
     assert spans_of(run)[0].parent_span_id == "d" * 16
+
+
+def test_a_model_call_that_crashes_the_engine_still_leaves_its_span() -> None:
+    setup = build()
+    run = runtime.execute(setup.start("Hi"), client=ScriptedClient(RuntimeError("client bug")))
+    assert run.status == Run.Status.FAILED and run.error_type == "internal_error"
+    root, model_span = spans_of(run)
+    assert root.status == "error" and model_span.kind == "llm" and model_span.status == "error"
