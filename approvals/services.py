@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -151,6 +152,9 @@ def approval_request_create(
         raise FieldError("action", "name the action to approve.")
     if len(action) > 200:
         raise FieldError("action", "at most 200 characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cn") for c in action):
+        # A reviewer reads the action's name in lists: nothing in it may hide or reorder text.
+        raise FieldError("action", "contains invisible or control characters.")
     if not isinstance(arguments, dict):
         raise FieldError("arguments", "must be a JSON object.")
     if risk not in Risk.values:

@@ -467,6 +467,7 @@ def test_an_external_request_is_validated_field_by_field() -> None:
     good: dict[str, Any] = {"action": "wire", "arguments": {"a": 1}, "risk": "write", "reason": "policy"}
     for field, value in [
         ("action", " "),
+        ("action", "refund\u202eredro"),
         ("arguments", [1]),
         ("risk", "huge"),
         ("reason", "because"),

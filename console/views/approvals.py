@@ -196,6 +196,7 @@ def _detail_context(approval: ApprovalRequest, *, form: DecideForm | None = None
     return {
         "approval": approval,
         "arguments_html": reveal(pretty(approval.arguments)),
+        "reason_html": reveal(approval.reason_detail),
         "hidden_found": has_hidden(approval.arguments) or has_hidden(context),
         "diff": diff_lines(approval.arguments, approval.edited_arguments) if approval.is_edited else [],
         "context_messages": [
