@@ -17,6 +17,7 @@ from catalog import selectors, services
 from catalog.models import LanguageModel, PinChange, Provider
 from catalog.services import micros_to_usd
 from console.access import ConsoleRequest, render_page, role_required
+from console.views.evals import gate_context
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
 from tenants.models import Role, Tenant
@@ -365,6 +366,8 @@ def pin_change(request: ConsoleRequest, pk: str) -> HttpResponse:
             "output": micros_to_usd(change.to_model.output_price),
         },
         "decision_form": DecisionForm(),
+        # The eval gate: each gating suite's run on the candidate against its baseline (evals).
+        **gate_context(change),
     }
     return render_page(request, "catalog/pin_change.html", context)
 

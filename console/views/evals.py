@@ -1,0 +1,469 @@
+"""Evals in the console: suites with their case editor (assertions validated by the service), eval
+runs with live progress and the comparison with the baseline, quality over time (online evals
+and their alerts), the review queue, and the eval gate's override on a pin change. Every member
+reads; reviewers start and cancel runs and review outputs; admins change suites, cases, baselines
+and online evals, and override the gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_http_methods, require_POST
+
+from agents.models import Agent, Run
+from catalog.models import LanguageModel, PinChange
+from console import live
+from console.access import ConsoleRequest, render_page, role_required
+from evals import online, selectors, services
+from evals.models import Case, EvalRun, OnlineEval, Suite
+from tenants.audit import Actor
+from tenants.errors import FieldError, ServiceError
+from tenants.models import Membership, Role, Tenant
+from tenants.selectors import get_for_tenant
+
+
+def usd(micros: int | None) -> str:
+    return f"{(micros or 0) / 1_000_000:.6f}"
+
+
+def _error_into(form: forms.Form, exc: ServiceError) -> None:
+    field = getattr(exc, "field", None)
+    message = getattr(exc, "detail", exc.message)
+    form.add_error(field if field in form.fields else None, message)
+
+
+# --- Forms: they parse input; the services validate and decide -------------------------------
+
+
+class SuiteForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = forms.CharField(required=False, help_text="Separated by commas.")
+    tolerance = forms.FloatField(
+        min_value=0, max_value=1, initial=0.0, help_text="How far (0-1) the pass rate may fall below the baseline."
+    )
+    gates_pin_changes = forms.BooleanField(required=False, initial=True, label="Gates pin changes of its agent's alias")
+    run_budget_usd = forms.DecimalField(
+        min_value=0.000001, max_digits=12, decimal_places=6, initial=1, label="Budget per run (USD)"
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
+        data["run_budget_micros"] = int(data.pop("run_budget_usd") * 1_000_000)
+        return data
+
+
+class JsonField(forms.CharField):
+    """A JSON value typed into a textarea (the service checks its shape)."""
+
+    def __init__(self, *, empty: Any, **kwargs: Any) -> None:
+        self.empty = empty
+        super().__init__(required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}), **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        text = (value or "").strip()
+        if not text:
+            return self.empty
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+
+
+class CaseForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False)
+    input = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
+    expected_output = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), strip=False)
+    critical = forms.BooleanField(required=False, help_text="A regression of this case refuses a pin change.")
+    tags = forms.CharField(required=False, help_text="Separated by commas.")
+    approval = forms.ChoiceField(
+        choices=Case.Approval.choices, help_text="What a call needing a reviewer's approval gets in this case."
+    )
+    assertions = JsonField(
+        empty=[],
+        help_text='A JSON list, e.g. [{"type": "contains", "value": "refunded"}, {"type": "judge", "rubric": "Kind."}]',
+    )
+    tool_results = JsonField(
+        empty={}, help_text='Simulated tool results: {"refund_order": {"ok": true}}. Other tools run on demo tables.'
+    )
+    context = JsonField(empty={}, help_text="Metadata given to the run (a JSON object).")
+    end_user_id = forms.CharField(max_length=200, required=False)
+    session_id = forms.CharField(max_length=200, required=False)
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
+        return data
+
+
+def case_initial(case: Case) -> dict[str, Any]:
+    return {
+        "name": case.name,
+        "input": case.input,
+        "expected_output": case.expected_output,
+        "critical": case.critical,
+        "tags": ", ".join(case.tags),
+        "approval": case.approval,
+        "assertions": json.dumps(case.assertions, indent=2, ensure_ascii=False),
+        "tool_results": json.dumps(case.tool_results, indent=2, ensure_ascii=False) if case.tool_results else "",
+        "context": json.dumps(case.context, indent=2, ensure_ascii=False) if case.context else "",
+        "end_user_id": case.end_user_id,
+        "session_id": case.session_id,
+    }
+
+
+class OnlineEvalForm(forms.Form):
+    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
+    sample_rate = forms.FloatField(min_value=0, max_value=1, initial=0.1, help_text="Share of runs scored (0-1).")
+    rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    pass_threshold = forms.FloatField(min_value=0, max_value=1, initial=0.5)
+    alert_drop = forms.FloatField(
+        min_value=0, max_value=1, initial=0.2, help_text="Alert when the pass rate falls this much between windows."
+    )
+    window_hours = forms.IntegerField(min_value=1, max_value=720, initial=24)
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
+
+
+# --- Suites -------------------------------------------------------------------------------------------
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def evals(request: ConsoleRequest) -> HttpResponse:
+    """Suites (admins create them here), quality over time and its alerts, online evals."""
+    is_admin = request.membership.has_role(Role.ADMIN)
+    form = SuiteForm(request.POST if request.method == "POST" else None, tenant=request.tenant)
+    status = 200
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponse("Only admins create suites.", status=403)
+        if form.is_valid():
+            try:
+                suite = services.suite_create(actor=Actor.from_request(request), tenant=request.tenant, **form.values())
+            except ServiceError as exc:
+                _error_into(form, exc)
+            else:
+                messages.success(request, f"Suite {suite.name} was created; add its cases.")
+                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+        status = 400
+    suites = list(selectors.suites_of(tenant=request.tenant))
+    latest: dict[Any, EvalRun] = {}
+    for run in selectors.eval_runs_of(tenant=request.tenant).filter(suite__in=suites):
+        latest.setdefault(run.suite_id, run)
+    rows = [{"suite": s, "latest": latest.get(s.pk)} for s in suites]
+    context = {
+        "rows": rows,
+        "form": form,
+        "is_admin": is_admin,
+        "online_form": OnlineEvalForm(tenant=request.tenant),
+        "online_evals": OnlineEval.objects.for_tenant(request.tenant).select_related("agent").order_by("agent__name"),
+        "alerts": selectors.quality_alerts(tenant=request.tenant)[:20],
+        "chart": selectors.quality_series(tenant=request.tenant),
+    }
+    return render_page(request, "evals/index.html", context, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_online(request: ConsoleRequest) -> HttpResponse:
+    form = OnlineEvalForm(request.POST, tenant=request.tenant)
+    if form.is_valid():
+        try:
+            online.online_eval_configure(actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Online eval of {form.cleaned_data['agent'].name} saved.")
+    else:
+        messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
+    return redirect("console:evals", tenant_slug=request.tenant.slug)
+
+
+def _suite_context(request: ConsoleRequest, suite: Suite, **extra: Any) -> dict[str, Any]:
+    models = LanguageModel.objects.for_tenant(request.tenant).select_related("provider").order_by("model_id")
+    return {
+        "suite": suite,
+        "cases": list(selectors.cases_of(suite=suite)),
+        "runs": list(selectors.eval_runs_of(tenant=request.tenant, suite=suite)[:20]),
+        "baseline": selectors.baseline_for(suite),
+        "models": [m for m in models if m.is_priced],
+        "is_admin": request.membership.has_role(Role.ADMIN),
+        "can_run": request.membership.has_role(Role.REVIEWER),
+        "case_form": extra.pop("case_form", None) or CaseForm(initial={"approval": "approve"}),
+        "suite_form": extra.pop("suite_form", None)
+        or SuiteForm(
+            initial={
+                "name": suite.name,
+                "agent": suite.agent_id,
+                "description": suite.description,
+                "tags": ", ".join(suite.tags),
+                "tolerance": suite.tolerance,
+                "gates_pin_changes": suite.gates_pin_changes,
+                "run_budget_usd": suite.run_budget_micros / 1_000_000,
+            },
+            tenant=request.tenant,
+        ),
+        **extra,
+    }
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def eval_suite(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """A suite: its cases (admins add them here), its runs, settings (admins), start a run."""
+    suite = selectors.get_suite_for_tenant(request.tenant, pk)
+    if request.method == "GET":
+        return render_page(request, "evals/suite.html", _suite_context(request, suite))
+    if not request.membership.has_role(Role.ADMIN):
+        return HttpResponse("Only admins change suites.", status=403)
+    if request.POST.get("form") == "settings":
+        suite_form = SuiteForm(request.POST, tenant=request.tenant)
+        if suite_form.is_valid():
+            try:
+                services.suite_update(actor=Actor.from_request(request), suite=suite, **suite_form.values())
+            except ServiceError as exc:
+                _error_into(suite_form, exc)
+            else:
+                messages.success(request, "Suite saved.")
+                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+        return render_page(
+            request, "evals/suite.html", _suite_context(request, suite, suite_form=suite_form), status=400
+        )
+    case_form = CaseForm(request.POST)
+    if case_form.is_valid():
+        try:
+            services.case_create(actor=Actor.from_request(request), suite=suite, **case_form.values())
+        except ServiceError as exc:
+            _error_into(case_form, exc)
+        else:
+            messages.success(request, "Case added.")
+            return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+    return render_page(request, "evals/suite.html", _suite_context(request, suite, case_form=case_form), status=400)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_suite_import(request: ConsoleRequest, pk: str) -> HttpResponse:
+    suite = selectors.get_suite_for_tenant(request.tenant, pk)
+    upload = request.FILES.get("file")
+    text = upload.read().decode("utf-8", errors="replace") if upload else request.POST.get("jsonl", "")
+    try:
+        cases = services.cases_import(actor=Actor.from_request(request), suite=suite, text=text)
+    except ServiceError as exc:
+        messages.error(request, f"Nothing was imported: {getattr(exc, 'detail', exc.message)}")
+    else:
+        messages.success(request, f"{len(cases)} cases imported.")
+    return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def eval_suite_run(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """Start a run of every case, on the pinned model or the one chosen."""
+    suite = selectors.get_suite_for_tenant(request.tenant, pk)
+    model = None
+    if ref := request.POST.get("model", "").strip():
+        model = get_for_tenant(LanguageModel.objects.select_related("provider"), request.tenant, pk=ref)
+    try:
+        eval_run = services.eval_run_start(
+            actor=Actor.from_request(request), suite=suite, model=model, trigger=EvalRun.Trigger.CONSOLE
+        )
+    except ServiceError as exc:
+        messages.error(request, getattr(exc, "detail", exc.message))
+        return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+    return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=eval_run.pk)
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def eval_case(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """One case's editor (admins save; the assertions are validated and a bad one is named)."""
+    case = selectors.get_case_for_tenant(request.tenant, pk)
+    is_admin = request.membership.has_role(Role.ADMIN)
+    status = 200
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponse("Only admins edit cases.", status=403)
+        form = CaseForm(request.POST)
+        if form.is_valid():
+            try:
+                services.case_update(actor=Actor.from_request(request), case=case, **form.values())
+            except ServiceError as exc:
+                _error_into(form, exc)
+            else:
+                messages.success(request, "Case saved.")
+                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=case.suite_id)
+        status = 400
+    else:
+        form = CaseForm(initial=case_initial(case))
+    return render_page(request, "evals/case.html", {"case": case, "form": form, "is_admin": is_admin}, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_case_delete(request: ConsoleRequest, pk: str) -> HttpResponse:
+    case = selectors.get_case_for_tenant(request.tenant, pk)
+    services.case_delete(actor=Actor.from_request(request), case=case)
+    messages.success(request, "Case deleted.")
+    return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=case.suite_id)
+
+
+# --- Runs ---------------------------------------------------------------------------------------------
+
+
+def eval_run_context(eval_run: EvalRun, membership: Membership) -> dict[str, Any]:
+    """What the run page (and its live fragment) shows."""
+    baseline = selectors.baseline_for(eval_run.suite)
+    comparison = selectors.compare(eval_run, baseline if baseline and baseline.pk != eval_run.pk else None)
+    return {
+        "eval_run": eval_run,
+        "comparison": comparison,
+        "baseline": comparison.baseline,
+        "spent_usd": usd(eval_run.spent_micros),
+        "budget_usd": usd(eval_run.budget_micros),
+        "can_cancel": membership.has_role(Role.REVIEWER) and not eval_run.is_finished,
+        "can_accept": membership.has_role(Role.ADMIN)
+        and eval_run.status == EvalRun.Status.SUCCEEDED
+        and (baseline is None or baseline.pk != eval_run.pk),
+    }
+
+
+@role_required(Role.VIEWER)
+def eval_run(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """An eval run: progress (live), totals, each case's verdicts, and the comparison with the baseline."""
+    run = selectors.get_eval_run_for_tenant(request.tenant, pk)
+    context = {**eval_run_context(run, request.membership), "live_query": f"page=eval_run&eval_run={run.pk}"}
+    return render_page(request, "evals/run.html", context, fragment="eval_run_live")
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def eval_run_cancel(request: ConsoleRequest, pk: str) -> HttpResponse:
+    run = selectors.get_eval_run_for_tenant(request.tenant, pk)
+    try:
+        services.eval_run_cancel(actor=Actor.from_request(request), eval_run=run)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=run.pk)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_run_accept(request: ConsoleRequest, pk: str) -> HttpResponse:
+    run = selectors.get_eval_run_for_tenant(request.tenant, pk)
+    try:
+        services.eval_run_accept(actor=Actor.from_request(request), eval_run=run)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "This run is now the suite's baseline.")
+    return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=run.pk)
+
+
+@live.page
+class LiveEvalRun(live.LivePage):
+    """An eval run's page: progress, totals and results redrawn as each case finishes."""
+
+    name = "eval_run"
+    events = frozenset({"eval_run.changed"})
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        if str(event.get("eval_run_id")) != self.params.get("eval_run"):
+            return ""
+        try:
+            run = selectors.get_eval_run_for_tenant(self.tenant, self.params.get("eval_run", ""))
+        except Http404:
+            return ""
+        context = {**eval_run_context(run, membership), "tenant": self.tenant, "live": True}
+        return render_to_string("evals/run.html#eval_run_live", context)
+
+
+# --- Reviews ------------------------------------------------------------------------------------------
+
+
+@role_required(Role.REVIEWER)
+@require_http_methods(["GET", "POST"])
+def eval_reviews(request: ConsoleRequest) -> HttpResponse:
+    """The review queue: score outputs 1-5 with a comment; turn a production run into a case."""
+    if request.method == "POST":
+        result = run = None
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = 0
+        if request.POST.get("result"):
+            result = selectors.get_result_for_tenant(request.tenant, request.POST["result"])
+        elif request.POST.get("run"):
+            run = get_for_tenant(Run.objects.all(), request.tenant, pk=request.POST["run"])
+        try:
+            services.review_create(
+                actor=Actor.from_request(request),
+                tenant=request.tenant,
+                score=score,
+                comment=request.POST.get("comment", ""),
+                result=result,
+                run=run,
+            )
+        except ServiceError as exc:
+            messages.error(request, getattr(exc, "detail", exc.message))
+        else:
+            messages.success(request, "Review saved.")
+        return redirect("console:eval_reviews", tenant_slug=request.tenant.slug)
+    queue = selectors.review_queue(tenant=request.tenant, limit=30)
+    context = {
+        "queue": queue,
+        "reviews": selectors.reviews_of(tenant=request.tenant)[:30],
+        "suites": Suite.objects.for_tenant(request.tenant).order_by("name"),
+        "is_admin": request.membership.has_role(Role.ADMIN),
+    }
+    return render_page(request, "evals/reviews.html", context)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_case_from_run(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """One action: a production run becomes a case of the chosen suite."""
+    run = get_for_tenant(Run.objects.all(), request.tenant, pk=pk)
+    suite = selectors.get_suite_for_tenant(request.tenant, request.POST.get("suite", ""))
+    case = services.case_from_run(actor=Actor.from_request(request), suite=suite, run=run)
+    messages.success(request, f"The run is now a case of {suite.name}; add its assertions.")
+    return redirect("console:eval_case", tenant_slug=request.tenant.slug, pk=case.pk)
+
+
+# --- The pin-change gate --------------------------------------------------------------------------------
+
+
+def gate_context(change: PinChange) -> dict[str, Any]:
+    """What the pin change request page shows of the eval gate (console/views/catalog.py)."""
+    return {"gate": selectors.gate_report(change)}
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def eval_gate_override(request: ConsoleRequest, pk: str) -> HttpResponse:
+    change = get_for_tenant(PinChange.objects.select_related("tenant", "to_model"), request.tenant, pk=pk)
+    try:
+        services.gate_override(actor=Actor.from_request(request), change=change, reason=request.POST.get("reason", ""))
+    except FieldError as exc:
+        messages.error(request, exc.detail)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The eval gate is overridden for this change (audited); it can be approved now.")
+    return redirect("console:pin_change", tenant_slug=request.tenant.slug, pk=change.pk)
