@@ -364,3 +364,24 @@ def test_the_quality_chart_data_is_on_the_page(client: Client, cast: Cast) -> No
     response = client.get(reverse("console:evals", args=["acme"]))
     data = json.loads(re.search(r'id="quality-data"[^>]*>(.*?)</script>', response.content.decode()).group(1))  # type: ignore[union-attr]
     assert data[0]["agent"] == "Support agent" and data[0]["pass_rate"] == 1.0
+
+
+@pytest.mark.django_db
+def test_a_quality_alert_and_an_eval_run_change_render_live(cast: Cast) -> None:
+    from console import live
+
+    membership = cast.membership(cast.vera)
+    banner = live.render(
+        None,
+        cast.acme,
+        membership,
+        {"type": "evals.quality_alert", "alert_id": "a1", "agent_id": "x", "message": "Pass rate <b>fell</b>."},
+    )
+    assert 'data-testid="quality-alert-banner"' in banner and "Pass rate &lt;b&gt;fell&lt;/b&gt;." in banner
+    run = _run(cast)
+    page = live.connect(cast.acme, membership, {"page": "eval_run", "eval_run": str(run.pk)})
+    assert page is not None
+    event = {"type": "eval_run.changed", "eval_run_id": str(run.pk), "status": "queued", "completed": 0, "total": 10}
+    html = live.render(page, cast.acme, membership, event)
+    assert 'id="eval-run-live" hx-swap-oob="true"' in html and 'data-status="queued"' in html
+    assert live.render(page, cast.acme, membership, {**event, "eval_run_id": "other"}) == ""

@@ -394,6 +394,12 @@ class LiveEvalRun(live.LivePage):
         return render_to_string("evals/run.html#eval_run_live", context)
 
 
+@live.everywhere("evals.quality_alert")
+def quality_alert_banner(tenant: Tenant, membership: Membership, event: dict[str, Any]) -> str:
+    """A banner on every page of the tenant when an agent's online pass rate drops (like a budget alert)."""
+    return render_to_string("evals/_quality_alert_banner.html", {"tenant": tenant, "alert": event})
+
+
 # --- Reviews ------------------------------------------------------------------------------------------
 
 
