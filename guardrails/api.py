@@ -1,5 +1,5 @@
-"""REST endpoints of guardrails: check content against the tenant's policy, and list what
-guardrails did. Thin adapters: a serializer checks types, one service call decides, the tenant
+"""REST endpoints of guardrails: check content against the tenant's policy, list what guardrails
+did, and read and edit the policies. Thin adapters: a serializer checks types, one service call decides, the tenant
 comes from the API key."""
 
 from __future__ import annotations
@@ -8,16 +8,25 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins
+from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.selectors import find_agent
+from guardrails import services
 from guardrails.checks import CheckResult
-from guardrails.models import GuardrailEvent
-from guardrails.serializers import CheckRequestSerializer, CheckResultSerializer, GuardrailEventSerializer
+from guardrails.models import GuardrailEvent, Policy
+from guardrails.serializers import (
+    CheckRequestSerializer,
+    CheckResultSerializer,
+    GuardrailEventSerializer,
+    PolicyCreateSerializer,
+    PolicySerializer,
+    PolicyWriteSerializer,
+)
 from guardrails.services import guardrail_check
-from tenants.errors import FieldError
+from tenants.audit import Actor
+from tenants.errors import FieldConflictError, FieldError
 from tenants.models import ApiKey, Scope
 from tenants.viewsets import TenantScopedViewSet
 
@@ -93,3 +102,52 @@ class GuardrailEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
+
+
+class GuardrailPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Policy]):
+    """The tenant's policy (`agent` null) and the agents' overrides, for keeping guardrails as code.
+    Reading needs `read`; changing needs `admin` (audited). Rules are validated like the console's
+    editor: a bad rule is a 400 naming its position and field."""
+
+    queryset = Policy.objects.select_related("agent")
+    serializer_class = PolicySerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.policy_ensure_default(tenant=self.tenant)  # a new tenant's defaults show up too
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=PolicyCreateSerializer, responses={201: PolicySerializer})
+    def create(self, request: Request) -> Response:
+        """Create an agent's override (409 when it has one: update it instead)."""
+        form = PolicyCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        ref = form.validated_data["agent"].strip()
+        agent = find_agent(tenant=self.tenant, ref=ref)
+        if agent is None:
+            raise FieldError("agent", f"no agent has the id or name {ref!r}.")
+        if Policy.objects.for_tenant(self.tenant).filter(agent=agent).exists():
+            raise FieldConflictError("agent", f"{agent.name} has an override already; update it instead.")
+        policy = services.policy_update(
+            actor=Actor.from_request(request), tenant=self.tenant, agent=agent, rules=form.validated_data["rules"]
+        )
+        return Response(PolicySerializer(policy).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PolicyWriteSerializer, responses=PolicySerializer)
+    def update(self, request: Request, pk: str) -> Response:
+        """Replace the policy's rules."""
+        policy = self.get_object()
+        form = PolicyWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        policy = services.policy_update(
+            actor=Actor.from_request(request),
+            tenant=self.tenant,
+            agent=policy.agent,
+            rules=form.validated_data["rules"],
+        )
+        return Response(PolicySerializer(policy).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Remove an agent's override (the tenant's own policy cannot be removed: 400)."""
+        services.policy_delete(actor=Actor.from_request(request), policy=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

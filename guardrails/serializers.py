@@ -79,7 +79,7 @@ class RuleSerializer(serializers.Serializer):
 
 class PolicySerializer(serializers.ModelSerializer):
     agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
-    rules = RuleSerializer(many=True)
+    rules = RuleSerializer(many=True, read_only=True)
 
     class Meta:
         model = Policy
@@ -89,6 +89,10 @@ class PolicySerializer(serializers.ModelSerializer):
 
 class PolicyWriteSerializer(serializers.Serializer):
     rules = serializers.JSONField(help_text="The ordered rules; each {stage, detector, parameters, action}.")
+
+
+class PolicyCreateSerializer(PolicyWriteSerializer):
+    agent = serializers.CharField(help_text="The agent the override is for (its id or name).")
 
 
 class GuardrailEventSerializer(serializers.ModelSerializer):
