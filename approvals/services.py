@@ -63,12 +63,15 @@ class Created:
 # --- Creating requests -------------------------------------------------------------------------
 
 
-def _expiries(rule: ApprovalRule | None, timeout: int) -> tuple[Any, Any]:
+def _times(rule: ApprovalRule | None, timeout: int) -> dict[str, Any]:
+    """created_at, expires_at and escalate_at of a request created now under `rule`."""
     now = timezone.now()
-    expires_at = now + timedelta(seconds=timeout)
     share = rule.escalate_at_share if rule is not None else None
-    escalate_at = now + timedelta(seconds=timeout * share) if share else None
-    return expires_at, escalate_at
+    return {
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=timeout),
+        "escalate_at": now + timedelta(seconds=timeout * share) if share else None,
+    }
 
 
 def approval_request_for_run(
@@ -90,7 +93,7 @@ def approval_request_for_run(
         detail = reason
     saved_rule = rule if rule.pk and not rule._state.adding else None
     timeout = rule.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
-    expires_at, escalate_at = _expiries(rule, timeout)
+    times = _times(rule, timeout)
     approval = ApprovalRequest.objects.create(
         tenant=run.tenant,
         run=run,
@@ -111,8 +114,7 @@ def approval_request_for_run(
         on_reject=rule.on_reject,
         requested_by_api_key=run.api_key,
         requester_label=f"run {run.pk}"[:200],
-        expires_at=expires_at,
-        escalate_at=escalate_at,
+        **times,
     )
     events.approval_changed(approval)
     return approval
@@ -171,7 +173,7 @@ def approval_request_create(
     agent = run.agent if run is not None else None
     rule = policy.rule_for(tenant=tenant, agent=agent, tool=tool)
     timeout = expires_in or rule.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
-    expires_at, escalate_at = _expiries(rule, timeout)
+    times = _times(rule, timeout)
     secret = secrets.token_urlsafe(32) if callback_url else ""
     with transaction.atomic():
         approval = ApprovalRequest.objects.create(
@@ -190,8 +192,7 @@ def approval_request_create(
             quorum=rule.quorum,
             requested_by_api_key=actor.api_key,
             requester_label=actor.label[:200],
-            expires_at=expires_at,
-            escalate_at=escalate_at,
+            **times,
             callback_url=callback_url,
             callback_secret_encrypted=crypto.encrypt(secret),
         )

@@ -126,3 +126,37 @@ def test_the_worker_delivers_a_signed_callback_retrying_until_the_receiver_answe
         assert delivered.callback_attempts == 2
     finally:
         receiver.close()
+
+
+def test_beat_escalates_a_waiting_request_by_email_to_the_admins(workers: Callable[..., Worker]) -> None:
+    from approvals.models import ApprovalRule
+    from tenants.audit import Actor
+    from tenants.models import Role
+
+    worker = workers("approvals-escalation", beat=True)
+    setup = build()
+    ApprovalRule.objects.create(
+        tenant=setup.tenant, risk_tiers=["irreversible"], timeout_seconds=60, escalate_at_share=0.05
+    )
+    admin = reviewer(setup, "ada", role=Role.ADMIN)
+    created = services.approval_request_create(
+        actor=Actor.system_actor("client"),
+        tenant=setup.tenant,
+        action="refund_order",
+        arguments={"order_number": "T-1"},
+        risk="irreversible",
+        reason="irreversible",
+    )
+    approval = ApprovalRequest.objects.for_tenant(setup.tenant).get(pk=created.approval.pk)
+    assert approval.escalate_at is not None and (approval.escalate_at - approval.created_at).total_seconds() == 3
+
+    escalated = wait_for(
+        lambda: (
+            ApprovalRequest.objects.for_tenant(setup.tenant).filter(pk=approval.pk, escalated_at__isnull=False).first()
+        ),
+        20,
+        "beat to escalate the request",
+    )
+    # The worker's mail backend is the console's: the email is in its log, to the tenant's admin.
+    wait_for(lambda: "Approval waiting: refund_order" in worker.text(), 10, "the escalation email")
+    assert admin.label in worker.text() and escalated.status == "pending"
