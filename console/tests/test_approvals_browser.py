@@ -53,6 +53,7 @@ def test_a_request_reaches_both_reviewers_live_and_leaves_the_second_when_the_fi
     alice.wait_for_selector('[data-testid="approval-status"][data-status="approved"]')
 
     bob.locator(f"#approval-{approval.pk}").wait_for(state="detached")
+    bob.locator("#queue-empty").wait_for()  # the queue is empty again, and says so
     bob.wait_for_selector('[data-testid="approvals-badge"][data-count="0"]', state="attached")
     assert ApprovalRequest.objects.get(pk=approval.pk).decided_by == cast.alice
 

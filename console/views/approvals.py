@@ -529,7 +529,14 @@ class LiveQueue(live.LivePage):
             self.shown.discard(approval_id)
         else:
             self.shown.add(approval_id)
-        context = {"tenant": self.tenant, "approval_id": approval_id, "a": row, "shown": shown, "now": timezone.now()}
+        context = {
+            "tenant": self.tenant,
+            "approval_id": approval_id,
+            "a": row,
+            "shown": shown,
+            "remaining": len(self.shown),
+            "now": timezone.now(),
+        }
         return render_to_string("approvals/index.html#queue_event", context)
 
 
