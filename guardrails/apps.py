@@ -1,4 +1,16 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def warm_up(**_: Any) -> None:
+    """Build the detectors' shared state (Presidio's analyzer, ~2 s; the confusables table) before
+    the first check, so a worker's first run does not pay for it. Forked pool processes inherit it."""
+    from guardrails.detectors import normalize, pii
+
+    pii.analyzer()
+    pii.anonymizer()
+    normalize._confusables()
 
 
 class GuardrailsConfig(AppConfig):
@@ -7,7 +19,10 @@ class GuardrailsConfig(AppConfig):
 
     def ready(self) -> None:
         # The run engine checks input, output, tool calls and tool results through its hook points.
+        from celery.signals import worker_init
+
         from agents import hooks as agent_hooks
         from guardrails.hooks import GuardrailHooks
 
         agent_hooks.register(GuardrailHooks.instance)
+        worker_init.connect(warm_up, weak=False, dispatch_uid="guardrails.warm_up")

@@ -19,6 +19,7 @@ Where Presidio falls short, this module replaces its recognizer:
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -191,6 +192,8 @@ def analyzer() -> AnalyzerEngine:
         def enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
             return raw_results
 
+    # Presidio logs every recognizer it loads at INFO, in each process: keep its warnings only.
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     registry = RecognizerRegistry(recognizers=_recognizers(), supported_languages=["en"])
     return AnalyzerEngine(
         registry=registry,

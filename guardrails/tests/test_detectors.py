@@ -354,3 +354,15 @@ def test_detector_parameters_are_validated_per_stage() -> None:
     assert "parameters" in detectors.problems("secrets", {"nope": 1}, stage="input")
     assert "detector" in detectors.problems("magic", {}, stage="input")
     assert "entities" in detectors.problems("pii", {"entities": ["NAME"]}, stage="input")
+
+
+def test_a_celery_worker_builds_the_detectors_before_its_first_check() -> None:
+    from celery.signals import worker_init
+
+    from guardrails.apps import warm_up
+
+    # Registered for worker start-up (GuardrailsConfig.ready), and it builds the analyzer.
+    assert any(key[0] == "guardrails.warm_up" for key, _ in worker_init.receivers)
+    pii.analyzer.cache_clear()
+    warm_up()
+    assert pii.analyzer.cache_info().currsize == 1
