@@ -27,6 +27,7 @@ from evals.serializers import (
     CaseWriteSerializer,
     EvalRunDetailSerializer,
     EvalRunSerializer,
+    FromTraceSerializer,
     ImportSerializer,
     OverrideSerializer,
     ReviewSerializer,
@@ -166,6 +167,19 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
             text = str(request.data)
         cases = services.cases_import(actor=Actor.from_request(request), suite=suite, text=text)
         return Response(CaseSerializer(cases, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=FromTraceSerializer, responses={201: CaseSerializer})
+    @action(detail=True, methods=["post"], url_path="cases/from-trace")
+    def from_trace(self, request: Request, pk: str) -> Response:
+        """Turn a production trace into a new case of the suite (`admin`): the run behind it, or
+        its root span's input with its output as the expected output."""
+        suite = self.get_object()
+        form = FromTraceSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        case = services.case_from_trace(
+            actor=Actor.from_request(request), suite=suite, trace_id=form.validated_data["trace_id"]
+        )
+        return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(description="One case per line.")})
     @action(detail=True, methods=["get"], url_path="cases/export")

@@ -232,5 +232,9 @@ class ReviewWriteSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
+class FromTraceSerializer(serializers.Serializer):
+    trace_id = serializers.CharField(max_length=64, help_text="The trace's id (32 hex digits).")
+
+
 class OverrideSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000)

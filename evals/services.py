@@ -344,6 +344,56 @@ def case_from_run(*, actor: Actor, suite: Suite, run: Run) -> Case:
     return case
 
 
+def _as_text(value: Any) -> str:
+    """A span's input or output as a case's text: a string as it is, the last user message of a
+    chat-style list, else its JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    if isinstance(value, list):
+        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], str):
+            return users[-1]
+    return json.dumps(value, ensure_ascii=False)
+
+
+@transaction.atomic
+def case_from_trace(*, actor: Actor, suite: Suite, trace_id: str) -> Case:
+    """A new case from any production trace: the run behind it when the engine wrote it, else
+    the root span's input (and its output as the expected output). FieldError for an unknown trace."""
+    from traces.models import Span, Trace
+
+    tenant = suite.tenant
+    trace = Trace.objects.for_tenant(tenant).filter(trace_id=str(trace_id).strip().lower()).first()
+    if trace is None:
+        raise FieldError("trace_id", "no such trace in this tenant.")
+    run = Run.objects.for_tenant(tenant).filter(trace_id=trace.trace_id).order_by("created_at").first()
+    if run is not None:
+        return case_from_run(actor=actor, suite=suite, run=run)
+    root = (
+        Span.objects.for_tenant(tenant)
+        .filter(trace_id=trace.trace_id, parent_span_id="")
+        .order_by("started_at")
+        .first()
+    )
+    text = _as_text(root.input if root is not None else None)
+    if not text.strip():
+        raise FieldError("trace_id", "the trace's root span has no input to replay.")
+    return case_create(
+        actor=actor,
+        suite=suite,
+        input=text[:MAX_INPUT_CHARS],
+        name=f"From trace {trace.trace_id[:8]}",
+        end_user_id=trace.end_user_id,
+        session_id=trace.session_id,
+        expected_output=_as_text(root.output if root is not None else None),
+        tags=["from-production"],
+    )
+
+
 # --- Eval runs: start, cancel, accept ---------------------------------------------------------------
 
 

@@ -204,6 +204,22 @@ class TestEvalCaseFromRun(ConsolePageContract):
         return {"suite": str(_suite(cast).pk)}
 
 
+class TestEvalCaseFromTrace(ConsolePageContract):
+    url_name = "console:eval_case_from_trace"
+    role = Role.ADMIN
+    method = "post"
+
+    def url(self, cast: Cast, slug: str = "acme") -> str:
+        return reverse(self.url_name, args=[slug])
+
+    def data(self, cast: Cast) -> dict[str, Any]:
+        from traces.models import Trace
+        from traces.tests.factories import make_trace
+
+        trace = Trace.objects.for_tenant(cast.acme).first() or make_trace(cast.acme, input="Where is A-1001?")
+        return {"trace_id": trace.trace_id, "suite": str(_suite(cast).pk)}
+
+
 class TestEvalGateOverride(ConsolePageContract):
     url_name = "console:eval_gate_override"
     role = Role.ADMIN

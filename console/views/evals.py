@@ -443,6 +443,22 @@ def eval_reviews(request: ConsoleRequest) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
+def eval_case_from_trace(request: ConsoleRequest) -> HttpResponse:
+    """One action: any production trace (by its id) becomes a case of the chosen suite."""
+    suite = selectors.get_suite_for_tenant(request.tenant, request.POST.get("suite", ""))
+    try:
+        case = services.case_from_trace(
+            actor=Actor.from_request(request), suite=suite, trace_id=request.POST.get("trace_id", "")
+        )
+    except FieldError as exc:
+        messages.error(request, f"No case was made: {exc.detail}")
+        return redirect("console:eval_reviews", tenant_slug=request.tenant.slug)
+    messages.success(request, f"The trace is now a case of {suite.name}; add its assertions.")
+    return redirect("console:eval_case", tenant_slug=request.tenant.slug, pk=case.pk)
+
+
+@role_required(Role.ADMIN)
+@require_POST
 def eval_case_from_run(request: ConsoleRequest, pk: str) -> HttpResponse:
     """One action: a production run becomes a case of the chosen suite."""
     run = get_for_tenant(Run.objects.all(), request.tenant, pk=pk)

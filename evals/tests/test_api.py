@@ -118,6 +118,22 @@ class TestSuiteImport(ApiContract):
         return {"jsonl": '{"input": "Hello"}\n'}
 
 
+class TestSuiteCaseFromTrace(ApiContract):
+    url_name = "eval-suite-from-trace"
+    method = "post"
+    object_scoped = True
+
+    def path(self, cast: Cast) -> str:
+        return f"/api/v1/evals/suites/{demo_suite(cast).pk}/cases/from-trace"
+
+    def body(self, cast: Cast) -> Any:
+        from traces.models import Trace
+        from traces.tests.factories import make_trace
+
+        trace = Trace.objects.for_tenant(cast.acme).first() or make_trace(cast.acme, input="Where is A-1001?")
+        return {"trace_id": trace.trace_id}
+
+
 class TestSuiteExport(ApiContract):
     url_name = "eval-suite-export"
     scope = Scope.READ
@@ -362,3 +378,17 @@ def test_a_finished_run_cannot_be_cancelled(admin: ApiClient, cast: Cast) -> Non
     run = seeded_run(cast)
     services.eval_run_cancel(actor=Actor.system_actor("tests"), eval_run=run)
     assert_error(admin.post(f"/api/v1/evals/runs/{run.pk}/cancel"), 409, "conflict")
+
+
+def test_a_trace_becomes_a_case_over_the_api(admin: ApiClient, cast: Cast) -> None:
+    from traces.tests.factories import make_trace
+
+    trace = make_trace(cast.acme, input="Where is A-1005?", output="Delivered.")
+    suite = demo_suite(cast)
+    created = admin.post(f"/api/v1/evals/suites/{suite.pk}/cases/from-trace", {"trace_id": trace.trace_id})
+    assert created.status_code == 201, created.content
+    assert created.json()["input"] == "Where is A-1005?" and created.json()["expected_output"] == "Delivered."
+    error = assert_error(
+        admin.post(f"/api/v1/evals/suites/{suite.pk}/cases/from-trace", {"trace_id": "f" * 32}), 400, "validation_error"
+    )
+    assert error["fields"] == {"trace_id": ["no such trace in this tenant."]}

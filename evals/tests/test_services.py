@@ -326,3 +326,53 @@ def test_reading_a_run_with_its_results_takes_a_fixed_number_of_queries(
         comparison = selectors.compare(eval_run, baseline)
         assert len(comparison.cases) == 10 and all(c.before is not None for c in comparison.cases)
     assert len(queries) == 2  # the results of each run
+
+
+def test_any_production_trace_becomes_a_case(suite: Suite, cast: Cast) -> None:
+    from traces.tests.factories import make_trace
+
+    ingested = make_trace(
+        cast.acme,
+        input={
+            "messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Where is A-1004?"}]
+        },
+        output="It ships tomorrow.",
+        end_user_id="u-7",
+    )
+    case = services.case_from_trace(actor=SYSTEM, suite=suite, trace_id=ingested.trace_id.upper())
+    assert (case.input, case.expected_output, case.end_user_id) == ("Where is A-1004?", "It ships tomorrow.", "u-7")
+    assert case.tags == ["from-production"] and case.name == f"From trace {ingested.trace_id[:8]}"
+    # A trace the engine wrote for a run replays that run's input.
+    assert suite.agent.current_version is not None
+    production = runtime.execute(
+        Run.objects.create(
+            tenant=cast.acme, agent=suite.agent, agent_version=suite.agent.current_version, input="Where is A-1002?"
+        )
+    )
+    from_run = services.case_from_trace(actor=SYSTEM, suite=suite, trace_id=production.trace_id)
+    assert from_run.source_run_id == production.pk and from_run.input == "Where is A-1002?"
+    with pytest.raises(FieldError, match="no such trace"):
+        services.case_from_trace(actor=SYSTEM, suite=suite, trace_id="0" * 32)
+    globex_trace = make_trace(cast.globex, input="hi")
+    with pytest.raises(FieldError, match="no such trace"):
+        services.case_from_trace(actor=SYSTEM, suite=suite, trace_id=globex_trace.trace_id)
+
+
+def test_the_sweep_resends_a_case_whose_worker_died(suite: Suite, cast: Cast) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    eval_run = start(suite)
+    result = services.eval_result_claim(eval_run=eval_run)
+    assert result is not None
+    EvalResult.objects.filter(pk=result.pk).update(started_at=timezone.now() - timedelta(minutes=5))
+    sent: list[tuple[str, str]] = []
+    assert services.eval_sweep(resend=lambda tenant_id, result_id: sent.append((tenant_id, result_id))) == 1
+    assert sent == [(str(cast.acme.pk), str(result.pk))]
+    # A case that started a moment ago is left to its worker.
+    fresh = services.eval_result_claim(eval_run=eval_run)
+    assert fresh is not None
+    sent.clear()
+    services.eval_sweep(resend=lambda tenant_id, result_id: sent.append((tenant_id, result_id)))
+    assert (str(cast.acme.pk), str(fresh.pk)) not in sent
