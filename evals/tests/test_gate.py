@@ -79,6 +79,9 @@ def test_a_request_starts_the_suites_on_the_candidate_and_approval_waits_for_the
     change = approve(cast, change)
     assert change.status == "applied"
     assert catalog_selectors.pinned_model(tenant=cast.acme, alias="default") == model
+    # The candidate's run is now the baseline on the new pin.
+    suite = Suite.objects.get(pk=run.suite_id)
+    assert selectors.baseline_for(suite) == run
 
 
 def test_approval_is_refused_while_a_critical_case_regresses_and_an_admin_can_override_it(
