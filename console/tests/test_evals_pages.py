@@ -288,6 +288,7 @@ def test_the_run_page_shows_each_case_escaped_and_the_comparison(client: Client,
     assert page.status_code == 200
     assert 'data-status="succeeded"' in text and "10/10" in text
     assert "Against the baseline" in text and 'data-testid="regressions">0</strong> regressions' in text
+    assert '<span data-testid="pass-rate-delta">+0 points</span>' in text
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert text.count('class="eval-result') == 10
     assert "Accept as the baseline" not in text  # a viewer

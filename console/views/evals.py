@@ -202,6 +202,7 @@ def _suite_context(request: ConsoleRequest, suite: Suite, **extra: Any) -> dict[
         "cases": list(selectors.cases_of(suite=suite)),
         "runs": list(selectors.eval_runs_of(tenant=request.tenant, suite=suite)[:20]),
         "baseline": selectors.baseline_for(suite),
+        "budget_usd": usd(suite.run_budget_micros),
         "models": [m for m in models if m.is_priced],
         "is_admin": request.membership.has_role(Role.ADMIN),
         "can_run": request.membership.has_role(Role.REVIEWER),
@@ -331,9 +332,17 @@ def eval_run_context(eval_run: EvalRun, membership: Membership) -> dict[str, Any
     """What the run page (and its live fragment) shows."""
     baseline = selectors.baseline_for(eval_run.suite)
     comparison = selectors.compare(eval_run, baseline if baseline and baseline.pk != eval_run.pk else None)
+    deltas = {
+        "pass_rate": f"{comparison.pass_rate_delta * 100:+.0f} points"
+        if comparison.pass_rate_delta is not None
+        else "",
+        "score": f"{comparison.score_delta:+.2f}" if comparison.score_delta is not None else "",
+        "cost": f"{comparison.cost_delta / 1_000_000:+.6f} USD" if comparison.cost_delta is not None else "",
+    }
     return {
         "eval_run": eval_run,
         "comparison": comparison,
+        "deltas": deltas,
         "baseline": comparison.baseline,
         "spent_usd": usd(eval_run.spent_micros),
         "budget_usd": usd(eval_run.budget_micros),
