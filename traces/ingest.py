@@ -98,6 +98,9 @@ def parse_time(value: Any, name: str) -> datetime:
     if isinstance(value, bool) or value is None or value == "":
         raise SpanRejected("invalid_time", f"{name} is required: an ISO 8601 time or Unix seconds.")
     if isinstance(value, int | float):
+        if value <= 0:
+            # OTLP leaves an unset time at 0: a span "from 1970" would be stored and expired at once.
+            raise SpanRejected("invalid_time", f"{name} is not set (Unix time {value}).")
         try:
             return datetime.fromtimestamp(float(value), tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:

@@ -159,6 +159,7 @@ def test_bad_spans_are_a_partial_success_and_counted(client: Client, cast: Cast)
                 "",
             ),
             json_span(trace_id, secrets.token_hex(8), "backwards", endTimeUnixNano="1"),
+            json_span(trace_id, secrets.token_hex(8), "unset", startTimeUnixNano="0", endTimeUnixNano="0"),
         ],
     )
     response = client.post(
@@ -166,10 +167,10 @@ def test_bad_spans_are_a_partial_success_and_counted(client: Client, cast: Cast)
     )
     assert response.status_code == 200
     parsed = json_format.Parse(response.content, ExportTraceServiceResponse())
-    assert parsed.partial_success.rejected_spans == 2
+    assert parsed.partial_success.rejected_spans == 3
     assert "missing_name" in parsed.partial_success.error_message
     counts = dict(IngestRejection.objects.for_tenant(cast.acme).values_list("reason", "count"))
-    assert counts == {"missing_name": 1, "invalid_time": 1}
+    assert counts == {"missing_name": 1, "invalid_time": 2}
 
 
 @pytest.mark.django_db
