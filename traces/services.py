@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -222,6 +223,14 @@ SPAN_COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
+def _bound_cursor() -> psycopg.Cursor[Any]:
+    """A cursor on Django's connection (so in its transaction) that sends parameters to the server
+    in binary. Django's cursors bind on the client, quoting and escaping every array element into
+    the SQL text: that was half the cost of a 1,000-span batch."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -231,7 +240,7 @@ def _unnest_insert(table: str, columns: list[tuple[str, str, str]], data: list[l
     so the statement's size does not grow with the batch (psycopg's client-side binding of tens of
     thousands of placeholders cost more than the insert itself)."""
     names = ", ".join(name for name, _, _ in columns)
-    arrays = ", ".join(f"%s::{kind}[]" for _, kind, _ in columns)
+    arrays = ", ".join(f"%b::{kind}[]" for _, kind, _ in columns)
     aliases = [f"c{i}" for i in range(len(columns))]
     selected = ", ".join(convert.format(alias) for (_, _, convert), alias in zip(columns, aliases, strict=True))
     return f"INSERT INTO {table} ({names}) SELECT {selected} FROM unnest({arrays}) AS v({', '.join(aliases)}) {tail}"  # noqa: S608
@@ -260,7 +269,7 @@ def _insert_spans(tenant: Tenant, rows: list[SpanRow], now: datetime, source: st
         params,
         "ORDER BY c1, c2 ON CONFLICT (tenant_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id",
     )
-    with connection.cursor() as cursor:
+    with _bound_cursor() as cursor:
         cursor.execute(sql, params)
         return {(t, s) for t, s in cursor.fetchall()}
 
@@ -393,7 +402,7 @@ def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
         )
     params = [list(column) for column in zip(*records, strict=True)]
     sql = _unnest_insert("traces_trace AS t", TRACE_COLUMNS, params, TRACE_UPSERT_TAIL)
-    with connection.cursor() as cursor:
+    with _bound_cursor() as cursor:
         cursor.execute(sql, params)
 
 

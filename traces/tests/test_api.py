@@ -251,3 +251,19 @@ def test_search_finds_text_of_spans_that_arrived_in_a_later_batch(acme_admin_api
     found = acme_admin_api.get(reverse("trace-list") + "?q=верните").json()["results"]
     assert [t["trace_id"] for t in found] == [trace_id]
     assert acme_admin_api.get(reverse("trace-list") + "?q=100%25").json()["results"] == []  # % is literal
+
+
+def test_a_batch_mixing_small_and_huge_counts_and_missing_values_is_stored_exactly(
+    acme_admin_api: ApiClient, cast: Cast
+) -> None:
+    items = [
+        span_item(usage={"input_tokens": 5}),
+        span_item(usage={"input_tokens": 10**12, "output_tokens": 10**12, "cost_micros": 10**12}),
+        span_item(),
+    ]
+    assert ingest(acme_admin_api, items)["accepted"] == 3
+    stored = {s.span_id: s for s in Span.objects.for_tenant(cast.acme)}
+    assert stored[items[0]["span_id"]].input_tokens == 5
+    huge = stored[items[1]["span_id"]]
+    assert (huge.input_tokens, huge.output_tokens, huge.reported_cost_micros) == (10**12, 10**12, 10**12)
+    assert stored[items[2]["span_id"]].reported_cost_micros is None
