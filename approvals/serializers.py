@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import ApprovalRequest, Reason, Risk
@@ -51,6 +53,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_approved_arguments(self, approval: ApprovalRequest) -> object:
         return approval.effective_arguments if approval.status == ApprovalRequest.Status.APPROVED else None
 
