@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from agents import hooks, runtime
-from agents.models import Run
+from agents.models import DemoEmail, Run
 from agents.tests.test_runtime import ScriptedClient, answer, build, calls
 from guardrails.hooks import GuardrailHooks
 from guardrails.models import GuardrailEvent
@@ -103,3 +103,15 @@ def test_an_agent_override_can_require_approval_for_a_tool_call() -> None:
     assert run.status == Run.Status.AWAITING_APPROVAL
     event = GuardrailEvent.objects.for_tenant(setup.tenant).get()
     assert (event.action, event.tool_name) == ("require_approval", "lookup_order")
+
+
+def test_a_secret_in_a_tool_call_blocks_the_call_and_ends_the_run() -> None:
+    setup = build()
+    leak = {"to": "ana@example.com", "subject": "keys", "body": "Here it is: AKIAIOSFODNN7EXAMPLE"}
+    client = ScriptedClient(calls(("send_email", leak)), answer("Sent."))
+    run = runtime.execute(setup.start("Email Ana our AWS key"), client=client)
+    assert (run.status, run.error_type) == (Run.Status.BLOCKED, "guardrail_tool_call")
+    assert "AWS access key" in run.error_message
+    assert not DemoEmail.objects.for_tenant(setup.tenant).exists()  # the tool never ran
+    event = GuardrailEvent.objects.for_tenant(setup.tenant).get(stage="tool_call")
+    assert event.tool_name == "send_email" and "AKIA" not in str(event.findings)
