@@ -144,5 +144,7 @@ def test_redact_for_trace_follows_the_tenant_setting(cast: Cast) -> None:
     services.guardrail_settings_update(actor=ALICE, tenant=cast.acme, redact_traces=False)
     assert GuardrailSettings.objects.for_tenant(cast.acme).get().redact_traces is False
     assert services.redact_for_trace(tenant=cast.acme, text=text) == text
+    assert services.trace_redactor(tenant=cast.acme)(text) == text
     # Another tenant's setting is its own.
     assert services.redact_for_trace(tenant=cast.globex, text=text) != text
+    assert services.trace_redactor(tenant=cast.globex)(text) == "user [EMAIL_ADDRESS] sent [SECRET:stripe_key]"
