@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
 from guardrails import detectors, events
-from guardrails.checks import DEFAULT_RULES, CheckResult, RuleFinding, ToolContext, evaluate, rule_problems
+from guardrails.checks import DEFAULT_RULES, CheckResult, RuleFinding, ToolContext, as_text, evaluate, rule_problems
 from guardrails.detectors import pii, secrets
 from guardrails.detectors.redaction import label
 from guardrails.detectors.tool_scope import ToolGrant
@@ -228,15 +228,9 @@ def _content(stage: str, text: Any, tool: Any, arguments: Any, result: Any) -> A
         content = result if result is not None else text
         if content is None:
             raise FieldError("text", "the tool_result stage checks the result: send `text` or `result`")
-    if len(detectors_text(content)) > MAX_TEXT_CHARS:
+    if len(as_text(content)) > MAX_TEXT_CHARS:
         raise FieldError("text", f"at most {MAX_TEXT_CHARS:,} characters per check")
     return content
-
-
-def detectors_text(content: Any) -> str:
-    from guardrails.checks import as_text
-
-    return as_text(content)
 
 
 def masked_findings(found: list[RuleFinding]) -> list[dict[str, Any]]:
