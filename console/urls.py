@@ -2,8 +2,11 @@
 
 from django.urls import include, path
 
-from console.views import agents, api_keys, audit, auth, budgets, dashboard, health, members, platform, runs
+from console.views import agents, api_keys, approvals, audit, auth, budgets, dashboard, health, members, platform, runs
 from console.views import catalog as catalog_pages
+from console.views import evals as eval_pages
+from console.views import guardrails as guardrail_pages
+from console.views import traces
 
 app_name = "console"
 
@@ -43,6 +46,50 @@ tenant_patterns = [
     path("budgets/new/", budgets.budget_new, name="budget_new"),
     path("budgets/ledger/", budgets.ledger, name="budget_ledger"),
     path("budgets/<uuid:pk>/", budgets.budget_edit, name="budget_edit"),
+    path("guardrails/", guardrail_pages.guardrails, name="guardrails"),
+    path("guardrails/try/", guardrail_pages.guardrail_try, name="guardrail_try"),
+    path("guardrails/policy/", guardrail_pages.guardrail_policy, name="guardrail_policy"),
+    path("guardrails/policy/agents/<uuid:pk>/", guardrail_pages.guardrail_agent_policy, name="guardrail_agent_policy"),
+    path(
+        "guardrails/policy/agents/<uuid:pk>/delete/",
+        guardrail_pages.guardrail_agent_policy_delete,
+        name="guardrail_agent_policy_delete",
+    ),
+    path("guardrails/settings/", guardrail_pages.guardrail_settings, name="guardrail_settings"),
+    path("guardrails/events/", guardrail_pages.guardrail_events, name="guardrail_events"),
+    path("traces/", traces.traces, name="traces"),
+    path("traces/settings/", traces.trace_settings, name="trace_settings"),
+    path("traces/sessions/<path:session_id>/", traces.session, name="trace_session"),
+    path("traces/end-users/<path:end_user_id>/", traces.end_user, name="trace_end_user"),
+    path("traces/erase-end-user/<path:end_user_id>/", traces.end_user_erase, name="trace_end_user_erase"),
+    path("traces/<str:trace_id>/", traces.trace, name="trace"),
+    path("traces/<str:trace_id>/spans/<str:span_id>/", traces.span, name="trace_span"),
+    path("traces/<str:trace_id>/spans/<str:span_id>/children/", traces.trace_children, name="trace_children"),
+    path("approvals/", approvals.approvals, name="approvals"),
+    path("approvals/bulk/", approvals.approvals_bulk, name="approvals_bulk"),
+    path("approvals/badge/", approvals.approvals_badge, name="approvals_badge"),
+    path("approvals/history/", approvals.approvals_history, name="approvals_history"),
+    path("approvals/autonomy/", approvals.approvals_autonomy, name="approvals_autonomy"),
+    path("approvals/autonomy/<uuid:pk>/revoke/", approvals.autonomy_revoke, name="autonomy_revoke"),
+    path("approvals/metrics/", approvals.approvals_metrics, name="approvals_metrics"),
+    path("approvals/rules/", approvals.approval_rules, name="approval_rules"),
+    path("approvals/rules/<uuid:pk>/delete/", approvals.approval_rule_delete, name="approval_rule_delete"),
+    path("approvals/<uuid:pk>/", approvals.approval, name="approval"),
+    path("approvals/<uuid:pk>/decide/", approvals.approval_decide, name="approval_decide"),
+    path("evals/", eval_pages.evals, name="evals"),
+    path("evals/online/", eval_pages.eval_online, name="eval_online"),
+    path("evals/reviews/", eval_pages.eval_reviews, name="eval_reviews"),
+    path("evals/suites/<uuid:pk>/", eval_pages.eval_suite, name="eval_suite"),
+    path("evals/suites/<uuid:pk>/run/", eval_pages.eval_suite_run, name="eval_suite_run"),
+    path("evals/suites/<uuid:pk>/import/", eval_pages.eval_suite_import, name="eval_suite_import"),
+    path("evals/cases/<uuid:pk>/", eval_pages.eval_case, name="eval_case"),
+    path("evals/cases/<uuid:pk>/delete/", eval_pages.eval_case_delete, name="eval_case_delete"),
+    path("evals/runs/<uuid:pk>/", eval_pages.eval_run, name="eval_run"),
+    path("evals/runs/<uuid:pk>/cancel/", eval_pages.eval_run_cancel, name="eval_run_cancel"),
+    path("evals/runs/<uuid:pk>/accept/", eval_pages.eval_run_accept, name="eval_run_accept"),
+    path("evals/from-run/<uuid:pk>/", eval_pages.eval_case_from_run, name="eval_case_from_run"),
+    path("evals/from-trace/", eval_pages.eval_case_from_trace, name="eval_case_from_trace"),
+    path("evals/gate/<uuid:pk>/override/", eval_pages.eval_gate_override, name="eval_gate_override"),
 ]
 
 urlpatterns = [
