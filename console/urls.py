@@ -2,11 +2,23 @@
 
 from django.urls import include, path
 
-from console.views import agents, api_keys, approvals, audit, auth, budgets, dashboard, health, members, platform, runs
+from console.views import (
+    agents,
+    api_keys,
+    approvals,
+    audit,
+    auth,
+    budgets,
+    dashboard,
+    health,
+    members,
+    platform,
+    runs,
+    traces,
+)
 from console.views import catalog as catalog_pages
 from console.views import evals as eval_pages
 from console.views import guardrails as guardrail_pages
-from console.views import traces
 
 app_name = "console"
 

@@ -33,7 +33,7 @@ from django.db import connection
 
 from agents.models import Run, Step, ToolExecution
 from agents.tasks import execute_run
-from agents.tests.test_runtime import build
+from agents.tests.test_runtime import build, no_human_review
 from catalog.fake_openai import FakeOpenAI, Reply, completion
 from catalog.models import Provider
 
@@ -176,6 +176,7 @@ def test_a_run_whose_worker_is_killed_mid_run_finishes_once_and_refunds_once(
     script.slowed = False  # type: ignore[attr-defined]
     with FakeOpenAI(handler=script) as fake:
         setup = build(provider_kind=Provider.Kind.OPENAI_COMPATIBLE, base_url=fake.base_url)
+        no_human_review(setup.tenant)
         order = setup.order("T-1001")
         run = setup.start("My kettle arrived broken, please refund order T-1001.")
         first = workers("crash-a")

@@ -72,6 +72,14 @@ class Setup:
         )
 
 
+def no_human_review(tenant: Tenant) -> None:
+    """A tenant rule that never asks a reviewer: engine tests about tools, not about approvals
+    (irreversible tools, such as refunds, need a human by default; see approvals/)."""
+    from approvals.models import ApprovalRule
+
+    ApprovalRule.objects.create(tenant=tenant, mode=ApprovalRule.Mode.NEVER)
+
+
 def build(
     *,
     tools: tuple[str, ...] = ("lookup_order", "refund_order", "send_email"),
@@ -264,6 +272,7 @@ def test_a_tool_loop_runs_the_tool_and_feeds_its_result_back_to_the_model() -> N
 @pytest.mark.django_db
 def test_an_irreversible_tool_runs_once_and_is_recorded_as_a_tool_execution() -> None:
     setup = build()
+    no_human_review(setup.tenant)
     order = setup.order("T-1001")
     run = setup.start()
     client = ScriptedClient(calls(("refund_order", {"order_number": "T-1001"}), ids=["call_r"]), answer("Refunded."))
@@ -436,6 +445,7 @@ class CrashAfterTool(hooks.RunHooks):
 @pytest.mark.django_db
 def test_a_refund_interrupted_before_its_step_was_saved_is_not_made_twice() -> None:
     setup = build()
+    no_human_review(setup.tenant)
     order = setup.order("T-1001")
     run = setup.start()
     with hooks.registered(CrashAfterTool()), pytest.raises(Crash):
@@ -806,7 +816,22 @@ def test_the_seeded_support_agent_refunds_through_the_offline_demo_provider() ->
 
     run = runtime.execute(run)  # the provider's own client: the demo, offline and deterministic
 
+    # A refund is irreversible: the run waits for a reviewer, then the approval resumes it.
+    assert run.status == Run.Status.AWAITING_APPROVAL, (run.error_type, run.error_message)
     order = DemoOrder.objects.for_tenant(tenant).get(number="A-1001")
+    assert order.refund_count == 0
+    from approvals.models import ApprovalRequest
+    from approvals.services import approval_decide
+    from tenants.audit import Actor
+    from tenants.testing import make_key
+
+    approval = ApprovalRequest.objects.for_tenant(tenant).get(run=run)
+    assert approval.action == "refund_order" and approval.arguments["order_number"] == "A-1001"
+    reviewer, _ = make_key(tenant, "approvals:decide", "reviewer")
+    approval_decide(approval=approval, actor=Actor(api_key=reviewer), decision="approve", note="ok")
+    run = runtime.execute(Run.objects.for_tenant(tenant).get(pk=run.pk))
+
+    order.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, (run.error_type, run.error_message)
     assert [s.tool_name for s in steps_of(run) if s.kind == "tool"] == ["lookup_order", "refund_order"]
     assert order.refund_count == 1 and "refunded" in run.output.lower()

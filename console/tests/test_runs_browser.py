@@ -1,5 +1,6 @@
 """The newcomer's journey in real Chromium, with a real Celery worker: alice opens the Support
-agent, asks it to refund an order with "Try it", and watches the run finish live."""
+agent, asks it to refund an order with "Try it", approves the refund it asks a human for, and
+watches the run finish live."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from agents.models import DemoEmail, DemoOrder, Run
+from approvals.models import ApprovalRequest
 from config.celery import app
 from console.tests.test_browser import sign_in
 from tenants.testing import Cast
@@ -47,6 +49,19 @@ def test_alice_tries_the_support_agent_and_watches_the_run_succeed_live(
     assert row.get_attribute("data-status") == "queued"
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        # A refund is irreversible: the run pauses for a reviewer, and the worker is free.
+        page.wait_for_selector('[data-testid="run-status"][data-status="awaiting_approval"]', timeout=30_000)
+        runs_list.wait_for_selector(f'#run-{run.pk}[data-status="awaiting_approval"]', timeout=10_000)
+        approval = ApprovalRequest.objects.get(run=run)
+        queue = page.context.new_page()
+        queue.goto("/t/acme/approvals/")
+        queue.locator(f"#approval-{approval.pk} a").click()
+        assert "A-1001" in queue.get_by_test_id("approval-arguments").inner_text()
+        queue.get_by_label("Decision").select_option("approve")
+        queue.get_by_label("Note").fill("The customer sent photos")
+        queue.get_by_test_id("decide-submit").click()
+        queue.wait_for_selector('[data-testid="approval-status"][data-status="approved"]')
+        # The decision re-queues the run, which refunds exactly what was approved and finishes.
         page.wait_for_selector('[data-testid="run-status"][data-status="succeeded"]', timeout=30_000)
         runs_list.wait_for_selector(f'#run-{run.pk}[data-status="succeeded"]', timeout=10_000)
 
