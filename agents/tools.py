@@ -320,6 +320,3 @@ BUILTINS: dict[str, Callable[[Run, dict[str, Any]], ToolResult]] = {
     "refund_order": refund_order,
     "send_email": send_email,
 }
-
-
-_pinned = pinned  # the name approvals/tasks.py imported first

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from typing import Any
 
 import httpx
@@ -14,8 +12,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from agents.net import UnsafeUrlError, check_webhook_url
-from agents.tools import USER_AGENT, _pinned, sign
+from agents.net import UnsafeUrlError, WebhookFailedError, post_signed
 from approvals import services
 from approvals.models import ApprovalRequest
 from catalog import crypto
@@ -23,12 +20,7 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_TIMEOUT_SECONDS = 10.0
 WEBHOOK_RETRIES = 8
-
-
-class WebhookFailedError(Exception):
-    """The receiver did not answer 2xx (retried with backoff)."""
 
 
 @shared_task(name="approvals.tasks.expire_due", ignore_result=True)
@@ -68,29 +60,6 @@ def decision_payload(approval: ApprovalRequest) -> dict[str, Any]:
         "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
         "note": approval.decision_note,
     }
-
-
-def post_signed(url: str, secret: str, payload: dict[str, Any], *, event: str) -> None:
-    """POST `payload` as JSON to `url`, signed like tool webhooks (X-AOC-Timestamp and
-    X-AOC-Signature = HMAC-SHA256 of `timestamp.body`). The URL is checked against the SSRF guard
-    right before the request, which goes to the address the check approved. Raises
-    WebhookFailedError (or httpx.HTTPError) for the task to retry; UnsafeUrlError is final."""
-    addresses = check_webhook_url(url)
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-AOC-Timestamp": timestamp,
-        "X-AOC-Event": event,
-    }
-    if secret:
-        headers["X-AOC-Signature"] = sign(secret, timestamp, body)
-    pinned, extensions = _pinned(url, addresses[0], headers)
-    with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
-        response = client.post(pinned, content=body, headers=headers, extensions=extensions)
-    if not 200 <= response.status_code < 300:
-        raise WebhookFailedError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
 @shared_task(
