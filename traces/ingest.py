@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,8 +174,21 @@ def _payload(row: SpanRow, name: str, value: Any) -> int:
     return len(text)
 
 
-def parse_span(item: Any, *, now: datetime) -> SpanRow:
-    """Validate one native item into a SpanRow, or raise SpanRejected."""
+def redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with `redact` applied to every string in it (keys stay as they are)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redacted(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: redacted(v, redact) for k, v in value.items()}
+    return value
+
+
+def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None = None) -> SpanRow:
+    """Validate one native item into a SpanRow, or raise SpanRejected. `redact`, when given, masks
+    what the span carries of its input, output, attributes and error (the tenant's setting to
+    redact personal data and secrets from traces) before anything is stored or indexed."""
     if not isinstance(item, dict):
         raise SpanRejected("invalid_span", "Each span must be a JSON object.")
     generated = False
@@ -270,7 +284,12 @@ def parse_span(item: Any, *, now: datetime) -> SpanRow:
     for name_ in ("end_user_id", "session_id", "agent_id"):
         setattr(row, name_, _text(item, name_))
     row.run_id = _text(item, "run_id", 64)
-    size = _payload(row, "input", item.get("input")) + _payload(row, "output", item.get("output"))
+    inputs, outputs = item.get("input"), item.get("output")
+    if redact is not None:
+        inputs, outputs = redacted(inputs, redact), redacted(outputs, redact)
+        row.attributes = redacted(row.attributes, redact)
+        row.error_message, row.error_stack = redact(row.error_message), redact(row.error_stack)
+    size = _payload(row, "input", inputs) + _payload(row, "output", outputs)
     row.search_text = finish_search_text(row)
     row.stored_bytes = size + attributes_size + len(row.error_stack) + len(row.error_message) + 200
     return row

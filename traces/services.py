@@ -77,21 +77,26 @@ def spans_ingest(
     keep_receipt: bool = True,
     prevalidated: dict[int, SpanRejected] | None = None,
 ) -> Receipt:
-    """Validate each item, store the valid ones once, update their traces' rollups, count the
+    """Validate each item (masking personal data and secrets when the tenant's guardrail setting
+    says so), store the valid ones once, update their traces' rollups, count the
     rejections per reason, and (with `keep_receipt`) store an IngestBatch receipt. `prevalidated`
     holds items an adapter (OTLP) already refused, by index; those items may be None.
 
     Cost: one INSERT for the spans, one for large payloads, one upsert of the traces, one of the
     rejection counters and one for the receipt, in one transaction."""
+    from guardrails.services import trace_redactor
+
     now = timezone.now()
     results: list[ItemResult | None] = [None] * len(items)
     rows: dict[tuple[str, str], tuple[int, SpanRow]] = {}
+    # The tenant's guardrail setting "redact personal data and secrets from traces" (on by default).
+    redact = trace_redactor(tenant=tenant)
     for index, item in enumerate(items):
         refused = (prevalidated or {}).get(index)
         try:
             if refused is not None:
                 raise refused
-            row = parse_span(item, now=now)
+            row = parse_span(item, now=now, redact=redact)
         except SpanRejected as exc:
             results[index] = ItemResult(index, "rejected", reason=exc.reason, message=exc.message)
             continue

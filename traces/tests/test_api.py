@@ -3,6 +3,7 @@ cursor pagination, limits and erasure."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -267,3 +268,29 @@ def test_a_batch_mixing_small_and_huge_counts_and_missing_values_is_stored_exact
     huge = stored[items[1]["span_id"]]
     assert (huge.input_tokens, huge.output_tokens, huge.reported_cost_micros) == (10**12, 10**12, 10**12)
     assert stored[items[2]["span_id"]].reported_cost_micros is None
+
+
+def test_personal_data_and_secrets_are_masked_at_ingestion_unless_the_tenant_turns_it_off(
+    acme_admin_api: ApiClient, cast: Cast
+) -> None:
+    from guardrails.services import guardrail_settings_update
+    from tenants.audit import Actor
+    from traces.models import Span
+
+    secret = "sk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7zB9dF1hJ3lN5"
+    item = span_item(
+        input={"messages": [{"role": "user", "content": "I am ann@example.com, card 4111 1111 1111 1111"}]},
+        output=f"Use the key {secret} to log in.",
+        attributes={"note": "call +1 415 555 0100"},
+    )
+    ingest(acme_admin_api, [item])
+    span = Span.objects.for_tenant(cast.acme).get(span_id=item["span_id"])
+    stored = json.dumps([span.input, span.output, span.attributes, span.search_text])
+    for raw in ("ann@example.com", "4111 1111 1111 1111", secret, "415 555 0100"):
+        assert raw not in stored, raw
+    assert "messages" in span.input and span.input["messages"][0]["role"] == "user"  # the shape is kept
+
+    guardrail_settings_update(actor=Actor.system_actor("tests"), tenant=cast.acme, redact_traces=False)
+    kept = span_item(output="write to ann@example.com")
+    ingest(acme_admin_api, [kept])
+    assert Span.objects.for_tenant(cast.acme).get(span_id=kept["span_id"]).output == "write to ann@example.com"
