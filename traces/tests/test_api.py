@@ -288,7 +288,7 @@ def test_personal_data_and_secrets_are_masked_at_ingestion_unless_the_tenant_tur
     stored = json.dumps([span.input, span.output, span.attributes, span.search_text])
     for raw in ("ann@example.com", "4111 1111 1111 1111", secret, "415 555 0100"):
         assert raw not in stored, raw
-    assert "messages" in span.input and span.input["messages"][0]["role"] == "user"  # the shape is kept
+    assert isinstance(span.input, dict) and span.input["messages"][0]["role"] == "user"  # the shape is kept
 
     guardrail_settings_update(actor=Actor.system_actor("tests"), tenant=cast.acme, redact_traces=False)
     kept = span_item(output="write to ann@example.com")
