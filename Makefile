@@ -51,6 +51,10 @@ bench: $(STAMP)
 	$(PY) scripts/devenv.py exec -- $(PY) bench/api_me.py
 	$(PY) scripts/devenv.py exec -- $(PY) bench/engine_steps.py
 	$(PY) scripts/devenv.py exec -- $(PY) bench/budgets.py
+	$(PY) scripts/devenv.py exec -- $(PY) bench/traces.py
+	$(PY) scripts/devenv.py exec -- $(PY) bench/guardrails.py
+	$(PY) scripts/devenv.py exec -- $(PY) bench/approvals.py
+	$(PY) scripts/devenv.py exec -- $(PY) bench/evals.py
 
 lock: $(STAMP)
 	$(PY) scripts/lock.py $(if $(UPGRADE),--upgrade)

@@ -511,3 +511,13 @@ async def test_the_dashboard_does_not_receive_run_rows(cast: Cast) -> None:
     await sync_to_async(make_run)(cast.acme)
     assert await communicator.receive_nothing(timeout=1)
     await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_the_run_page_links_to_its_trace_session_and_end_user(alice_client: Client, cast: Cast) -> None:
+    run = make_run(cast.acme, "succeeded")
+    Run.objects.filter(pk=run.pk).update(end_user_id="ann", session_id="s-1", trace_id="ab" * 16)
+    run.refresh_from_db()
+    html = alice_client.get(reverse("console:run", args=["acme", run.pk])).content.decode()
+    assert f'href="/t/acme/traces/{run.trace_id}/"' in html
+    assert 'href="/t/acme/traces/end-users/ann/"' in html and 'href="/t/acme/traces/sessions/s-1/"' in html
