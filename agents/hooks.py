@@ -79,6 +79,9 @@ class BudgetDecision:
     admitted: bool = True
     message: str = ""
     reservation_id: str = ""
+    # On a refusal a reviewer may overrule (a `require_approval` budget): what the reviewer sees
+    # (the budget, its figures, the call's cost). The engine pauses the run for a decision.
+    approval: dict[str, Any] | None = None
 
 
 ADMITTED = BudgetDecision()
@@ -164,6 +167,13 @@ class RunHooks:
         """A result to use instead of running the tool (an eval case's declared result), or None to
         run it. Called after the tool-call guardrails and approval, before the tool would run."""
         return None
+
+    def budget_approval_requested(
+        self, *, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str
+    ) -> None:
+        """The run is pausing because a `require_approval` budget is full before model call
+        `step_index`; like approval_requested, called in the pausing transaction. The decision
+        resumes the run through agents.runtime.resume_after_approval with `key` as the call id."""
 
     # --- tracing ---------------------------------------------------------------------------------
 
@@ -310,6 +320,11 @@ def record_span(*, run: Run, span: Span) -> None:
         hooks.span_start(run=run, span=span)
     for hooks in list(_registered):
         hooks.span_end(run=run, span=span)
+
+
+def budget_approval_requested(*, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str) -> None:
+    for hooks in list(_registered):
+        hooks.budget_approval_requested(run=run, key=key, step_index=step_index, details=details, reason=reason)
 
 
 @contextmanager

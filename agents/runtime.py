@@ -157,6 +157,12 @@ def _set_final(
     run_changed(row)
 
 
+def budget_approval_key(step_index: int) -> str:
+    """The call id under which a reviewer's decision on a full budget before model call
+    `step_index` is kept in Run.approval_decisions."""
+    return f"budget:{step_index}"
+
+
 def resume_after_approval(
     *,
     run: Run,
@@ -178,7 +184,8 @@ def resume_after_approval(
         row = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
         if row.status != Run.Status.AWAITING_APPROVAL:
             raise ConflictError(f"The run is {row.get_status_display().lower()}, not awaiting approval.")
-        if call_id not in {call["id"] for call in _pending_calls(row.messages)}:
+        waits_for_budget = call_id == budget_approval_key(row.step_count)
+        if not waits_for_budget and call_id not in {call["id"] for call in _pending_calls(row.messages)}:
             raise ConflictError(f"The run is not waiting for a decision on call {call_id!r}.")
         row.approval_decisions = {
             **row.approval_decisions,
@@ -358,9 +365,18 @@ class _Engine:
         request = replace(request, max_output_tokens=min(room, model.max_output_tokens))
         reservations = hooks.reserve_before_model_call(run=self.run, model=model, request=request)
         if reservations and not reservations[-1].admitted:
-            self._finish(
-                Run.Status.BUDGET_EXCEEDED, "budget_exceeded", reservations[-1].message or "A budget refused the call."
-            )
+            refusal = reservations[-1]
+            message = refusal.message or "A budget refused the call."
+            if refusal.approval is not None:
+                # A budget that asks a reviewer: pause for one, or end as the reviewer decided.
+                key = budget_approval_key(self.run.step_count)
+                decided = self.run.approval_decisions.get(key)
+                if decided is None:
+                    self._pause_for_budget(key, self.run.step_count, refusal.approval, message)
+                why = "nobody decided in time" if decided.get("expired") else "a reviewer declined"
+                note = f": {decided['note']}" if decided.get("note") else ""
+                message = f"{message} It asked for a reviewer's approval, and {why}{note}."
+            self._finish(Run.Status.BUDGET_EXCEEDED, "budget_exceeded", message)
         index = self.run.step_count
         summary = {
             "alias": self.version.model_alias,
@@ -598,6 +614,17 @@ class _Engine:
                 hooks.approval_requested(
                     run=run, tool=tool, call_id=call_id, step_index=index, arguments=arguments, reason=reason
                 )
+                run_changed(run)
+        raise _Stop
+
+    def _pause_for_budget(self, key: str, index: int, details: dict[str, Any], reason: str) -> NoReturn:
+        with self._locked() as run:
+            if run.cancel_requested_at is None:
+                run.status = Run.Status.AWAITING_APPROVAL
+                run.lease_owner = ""
+                run.lease_expires_at = None
+                run.save(update_fields=["status", "lease_owner", "lease_expires_at"])
+                hooks.budget_approval_requested(run=run, key=key, step_index=index, details=details, reason=reason)
                 run_changed(run)
         raise _Stop
 

@@ -39,5 +39,10 @@ class ApprovalHooks(RunHooks):
             run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
         )
 
+    def budget_approval_requested(
+        self, *, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str
+    ) -> None:
+        services.approval_request_for_budget(run=run, key=key, step_index=step_index, details=details, reason=reason)
+
 
 ApprovalHooks.instance = ApprovalHooks()

@@ -120,6 +120,49 @@ def approval_request_for_run(
     return approval
 
 
+BUDGET_OVERRIDE_ACTION = "budget_override"
+
+
+def approval_request_for_budget(
+    *, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str
+) -> ApprovalRequest:
+    """The request for a run paused before a model call because a `require_approval` budget is
+    full (the engine calls this inside the pausing transaction, through ApprovalHooks). Approving
+    lets that one call through, counted past the limit; rejecting or expiry ends the run
+    `budget_exceeded`. Idempotent per (run, key). Timeout, quorum and escalation come from the
+    rule that governs the agent (its tenant default)."""
+    existing = ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, call_id=key).first()
+    if existing is not None:
+        return existing
+    rule = policy.rule_for(tenant=run.tenant, agent=run.agent, tool=None)
+    saved_rule = rule if rule.pk and not rule._state.adding else None
+    timeout = rule.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
+    approval = ApprovalRequest.objects.create(
+        tenant=run.tenant,
+        run=run,
+        step_index=step_index,
+        call_id=key,
+        agent_id=run.agent_id,
+        tool=None,
+        action=BUDGET_OVERRIDE_ACTION,
+        arguments=details,
+        arguments_hash=tools.arguments_hash(details),
+        arguments_shape=policy.arguments_shape(details),
+        risk=Risk.WRITE,
+        reason=Reason.BUDGET,
+        reason_detail=reason[:2000],
+        context=_run_context(run, guardrail=""),
+        rule=saved_rule,
+        quorum=rule.quorum,
+        on_reject=OnReject.END_RUN,
+        requested_by_api_key=run.api_key,
+        requester_label=f"run {run.pk}"[:200],
+        **_times(rule, timeout),
+    )
+    events.approval_changed(approval)
+    return approval
+
+
 def _run_context(run: Run, *, guardrail: str) -> dict[str, Any]:
     """What a reviewer needs to judge the call: the last messages, guardrail findings, the trace."""
     messages = [
@@ -232,6 +275,8 @@ def _voter(actor: Actor) -> str:
 def _checked_edit(approval: ApprovalRequest, arguments: Any) -> dict[str, Any]:
     """The edited arguments, validated against the tool's JSON Schema and re-checked by the
     tool-call guardrails (a block refuses the edit; a redaction is what gets approved)."""
+    if approval.reason == Reason.BUDGET:
+        raise FieldError("decision", "a budget override is approved or rejected; there is nothing to edit.")
     if not isinstance(arguments, dict):
         raise FieldError("arguments", "an edit needs the new arguments as a JSON object.")
     tool = approval.tool

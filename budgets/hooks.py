@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agents.hooks import ADMITTED, BudgetDecision, RunHooks
 from budgets import services
-from budgets.models import Reservation
+from budgets.errors import BudgetExceededError
+from budgets.models import Budget, Reservation
 from catalog.clients.base import estimate_request_tokens
 from tenants.errors import ConflictError, ServiceError
 
@@ -21,6 +22,16 @@ if TYPE_CHECKING:
     from catalog.models import LanguageModel
 
 logger = logging.getLogger(__name__)
+
+
+ALL_BUDGETS = frozenset({"*"})
+
+
+def _approved(run: Run) -> bool:
+    from agents.runtime import budget_approval_key
+
+    decision = run.approval_decisions.get(budget_approval_key(run.step_count))
+    return bool(decision and decision.get("approved"))
 
 
 class BudgetHooks(RunHooks):
@@ -44,7 +55,25 @@ class BudgetHooks(RunHooks):
                 # The engine bounds each call's output so that input + output fits the agent's
                 # cap (agents/runtime.py), estimating the input as this does: checked again here.
                 check_agent_cap=True,
+                # A reviewer let this call through the full `require_approval` budgets.
+                allow_over=ALL_BUDGETS if _approved(run) else (),
             )
+        except BudgetExceededError as exc:
+            if exc.extra.get("on_exceed") != Budget.OnExceed.REQUIRE_APPROVAL:
+                return BudgetDecision(admitted=False, message=exc.message)
+            details = {
+                "budget": exc.extra["budget"],
+                "budget_name": exc.extra["budget_name"],
+                "scope": exc.extra["scope"],
+                "scope_value": exc.extra["scope_value"],
+                "limit": exc.extra["limit"],
+                "used": exc.extra["used"],
+                "reserved": exc.extra["reserved"],
+                "requested": exc.extra["requested"],
+                "unit": exc.extra["unit"],
+                "model": model.model_id,
+            }
+            return BudgetDecision(admitted=False, message=exc.message, approval=details)
         except ServiceError as exc:
             return BudgetDecision(admitted=False, message=exc.message)
         return BudgetDecision(admitted=True, reservation_id=str(reservation.pk))

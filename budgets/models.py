@@ -40,6 +40,9 @@ class Budget(TenantOwned):
     class OnExceed(models.TextChoices):
         BLOCK = "block", "Block"
         ALERT_ONLY = "alert_only", "Alert only"
+        # A run of the engine that finds the budget full waits for a reviewer, who may let that
+        # one call through; everything else is refused as with `block`.
+        REQUIRE_APPROVAL = "require_approval", "Ask a reviewer"
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     name = models.CharField(max_length=100)
@@ -73,7 +76,8 @@ class Budget(TenantOwned):
 
     @property
     def blocks(self) -> bool:
-        return self.on_exceed == self.OnExceed.BLOCK
+        """Whether it refuses calls past its limit (require_approval: unless a reviewer lets one through)."""
+        return self.on_exceed != self.OnExceed.ALERT_ONLY
 
 
 class BudgetCounter(TenantOwned):

@@ -16,7 +16,7 @@ counters in id order: one global order, no deadlocks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -365,12 +365,20 @@ def _exceeded(a: Applicable, counter: BudgetCounter, amount: int) -> BudgetExcee
         reserved=counter.reserved,
         requested=amount,
         unit=budget.unit,
+        on_exceed=budget.on_exceed,
         resets_at=a.resets_at.isoformat() if a.resets_at else None,
     )
 
 
 def _reserve_locked(
-    tenant: Tenant, applicable: list[Applicable], *, micros: int, tokens: int, at: datetime, fields: dict[str, Any]
+    tenant: Tenant,
+    applicable: list[Applicable],
+    *,
+    micros: int,
+    tokens: int,
+    at: datetime,
+    fields: dict[str, Any],
+    allow_over: Collection[str] = (),
 ) -> Reservation | None:
     """Lock the applicable counters (id order), check every limit, and write the reservation, its
     lines, the counters and the ledger in one transaction; None (nothing written) when a counter is
@@ -388,6 +396,10 @@ def _reserve_locked(
         for a, counter, amount in plan:
             budget = counter.budget
             if budget.enabled and budget.blocks and counter.settled + counter.reserved + amount > budget.limit:
+                let_through = "*" in allow_over or str(budget.pk) in allow_over
+                if budget.on_exceed == Budget.OnExceed.REQUIRE_APPROVAL and let_through:
+                    logger.info("budget %s let %s %s through, approved by a reviewer", budget.pk, amount, budget.unit)
+                    continue
                 logger.info("budget %s refused %s %s for %s", budget.pk, amount, budget.unit, a.scope_value)
                 raise _exceeded(a, counter, amount)
         reservation = Reservation.objects.create(
@@ -446,9 +458,12 @@ def budget_reserve(
     api_key: ApiKey | None = None,
     run: Run | None = None,
     check_agent_cap: bool = True,
+    allow_over: Collection[str] = (),
     at: datetime | None = None,
 ) -> Reservation:
     """Hold the worst-case cost of one model call against every applicable budget, all or nothing.
+    `allow_over` holds ids of `require_approval` budgets a reviewer let this one call through
+    ("*": all of them); the call is still counted there, past the limit.
 
     Worst case = input tokens (given, or estimated from `input_text`) x input price + max output
     tokens x output price of the exact model (`model` may be a pinned alias or an exact id).
@@ -503,12 +518,16 @@ def budget_reserve(
         session_id=session_id,
         at=now,
     )
-    reservation = _reserve_locked(tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields)
+    reservation = _reserve_locked(
+        tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over
+    )
     if reservation is None:
         # A counter of this period or scope value does not exist yet: create it outside the
         # locking transaction (see _ensure_counters), then lock again.
         _ensure_counters(tenant, applicable)
-        reservation = _reserve_locked(tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields)
+        reservation = _reserve_locked(
+            tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over
+        )
         if reservation is None:
             raise ConflictError("A budget changed during the reservation; retry.")
     return reservation

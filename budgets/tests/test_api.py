@@ -170,6 +170,15 @@ def test_the_402_names_the_budget_with_every_figure(cast: Cast, reserver: ApiCli
     assert error["resets_at"].endswith("T00:00:00Z") or "T00:00:00" in error["resets_at"]
     assert "Per user daily" in error["message"]
     assert reserver.post(reverse("reservation-list"), {**RESERVE, "end_user_id": "ben"}).status_code == 201
+    assert error["on_exceed"] == "block"
+
+
+@pytest.mark.django_db
+def test_a_full_require_approval_budget_refuses_a_rest_client_saying_so(cast: Cast, reserver: ApiClient) -> None:
+    """Only the run engine pauses for a reviewer; an agent client reserving directly is refused."""
+    make_budget(cast.acme, name="Ask first", limit=1, on_exceed="require_approval")
+    error = assert_error(reserver.post(reverse("reservation-list"), RESERVE), 402, "budget_exceeded")
+    assert error["on_exceed"] == "require_approval" and "Ask first" in error["message"]
 
 
 @pytest.mark.django_db

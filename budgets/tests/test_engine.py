@@ -114,3 +114,70 @@ def test_a_conversation_over_the_agents_cap_ends_the_run_before_the_model_call(c
     assert (run.status, run.error_type) == (Run.Status.BUDGET_EXCEEDED, "token_cap_exceeded")
     assert "40 tokens per request allowed for agent 'Support agent'" in run.error_message
     assert client.requests == []
+
+
+def _full_budget_run(cast: Cast) -> tuple[Budget, Run]:
+    budget = make_budget(cast.acme, name="Ask first", limit=1, on_exceed=Budget.OnExceed.REQUIRE_APPROVAL)
+    client = ScriptedClient()
+    run = runtime.execute(support_run(cast, text="hi"), client=client)
+    assert client.requests == []  # no call before the decision
+    return budget, run
+
+
+def _decide(cast: Cast, run: Run, decision: str, note: str = "") -> None:
+    from approvals.models import ApprovalRequest
+    from approvals.services import approval_decide
+    from tenants.audit import Actor
+    from tenants.testing import make_key
+
+    approval = ApprovalRequest.objects.for_tenant(cast.acme).get(run=run)
+    reviewer, _ = make_key(cast.acme, "approvals:decide", "reviewer")
+    approval_decide(approval=approval, actor=Actor(api_key=reviewer), decision=decision, note=note)
+
+
+def test_a_full_require_approval_budget_pauses_the_run_for_a_reviewer(cast: Cast) -> None:
+    from approvals.models import ApprovalRequest
+
+    budget, run = _full_budget_run(cast)
+    assert run.status == Run.Status.AWAITING_APPROVAL
+    approval = ApprovalRequest.objects.for_tenant(cast.acme).get(run=run)
+    assert (approval.action, approval.reason, approval.call_id) == ("budget_override", "budget", "budget:0")
+    assert approval.arguments["budget"] == str(budget.pk) and approval.arguments["budget_name"] == "Ask first"
+    assert approval.arguments["limit"] == 1 and approval.arguments["requested"] > 1
+    assert "Ask first" in approval.reason_detail
+
+
+def test_an_approved_override_lets_that_one_call_through_counted_past_the_limit(cast: Cast) -> None:
+    budget, run = _full_budget_run(cast)
+    _decide(cast, run, "approve", "a key customer")
+    client = ScriptedClient(answer("Hello.", input_tokens=100, output_tokens=20))
+    run = runtime.execute(Run.objects.for_tenant(cast.acme).get(pk=run.pk), client=client)
+    assert run.status == Run.Status.SUCCEEDED, (run.error_type, run.error_message)
+    counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=budget)
+    assert counter.settled > budget.limit and counter.reserved == 0
+    assert ledger_discrepancies(tenant=cast.acme) == []
+    # The approval was for that call: the next run finds the budget full again and asks again.
+    again = runtime.execute(support_run(cast, text="hi again"), client=ScriptedClient())
+    assert again.status == Run.Status.AWAITING_APPROVAL
+
+
+def test_a_rejected_override_ends_the_run_budget_exceeded_with_the_reviewers_comment(cast: Cast) -> None:
+    _, run = _full_budget_run(cast)
+    _decide(cast, run, "reject", "not for this customer")
+    run = runtime.execute(Run.objects.for_tenant(cast.acme).get(pk=run.pk), client=ScriptedClient())
+    assert (run.status, run.error_type) == (Run.Status.BUDGET_EXCEEDED, "budget_exceeded")
+    assert "Ask first" in run.error_message and "a reviewer declined: not for this customer" in run.error_message
+
+
+def test_a_budget_override_cannot_be_edited(cast: Cast) -> None:
+    from approvals.models import ApprovalRequest
+    from approvals.services import approval_decide
+    from tenants.audit import Actor
+    from tenants.errors import FieldError
+    from tenants.testing import make_key
+
+    _, run = _full_budget_run(cast)
+    approval = ApprovalRequest.objects.for_tenant(cast.acme).get(run=run)
+    reviewer, _ = make_key(cast.acme, "approvals:decide", "reviewer")
+    with pytest.raises(FieldError):
+        approval_decide(approval=approval, actor=Actor(api_key=reviewer), decision="edit", arguments={"limit": 9})

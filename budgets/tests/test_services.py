@@ -186,6 +186,7 @@ def test_the_refusal_names_the_first_exhausted_budget_with_its_figures(cast: Cas
         "reserved": WORST_1K_1K,
         "requested": WORST_1K_1K,
         "unit": "usd_micros",
+        "on_exceed": "block",
         "resets_at": error.extra["resets_at"],
     }
     assert "daily cap" in error.message
