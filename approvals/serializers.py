@@ -54,6 +54,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
     def get_approved_arguments(self, approval: ApprovalRequest) -> object:
         return approval.effective_arguments if approval.status == ApprovalRequest.Status.APPROVED else None
 

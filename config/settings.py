@@ -361,6 +361,9 @@ SPECTACULAR_SETTINGS = {
         "ReservationStatusEnum": "budgets.models.Reservation.Status",
         "LedgerEntryKindEnum": "budgets.models.LedgerEntry.Kind",
         "SpanStatusEnum": "traces.models.SpanStatus",
+        "GuardrailStageEnum": "guardrails.models.Stage",
+        "EvalRunStatusEnum": "evals.models.EvalRun.Status",
+        "EvalResultStatusEnum": "evals.models.EvalResult.Status",
     },
 }
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from guardrails.detectors import STAGES
-from guardrails.models import GuardrailEvent, Policy
+from guardrails.models import GuardrailEvent, Policy, Stage
 
 
 class StrictCharField(serializers.CharField):
@@ -20,7 +19,7 @@ class StrictCharField(serializers.CharField):
 
 
 class CheckRequestSerializer(serializers.Serializer):
-    stage = serializers.ChoiceField(choices=list(STAGES))
+    stage = serializers.ChoiceField(choices=Stage.choices)
     text = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="input, output, tool_result: the text."
     )
@@ -71,7 +70,7 @@ class CheckResultSerializer(serializers.Serializer):
 
 
 class RuleSerializer(serializers.Serializer):
-    stage = serializers.ChoiceField(choices=list(STAGES))
+    stage = serializers.ChoiceField(choices=Stage.choices)
     detector = serializers.CharField()
     parameters = serializers.JSONField(required=False)
     action = serializers.ChoiceField(choices=["block", "redact", "flag", "require_approval"])
