@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,7 +21,6 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
@@ -31,6 +29,8 @@ from approvals import selectors, services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.templatetags.untrusted import has_hidden as has_hidden_text
+from console.templatetags.untrusted import is_hidden, reveal_text
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
 from tenants.models import Membership, Role, Tenant
@@ -38,55 +38,15 @@ from tenants.selectors import get_for_tenant
 
 HISTORY_PAGE = 50
 
-# --- Hidden Unicode -----------------------------------------------------------------------------
-
-# Format characters (zero-width, bidi controls, tag characters, the BOM), plus the invisible ones
-# Unicode files elsewhere: variation selectors, the Hangul fillers and combining grapheme joiner.
-_INVISIBLE_EXTRA = {0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
-
-
-def _is_hidden(char: str) -> bool:
-    code = ord(char)
-    if char in "\n\t":
-        return False
-    return unicodedata.category(char) in ("Cf", "Cc", "Co", "Cn") or code in _INVISIBLE_EXTRA
+# --- Hidden Unicode: one definition for every page (console/templatetags/untrusted.py) ----------
 
 
 def reveal(text: str) -> SafeString:
-    """`text` escaped, with every invisible or control character shown as a marked code point
-    (`⟨U+200B ZERO WIDTH SPACE⟩`), so a reviewer sees what a model or client hid in it."""
-    parts: list[tuple[str, str, str]] = []
-    plain: list[str] = []
-
-    def flush() -> None:
-        if plain:
-            parts.append(("", "".join(plain), ""))
-            plain.clear()
-
-    for char in text:
-        if _is_hidden(char):
-            flush()
-            name = unicodedata.name(char, "UNNAMED")
-            parts.append(("hidden", f"⟨U+{ord(char):04X}⟩", f"U+{ord(char):04X} {name}"))
-        else:
-            plain.append(char)
-    flush()
-    return format_html_join(
-        "",
-        "{}",
-        (
-            (
-                format_html('<mark class="hidden-char" title="{}" data-hidden>{}</mark>', title, shown)
-                if kind
-                else shown,
-            )
-            for kind, shown, title in parts
-        ),
-    )
+    return reveal_text(text)
 
 
 def has_hidden(value: Any) -> bool:
-    return any(_is_hidden(c) for c in pretty(value))
+    return has_hidden_text(pretty(value))
 
 
 def pretty(value: Any) -> str:
@@ -102,7 +62,7 @@ def editable_json(value: Any) -> str:
     reviewer sees them, and the JSON still decodes to exactly the same value."""
 
     def escape(char: str) -> str:
-        if not _is_hidden(char):
+        if not is_hidden(char):
             return char
         encoded = char.encode("utf-16-be")
         return "".join(f"\\u{int.from_bytes(encoded[i : i + 2], 'big'):04x}" for i in range(0, len(encoded), 2))
