@@ -348,6 +348,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "approvals.schema.add_long_poll",
+    ],
     # Several models have a `status` or `kind`: name each enum after its model, not a hash.
     "ENUM_NAME_OVERRIDES": {
         "ProviderKindEnum": "catalog.models.Provider.Kind",

@@ -370,6 +370,10 @@ def test_the_schema_declares_the_bearer_scheme(client: Client) -> None:
     schemes = schema["components"]["securitySchemes"]
     assert any(s.get("scheme") == "bearer" for s in schemes.values()), schemes
     assert {"/api/v1/me/", "/api/v1/members/", "/api/v1/api-keys/"} <= set(schema["paths"])
+    # The approvals long-poll is a plain async view, added by a postprocessing hook.
+    long_poll = schema["paths"]["/api/v1/approvals/{id}/"]["get"]
+    assert [p["name"] for p in long_poll["parameters"]] == ["id", "wait"]
+    assert long_poll["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Approval")
 
 
 def test_the_schema_generates_without_warnings_or_errors() -> None:
