@@ -34,8 +34,18 @@ def _fast_password_hashing(settings) -> None:
 
 
 @pytest.fixture
+def celery_queue() -> None:
+    """An empty Celery queue, for a test that starts a worker: tasks that earlier transactional tests
+    committed wait in Redis for any worker, and would run against this test's data."""
+    from config.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
 def cast(db: None) -> Cast:
-    tenants = seed_demo()
+    """The demo cast, without the eval run the seed queues for `make run` (see seed_demo)."""
+    tenants = seed_demo(first_eval_run=False)
     users = {u.email.split("@")[0]: u for u in User.objects.all()}
     return Cast(
         acme=tenants["acme"],

@@ -149,9 +149,10 @@ DEMO_CASES: list[dict[str, Any]] = [
 
 
 @transaction.atomic
-def seed_evals(tenant: Tenant) -> Suite | None:
+def seed_evals(tenant: Tenant, *, first_run: bool = True) -> Suite | None:
     """The `judge` pin (on the model pinned as `default`), the demo suite and its ten cases where
-    missing, and a first eval run when the suite has none (idempotent). None without the Support agent."""
+    missing, and (with `first_run`) a first eval run when the suite has none (idempotent). None
+    without the Support agent."""
     from agents.demo import SUPPORT_AGENT
 
     actor = Actor.system_actor("evals demo seed")
@@ -178,7 +179,7 @@ def seed_evals(tenant: Tenant) -> Suite | None:
     if not Case.objects.for_tenant(tenant).filter(suite=suite).exists():
         for spec in DEMO_CASES:
             services.case_create(actor=actor, suite=suite, **spec)
-    if not EvalRun.objects.for_tenant(tenant).filter(suite=suite).exists():
+    if first_run and not EvalRun.objects.for_tenant(tenant).filter(suite=suite).exists():
         # Executed by the worker once the seed commits; the first complete run becomes the baseline.
         services.eval_run_start(actor=actor, suite=suite, trigger=EvalRun.Trigger.SEED)
     return suite

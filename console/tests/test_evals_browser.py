@@ -12,16 +12,14 @@ from celery.contrib.testing.worker import start_worker
 
 from config.celery import app
 from console.tests.test_browser import sign_in
-from evals.models import EvalRun
 from tenants.testing import Cast
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_alice_runs_the_demo_suite_and_watches_its_progress_live(
-    page_for: Callable[[], Any], cast: Cast, live_asgi: str
+    celery_queue: None, page_for: Callable[[], Any], cast: Cast, live_asgi: str
 ) -> None:
-    EvalRun.objects.filter(tenant=cast.acme).delete()  # the seed's first run: no worker has taken it
     page = page_for()
     sign_in(page, "alice@acme.test")
     page.get_by_role("link", name="Evals").click()

@@ -17,7 +17,7 @@ from catalog import services as catalog_services
 from catalog.models import LanguageModel, PinChange
 from evals import services
 from evals.models import Case, EvalRun, Review, Suite
-from evals.tests.conftest import candidate_model, run_cases
+from evals.tests.conftest import candidate_model, run_cases, seeded_run
 from tenants.audit import Actor
 from tenants.models import AuditEvent, Role
 from tenants.testing import Cast, ConsolePageContract
@@ -34,7 +34,7 @@ def _case(cast: Cast) -> Case:
 
 
 def _run(cast: Cast) -> EvalRun:
-    return EvalRun.objects.for_tenant(cast.acme).select_related("tenant").get(trigger="seed")
+    return seeded_run(cast)
 
 
 def _production_run(cast: Cast) -> Run:
@@ -277,7 +277,6 @@ def test_the_case_editor_names_a_bad_assertion_and_saves_a_good_case(client: Cli
 @pytest.mark.django_db
 def test_the_run_page_shows_each_case_escaped_and_the_comparison(client: Client, cast: Cast) -> None:
     suite = _suite(cast)
-    EvalRun.objects.for_tenant(cast.acme).delete()
     run_cases(services.eval_run_start(actor=SYSTEM, suite=suite, dispatch=False))
     case = Case.objects.get(suite=suite, name="Answers a greeting without tools")
     services.case_update(actor=SYSTEM, case=case, input="<script>alert(1)</script> Hello!")
@@ -340,7 +339,6 @@ def test_reviewers_score_outputs_and_an_admin_turns_a_run_into_a_case(client: Cl
 @pytest.mark.django_db
 def test_the_pin_change_page_shows_the_gate_and_an_admin_overrides_it(client: Client, cast: Cast) -> None:
     suite = _suite(cast)
-    EvalRun.objects.for_tenant(cast.acme).delete()
     run_cases(services.eval_run_start(actor=SYSTEM, suite=suite, dispatch=False))  # the baseline
     model = candidate_model(cast)
     change = catalog_services.pin_change_request(

@@ -23,7 +23,7 @@ REQUEST = "Please refund order A-1001 and email the customer"
 
 
 def test_alice_tries_the_support_agent_and_watches_the_run_succeed_live(
-    page_for: Callable[[], Any], cast: Cast, live_asgi: str
+    celery_queue: None, page_for: Callable[[], Any], cast: Cast, live_asgi: str
 ) -> None:
     page = page_for()
     sign_in(page, "alice@acme.test")

@@ -13,7 +13,7 @@ from catalog import services as catalog_services
 from catalog.models import PinChange
 from evals import services
 from evals.models import Case, EvalRun, Suite
-from evals.tests.conftest import candidate_model, run_cases
+from evals.tests.conftest import candidate_model, run_cases, seeded_run
 from tenants.audit import Actor
 from tenants.models import Scope
 from tenants.testing import ApiClient, ApiContract, Cast, assert_error
@@ -23,10 +23,6 @@ pytestmark = pytest.mark.django_db
 
 def demo_suite(cast: Cast) -> Suite:
     return Suite.objects.for_tenant(cast.acme).select_related("tenant", "agent").get(name__startswith="Support agent")
-
-
-def seeded_run(cast: Cast) -> EvalRun:
-    return EvalRun.objects.for_tenant(cast.acme).select_related("tenant").get(trigger="seed")
 
 
 def open_change(cast: Cast) -> PinChange:
@@ -335,7 +331,6 @@ def test_cases_import_and_export_as_jsonl(admin: ApiClient, cast: Cast, client: 
 
 def test_a_run_is_started_and_read_with_its_per_case_results(admin: ApiClient, cast: Cast) -> None:
     suite = demo_suite(cast)
-    EvalRun.objects.for_tenant(cast.acme).delete()
     started = admin.post(f"/api/v1/evals/suites/{suite.pk}/runs", {})
     assert started.status_code == 202, started.content
     body = started.json()

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from evals import services
-from evals.models import EvalResult, EvalRun, Suite
+from evals.models import EvalResult, Suite
 from tenants.audit import Actor
 from tenants.testing import Cast
 
@@ -19,7 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_concurrent_dispatchers_never_exceed_the_tenants_bound(cast: Cast, settings: Any) -> None:
     settings.EVAL_CONCURRENCY_PER_TENANT = 3
-    EvalRun.objects.filter(tenant=cast.acme).delete()
     suite = Suite.objects.get(tenant=cast.acme, name__startswith="Support agent")
     for _ in range(2):
         services.eval_run_start(actor=Actor.system_actor("tests"), suite=suite, dispatch=False)

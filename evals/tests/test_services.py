@@ -119,7 +119,6 @@ class ScriptedWebhook:
 
 
 def test_a_side_effecting_webhook_is_simulated_in_an_eval(cast: Cast, execute: Callable[..., EvalRun]) -> None:
-    EvalRun.objects.for_tenant(cast.acme).delete()
     tool = Tool.objects.create(
         tenant=cast.acme,
         name="notify",

@@ -17,6 +17,7 @@ from django.db import connection
 
 from agents.tests.test_crash import Worker, wait_for
 from evals.models import EvalRun, Suite
+from evals.tests.conftest import seeded_run
 from tenants.models import Scope
 from tenants.testing import ApiClient, Cast
 
@@ -53,9 +54,9 @@ def status_of(run_id: Any) -> str:
 
 
 def test_the_seeded_run_and_an_api_run_complete_on_a_real_worker(
-    cast: Cast, worker: Worker, api: Callable[..., ApiClient]
+    celery_queue: None, cast: Cast, worker: Worker, api: Callable[..., ApiClient]
 ) -> None:
-    seeded = EvalRun.objects.for_tenant(cast.acme).get(trigger="seed")
+    seeded = seeded_run(cast)
     wait_for(lambda: status_of(seeded.pk) in EvalRun.FINAL_STATUSES, 120, "the seeded eval run to finish")
     seeded.refresh_from_db()
     assert seeded.status == "succeeded" and seeded.passed_cases == 10, worker.text()[-3000:]
@@ -75,9 +76,9 @@ def test_the_seeded_run_and_an_api_run_complete_on_a_real_worker(
 
 
 def test_a_run_cancelled_on_the_worker_keeps_what_ran(
-    cast: Cast, worker: Worker, api: Callable[..., ApiClient]
+    celery_queue: None, cast: Cast, worker: Worker, api: Callable[..., ApiClient]
 ) -> None:
-    seeded = EvalRun.objects.for_tenant(cast.acme).get(trigger="seed")
+    seeded = seeded_run(cast)
     wait_for(lambda: EvalRun.objects.get(pk=seeded.pk).completed_cases >= 1, 60, "a first case to finish")
     admin = api(Scope.ADMIN)
     assert admin.post(f"/api/v1/evals/runs/{seeded.pk}/cancel").status_code == 200

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from evals.models import EvalRun
 from tenants.models import ApiKey, Membership, Tenant, User
 from tenants.testing import ApiClient
 
@@ -21,6 +22,9 @@ def test_seed_demo_is_idempotent() -> None:
     roles = dict(Membership.objects.filter(tenant__slug="acme").values_list("user__email", "role"))
     assert roles == {"alice@acme.test": "admin", "bob@acme.test": "reviewer", "vera@acme.test": "viewer"}
     assert Membership.objects.get(tenant__slug="globex").user.email == "charlie@globex.test"
+    # `make run`'s seed queues the demo suite's first eval run once per tenant (the tests' cast does not).
+    seeded = EvalRun.objects.filter(trigger=EvalRun.Trigger.SEED)
+    assert sorted(seeded.values_list("tenant__slug", flat=True)) == ["acme", "globex"]
 
 
 @pytest.mark.django_db

@@ -14,7 +14,7 @@ from tenants.tasks import HEARTBEAT_KEY, heartbeat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_runs_the_heartbeat_and_the_dashboard_sees_it() -> None:
+def test_a_worker_runs_the_heartbeat_and_the_dashboard_sees_it(celery_queue: None) -> None:
     cache.delete(HEARTBEAT_KEY)
     assert "heartbeat" in settings.CELERY_BEAT_SCHEDULE
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
