@@ -12,7 +12,9 @@ For an eval run:
   side-effecting webhook tool the case does not simulate is simulated anyway (never called: eval
   runs do not reach production webhooks); built-in demo tools run against the demo tables;
 - every model call (the agent's and the judge's) is reserved on the eval run's own budget, after
-  the tenant's budgets (budgets/hooks.py, registered first) admitted it.
+  the tenant's budgets (budgets/hooks.py, registered first) admitted it. Each result records what
+  its calls hold; a case whose execution died mid-call has that hold charged at the worst case when
+  the case is taken up again (charge_lost_holds), so a dead worker never shrinks the budget for good.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.db import transaction
 from django.db.models import F
 
 from agents.hooks import ADMITTED, BudgetDecision, RunHooks
@@ -93,34 +96,45 @@ class EvalHooks(RunHooks):
         result_id = (run.metadata or {}).get("eval_result") if isinstance(run.metadata, dict) else None
         if not result_id:
             return ADMITTED
-        result = EvalResult.objects.for_tenant(run.tenant).filter(pk=str(result_id), run_id=run.pk).first()
-        if result is None:
-            return ADMITTED
         if not model.is_priced:
+            if not EvalResult.objects.for_tenant(run.tenant).filter(pk=str(result_id), run_id=run.pk).exists():
+                return ADMITTED
             return BudgetDecision(admitted=False, message=f"{model} has no prices; an eval run cannot spend on it.")
         worst = model.cost_micros(
             input_tokens=estimate_request_tokens(request), output_tokens=request.max_output_tokens
         )
-        # One conditional UPDATE: admitted only while spent + reserved + this worst case fits.
-        admitted = (
-            EvalRun.objects.for_tenant(run.tenant)
-            .filter(pk=result.eval_run_id)
-            .filter(budget_micros__gte=F("spent_micros") + F("reserved_micros") + worst)
-            .update(reserved_micros=F("reserved_micros") + worst)
-        )
-        if not admitted:
+        with transaction.atomic():
+            # Locks in one order everywhere: the result, then its eval run.
+            result = (
+                EvalResult.objects.for_tenant(run.tenant)
+                .select_for_update()
+                .filter(pk=str(result_id), run_id=run.pk)
+                .only("pk", "eval_run_id")
+                .first()
+            )
+            if result is None:
+                return ADMITTED
+            # One conditional UPDATE: admitted only while spent + reserved + this worst case fits.
+            admitted = (
+                EvalRun.objects.for_tenant(run.tenant)
+                .filter(pk=result.eval_run_id)
+                .filter(budget_micros__gte=F("spent_micros") + F("reserved_micros") + worst)
+                .update(reserved_micros=F("reserved_micros") + worst)
+            )
+            if admitted:
+                EvalResult.objects.filter(pk=result.pk).update(reserved_micros=F("reserved_micros") + worst)
+                return BudgetDecision(admitted=True, reservation_id=f"{RESERVATION_PREFIX}{result.pk}:{worst}")
             EvalRun.objects.for_tenant(run.tenant).filter(pk=result.eval_run_id).update(budget_exhausted=True)
-            eval_run = (
-                EvalRun.objects.for_tenant(run.tenant).only("budget_micros", "spent_micros").get(pk=result.eval_run_id)
-            )
-            return BudgetDecision(
-                admitted=False,
-                message=(
-                    f"The eval run's budget of {eval_run.budget_micros} micro-USD is spent "
-                    f"({eval_run.spent_micros} spent; this call could cost up to {worst})."
-                ),
-            )
-        return BudgetDecision(admitted=True, reservation_id=f"{RESERVATION_PREFIX}{result.eval_run_id}:{worst}")
+        eval_run = (
+            EvalRun.objects.for_tenant(run.tenant).only("budget_micros", "spent_micros").get(pk=result.eval_run_id)
+        )
+        return BudgetDecision(
+            admitted=False,
+            message=(
+                f"The eval run's budget of {eval_run.budget_micros} micro-USD is spent "
+                f"({eval_run.spent_micros} spent; this call could cost up to {worst})."
+            ),
+        )
 
     def settle_after_model_call(
         self,
@@ -133,11 +147,44 @@ class EvalHooks(RunHooks):
     ) -> None:
         if not reservation.reservation_id.startswith(RESERVATION_PREFIX):
             return
-        eval_run_id, worst = reservation.reservation_id.removeprefix(RESERVATION_PREFIX).rsplit(":", 1)
+        result_id, worst = reservation.reservation_id.removeprefix(RESERVATION_PREFIX).rsplit(":", 1)
         spent = cost_micros if usage is not None else 0
-        EvalRun.objects.for_tenant(run.tenant).filter(pk=eval_run_id).update(
-            reserved_micros=F("reserved_micros") - int(worst), spent_micros=F("spent_micros") + spent
-        )
+        with transaction.atomic():
+            row = (
+                EvalResult.objects.for_tenant(run.tenant)
+                .select_for_update()
+                .filter(pk=result_id)
+                .values_list("eval_run_id", "reserved_micros")
+                .first()
+            )
+            if row is None:
+                return
+            eval_run_id, held = row
+            # What the result still holds of this call: all of it, unless a recovery already
+            # charged it (charge_lost_holds), in which case the spend is not counted twice.
+            released = min(int(worst), held)
+            EvalResult.objects.filter(pk=result_id).update(reserved_micros=F("reserved_micros") - released)
+            EvalRun.objects.for_tenant(run.tenant).filter(pk=eval_run_id).update(
+                reserved_micros=F("reserved_micros") - released,
+                spent_micros=F("spent_micros") + (spent if released else 0),
+            )
+
+
+def charge_lost_holds(result: EvalResult) -> int:
+    """Count what `result` still holds as spent, at the worst case, and return it: called for a case
+    whose execution died between a model call's reserve and settle (its worker gone, its lease
+    expired), whose provider may have charged for the call. Never leaks a hold (the eval run's budget
+    would shrink for good) and never under-counts. The caller holds the result's row lock."""
+    held = result.reserved_micros
+    if not held:
+        return 0
+    EvalResult.objects.filter(pk=result.pk).update(reserved_micros=0)
+    EvalRun.objects.for_tenant(result.tenant).filter(pk=result.eval_run_id).update(
+        reserved_micros=F("reserved_micros") - held, spent_micros=F("spent_micros") + held
+    )
+    result.reserved_micros = 0
+    logger.warning("eval result %s: charged %s micro-USD a lost execution held (worst case)", result.pk, held)
+    return held
 
 
 EvalHooks.instance = EvalHooks()

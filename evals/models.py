@@ -175,6 +175,9 @@ class EvalResult(TenantOwned):
     output_tokens = models.PositiveBigIntegerField(default=0)
     cost_micros = models.PositiveBigIntegerField(default=0)
     judge_cost_micros = models.PositiveBigIntegerField(default=0)
+    # What this case's model calls (the agent's and the judge's) hold on the eval run's budget now:
+    # the eval run's reserved_micros is the sum over its results (evals/hooks.py).
+    reserved_micros = models.PositiveBigIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -34,7 +34,7 @@ from catalog.clients import ChatClient
 from catalog.models import LanguageModel, PinChange
 from catalog.selectors import PinNotFoundError, pinned_model
 from evals import assertions as checks
-from evals import events, judge
+from evals import events, hooks, judge
 from evals.models import Case, EvalResult, EvalRun, GateOverride, Review, Suite
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldConflictError, FieldError, ServiceError
@@ -676,6 +676,8 @@ def eval_result_execute(
             if result.status != EvalResult.Status.RUNNING:
                 result.status = EvalResult.Status.RUNNING
                 result.started_at = timezone.now()
+            if result.reserved_micros and result.run_id is not None and not _executing_elsewhere(result.run_id, tenant):
+                hooks.charge_lost_holds(result)
             if result.run_id is None:
                 result.run = _create_case_run(result)
             result.save(update_fields=["status", "started_at", "run"])
@@ -687,6 +689,15 @@ def eval_result_execute(
     if dispatch_next:
         eval_dispatch(tenant=tenant)
     return result
+
+
+def _executing_elsewhere(run_id: Any, tenant: Tenant) -> bool:
+    """Whether an execution holds the agent run's lease now (a live worker: leave its holds alone)."""
+    return (
+        Run.objects.for_tenant(tenant)
+        .filter(pk=run_id, status=Run.Status.RUNNING, lease_expires_at__gt=timezone.now())
+        .exists()
+    )
 
 
 def _outcome(run: Run) -> checks.Outcome:

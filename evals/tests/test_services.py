@@ -375,3 +375,55 @@ def test_the_sweep_resends_a_case_whose_worker_died(suite: Suite, cast: Cast) ->
     sent.clear()
     services.eval_sweep(resend=lambda tenant_id, result_id: sent.append((tenant_id, result_id)))
     assert (str(cast.acme.pk), str(fresh.pk)) not in sent
+
+
+def _hold_then_die(suite: Suite, cast: Cast, *, lease_in_seconds: int) -> tuple[EvalRun, EvalResult, int]:
+    """A case whose execution reserved a model call on the eval run's budget and then stopped
+    before settling it, its lease ending `lease_in_seconds` from now (negative: its worker died)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evals.hooks import EvalHooks
+
+    eval_run = start(suite)
+    result = services.eval_result_claim(eval_run=eval_run)
+    assert result is not None
+    result.run = services._create_case_run(result)
+    result.save(update_fields=["run"])
+    model = eval_run.model
+    request = ChatRequest(
+        model_id=model.model_id, messages=[{"role": "user", "content": "x" * 400}], max_output_tokens=500
+    )
+    decision = EvalHooks.instance.reserve_before_model_call(run=result.run, model=model, request=request)
+    assert decision.admitted
+    Run.objects.filter(pk=result.run.pk).update(
+        status=Run.Status.RUNNING,
+        lease_owner="a worker that is gone",
+        lease_expires_at=timezone.now() + timedelta(seconds=lease_in_seconds),
+    )
+    held = EvalResult.objects.get(pk=result.pk).reserved_micros
+    eval_run.refresh_from_db()
+    assert held > 0 and eval_run.reserved_micros == held
+    return eval_run, result, held
+
+
+def test_a_hold_left_by_a_dead_worker_is_charged_when_the_case_is_taken_up_again(suite: Suite, cast: Cast) -> None:
+    eval_run, result, held = _hold_then_die(suite, cast, lease_in_seconds=-1)
+    done = services.eval_result_execute(result=result, dispatch_next=False)
+    assert done.status == "passed", done.verdicts
+    eval_run.refresh_from_db()
+    done.refresh_from_db()
+    # Nothing stays reserved; the lost call counts at its worst case, on top of what the case spent.
+    assert (eval_run.reserved_micros, done.reserved_micros) == (0, 0)
+    assert eval_run.spent_micros == held + done.cost_micros + done.judge_cost_micros
+    assert done.cost_micros > 0
+
+
+def test_a_live_executions_hold_is_left_alone(suite: Suite, cast: Cast) -> None:
+    eval_run, result, held = _hold_then_die(suite, cast, lease_in_seconds=60)
+    with pytest.raises(runtime.RunLeaseHeldError):
+        services.eval_result_execute(result=result, dispatch_next=False)
+    eval_run.refresh_from_db()
+    assert (eval_run.reserved_micros, eval_run.spent_micros) == (held, 0)
+    assert EvalResult.objects.get(pk=result.pk).reserved_micros == held
