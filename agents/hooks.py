@@ -149,7 +149,16 @@ class RunHooks:
         approval request created here commits with the pause or not at all. A decision resumes the
         run through agents.runtime.resume_after_approval."""
 
+    def tool_incident(self, *, run: Run, tool: Tool, stage: str, reason: str) -> None:
+        """A guardrail stopped the run's agent at a call of `tool` (`stage` `tool_call`: the call it
+        proposed; `tool_result`: what the tool returned). Never called for a rehearsal run."""
+
     # --- evals -----------------------------------------------------------------------------------
+
+    def is_rehearsal(self, *, run: Run) -> bool:
+        """Whether the run's actions are not real ones (an eval case): what it does is no evidence
+        about the agent in production (no incident, no autonomy used)."""
+        return False
 
     def model_for_run(self, *, run: Run) -> LanguageModel | None:
         """A model to use instead of the one pinned to the agent's alias (an eval run on a
@@ -283,6 +292,19 @@ def approval_requested(
         hooks.approval_requested(
             run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
         )
+
+
+def is_rehearsal(*, run: Run) -> bool:
+    return any(hooks.is_rehearsal(run=run) for hooks in list(_registered))
+
+
+def tool_incident(*, run: Run, tool: Tool, stage: str, reason: str) -> None:
+    """Tell every hook that a guardrail stopped the agent at a call of `tool`, unless the run is a
+    rehearsal (an eval case's injected tool result says nothing about the agent in production)."""
+    if is_rehearsal(run=run):
+        return
+    for hooks in list(_registered):
+        hooks.tool_incident(run=run, tool=tool, stage=stage, reason=reason)
 
 
 def model_for_run(*, run: Run) -> LanguageModel | None:

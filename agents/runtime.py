@@ -523,12 +523,7 @@ class _Engine:
         to end the run in, if a guardrail blocked)."""
         verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
         if verdict.action == "block":
-            reason = verdict.reason or "A guardrail blocked the call."
-            return (
-                arguments,
-                tools.ToolResult.failure(f"Blocked: {reason}"),
-                (Run.Status.BLOCKED, "guardrail_tool_call", reason),
-            )
+            return self._blocked(tool, arguments, "tool_call", verdict.reason or "A guardrail blocked the call.")
         if verdict.action in ("redact", "require_approval") and verdict.redacted is not None:
             arguments = verdict.redacted
         decision = self.run.approval_decisions.get(call_id)
@@ -553,11 +548,7 @@ class _Engine:
             verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
             if verdict.action == "block":
                 reason = verdict.reason or "A guardrail blocked the edited call."
-                return (
-                    arguments,
-                    tools.ToolResult.failure(f"Blocked: {reason}"),
-                    (Run.Status.BLOCKED, "guardrail_tool_call", reason),
-                )
+                return self._blocked(tool, arguments, "tool_call", reason)
             if verdict.action == "redact":
                 arguments = verdict.redacted
 
@@ -576,14 +567,22 @@ class _Engine:
         verdict = hooks.check_tool_result(run=self.run, tool=tool, result=result.content)
         if verdict.action in ("block", "require_approval"):
             reason = verdict.reason or "A guardrail blocked the tool's result."
-            return (
-                arguments,
-                tools.ToolResult.failure(f"Blocked: {reason}"),
-                (Run.Status.BLOCKED, "guardrail_tool_result", reason),
-            )
+            return self._blocked(tool, arguments, "tool_result", reason)
         if verdict.action == "redact":
             result = tools.ToolResult(content=verdict.redacted, error=result.error)
         return arguments, result, None
+
+    def _blocked(
+        self, tool: Tool, arguments: dict[str, Any], stage: str, reason: str
+    ) -> tuple[dict[str, Any], tools.ToolResult, tuple[str, str, str]]:
+        """A guardrail stopped a call of `tool` at `stage` (`tool_call` or `tool_result`): an
+        incident for the agent and this tool (the hooks hear of it), and the end of the run."""
+        hooks.tool_incident(run=self.run, tool=tool, stage=stage, reason=reason)
+        return (
+            arguments,
+            tools.ToolResult.failure(f"Blocked: {reason}"),
+            (Run.Status.BLOCKED, f"guardrail_{stage}", reason),
+        )
 
     def _decide_or_pause(
         self, tool: Tool, call_id: str, index: int, arguments: dict[str, Any], reason: str

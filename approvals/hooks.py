@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from agents import hooks
 from agents.hooks import RunHooks
 from approvals import policy, services
 
@@ -28,9 +29,19 @@ class ApprovalHooks(RunHooks):
         grant = policy.autonomy_covers(tenant=run.tenant, agent=run.agent, tool=tool, need=need)
         if grant is not None:
             logger.info("run %s: %s approved by the agent's autonomy grant %s", run.pk, tool.name, grant.pk)
-            services.autonomy_used(grant=grant)
+            if not hooks.is_rehearsal(run=run):
+                services.autonomy_used(grant=grant)
             return False
         return True
+
+    def tool_incident(self, *, run: Run, tool: Tool, stage: str, reason: str) -> None:
+        what = "a call it proposed" if stage == "tool_call" else "the tool's result"
+        services.autonomy_incident(
+            tenant=run.tenant,
+            agent=run.agent,
+            tool=tool,
+            reason=f"incident in run {run.pk}: a guardrail blocked {what} ({reason})",
+        )
 
     def approval_requested(
         self, *, run: Run, tool: Tool, call_id: str, step_index: int, arguments: dict[str, Any], reason: str

@@ -700,6 +700,24 @@ def autonomy_revoke(*, grant: AutonomyGrant, actor: Actor, reason: str) -> Auton
     return row
 
 
+def autonomy_incident(*, tenant: Tenant, agent: Agent, tool: Tool, reason: str) -> AutonomyGrant | None:
+    """An incident (a guardrail stopped the agent at a call of `tool`) revokes the agent's autonomy
+    for the tool, if it has any: its next calls ask a human again. Returns the revoked grant."""
+    with transaction.atomic():
+        grant = (
+            AutonomyGrant.objects.for_tenant(tenant)
+            .select_for_update()
+            .select_related("agent", "tool", "tenant")
+            .filter(agent=agent, tool=tool, revoked_at__isnull=True)
+            .first()
+        )
+        if grant is None:
+            return None
+        _revoke(grant, actor=Actor.system_actor("incident"), reason=reason)
+    logger.warning("autonomy of %s for %s revoked: %s", agent, tool, reason)
+    return grant
+
+
 def autonomy_used(*, grant: AutonomyGrant) -> None:
     """Count one call approved by `grant` (an atomic increment)."""
     from django.db.models import F

@@ -59,6 +59,9 @@ class EvalHooks(RunHooks):
 
     instance: ClassVar[EvalHooks]
 
+    def is_rehearsal(self, *, run: Run) -> bool:
+        return eval_result_of(run) is not None
+
     def model_for_run(self, *, run: Run) -> LanguageModel | None:
         result = eval_result_of(run)
         return result.eval_run.model if result is not None else None

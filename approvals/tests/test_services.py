@@ -443,6 +443,47 @@ def test_a_rejection_revokes_autonomy_and_breaks_the_streak(queued: list[Any]) -
     assert not grant.is_active and grant.revoke_reason == "a reviewer rejected a call"
 
 
+class Rehearsal(hooks.RunHooks):
+    """Says every run is a rehearsal (as evals/hooks.py does for an eval case's run)."""
+
+    def is_rehearsal(self, *, run: Run) -> bool:
+        return True
+
+
+def test_an_incident_a_guardrail_stopping_the_agent_at_the_tool_revokes_its_autonomy(queued: list[Any]) -> None:
+    setup = build(tools=("lookup_order", "send_email"))
+    lookup, email = setup.tools["lookup_order"], setup.tools["send_email"]
+    ApprovalRule.objects.create(tenant=setup.tenant, mode="always", autonomy_after=2)
+    grants = {
+        tool.name: AutonomyGrant.objects.create(
+            tenant=setup.tenant, agent=setup.agent, tool=tool, streak=2, granted_by_label="test"
+        )
+        for tool in (lookup, email)
+    }
+    blocked_call = ScriptedClient(calls(("lookup_order", {"order_number": "T-6666"})))
+    with hooks.registered(Guard(blocked="T-6666")):
+        # An eval case's run is a rehearsal: the same block there is no incident.
+        with hooks.registered(Rehearsal()):
+            rehearsed = runtime.execute(setup.start(), client=blocked_call)
+        assert rehearsed.status == Run.Status.BLOCKED
+        assert AutonomyGrant.objects.for_tenant(setup.tenant).filter(revoked_at__isnull=True).count() == 2
+
+        run = runtime.execute(setup.start(), client=ScriptedClient(calls(("lookup_order", {"order_number": "T-6666"}))))
+
+    assert run.status == Run.Status.BLOCKED and run.error_type == "guardrail_tool_call"
+    revoked, untouched = (AutonomyGrant.objects.get(pk=grants[name].pk) for name in ("lookup_order", "send_email"))
+    assert not revoked.is_active and untouched.is_active  # only the tool the agent was stopped at
+    assert revoked.revoked_by_label == "incident"
+    assert revoked.revoke_reason.startswith(f"incident in run {run.pk}: a guardrail blocked a call it proposed")
+    assert "under investigation" in revoked.revoke_reason
+    event = AuditEvent.objects.for_tenant(setup.tenant).get(action="autonomy.revoke")
+    assert event.after["reason"] == revoked.revoke_reason
+    # The agent's next lookup asks a human again.
+    setup.order("T-1001")
+    again = runtime.execute(setup.start(), client=ScriptedClient(calls(("lookup_order", {"order_number": "T-1001"}))))
+    assert again.status == Run.Status.AWAITING_APPROVAL
+
+
 def test_autonomy_never_covers_an_irreversible_tool_unless_explicitly_allowed(queued: list[Any]) -> None:
     setup = build()
     setup.order("T-2002")
