@@ -18,7 +18,8 @@ The OpenTelemetry GenAI semantic conventions are mapped onto our fields:
 
 Everything else stays in `attributes` (resource attributes under `resource.`). Per the OTLP spec
 the answer is an ExportTraceServiceResponse in the request's encoding, with `partial_success`
-counting the spans refused (each refusal is also counted per tenant with its reason).
+counting the spans refused (each refusal is also counted per tenant with its reason); a refused
+request gets a 4xx with a google.rpc.Status body in the request's encoding.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import logging
 import zlib
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc import code_pb2
+from google.rpc.status_pb2 import Status as StatusMessage
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -45,7 +48,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from rest_framework import exceptions
 
 from tenants.authentication import authenticate_key
-from tenants.errors import ServiceError, error_body
+from tenants.errors import ServiceError
 from tenants.models import Scope
 from traces import services
 from traces.ingest import KINDS, MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH, SpanRejected
@@ -249,8 +252,23 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     return message
 
 
+# HTTP status → the google.rpc.Code an OTLP client reads from the Status body.
+RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    403: code_pb2.PERMISSION_DENIED,
+    413: code_pb2.INVALID_ARGUMENT,
+    415: code_pb2.INVALID_ARGUMENT,
+}
+
+
 def _error(request_type: str, status: int, type_: str, message: str) -> HttpResponse:
-    return JsonResponse(error_body(type_, message), status=status)
+    """A refusal as the OTLP spec has it: a google.rpc.Status body in the request's encoding
+    (protobuf for protobuf, JSON otherwise), its message naming our error type."""
+    body = StatusMessage(code=RPC_CODES.get(status, code_pb2.UNKNOWN), message=f"{type_}: {message}")
+    if request_type == PROTOBUF:
+        return HttpResponse(body.SerializeToString(), content_type=PROTOBUF, status=status)
+    return HttpResponse(json_format.MessageToJson(body), content_type=JSON, status=status)
 
 
 @csrf_exempt

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 from google.protobuf import json_format
+from google.rpc import code_pb2
+from google.rpc.status_pb2 import Status as StatusMessage
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tenants.models import Scope
@@ -194,3 +196,18 @@ def test_it_refuses_bad_credentials_scopes_media_types_and_bodies(client: Client
         == 400
     )
     assert client.get(URL).status_code == 405
+
+    # Each refusal is a google.rpc.Status in the request's encoding, as OTLP clients expect.
+    refused = post(b"\xff\xff\xff", writer)
+    assert refused["Content-Type"] == "application/x-protobuf"
+    status = StatusMessage.FromString(refused.content)
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    assert status.message == "invalid_request: The body is not a valid ExportTraceServiceRequest protobuf."
+    denied = post(b"{}", reader, "application/json")
+    assert denied.status_code == 403 and denied["Content-Type"] == "application/json"
+    assert denied.json() == {
+        "code": code_pb2.PERMISSION_DENIED,
+        "message": "permission_denied: This API key lacks the `traces:write` scope.",
+    }
+    unauthenticated = StatusMessage.FromString(post(b"\x0a\x00", "aoc_nope_nope").content)
+    assert unauthenticated.code == code_pb2.UNAUTHENTICATED and "Invalid API key" in unauthenticated.message
