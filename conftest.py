@@ -28,9 +28,12 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    """Argon2 is the production hasher (see test_it_hashes_passwords_with_argon2); tests need speed."""
+def _test_settings(settings) -> None:
+    """Argon2 is the production hasher (see test_it_hashes_passwords_with_argon2); tests need
+    speed. The fake providers listen on loopback, which the SSRF guard refuses unless allow-listed
+    (tenants/tests/test_net.py and catalog's tests prove the guard with the list emptied)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
 
 
 @pytest.fixture

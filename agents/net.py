@@ -1,56 +1,27 @@
-"""Where webhooks may go: never to private, loopback, link-local or otherwise internal addresses
-(server-side request forgery), unless settings.WEBHOOK_ALLOWED_HOSTS names the host."""
+"""Webhooks to customers' URLs: where they may go (tenants.net's guard, with
+settings.WEBHOOK_ALLOWED_HOSTS) and the one signed sender."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 
-
-class UnsafeUrlError(Exception):
-    """The URL may not be called; the message says why."""
-
-
-def _is_internal(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+from tenants.net import check_outbound_url
 
 
 def check_webhook_url(url: str, *, resolve: bool = True) -> list[str]:
-    """The addresses `url` may be called at, or UnsafeUrlError. HTTPS is required except for an
-    allow-listed host; every address the host resolves to must be public unless allow-listed.
-    Call again right before each request (the answer can change: DNS rebinding)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise UnsafeUrlError("The webhook URL has no host.")
-    allowed = {h.lower() for h in getattr(settings, "WEBHOOK_ALLOWED_HOSTS", [])}
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in allowed):
-        raise UnsafeUrlError("Webhooks must use https:// (plain http only for an allow-listed host).")
-    if not resolve:
-        return []
-    try:
-        infos = socket.getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise UnsafeUrlError(f"The webhook host {host!r} does not resolve.") from exc
-    addresses = sorted({str(info[4][0]) for info in infos})
-    if host not in allowed:
-        internal = [a for a in addresses if _is_internal(a)]
-        if internal:
-            raise UnsafeUrlError(
-                f"The webhook host {host!r} resolves to an internal address ({internal[0]}); "
-                "add it to WEBHOOK_ALLOWED_HOSTS if that is intended."
-            )
-    return addresses
+    """The addresses a webhook at `url` may be called at, or UnsafeUrlError (tenants.net)."""
+    return check_outbound_url(
+        url,
+        allowed_hosts=getattr(settings, "WEBHOOK_ALLOWED_HOSTS", []),
+        what="webhook",
+        setting="WEBHOOK_ALLOWED_HOSTS",
+        resolve=resolve,
+    )
 
 
 class WebhookFailedError(Exception):

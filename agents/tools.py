@@ -38,8 +38,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import AgentVersion, DemoEmail, DemoOrder, Run, Tool, ToolExecution
-from agents.net import UnsafeUrlError, check_webhook_url
+from agents.net import check_webhook_url
 from catalog import crypto
+from tenants.net import UnsafeUrlError
 
 logger = logging.getLogger(__name__)
 

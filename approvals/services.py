@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from agents import hooks, runtime, tools
 from agents.models import Agent, Run, Tool
-from agents.net import UnsafeUrlError, check_webhook_url
+from agents.net import check_webhook_url
 from approvals import events, policy
 from approvals.models import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -38,6 +38,7 @@ from catalog import crypto
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, ServiceError
 from tenants.models import Tenant
+from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
 
 logger = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("PROVIDER_ALLOWED_HOSTS", "127.0.0.1")  # FakeOpenAI listens on loopback
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 JUDGE_MARK = "strict evaluator"

@@ -31,7 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
-from agents.net import UnsafeUrlError, WebhookFailedError, check_webhook_url, post_signed
+from agents.net import WebhookFailedError, check_webhook_url, post_signed
 from budgets import events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, ReservationLine
@@ -42,6 +42,7 @@ from catalog.models import LanguageModel
 from tenants.audit import Actor
 from tenants.errors import ConflictError
 from tenants.models import ApiKey, Tenant
+from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
 
 logger = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ def provider_config(provider: Provider) -> ProviderConfig:
         api_key=provider.api_key,
         timeout_seconds=provider.timeout_seconds,
         max_retries=provider.max_retries,
+        check_address=bool(provider.base_url),
     )
 
 

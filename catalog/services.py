@@ -20,11 +20,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from catalog import events
+from catalog.clients.transport import check_provider_url
 from catalog.models import MICROS_PER_USD, LanguageModel, ModelPin, PinChange, Provider
 from catalog.validation import validate_exact_model
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, ServiceError
 from tenants.models import Membership, Role, Scope, Tenant
+from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
 
 
@@ -125,6 +127,10 @@ def _clean_provider_fields(
             raise FieldError("base_url", "Give an http(s) URL, or leave it empty for the default.") from None
         if len(base_url) > 200:
             raise FieldError("base_url", "At most 200 characters.")
+        try:
+            check_provider_url(base_url)
+        except UnsafeUrlError as exc:
+            raise FieldError("base_url", str(exc)) from None
     if not 0 < timeout_seconds <= 600:
         raise FieldError("timeout_seconds", "Give a timeout between 0 and 600 seconds.")
     if not 0 <= max_retries <= 10:

@@ -377,6 +377,9 @@ SPECTACULAR_SETTINGS = {
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 # Hosts a tool webhook may reach although they resolve to internal addresses (tests: 127.0.0.1).
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+# Hosts a provider's base URL may name although they resolve to internal addresses, or over plain
+# http: self-hosted model servers (vLLM, Ollama) on a private network. Tests: 127.0.0.1.
+PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", "")
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 # A worker executing a run renews its lease every third of this; a run whose lease expired lost

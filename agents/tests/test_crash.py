@@ -148,6 +148,7 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
         "AOC_VAR_DIR": str(tmp_path / "var"),
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),
         "RUN_REQUEUE_INTERVAL_SECONDS": "1",
+        "PROVIDER_ALLOWED_HOSTS": "127.0.0.1",  # the fake provider listens on loopback
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -37,6 +37,9 @@ class ProviderConfig:
     api_key: str = ""
     timeout_seconds: float = 60.0
     max_retries: int = 2
+    # A base URL a tenant chose (not a vendor's default): checked against the SSRF guard before
+    # each request (catalog.clients.transport.check_provider_url).
+    check_address: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+from django.conf import settings
 
 from catalog.clients.base import ProviderConfig, ProviderError
+from tenants.net import UnsafeUrlError, check_outbound_url
 
 Sleep = Callable[[float], None]
 
@@ -36,6 +39,35 @@ def shared_http() -> httpx.Client:
         return _shared[1]
 
 
+PROVIDER_URL_VERDICT_SECONDS = 60.0  # how long a host's SSRF verdict is reused
+_verdicts: dict[tuple[str, str, tuple[str, ...]], tuple[float, str]] = {}
+
+
+def check_provider_url(url: str, *, resolve: bool = True) -> None:
+    """Raise UnsafeUrlError unless a tenant-chosen provider URL may be called: https to a public
+    address, or a host in settings.PROVIDER_ALLOWED_HOSTS (tenants.net). With `resolve`, a host's
+    verdict is reused for a minute, so a model call pays for one DNS lookup a minute, not one each."""
+    allowed = tuple(settings.PROVIDER_ALLOWED_HOSTS)
+    if not resolve:
+        check_outbound_url(url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS", resolve=False)
+        return
+    parts = urlsplit(url)
+    key = (parts.scheme, parts.netloc.lower(), allowed)
+    now = time.monotonic()
+    cached = _verdicts.get(key)
+    if cached is None or cached[0] < now:
+        try:
+            check_outbound_url(url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS")
+            problem = ""
+        except UnsafeUrlError as exc:
+            problem = str(exc)
+        if len(_verdicts) > 1000:
+            _verdicts.clear()
+        cached = _verdicts[key] = (now + PROVIDER_URL_VERDICT_SECONDS, problem)
+    if cached[1]:
+        raise UnsafeUrlError(cached[1])
+
+
 def post_json(
     http: httpx.Client,
     url: str,
@@ -49,6 +81,11 @@ def post_json(
     """POST `body` and return the JSON object the provider answered. Retries up to
     `config.max_retries` times, then raises ProviderError; `label` names the provider in messages
     (never the API key, which is also scrubbed from any error text the provider echoes)."""
+    if config.check_address:
+        try:
+            check_provider_url(url)
+        except UnsafeUrlError as exc:
+            raise ProviderError("unsafe_url", f"{label} may not be called: {exc}") from None
     attempt = 0
     while True:
         retry_after = None

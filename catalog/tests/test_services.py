@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
@@ -121,6 +122,48 @@ def test_a_bad_provider_is_refused_naming_the_field(cast: Cast, kwargs: dict[str
     with pytest.raises(FieldError) as exc:
         make_provider(cast, **{"name": "p", **kwargs})
     assert exc.value.field == field
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base_url", "reason"),
+    [
+        ("https://169.254.169.254/latest", "internal address (169.254.169.254)"),  # cloud metadata
+        ("https://10.0.0.5/v1", "internal address (10.0.0.5)"),
+        ("https://127.0.0.1:6379/", "internal address (127.0.0.1)"),
+        ("https://[::1]/v1", "internal address (::1)"),
+        ("http://93.184.215.14/v1", "must use https://"),  # a public host, but the key would go in clear
+    ],
+)
+def test_a_provider_url_that_reaches_inside_is_refused_unless_allow_listed(
+    cast: Cast, settings: Any, base_url: str, reason: str
+) -> None:
+    settings.PROVIDER_ALLOWED_HOSTS = []
+    with pytest.raises(FieldError) as exc:
+        make_provider(cast, name="inside", base_url=base_url)
+    assert exc.value.field == "base_url" and reason in exc.value.detail
+    assert "PROVIDER_ALLOWED_HOSTS" in exc.value.detail
+    # An operator who runs a model server there says so.
+    settings.PROVIDER_ALLOWED_HOSTS = [urlsplit(base_url).hostname]
+    assert make_provider(cast, name="inside", base_url=base_url).base_url == base_url
+
+
+@pytest.mark.django_db
+def test_a_provider_url_is_checked_again_before_each_call(cast: Cast, settings: Any) -> None:
+    from catalog.clients import ChatRequest, client_for
+    from catalog.clients.base import ProviderError
+    from catalog.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        provider = make_provider(cast, name="vllm", base_url=fake.base_url)  # 127.0.0.1: allow-listed
+        client = client_for(selectors.provider_config(provider))
+        request = ChatRequest(model_id="m", messages=[{"role": "user", "content": "hi"}], max_output_tokens=8)
+        assert client.chat(request).content
+        settings.PROVIDER_ALLOWED_HOSTS = []  # the operator takes loopback off the list
+        with pytest.raises(ProviderError) as exc:
+            client.chat(request)
+        assert exc.value.type == "unsafe_url" and "must use https://" in exc.value.message
+        assert len(fake.requests) == 1  # the refused call never reached the server
 
 
 @pytest.mark.django_db

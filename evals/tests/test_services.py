@@ -452,7 +452,7 @@ def test_a_guardrail_block_in_an_eval_case_is_no_incident_for_the_agents_autonom
 
     [result] = results(eval_run)
     assert result.status == "passed", result.verdicts
-    run = Run.objects.get(pk=result.run_id)
+    run = Run.objects.get(pk=str(result.run_id))
     assert (run.status, run.error_type) == ("blocked", "guardrail_tool_result")
     grant.refresh_from_db()
     assert grant.is_active and grant.revoke_reason == ""

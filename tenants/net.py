@@ -1,0 +1,53 @@
+"""Where the console may send requests on a tenant's say-so (server-side request forgery): never
+to private, loopback, link-local (cloud metadata) or otherwise internal addresses, and only over
+HTTPS, unless the operator allow-lists the host (settings WEBHOOK_ALLOWED_HOSTS for webhooks,
+PROVIDER_ALLOWED_HOSTS for self-hosted model servers)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+
+class UnsafeUrlError(Exception):
+    """The URL may not be called; the message says why."""
+
+
+def is_internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+
+
+def check_outbound_url(
+    url: str, *, allowed_hosts: Iterable[str], what: str, setting: str, resolve: bool = True
+) -> list[str]:
+    """The addresses `url` may be called at, or UnsafeUrlError naming `what` the URL is for and
+    the `setting` that allow-lists a host. HTTPS is required except for an allow-listed host;
+    every address the host resolves to must be public unless allow-listed. Call again right before
+    each request (the answer can change: DNS rebinding)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UnsafeUrlError(f"The {what} URL has no host.")
+    allowed = {h.lower() for h in allowed_hosts}
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in allowed):
+        raise UnsafeUrlError(f"{what.capitalize()} URLs must use https:// (plain http only for a host in {setting}).")
+    if not resolve:
+        return []
+    try:
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        raise UnsafeUrlError(f"The {what} host {host!r} does not resolve.") from exc
+    addresses = sorted({str(info[4][0]) for info in infos})
+    if host not in allowed:
+        internal = [a for a in addresses if is_internal(a)]
+        if internal:
+            raise UnsafeUrlError(
+                f"The {what} host {host!r} resolves to an internal address ({internal[0]}); "
+                f"add it to {setting} if that is intended."
+            )
+    return addresses
