@@ -10,6 +10,10 @@ Django's middleware stack is partly synchronous, and a synchronous middleware in
 async view keeps one thread blocked for the whole response: waiting requests are therefore
 served by `LongPollRouter`, a plain ASGI application in front of Django (config/asgi.py), and the
 Django view (`approvals.api.approval_detail`, the same code) serves the rest.
+
+Both count against the key's API rate limit like any API view (429 with `retry_after` and a
+Retry-After header), and one key holds at most APPROVAL_MAX_WAITERS_PER_KEY (default 100)
+waiting requests open per web process.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +29,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import close_old_connections
 from django.http import Http404
 from rest_framework import exceptions
@@ -34,8 +40,10 @@ from approvals.serializers import ApprovalSerializer
 from tenants.authentication import authenticate_key
 from tenants.errors import ServiceError, error_body
 from tenants.models import ApiKey, Scope, Tenant
+from tenants.throttling import key_throttle_wait
 
 MAX_WAIT_SECONDS = 60
+_waiters: dict[str, int] = {}  # key id -> requests of that key waiting now, in this process
 # Any of these lets a key read a request (the client that asked, a reviewer, a reader).
 READ_SCOPES = (Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE, Scope.READ)
 PATH = re.compile(r"^/api/v1/approvals/(?P<pk>[^/.]+)/?$")
@@ -106,6 +114,13 @@ async def answer(
         return exc.status_code, error_body(exc.type, exc.message)
     if not any(key.has_scope(s) for s in READ_SCOPES):
         return 403, error_body("permission_denied", "This API key lacks the `approvals:write` or `read` scope.")
+    throttled = await _db(key_throttle_wait, key)
+    if throttled is not None:
+        return 429, error_body(
+            "throttled",
+            f"Request was throttled. Expected available in {math.ceil(throttled)} seconds.",
+            retry_after=math.ceil(throttled),
+        )
     wait = parse_wait(raw_wait)
     if wait is None:
         return 400, error_body("validation_error", f"wait: a number of seconds from 0 to {MAX_WAIT_SECONDS}.")
@@ -116,6 +131,32 @@ async def answer(
     layer = get_channel_layer()
     if body["status"] != ApprovalRequest.Status.PENDING or wait == 0 or layer is None:
         return 200, body
+    cap = settings.APPROVAL_MAX_WAITERS_PER_KEY
+    waiter = str(key.pk)
+    if _waiters.get(waiter, 0) >= cap:
+        return 429, error_body(
+            "throttled",
+            f"This API key already has {cap} requests waiting here; wait for one to answer (or poll without `wait`).",
+            retry_after=1,
+        )
+    _waiters[waiter] = _waiters.get(waiter, 0) + 1
+    try:
+        return await _wait_for_decision(key, pk, body, wait, disconnected, _db, layer)
+    finally:
+        _waiters[waiter] -= 1
+        if not _waiters[waiter]:
+            del _waiters[waiter]
+
+
+async def _wait_for_decision(
+    key: ApiKey,
+    pk: str,
+    body: dict[str, Any],
+    wait: float,
+    disconnected: Awaitable[Any] | None,
+    _db: Callable[..., Awaitable[Any]],
+    layer: Any,
+) -> Answer:
     group = events.waiters_group(body["id"])
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
@@ -159,12 +200,16 @@ class LongPollRouter:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        status, body = await answer(
-            authorization=headers.get("authorization", ""),
-            pk=match["pk"],
-            raw_wait=query["wait"][-1],
-            disconnected=_disconnect(receive),
-        )
+        disconnected = _disconnect(receive)
+        try:
+            status, body = await answer(
+                authorization=headers.get("authorization", ""),
+                pk=match["pk"],
+                raw_wait=query["wait"][-1],
+                disconnected=disconnected,
+            )
+        finally:
+            disconnected.close()  # never awaited when the answer came before any wait
         if status == 499:
             return
         payload = json.dumps(body).encode()
@@ -176,6 +221,8 @@ class LongPollRouter:
         ]
         if status == 401:
             response_headers.append((b"www-authenticate", b'Bearer realm="api"'))
+        if status == 429:
+            response_headers.append((b"retry-after", str(body["error"]["retry_after"]).encode()))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -18,3 +19,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         if isinstance(key, ApiKey):
             return f"throttle:key:{key.pk}"
         return f"throttle:ip:{self.get_ident(request)}"
+
+
+def key_throttle_wait(key: ApiKey) -> float | None:
+    """For a view outside DRF (the approvals long-poll): count one request of `key` against the
+    same per-key allowance as every API view, and return the seconds to wait when it is used up,
+    or None when the request may go ahead."""
+    throttle = ApiKeyRateThrottle()
+    if throttle.allow_request(cast(Request, SimpleNamespace(auth=key)), None):
+        return None
+    return throttle.wait() or 1.0

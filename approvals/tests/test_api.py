@@ -357,3 +357,49 @@ def test_parked_waiters_hold_no_database_connection(live_asgi: str, cast: Cast) 
     # 20 waiting clients, and the server holds no more connections than before they came.
     assert parked <= before + 1, (before, samples)
     assert answers == ["rejected"] * 20
+
+
+def test_the_long_poll_counts_against_the_keys_rate_and_caps_its_waiters(
+    live_asgi: str, cast: Cast, settings: Any
+) -> None:
+    from rest_framework.settings import api_settings
+
+    from tenants.throttling import ApiKeyRateThrottle
+
+    approval = a_request(cast)
+    _, key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+    headers = {"Authorization": f"Bearer {key}"}
+    settings.APPROVAL_MAX_WAITERS_PER_KEY = 1
+    got: dict[str, Any] = {}
+    with httpx.Client(base_url=live_asgi, timeout=30) as http:
+
+        def park() -> None:
+            got["parked"] = http.get(f"/api/v1/approvals/{approval.pk}?wait=2", headers=headers)
+
+        parked = threading.Thread(target=park)
+        parked.start()
+        time.sleep(0.8)  # the first waiter holds the key's only slot
+        second = http.get(f"/api/v1/approvals/{approval.pk}?wait=2", headers=headers)
+        parked.join(timeout=30)
+        assert got["parked"].status_code == 200 and got["parked"].json()["status"] == "pending"
+        assert second.status_code == 429 and second.headers["Retry-After"] == "1"
+        assert "already has 1 requests waiting" in second.json()["error"]["message"]
+        # The slot is free again once the first one answered.
+        assert http.get(f"/api/v1/approvals/{approval.pk}?wait=0.1", headers=headers).status_code == 200
+
+        rates: dict[str, Any] = {**api_settings.DEFAULT_THROTTLE_RATES, "api_key": "2/min"}
+        original = ApiKeyRateThrottle.THROTTLE_RATES
+        ApiKeyRateThrottle.THROTTLE_RATES = rates
+        try:
+            from django.core.cache import cache
+
+            cache.clear()  # the allowance starts afresh
+            answers = [
+                http.get(f"/api/v1/approvals/{approval.pk}{query}", headers=headers) for query in ("", "?wait=0.1", "")
+            ]
+        finally:
+            ApiKeyRateThrottle.THROTTLE_RATES = original
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = answers[-1]
+    assert refused.json()["error"]["type"] == "throttled" and refused.json()["error"]["retry_after"] > 0
+    assert int(refused.headers["Retry-After"]) == refused.json()["error"]["retry_after"]
