@@ -10,7 +10,8 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
-from tenants.models import Role, Scope
+from tenants import services
+from tenants.models import Role, Scope, Tenant
 
 
 class EmailLoginForm(AuthenticationForm):
@@ -31,6 +32,18 @@ class RoleForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        """The scopes offered: the built-in ones, then those the tenant's tools require."""
+        super().__init__(*args, **kwargs)
+        labels = dict(Scope.choices)
+        field = self.fields["scopes"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [
+            (scope, labels.get(scope, f"{scope}: call the tools that require it"))
+            for scope in services.grantable_scopes(tenant)
+        ]
+
     expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Optional.")
     max_tokens_per_request = forms.IntegerField(
         required=False,

@@ -227,7 +227,8 @@ class ApiKey(TenantOwned):
     # Keys are 256-bit random secrets, so a fast hash is enough (a slow KDF protects low-entropy
     # passwords, and would make every API request pay for it).
     secret_hash = models.CharField(max_length=64)
-    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices), default=list)
+    # Built-in scopes (Scope) and the tenant's tool scopes (tenants.services.grantable_scopes).
+    scopes = ArrayField(models.CharField(max_length=64), default=list)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=now)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -69,7 +69,14 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        help_text=(
+            f"Built-in scopes ({', '.join(Scope.values)}) and any scope one of the tenant's tools "
+            "requires (e.g. `orders:refund`): a key may be allowed one sensitive tool without being an admin key."
+        ),
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     max_tokens_per_request = serializers.IntegerField(
         required=False,

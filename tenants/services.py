@@ -4,6 +4,7 @@ after-commit side effects (emails, live pushes)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -320,13 +321,32 @@ def member_remove(*, actor: Actor, membership: Membership) -> None:
 # --- API keys ----------------------------------------------------------------------------------
 
 
-def parse_scopes(raw: str | list[str]) -> list[str]:
-    """Scopes from a space- or comma-separated string (or a list), validated and de-duplicated."""
+# Where a tenant's own scopes come from besides the built-in ones: apps register a function of
+# the tenant (agents: the scopes its tools require, e.g. `orders:refund`).
+_scope_sources: list[Callable[[Tenant], Iterable[str]]] = []
+
+
+def register_scope_source(source: Callable[[Tenant], Iterable[str]]) -> None:
+    if source not in _scope_sources:
+        _scope_sources.append(source)
+
+
+def grantable_scopes(tenant: Tenant) -> list[str]:
+    """The scopes a key of `tenant` may hold: the built-in ones, then (sorted) those its tools
+    require, so a key can be allowed one sensitive tool without being an admin key."""
+    extra = {scope for source in _scope_sources for scope in source(tenant)} - set(Scope.values)
+    return [*Scope.values, *sorted(extra)]
+
+
+def parse_scopes(raw: str | list[str], *, tenant: Tenant) -> list[str]:
+    """Scopes from a space- or comma-separated string (or a list), validated against what the
+    tenant's keys may hold, and de-duplicated."""
     items = raw.replace(",", " ").split() if isinstance(raw, str) else [str(s).strip() for s in raw]
+    allowed = grantable_scopes(tenant)
     scopes: list[str] = []
     for item in items:
-        if item not in Scope.values:
-            raise ServiceError(f"Unknown scope {item!r}; known scopes: {', '.join(Scope.values)}.")
+        if item not in allowed:
+            raise FieldError("scopes", f"Unknown scope {item!r}; known scopes: {', '.join(allowed)}.")
         if item not in scopes:
             scopes.append(item)
     if not scopes:
@@ -359,7 +379,7 @@ def api_key_create(
         raise FieldError(
             "max_tokens_per_request", f"must be a whole number of tokens from 1 to {MAX_TOKENS_PER_REQUEST_CAP}."
         )
-    scope_list = parse_scopes(scopes)
+    scope_list = parse_scopes(scopes, tenant=tenant)
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("The expiry must be in the future.")
     secret = secrets.token_urlsafe(32)

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from tenants.models import ApiKey
 
@@ -26,6 +27,6 @@ def key_throttle_wait(key: ApiKey) -> float | None:
     same per-key allowance as every API view, and return the seconds to wait when it is used up,
     or None when the request may go ahead."""
     throttle = ApiKeyRateThrottle()
-    if throttle.allow_request(cast(Request, SimpleNamespace(auth=key)), None):
+    if throttle.allow_request(cast(Request, SimpleNamespace(auth=key)), APIView()):
         return None
     return throttle.wait() or 1.0

@@ -323,6 +323,19 @@ def test_a_key_gets_a_token_cap_that_the_list_shows(alice_client: Client, cast: 
 
 
 @pytest.mark.django_db
+def test_the_key_form_offers_the_scopes_the_tenants_tools_require(alice_client: Client, cast: Cast) -> None:
+    url = reverse("console:api_keys", args=["acme"])
+    page = alice_client.get(url).content.decode()
+    assert 'value="orders:refund"' in page and "orders:refund: call the tools that require it" in page
+    response = alice_client.post(url, {"name": "refunds", "scopes": ["runs:write", "orders:refund"]})
+    assert response.status_code == 201
+    assert ApiKey.objects.get(name="refunds").scopes == ["runs:write", "orders:refund"]
+    refused = alice_client.post(url, {"name": "nuke", "scopes": ["orders:nuke"]}, headers=HTMX)
+    assert refused.status_code == 400 and "orders:nuke" in refused.content.decode()
+    assert not ApiKey.objects.filter(name="nuke").exists()
+
+
+@pytest.mark.django_db
 def test_a_key_needs_a_scope(alice_client: Client) -> None:
     response = alice_client.post(reverse("console:api_keys", args=["acme"]), {"name": "ci"}, headers=HTMX)
     assert response.status_code == 400

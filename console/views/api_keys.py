@@ -18,7 +18,11 @@ from tenants.models import Role
 
 
 def _context(request: ConsoleRequest, **extra: Any) -> dict[str, Any]:
-    return {"api_keys": selectors.api_keys_of(tenant=request.tenant), "form": ApiKeyForm(), **extra}
+    return {
+        "api_keys": selectors.api_keys_of(tenant=request.tenant),
+        "form": ApiKeyForm(tenant=request.tenant),
+        **extra,
+    }
 
 
 @role_required(Role.ADMIN)
@@ -31,7 +35,7 @@ def api_keys(request: ConsoleRequest) -> HttpResponse:
     """
     if request.method == "GET":
         return render_page(request, "api_keys/index.html", _context(request))
-    form = ApiKeyForm(request.POST)
+    form = ApiKeyForm(request.POST, tenant=request.tenant)
     if form.is_valid():
         try:
             key, plaintext = services.api_key_create(

@@ -290,6 +290,35 @@ def test_it_validates_a_new_key(acme_admin_api: ApiClient) -> None:
 
 
 @pytest.mark.django_db
+def test_a_key_may_hold_a_scope_a_tool_requires_and_nothing_made_up(acme_admin_api: ApiClient, cast: Cast) -> None:
+    from agents.models import AgentVersion, Run, Tool
+    from agents.tools import permission_error
+
+    # The demo refund tool requires `orders:refund`: a runs key may be allowed it without `admin`.
+    created = acme_admin_api.post("/api/v1/api-keys", {"name": "refunds", "scopes": ["runs:write", "orders:refund"]})
+    assert created.status_code == 201, created.content
+    assert created.json()["scopes"] == ["runs:write", "orders:refund"]
+    error = assert_error(acme_admin_api.post("/api/v1/api-keys", {"name": "x", "scopes": ["orders:nuke"]}), 400)
+    assert "orders:nuke" in error["fields"]["scopes"][0] and "orders:refund" in error["fields"]["scopes"][0]
+
+    # The engine lets a run started with that key call the tool, and refuses one without it.
+    refund = Tool.objects.for_tenant(cast.acme).get(name="refund_order")
+    version = AgentVersion.objects.for_tenant(cast.acme).get(agent__name="Support agent", number=1)
+    without, _ = make_key(cast.acme, "runs:write")
+    answers = {
+        key.name: permission_error(
+            run=Run(tenant=cast.acme, agent=version.agent, agent_version=version, api_key=key),
+            version=version,
+            tool=refund,
+            granted={refund.pk},
+        )
+        for key in (ApiKey.objects.get(pk=created.json()["id"]), without)
+    }
+    assert answers["refunds"] == ""
+    assert "the API key that started this run lacks" in answers[without.name]
+
+
+@pytest.mark.django_db
 def test_a_revoked_key_is_refused_at_once(acme_admin_api: ApiClient, client: Client, cast: Cast) -> None:
     key, plaintext = make_key(cast.acme, "read")
     response = acme_admin_api.post(f"/api/v1/api-keys/{key.pk}/revoke")
