@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
 
 from tenants.models import ApiKey
 
@@ -26,6 +25,8 @@ def key_throttle_wait(key: ApiKey) -> float | None:
     """For a view outside DRF (the approvals long-poll): count one request of `key` against the
     same per-key allowance as every API view, and return the seconds to wait when it is used up,
     or None when the request may go ahead."""
+    from rest_framework.views import APIView  # DRF's views import the throttle classes: not at load
+
     throttle = ApiKeyRateThrottle()
     if throttle.allow_request(cast(Request, SimpleNamespace(auth=key)), APIView()):
         return None
