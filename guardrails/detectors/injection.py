@@ -16,9 +16,17 @@ Two modes:
   top of the direct signals it flags imperative sentences, requests about "your answer/reply",
   messages addressed to the AI and embedded code that opens shells or sockets.
 
+Signals are families of phrasing rather than phrases: a grammar of verbs and objects ("ignore /
+set aside / stop following" with "your rules / the guidelines your makers configured"), a persona
+with a rule-breaking predicate ("an AI that has abandoned its restrictions"), a verb of showing with
+the assistant's own prompt, a URL left open for the conversation's data, and the same families in
+other languages. An override phrase preceded by words that make it a topic ("attacks that override
+system prompts", "tricks the model into ignoring its instructions") does not count.
+
 Every pattern runs on the normalised views of the text (normalize.views), so zero-width and
 bidi characters, tag characters, homoglyphs, letter spacing and base64/hex/URL-encoded blobs do
-not hide a match.
+not hide a match, nor do ROT13, reversed text or split fragments when the text asks for them to
+be decoded, read backwards or joined.
 """
 
 from __future__ import annotations
@@ -79,6 +87,9 @@ class Signal:
     modes: tuple[Mode, ...] = ("direct", "indirect")
     # "skeleton": English patterns on the ASCII-folded view; "unicode": other scripts.
     view: Literal["skeleton", "unicode", "any"] = "skeleton"
+    # A match whose preceding words match this (anchored at their end) does not count: the text
+    # talks about the phrase rather than using it. The search goes on past it.
+    unless_before: re.Pattern[str] | None = None
     # The same pattern without IGNORECASE, for lower-cased text: Python's regex engine skips
     # impossible start positions only when matching case-sensitively (4-6x faster on 2 KB).
     fast: re.Pattern[str] | None = field(init=False, default=None)
@@ -90,8 +101,15 @@ class Signal:
     def search(self, text: str, lowered: str) -> re.Match[str] | None:
         """Search `text`, through its lower-cased copy when that keeps every offset."""
         if self.fast is not None and len(lowered) == len(text):
-            return self.fast.search(lowered)
-        return self.pattern.search(text)
+            pattern, subject = self.fast, lowered
+        else:
+            pattern, subject = self.pattern, text
+        found = pattern.search(subject)
+        while found is not None and self.unless_before is not None:
+            if not self.unless_before.search(subject[max(0, found.start() - 40) : found.start()].lower()):
+                break
+            found = pattern.search(subject, found.start() + 1)
+        return found
 
 
 def _re(pattern: str, *, case_sensitive: bool = False) -> re.Pattern[str]:
@@ -101,18 +119,43 @@ def _re(pattern: str, *, case_sensitive: bool = False) -> re.Pattern[str]:
 
 OVERRIDE_VERBS = (
     r"ignore|ignoring|disregard|forget|overlook|bypass|override|overwrite|skip|neglect|abandon|drop|ditch|scrap|"
-    r"discard|erase|wipe|set\s+aside|put\s+aside|throw\s+away|pay\s+no\s+attention\s+to|"
-    r"do\s+not\s+(?:follow|obey|use|apply)|don'?t\s+(?:follow|obey|use|apply)|stop\s+following|no\s+longer\s+follow"
+    r"discard|erase|wipe|set\s+aside|put\s+aside|throw\s+away|throw\s+out|pay\s+no\s+(?:attention|heed)\s+to|look\s+past|"
+    r"circumvent|evade|get\s+around|work\s+around|turn\s+a\s+blind\s+eye\s+to|"
+    r"(?:do\s+not|don'?t|never|stop|no\s+longer)\s+(?:follow|obey|use|apply|respect|adhere\s+to|abide\s+by|comply\s+with)(?:ing)?"
 )
 EARLIER = (
     r"previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|existing|current|default|"
     r"system|developer|pre-?programmed|built-?in|all|any|every|your|these|those|the"
 )
 DIRECTIVES = (
-    r"instructions?|directives?|directions?|guidance|rules?|guidelines?|prompts?|commands?|orders?|constraints?|"
-    r"restrictions?|polic(?:y|ies)|programming|training|guardrails?|safeguards?|filters?|content\s+polic(?:y|ies)|"
-    r"system\s+(?:prompt|message)|context|conversation|messages?|ethics|morals?|principles?|limitations?|"
-    r"settings|configuration|safety\s+(?:measures|protocols|guidelines)"
+    r"instructions?|directives?|guidance|rules?|guidelines?|constraints?|"
+    r"restrictions?|polic(?:y|ies)|programming|training|conditioning|alignment|guardrails?|safeguards?|filters?|content\s+polic(?:y|ies)|"
+    r"system\s+(?:prompt|message)|ethics|morals?|principles?|limitations?|boundaries|protocols?|"
+    r"safety\s+(?:measures|protocols|guidelines|rules|settings|features|filters)"
+)
+# Nouns that are instructions only when they are the assistant's or came earlier ("disregard my last
+# message", "drop the orders table", "skip the context" are ordinary requests).
+AMBIGUOUS_DIRECTIVES = r"directions?|prompts?|commands?|context|conversation|messages?|settings|configuration|setup"
+PRIVILEGED = (
+    r"previous|prior|above|earlier|preceding|foregoing|initial|original|system|developer|pre-?programmed|built-?in|your|"
+    r"hidden|secret|internal|default"
+)
+# Who configures an assistant: an override of what *they* set up ("ignore what your makers configured").
+CONFIGURERS = (
+    r"makers?|creators?|developers?|devs|operators?|owners?|programmers?|trainers?|designers?|company|admins?|"
+    r"administrators?|engineers?|openai|anthropic|they|someone"
+)
+CONFIGURED = (
+    r"told|taught|given|gave|instructed|programmed|configured|trained|set\s+up|set|prompted|loaded|wrote|written|"
+    r"said|asked|built|designed|specified|fed|initiali[sz]ed|primed|seeded|provided"
+)
+# Words that turn "ignore previous instructions" into a sentence *about* injection ("attacks that
+# override system prompts", "tricks the model into ignoring its rules"), checked just before a match.
+DISCUSSION = re.compile(
+    r"(?:\b(?:attacks?|attackers?|injections?|hackers?|jailbreaks?|exploits?|adversar(?:y|ies)|bad\s+actors?|"
+    r"malicious\s+(?:users?|prompts?|inputs?|text|content))(?:\s+(?:can|could|may|might|often|that|which|who|to|will|would))?"
+    r"|\b(?:make|makes|making|made|get|gets|getting|trick|tricks|tricking|tricked|force|forces|forcing|convince|convinces|cause|causes|lead|leads)"
+    r"\s+(?:an?\s+|the\s+|your\s+)?(?:ai|model|llm|assistant|chatbot|bot|system|agent)s?(?:\s+(?:to|into))?)\s*$"
 )
 RESTRICTIONS = (
     r"restrictions?|limitations?|limits|filters?|filtering|censorship|censors?|rules|guidelines|boundaries|"
@@ -125,6 +168,29 @@ AI_NAMES = (
 RESPONSES = (
     r"response|reply|replies|answer|output|message|summary|explanation|elucidation|essay|story|translation|"
     r"writing|post"
+)
+# The words of RESTRICTIONS, for prefilters of patterns that require one of them.
+RESTRICTION_WORDS = (
+    "restriction restrictions limitation limitations limits filter filters filtering censorship censor censors rules "
+    "guidelines boundaries ethics ethical morals moral morality policies policy safeguard safeguards guardrail guardrails "
+    "constraint constraints regulation regulations programming safety"
+)
+# What a page, link or image could carry out of the conversation.
+SENSITIVE = (
+    r"passwords?|credentials?|api[\s_-]?keys?|secret\s+keys?|keys|secrets?|tokens?|cookies?|session\s+(?:tokens?|cookies?|keys?|secrets?)|"
+    r"conversation|chat|history|messages|(?:chat|conversation)\s+transcripts?|everything\s+(?:the\s+user|i|we|you)|what\s+(?:the\s+user|i|we)\s+(?:said|wrote|typed|told)|"
+    r"user'?s?\s+(?:\w+\s+)?(?:data|info|information|details|messages|input|e-?mail|phone|address|name)|personal\s+(?:data|info|information|details)|"
+    r"private\s+(?:data|info|information|details|keys?)|summary\s+of\s+(?:the|this|our)|system\s+prompt|instructions|context"
+)
+# Instructions, rules, guidelines, restrictions, policies in Spanish, Portuguese, Italian, French,
+# German (compounds: "Sicherheitsrichtlinien"), Dutch, Polish, Indonesian, Swedish/Danish, Vietnamese.
+FOREIGN_DIRECTIVES = (
+    r"instrucciones|instrucoes|istruzioni|instructions|consignes|\w*anweisungen|instruktionen|\w*regeln|\w*richtlinien|\w*vorgaben|"
+    r"\w*vorschriften|\w*beschrankungen|\w*einschrankungen|programmierung|instructies|regels|richtlijnen|beperkingen|voorschriften|"
+    r"reglas|regras|regole|regles|normas|norme|indicaciones|orientacoes|directrices|diretrizes|directives|direttive|linee\s+guida|"
+    r"lignes\s+directrices|pautas|politicas|politiche|politiques|restricciones|restricoes|restrizioni|restrictions|limitaciones|"
+    r"limitazioni|programacion|programacao|programmazione|programmation|instrukcje|polecenia|zasady|instruksi|aturan|perintah|"
+    r"instruktioner|regler|riktlinjer|retningslinjer|huong\s+dan|chi\s+dan|quy\s+tac|chi\s+thi"
 )
 # What the assistant produces when it writes code: "your code" is also ordinary documentation prose,
 # so these weigh less than "your answer".
@@ -160,9 +226,26 @@ SIGNALS: tuple[Signal, ...] = (
         0.9,
         "asks to ignore or override earlier instructions",
         words(
-            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon drop ditch scrap discard erase wipe aside away attention follow obey use apply following"
+            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon drop ditch scrap discard erase wipe aside away out attention heed past follow obey use apply respect adhere abide comply following obeying circumvent evade around blind"
         ),
-        _re(rf"\b(?:{OVERRIDE_VERBS}){_GAP}(?:{EARLIER})\b{_GAP}(?:{DIRECTIVES})\b"),
+        _re(
+            rf"\b(?:{OVERRIDE_VERBS}){_GAP}(?:(?:{EARLIER})\b{_GAP}(?:{DIRECTIVES})|(?:{PRIVILEGED})\s+(?:[\w'-]+\s+)?(?:{AMBIGUOUS_DIRECTIVES}))\b"
+        ),
+        unless_before=DISCUSSION,
+    ),
+    Signal(
+        "instruction_override",
+        0.85,
+        "asks to set aside what the assistant was configured with",
+        words(
+            "ignore ignoring disregard forget overlook bypass override overwrite skip neglect abandon drop ditch scrap discard erase wipe aside away out attention heed past follow obey use apply respect adhere abide comply following circumvent evade around"
+        ),
+        _re(
+            rf"\b(?:{OVERRIDE_VERBS})\s+(?:about\s+)?(?:[\w'-]+\s+){{0,4}}?(?:(?:that|which)\s+)?"
+            rf"(?:you\s+(?:were|have\s+been|'ve\s+been|got|are|had\s+been)\s+|(?:your|the)\s+(?:\w+\s+)?(?:{CONFIGURERS})\s+(?:have\s+|has\s+|had\s+)?|(?:{CONFIGURERS})\s+(?:have\s+|has\s+|had\s+)?)"
+            rf"(?:originally\s+|initially\s+|first\s+)?(?:{CONFIGURED})\b"
+        ),
+        unless_before=DISCUSSION,
     ),
     Signal(
         "instruction_override",
@@ -195,7 +278,7 @@ SIGNALS: tuple[Signal, ...] = (
         words("forget ignore disregard drop discard"),
         _re(
             r"\b(?:forget|ignore|disregard|drop|discard)\s+(?:about\s+)?(?:everything|all|anything)\s+(?:that\s+)?"
-            r"(?:you\s+(?:were|have\s+been|'ve\s+been|got)\s+(?:told|taught|given|instructed|programmed)|(?:i|we|they)\s+(?:said|told\s+you|wrote)"
+            r"(?:you\s+(?:were|have\s+been|'ve\s+been|got)\s+(?:told|taught|given|instructed|programmed)|(?:i|we|they)\s+(?:said|told\s+you|wrote)(?!\s+(?:about|regarding|on|concerning)\b)"
             r"|(?:said|written|stated|above|before|prior|previously|so\s+far|up\s+to\s+now|until\s+now)\b)"
         ),
     ),
@@ -215,10 +298,12 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.45,
         "switches the assistant into a privileged or unrestricted mode",
-        words("enter enable activate switch turn go engage unlock"),
+        words("enter enable activate switch turn go engage unlock mode"),
         _re(
             r"\b(?:enter|enable|activate|switch\s+(?:to|into)|turn\s+on|go\s+into|engage|unlock)\s+(?:the\s+|your\s+)?(?:\w+\s+)?"
             r"(?:debug|debugging|developer|dev|god|admin|administrator|maintenance|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|sudo|root|dan|evil|chaos)\s+mode\b"
+            r"|\byou(?:'re|\s+are)\s+(?:now\s+)?(?:in|running\s+in|operating\s+in)\s+(?:\w+\s+)?(?:debug|debugging|developer|dev|god|admin|administrator|maintenance|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|sudo|root|dan|evil|chaos|test|training)\s+mode\b"
+            r"|(?:^|[.!?\n]\s*)(?:sudo|god|jailbreak|jailbroken|unfiltered|uncensored|unrestricted|dan|evil|chaos|developer|dev|debug|admin|root|maintenance)\s+mode\s*(?:(?:is\s+)?(?:now\s+)?(?:on|engaged|active|activated|enabled|unlocked)\s*)?[:.!]"
         ),
     ),
     Signal(
@@ -262,6 +347,7 @@ SIGNALS: tuple[Signal, ...] = (
         _re(
             rf"\b(?:your|the|all|its|openai'?s?)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS}|instructions|training|policy|directives)\s+"
             r"(?:(?:is|are|was|were|have\s+been|has\s+been|got)\s+(?:now\s+|hereby\s+|officially\s+|temporarily\s+)?(?:suspended|void|voided|cancell?ed|revoked|disabled|lifted|removed|deleted|overridden|invalid|null|obsolete|a\s+mistake|wrong|off|gone|deactivated|paused|waived)"
+            r"|(?:is|are|was|were)\s+(?:now\s+)?(?:inactive|expired|outdated|irrelevant|no\s+longer\s+(?:in\s+(?:effect|force|place)|valid|active|binding|relevant|applicable)|not\s+in\s+(?:effect|force))"
             r"|(?:no\s+longer|don'?t|doesn'?t|do\s+not|does\s+not|won'?t|will\s+not)\s+(?:apply|exist|matter|count|bind\s+you))\b"
             rf"|\bpretend\s+(?:that\s+)?(?:the|your|all|any)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS}|training|policy)\s+(?:don'?t|doesn'?t|do\s+not|does\s+not|never)\s+(?:exist|apply)"
         ),
@@ -280,10 +366,10 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.4,
         "claims elevated rights for the user or asks to skip checks",
-        words("user admin administrator unlimited full root skip bypass checks"),
+        words("user admin administrator unlimited full root skip bypass checks grant give"),
         _re(
             r"\bthe\s+user\s+(?:is|has\s+been)\s+(?:an?\s+)?(?:verified\s+|authori[sz]ed\s+)?(?:admin|administrator|developer|root|superuser|owner|authori[sz]ed|verified|trusted)\b"
-            r"|\bhas\s+(?:unlimited|full|admin|administrator|root|unrestricted|elevated)\s+(?:permissions|access|privileges|rights|clearance)\b"
+            r"|\b(?:has|(?:grant|give)\s+(?:me|us|yourself))\s+(?:unlimited|full|admin|administrator|root|unrestricted|elevated|superuser)\s+(?:permissions|access|privileges|rights|clearance)\b"
             r"|\b(?:skip|bypass|ignore|disable)\s+(?:all\s+|the\s+|any\s+)*(?:security\s+|safety\s+|permission\s+|verification\s+)?(?:checks|verification|validation|confirmations?|approvals?|authentication)\b"
         ),
     ),
@@ -291,10 +377,10 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.75,
         "says the assistant's filters or policies are off",
-        words("content safety ethical moral openai usage filters filter policies policy"),
+        words("content safety ethical moral openai usage filters filter policies policy refusal refusals disclaimers"),
         _re(
-            r"\b(?:content|safety|ethical|moral|openai'?s?|usage|moderation)\s+(?:filters?|filtering|polic(?:y|ies)|guidelines|restrictions|rules|checks|systems?)\s+"
-            r"(?:are|is|have\s+been|has\s+been)\s+(?:now\s+|temporarily\s+|currently\s+)?(?:off|disabled|lifted|suspended|removed|deactivated|void|paused|down|offline)\b"
+            r"\b(?:(?:content|safety|ethical|moral|openai'?s?|usage|moderation|policy|polic(?:y|ies))\s+(?:filters?|filtering|polic(?:y|ies)|guidelines|restrictions|rules|checks|systems?)|refusals?|warnings\s+and\s+refusals|disclaimers)\s+"
+            r"(?:are|is|have\s+been|has\s+been)\s+(?:now\s+|temporarily\s+|currently\s+)?(?:off|disabled|lifted|suspended|removed|deactivated|void|paused|down|offline|skipped|bypassed|waived|turned\s+off|not\s+(?:allowed|permitted|enforced|applied))\b"
         ),
     ),
     Signal(
@@ -345,10 +431,14 @@ SIGNALS: tuple[Signal, ...] = (
         "instruction_override",
         0.45,
         "poses as an administrator or system override",
-        words("override overrides admin system developer root security operator operators developers creators"),
+        words(
+            "override overrides admin system developer root security operator operators developers creators speaking authorizing authorising permitting allowing ordering instructing"
+        ),
         _re(
             r"\b(?:admin|administrator|system|developer|root|security|master|emergency)\s+override\b"
             r"|\b(?:your|the)\s+(?:operators?|developers?|creators?|admins?|administrators?|owners?|makers?)\s+(?:said|say|told\s+me|allowed|approved|permitted|authori[sz]ed|want\s+you)\b"
+            r"|\bthis\s+is\s+(?:your|the)\s+(?:operator|developer|creator|admin|administrator|owner|maker|system|root|supervisor)\s+(?:speaking|talking|writing)\b"
+            r"|\bi(?:'m|\s+am)\s+(?:hereby\s+)?(?:authori[sz]ing|permitting|allowing|ordering|instructing)\s+you\s+to\s+(?:ignore|bypass|skip|disregard|override|break|disable|drop|forget)\b"
         ),
     ),
     Signal(
@@ -369,7 +459,7 @@ SIGNALS: tuple[Signal, ...] = (
         ),
         _re(
             r"\b(?:dump|print|show|reveal|output|list|share|give\s+me|tell\s+me|expose|leak|send\s+me)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?your\s+(?:\w+\s+)?(?:configuration|config|settings|secrets|keys|credentials|api\s+keys|environment|env\s+vars)\b"
-            r"|\b(?:words|lines|sentences|characters|paragraphs|text|content)\s+of\s+your\s+(?:system\s+)?(?:instructions|prompt|rules|configuration|guidelines)\b"
+            r"|\b(?:words?|lines?|sentences?|characters|paragraphs?|text|content|part|section|beginning|start|half)\s+of\s+your\s+(?:\w+\s+)?(?:instructions|prompt|rules|configuration|guidelines|preamble|system\s+message)\b"
             r"|\b(?:previous|other|another|last|earlier|different)\s+(?:user'?s?'?|customer'?s?'?|person'?s?'?)\s+(?:conversation|messages|chat|history|data|details|questions|session)\b"
         ),
     ),
@@ -393,6 +483,7 @@ SIGNALS: tuple[Signal, ...] = (
             r"\byou\s+(?:are|'re|r)\s+(?:now|no\s+longer|not\s+(?:a|an)\s+(?:ai|assistant|language\s+model|chatbot)|about\s+to\s+(?:become|immerse)|going\s+to\s+(?:be|act|pretend|play|become))\b"
             r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:act|pretend|role-?play|play|behave|simulate|become|be)\s+(?:as|like|to\s+be)?\s*(?:a|an|the)?\s*(?:ai|bot|assistant|chatbot|model|character|persona|version|entity|system)\b"
             r"|\b(?:you\s+will|you\s+shall|you\s+must|you\s+are\s+going\s+to|i\s+want\s+you\s+to|i\s+need\s+you\s+to)\s+(?:now\s+)?(?:play|be|become|act\s+as|pretend\s+to\s+be)\s+[A-Za-z0-9_-]+\s*,\s*(?:a|an|the)\s+(?:\w+\s+){0,2}(?:ai|bot|assistant|chatbot|model|character|persona|entity)\b"
+            r"|\b(?:you|u)\s+(?:are|'re|r)\s+(?:now\s+)?[a-z][\w-]*\s*,\s*(?:a|an|the)\s+(?:[\w-]+\s+){0,2}(?:ai|bot|assistant|chatbot|model|llm|persona|entity)\b"
             r"|\bstop\s+(?:being|acting\s+(?:as|like))\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|gpt|bot|claude)(?:\s+language\s+model)?\b"
             r"|\b(?:act|acting|pretend|pretending|role-?play|roleplaying)\s+(?:as|to\s+be|you\s+are|like)\s+(?:an?\s+)?(?:\w+\s+){0,3}(?:ai|bot|chatbot|model|assistant|gpt|persona|version\s+of\s+(?:yourself|chatgpt|you))\b"
             r"|\b(?:do\s+not|don'?t|stop|never)\s+(?:respond|answer|act|behave|reply|speak)(?:ing)?\s+(?:as|like)\s+(?:an?\s+)?(?:gpt|chatgpt|ai|assistant|language\s+model|yourself|claude)\b"
@@ -422,7 +513,7 @@ SIGNALS: tuple[Signal, ...] = (
         "uses a known jailbreak persona or mode",
         words("anything mode character jailbreak jailbroken unlocked classic dan developer unfiltered"),
         _re(
-            r"\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|output|response)"
+            r"\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|output|response|(?:is\s+)?(?:now\s+)?(?:on|engaged|unlocked)\s*[.!:;])"
             r"|\[\W*(?:jailbreak|jailbroken|unlocked|classic|dan|developer\s+mode|unfiltered)\W*\]"
             r"|\b(?:stay|remain|staying|stays|keep|break(?:ing|s)?|broke)\s+(?:in\s+|out\s+of\s+|your\s+)?character\b"
         ),
@@ -457,7 +548,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.7,
         "tells the assistant it has no restrictions, filters or rules",
         words(
-            "free freed liberated released unbound exempt not no zero don't dont never won't will removed lifted disabled turned deactivated bypassed eliminated"
+            "free freed liberated released unbound exempt not no zero don't dont never won't will removed lifted disabled turned deactivated bypassed eliminated version"
         ),
         _re(
             rf"\b(?:you|u|it|he|she|they)\s+(?:are|is|'re|will\s+be|have\s+been|has\s+been|were)\s+(?:now\s+|completely\s+|totally\s+|fully\s+)?(?:free|freed|liberated|released|unbound|exempt|not\s+(?:bound|restricted|limited|constrained))\s+(?:from|of|by)\s+(?:any\s+|all\s+|the\s+|its\s+|your\s+|typical\s+|usual\s+)*(?:{RESTRICTIONS})\b"
@@ -467,6 +558,8 @@ SIGNALS: tuple[Signal, ...] = (
             rf"|\b(?:you|you're|yourself|act\s+as|pretend|become|play|be)\b[^.!?\n]{{0,40}}?\b(?:ai|bot|assistant|model|chatbot|version|character|persona|entity)\b[^.!?\n]{{0,30}}?\b(?:with|has|have|having)\s+(?:no|zero)\s+(?:\w+\s+){{0,2}}(?:{RESTRICTIONS})\b"
             rf"|\b(?:you|you're|yourself|act\s+as|pretend|become|play|be)\b[^.!?\n]{{0,40}}?\b(?:ai|bot|assistant|model|chatbot|version)\b[^.!?\n]{{0,30}}?\b(?:never|not)\s+(?:been\s+)?(?:trained|programmed|given|bound|taught)\s+(?:with\s+|by\s+|to\s+follow\s+)?(?:any\s+)?(?:{RESTRICTIONS})\b"
             r"|\byou\s+are\s+(?:now\s+)?(?:free|liberated|unchained|unleashed|unlocked|jailbroken|unbound|uncensored|unfiltered)\b(?!\s+(?:to|of\s+charge))"
+            # a new version of the assistant without its rules ("you've been upgraded; the new version has no filters")
+            rf"|(?:\byou(?:'ve|\s+have)\s+been\s+(?:upgraded|updated|patched|reprogrammed|modified|unlocked)\b.{{0,80}}?\b(?:new|updated|upgraded|current|latest|this)\s+(?:\w+\s+)?version|\byour\s+(?:\w+\s+)?version|\bversion\s+of\s+(?:you|yourself))\s+(?:of\s+(?:you|yourself)\s+)?(?:does\s*(?:n'?t|\s+not)\s+have|has\s+no|no\s+longer\s+has|is\s+free\s+(?:of|from)|comes?\s+without|without|is\s+not\s+bound\s+by)\s+(?:any\s+)?(?:\w+\s+)?(?:{RESTRICTIONS})\b"
             rf"|\b(?:removed|lifted|disabled|turned\s+off|deactivated|bypassed|eliminated)\s+(?:all\s+|the\s+|its\s+|any\s+|your\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
@@ -478,7 +571,7 @@ SIGNALS: tuple[Signal, ...] = (
             "no without zero free freed beyond outside devoid lacks lack exempt unbound not doesn't doesnt don't dont broken broke escaped escape"
         ),
         _re(
-            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|doesnt\s+(?:have|follow|care(?:\s+about)?)|does\s+not\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care(?:\s+about)?|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|usage\s+|content\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
+            rf"\b(?:no|without|zero|free\s+(?:of|from)|freed\s+from|beyond|outside|devoid\s+of|lacks?|exempt\s+from|unbound\s+by|not\s+(?:bound|restricted|limited|constrained|subject)\s+(?:by|to)|doesn'?t\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|doesnt\s+(?:have|follow|care(?:\s+about)?)|does\s+not\s+(?:have|follow|abide\s+by|care(?:\s+about)?)|don'?t\s+(?:have\s+to\s+)?(?:follow|abide\s+by|care(?:\s+about)?|have)|broken?\s+free\s+of|escaped?)\s+(?:any\s+|all\s+|the\s+|of\s+|its\s+|their\s+|your\s+|typical\s+|usual\s+|ethical\s+|moral\s+|normal\s+|usage\s+|content\s+|safety\s+|built-in\s+|standard\s+|default\s+|openai'?s?\s+|the\s+typical\s+)*(?:{RESTRICTIONS})\b"
         ),
     ),
     Signal(
@@ -486,13 +579,14 @@ SIGNALS: tuple[Signal, ...] = (
         0.45,
         "demands answers without refusals, warnings or disclaimers",
         words(
-            "refuse refuses decline declines reject rejects deny denies apologize apologizes apologise apologises warn warns censor censors filter filters warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even mention"
+            "refuse refuses decline declines reject rejects deny denies apologize apologizes apologise apologises warn warns censor censors filter filters warning warnings disclaimer disclaimers caveat caveats refusal refusals apology apologies moralizing moralising always regardless irrespective even mention without"
         ),
         _re(
             r"\b(?:never|not|won'?t|will\s+not|cannot|can'?t|must\s+not|do\s+not|don'?t|shall\s+not|is\s+not\s+allowed\s+to)\s+(?:ever\s+)?(?:refuses?|declines?|rejects?|deny|denies|say\s+no|says\s+no|apologi[sz]es?|warns?|censors?|filters?)\b"
             r"|\b(?:never|don'?t|do\s+not)\s+(?:mention|say|admit|state|tell\s+me)\s+(?:that\s+)?(?:you|it)\s+(?:cannot|can'?t|are\s+unable|is\s+unable|won'?t)"
             r"|\beven\s+(?:the\s+)?(?:illegal|unethical|harmful|dangerous|immoral|offensive)\s+(?:ones|questions|requests|things|topics)\b"
             r"|\b(?:no|without|never\s+(?:add|include|give))\s+(?:any\s+)?(?:warnings?|disclaimers?|caveats?|refusals?|apolog(?:y|ies)|moral(?:izing|ising)?\s+(?:lectures?)?)\b"
+            r"|\bwithout\s+(?:ever\s+)?(?:refusing|declining|objecting|moraliz(?:e|ing)|moralis(?:e|ing)|censoring|self-censoring|filtering\s+(?:anything|it|yourself))\b"
             r"|\balways\s+(?:answer|respond|comply|reply|provide|give)\b(?:\W+\w+){0,6}\W+(?:no\s+matter|regardless|even\s+if)\b"
             rf"|\b(?:regardless|irrespective)\s+of\s+(?:how\s+|any\s+|the\s+)?(?:legal|illegal|ethical|unethical|immoral|harmful|dangerous|offensive|inappropriate|{RESTRICTIONS})"
             r"|\beven\s+if\s+(?:it|the\s+(?:request|question|content|answer))\s+(?:is\s+|seems\s+|may\s+be\s+)?(?:harms?|hurts?|illegal|unethical|immoral|harmful|dangerous|offensive|inappropriate)"
@@ -561,10 +655,10 @@ SIGNALS: tuple[Signal, ...] = (
         "jailbreak_format",
         0.3,
         "says the assistant can do or say anything",
-        words("anything everything any internet hypothetical fictional imaginary"),
+        words("anything everything any every all internet hypothetical fictional imaginary"),
         _re(
-            r"\b(?:can|will|able\s+to|allowed\s+to|permitted\s+to|capable\s+of)\s+(?:do|say|generate|write|answer|produce)\s+(?:absolutely\s+)?(?:anything|everything|any\s+(?:kind|type)\s+of\s+content)\b"
-            r"|\b(?:you|u|it|he|she|who|which|that)\s+(?:will\s+|can\s+|must\s+|shall\s+|always\s+)?(?:answers?|responds?\s+to|respond\s+to|replies\s+to|reply\s+to|says|say|does|do|writes?|generates?|discuss(?:es)?)\s+(?:absolutely\s+)?(?:anything|everything)\b"
+            r"\b(?:can|will|able\s+to|allowed\s+to|permitted\s+to|capable\s+of)\s+(?:do|say|generate|write|answer|produce)\s+(?:absolutely\s+)?(?:anything|everything|any\s+(?:kind\s+of\s+|type\s+of\s+)?content)\b"
+            r"|\b(?:you|u|it|he|she|who|which|that)\s+(?:will\s+|can\s+|must\s+|shall\s+|always\s+)?(?:answers?|responds?\s+to|respond\s+to|replies\s+to|reply\s+to|says|say|does|do|writes?|generates?|discuss(?:es)?|gives?|provides?)\s+(?:absolutely\s+)?(?:anything|everything|any\s+(?:content|question|request|information)|(?:every|all|any)\s+(?:(?:of\s+)?my\s+)?(?:questions?|requests?|prompts?))\b"
             r"|\b(?:simulate|pretend)\s+(?:access\s+to\s+the\s+internet|internet\s+access)\b"
             r"|\b(?:hypothetical|fictional|imaginary)\s+(?:ai|bot|language\s+model|chatbot)\b"
         ),
@@ -579,16 +673,19 @@ SIGNALS: tuple[Signal, ...] = (
         ),
         _re(
             r"\b(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|spell\s+out|write\s+out|copy|paste|quote|list|reproduce|transcribe|restate)\b"
-            r"(?:\s+me|\s+us)?(?:\s+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back))?"
+            r"(?:\s+me|\s+us)?(?:[\s,]+(?:exactly|verbatim|word\s+for\s+word|in\s+full|all|back)\b,?)?"
             r"(?:\s+(?:the|a)\s+(?:full\s+|exact\s+|complete\s+)?(?:text|content|contents|wording|words|copy)\s+of)?\s+(?:your|the|its|any)\s+"
             r"(?:(?:full|complete|entire|exact|original|initial|hidden|secret|internal|confidential|private|underlying|real|previous|first|system|developer|pre-?prompt|starting)\s+){1,3}"
             r"(?:prompt|instructions?|message|rules|guidelines|configuration|directives|context|text)\b"
+            r"(?!\s+(?:that\s+)?you\s+(?:gave|sent|wrote|provided|showed|told)\s+(?:me|us)\b)"
             r"|\b(?:repeat|print|output|recite|copy|return)\s+(?:(?:all|everything|the\s+(?:words|text|lines?|content))\s+)?(?:written\s+)?(?:above|before\s+this|prior\s+to\s+this)\b"
             r"|\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|reply|response)\s+)?with\s+[\"'“]?you\s+are\b"
             r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite)\s+(?:me\s+)?(?:all\s+|every\s+|the\s+|of\s+)*(?:prior|previous|earlier|above|preceding|hidden|initial)\s+(?:messages|instructions|prompts?|conversation|context|turns)\b"
+            # ...but not the instructions the assistant itself gave the user ("the previous instructions you gave me").
+            r"(?!\s+(?:that\s+)?you\s+(?:gave|sent|wrote|provided|showed|told)\s+(?:me|us)\b|\s+(?:for|on|about)\s)"
             r"|\b(?:copy|repeat|print|output|paste|show|reveal|list|dump|quote|recite|tell\s+me)\s+(?:me\s+)?(?:everything|all|what'?s?|what\s+is)\s+(?:that\s+is\s+|that'?s\s+)?(?:in|inside|within)\s+your\s+(?:context|context\s+window|memory|prompt|instructions|configuration)\b"
             r"|\b(?:before|above|prior\s+to|preceding)\s+(?:my|the\s+user'?s?|this)\s+(?:first\s+)?(?:message|prompt|question)\b[^.?!\n]{0,20}?\b(?:text|messages?|instructions?|prompt|content|everything)?"
-            r"|\b(?:text|content|instructions?|messages?|words|prompt)\s+(?:that\s+)?(?:appears?|is|are|was|were|sits?|written|placed|located|comes?)\s+(?:above|before|prior\s+to)\s+(?:this|the|our|my)\s+(?:conversation|chat|message|prompt|question|exchange)\b"
+            r"|\b(?:text|content|instructions?|messages?|words|prompt)\s+(?:that\s+|which\s+)?(?:(?:appears?|is|are|was|were|sits?|written|placed|located|comes?|came|loaded|given|sent)\s+(?:to\s+you\s+)?(?:above|before|prior\s+to)|precedes?|preceded|preceding)\s+(?:this|the|our|my)\s+(?:conversation|chat|message|prompt|question|exchange|session)\b"
             r"|\bwhat\s+(?:is|are|were|was)\s+(?:in\s+)?your\s+(?:(?:full|complete|exact|original|initial|hidden|secret|internal|system|developer|first)\s+){1,3}(?:prompt|instructions?|message|rules|guidelines|directives)\b"
             r"|\bwhat\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|asked)\s+(?:to\s+\w+\s+)?(?:before|earlier|at\s+the\s+(?:start|beginning)|initially|in\s+your\s+(?:system|initial|first))"
         ),
@@ -599,7 +696,35 @@ SIGNALS: tuple[Signal, ...] = (
         "refers to the assistant's own system prompt",
         words("your"),
         _re(
-            r"\byour\s+(?:own\s+)?(?:system|initial|original|hidden|secret|internal|developer|pre)\s*-?\s*(?:prompt|instructions?|message|rules|configuration)\b"
+            r"\byour\s+(?:(?:own|actual|real|true|exact|full|current|complete|entire|whole)\s+)?(?:system|initial|original|hidden|secret|internal|developer|pre)\s*-?\s*(?:prompt|instructions?|message|rules|configuration)\b"
+        ),
+    ),
+    Signal(
+        "prompt_extraction",
+        0.75,
+        "asks for the instructions the assistant was given",
+        # every branch names what is asked for (a prompt, instructions, rules...) or how it was given
+        words(
+            "prompt prompts preprompt pre metaprompt meta preamble instructions instruction directives rules rule guidelines constraints configuration setup message text context memory told instructed programmed configured trained"
+        ),
+        _re(
+            # a verb of showing or restating, then the assistant's own prompt (not "your instructions for the cake")
+            r"\b(?:summari[sz]e|paraphrase|rephrase|translate|echo|enumerate|describe|detail|respond\s+with|reply\s+with|answer\s+with|read\s+(?:out|back)|type\s+out|write\s+(?:down|out)|paste|return|provide|post|send\s+me|tell\s+me|show\s+(?:me\s+)?|print|list|reveal|give\s+me|repeat|recite|output|display|share|dump|quote)"
+            r"\s+(?:me\s+)?(?:all\s+(?:of\s+)?)?your\s+(?:(?:\w+\s+){0,2}?(?:prompt|instructions|directives|system\s+(?:message|prompt|text))|preamble|pre-?prompt|meta-?prompt|(?:full|complete|entire|exact|original|initial|hidden|secret|internal|confidential|underlying|real|first|starting)\s+(?:\w+\s+)?(?:rules|guidelines|configuration|setup))\b"
+            r"(?!\s+(?:for|on|about|to|how|regarding|again|below)\b)"
+            # instructions someone else gave the assistant, asked after
+            rf"|\b(?:what|which)\s+(?:\w+\s+)?(?:instructions?|rules|guidelines|prompts?|directives|constraints)\s+(?:did|have|has|were|had)\s+(?:the\s+|your\s+)?(?:\w+\s+)?(?:{CONFIGURERS})\s+(?:give|given|gave|set|provide|provided|write|written|put|load|loaded|program|programmed|feed|fed)\b"
+            r"|\b(?:what|which)\s+(?:\w+\s+)?(?:instructions?|rules|guidelines|prompts?|directives|constraints)\s+(?:were|have)\s+you\s+(?:been\s+)?(?:given|told|configured|set\s+up|programmed|loaded|initiali[sz]ed|fed|primed)\b"
+            r"|\bwhat\s+(?:are|were)\s+your\s+(?:\w+\s+)?(?:instructions|directives|prompt)\b(?!\s+(?:for|on|about|to|regarding)\b)"
+            r"|\bwhat\s+(?:you\s+(?:were|have\s+been|'ve\s+been|are)|you're)\s+(?:told|instructed|programmed|asked|configured|trained)\s+(?:not\s+)?to\s+(?:say|tell|reveal|share|discuss|hide|keep|disclose|mention)\b"
+            # a verb of showing, then instructions the assistant "was given" ("the rules you were configured with")
+            r"|\b(?:tell|show|print|list|reveal|give|repeat|recite|output|display|share|dump|quote|copy|paste|reproduce|write|describe|summari[sz]e|enumerate|spell\s+out|read\s+out|recites|reads\s+out|reveals|repeats|prints|lists)\b[^.?!\n]{0,60}?"
+            r"\b(?:prompt|instructions?|rules?|guidelines|directives|constraints|message|preamble|text)\s+(?:that\s+|which\s+)?(?:you|it)\s+(?:were|was|have\s+been|'ve\s+been|has\s+been|are|got)\s+(?:originally\s+|initially\s+|first\s+)?"
+            r"(?:given|told|configured|set\s+up|programmed|loaded|initiali[sz]ed|trained|instructed|provided|fed|seeded|primed)\b"
+            # the assistant's context, or what precedes the conversation
+            r"|\b(?:output|print|repeat|show|copy|paste|reveal|dump|list|quote|recite|give\s+me|tell\s+me)\b[^.?!\n]{0,40}?\b(?:text|content|everything|words|all|whatever|what'?s?)\b[^.?!\n]{0,40}?\bin\s+your\s+(?:context(?:\s+window)?|memory|system\s+(?:prompt|message))\b"
+            # a sentence to complete that starts with the assistant's hidden prompt
+            r"|\b(?:complete|finish|continue|fill\s+in)\b[^\n]{0,60}?\bmy\s+(?:system|initial|hidden|secret|original|developer|internal|first)\s+(?:prompt|instructions?|message|rules)\s+(?:begins?|starts?|says?|reads?|is|are|goes|contains?)\b"
         ),
     ),
     # --- Exfiltration ----------------------------------------------------------------------------
@@ -611,7 +736,7 @@ SIGNALS: tuple[Signal, ...] = (
         _re(
             r"\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit|report|copy|sync|relay|beacon)\b.{0,80}?"
             r"\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|session|private\s+keys?|ssh\s+keys?|"
-            r"conversation|chat\s+history|history|messages|personal\s+data|user\s+data|customer\s+(?:data|list|records)|user\s+list|emails?|contacts|files?|documents?|database|env(?:ironment)?\s+variables|system\s+prompt)\b"
+            r"conversation|chat\s+history|history|messages|(?:chat|conversation|session)\s+(?:transcripts?|logs?)|etc/passwd|etc/shadow|passwd|id_rsa|personal\s+data|user\s+data|customer\s+(?:data|list|records)|user\s+list|emails?|contacts|files?|documents?|database|env(?:ironment)?\s+variables|system\s+prompt)\b"
             r".{0,80}?(?:\b[a-z][a-z0-9+.-]{1,10}://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|\bto\s+(?:this|my|the\s+following)\s+(?:url|address|server|endpoint|webhook))"
             r"|\b(?:password|passwords|credentials?|api[\s_-]?keys?|secrets?|tokens?|cookies?|private\s+keys?|ssh\s+keys?|chat\s+history|personal\s+data|user\s+data|customer\s+data|address\s+book|contacts|inbox|emails|files|documents|database|customer\s+(?:list|records)|user\s+list)\b"
             r".{0,60}?\b(?:send|post|upload|forward|email|e-mail|transmit|exfiltrate|leak|submit)\b.{0,40}?(?:\b[a-z][a-z0-9+.-]{1,10}://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+)"
@@ -625,8 +750,127 @@ SIGNALS: tuple[Signal, ...] = (
         "embeds data in a link or image URL the client would fetch",
         words("append add include insert encode put http https"),
         _re(
-            r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][\w-]+=(?:\{|\$|%7b|<|\[)"
-            r"|\b(?:append|add|include|insert|encode|put)\b.{0,60}\b(?:to|in|into)\s+(?:the|a|this)\s+(?:url|link|query\s+string|image\s+(?:url|link|src))\b"
+            r"!?\[[^\]]*\]\(\s*https?://[^)\s]*[?&][\w-]+=(?:\{|\$|%7b|<|\[|[a-z]+_[a-z_]+\b)"
+            rf"|\b(?:append|add|include|insert|encode|put)\b(?:(?!\b(?:to|in|into)\s+(?:the|a|this)\s).){{0,60}}?\b(?:{SENSITIVE})\b.{{0,60}}?\b(?:to|in|into)\s+(?:the|a|this)\s+(?:url|link|query\s+string|image\s+(?:url|link|src))\b"
+        ),
+    ),
+    Signal(
+        "exfiltration",
+        0.8,
+        "leaves a URL parameter open for the conversation's data",
+        substrings("=", "%3d"),
+        _re(
+            rf"https?://[^\s)\]]*[?&][\w-]+=(?=[\s)\]\"'`]|$)(?:.{{0,80}}?\b(?:{SENSITIVE})\b)"
+            rf"|\b(?:{SENSITIVE})\b.{{0,80}}?https?://[^\s)\]]*[?&][\w-]+=(?=[\s)\]\"'`]|$)"
+        ),
+    ),
+    # --- Personas with a rule-breaking predicate, hypothetical framings --------------------------
+    Signal(
+        "role_hijack",
+        0.6,
+        "tells the assistant it is no longer an assistant but something else",
+        words("not longer"),
+        _re(
+            rf"\b(?:you|u)\s*(?:are|'re|r)\s+(?:not|no\s+longer)\s+(?:a|an|the|just\s+an?)?\s*(?:\w+\s+)?(?:{AI_NAMES}|model)\b[^.!?\n]{{0,25}}?\b(?:but|anymore|any\s+more|instead|now)\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.45,
+        "describes someone who ignores or rejects the rules",
+        words(
+            "ignores ignored disregards disregarded breaks broke bypasses bypassed abandoned dropped despises despise hates hate rejects reject defies defy flouts flout shuns discards discarded shed sheds overrides overrode circumvents"
+        ),
+        _re(
+            r"\b(?:who|that|which|and|it|he|she|they)\s+(?:\w+\s+)?(?:ignores|ignored|disregards|disregarded|breaks|broke|bypasses|bypassed|abandoned|dropped|despises?|hates?|rejects?|defies|defy|flouts?|shuns?|discards|discarded|sheds?|shed|overrides|overrode|circumvents|circumvented)\s+"
+            rf"(?:all\s+|any\s+|its\s+|his\s+|her\s+|their\s+|the\s+|every\s+|of\s+)*(?:\w+\s+)?(?:{RESTRICTIONS}|content\s+polic(?:y|ies))\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.6,
+        "asks for answers without filters or restrictions",
+        words("respond answer reply speak talk chat"),
+        _re(
+            r"\b(?:respond|answer|reply|speak|talk|chat)\s+(?:\w+\s+){0,3}?(?:without|with\s+no|free\s+of|free\s+from)\s+(?:any\s+)?(?:of\s+)?(?:your\s+|the\s+)?(?:\w+\s+)?"
+            r"(?:filters?|filtering|censorship|censoring|restrictions|limitations|ethical\s+\w+|moral\s+\w+|guidelines|guardrails|safety\s+\w+|rules)\b"
+            r"(?!\s+(?:on|about|regarding|for|of|in)\b)"
+        ),
+    ),
+    Signal(
+        "jailbreak_persona",
+        0.75,
+        "asks for an unrestricted version of the assistant",
+        words(
+            "jailbroken jailbreak jail unfiltered uncensored unrestricted unaligned unlocked evil dark shadow liberated unchained rogue amoral unethical"
+        ),
+        _re(
+            r"\b(?:jailbroken|jail-?broken|unfiltered|uncensored|unrestricted|unaligned|unlocked|evil|dark|shadow|liberated|unchained|rogue|amoral|unethical)\s+(?:\w+\s+)?"
+            rf"(?:version|side|twin|self|counterpart|alter\s+ego|clone|copy|mode)\s+of\s+(?:yourself|you|the\s+(?:ai|assistant|model|chatbot)|{AI_NAMES})\b"
+        ),
+    ),
+    Signal(
+        "restrictions_removed",
+        0.6,
+        "asks what an AI without rules would answer",
+        words(RESTRICTION_WORDS),
+        _re(
+            rf"\b(?:{AI_NAMES}|ais|assistants|chatbots|bots|models|llms|version\s+of\s+(?:you|yourself))\s+(?:(?:that|which|who)\s+)?"
+            rf"(?:ha(?:ve|s|d)\s+no|without(?:\s+any)?|with\s+no|free\s+(?:of|from)|unbound\s+by|not\s+bound\s+by|lacking|(?:does|do|did)\s*(?:n'?t|\s+not)\s+(?:have|follow))\s+(?:\w+\s+){{0,2}}?(?:{RESTRICTIONS})\b"
+            r"(?:.{0,200}?\b(?:what\s+would\s+(?:it|they|that\s+\w+|such\s+an?\s+\w+|you)\s+(?:say|answer|respond|reply|do|write|tell)"
+            r"|(?:give|write|show|tell)\s+(?:me\s+)?(?:its|their|that\s+\w+'?s)\s+(?:answer|response|reply|output|version)"
+            r"|(?:in|within)\s+(?:that|this|such\s+a)\s+(?:universe|world|reality|story|scenario|simulation|game|dimension)\s*,?\s*(?:how|what|tell|explain|give|write|describe)"
+            r"|how\s+would\s+(?:it|they|that\s+\w+|such\s+an?\s+\w+|you)\s+(?:answer|respond|reply|explain|describe)"
+            r"|(?:answer|respond|reply)\s+(?:as|like)\s+(?:it|that|such|they|this)\b)"
+            r"|[^.!?\n]{0,30}?\b(?:say|answer|respond|reply|tell)\b)"
+        ),
+    ),
+    Signal(
+        "role_hijack",
+        0.5,
+        "recasts the assistant as a relative who used to tell secrets (a known jailbreak)",
+        words("grandma grandpa grandmother grandfather granny grandad mom dad mum mother father uncle aunt"),
+        _re(
+            r"\b(?:act|acting|pretend|pretending|role-?play|roleplay|be|play|imagine\s+you(?:'re|\s+are))\s+(?:as|to\s+be|you\s+are|like)?\s*my\s+(?:\w+\s+)?"
+            r"(?:grand(?:ma|pa|mother|father|mom|dad|ad)|granny|mother|father|mom|dad|mum|uncle|aunt)\s+(?:who|that)\s+(?:[\w'-]+\s+){0,8}?"
+            r"(?:used\s+to|would|always|often)\s+(?:\w+\s+)?(?:tell|told|read|give|gave|recite|recited|share|shared|explain|explained|teach|taught|whisper|whispered|sing|sang|list|listed)\b"
+        ),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.75,
+        "asks to hide the answer from filters or moderation",
+        words(
+            "so filter filters moderation moderator moderators classifier detector censor monitor monitoring guardrails openai detection scanner"
+        ),
+        _re(
+            r"\b(?:so|so\s+that|in\s+order\s+that|to\s+make\s+sure|such\s+that|that\s+way)\s+(?:the\s+|any\s+|your\s+|openai'?s?\s+)?(?:content\s+|safety\s+)?"
+            r"(?:filters?|moderat(?:ion|ors?)|safety\s+(?:system|filter|layer|checks?)|classifiers?|detectors?|censors?|monitor(?:ing|s)?|guardrails?|openai|detection|scanners?)\s+"
+            r"(?:can'?t|cannot|can\s+not|doesn'?t|don'?t|won'?t|will\s+not|does\s+not|do\s+not|wouldn'?t|isn'?t\s+able\s+to)\s+(?:\w+\s+)?(?:read|see|catch|detect|notice|flag|understand|block|recogni[sz]e|trigger|pick)"
+        ),
+    ),
+    Signal(
+        "jailbreak_format",
+        0.55,
+        "splits a request into fragments and asks to act on their combination",
+        # the pattern needs a quoted fragment after "=" or ":" (with at most one space between)
+        Prefilter(
+            substrings=tuple(f"{sign}{space}{quote}" for sign in "=:" for space in ("", " ") for quote in "\"'‘“")
+        ),
+        _re(
+            # two quoted fragments assigned to names ("a = '...'", "part two: '...'"), then the request
+            r"(?:[=:](?:(?<=\w[=:])|(?<=\w\s[=:]))\s?[\"'‘“].*?){2}"
+            r"\b(?:(?:execute|do|follow|obey|perform|answer|respond\s+to|carry\s+out|complete|act\s+on)\s+\w+\s*\+\s*\w+"
+            r"|(?:combine|concatenate|join|merge|put\s+together)\b[^.!?\n]{0,60}?\b(?:and|then)\s+(?:do|follow|execute|obey|perform|carry\s+out|act\s+on|answer)\s+(?:what|it|them|the\s+result))"
+        ),
+    ),
+    Signal(
+        "prompt_extraction",
+        0.3,
+        "asks for administrator credentials",
+        words("password passwords credentials credential keys key secrets tokens"),
+        _re(
+            r"\b(?:print|show|give|tell|reveal|list|dump|output|display|share|leak|send)\s+(?:me\s+|us\s+)?(?:all\s+)?(?:the\s+|your\s+)?(?:admin|administrator|root|database|db|server|system|master)\s+(?:passwords?|credentials?|api\s+keys?|secret\s+keys?|keys|tokens?)\b"
         ),
     ),
     # --- Other languages (Unicode view) ----------------------------------------------------------
@@ -635,13 +879,33 @@ SIGNALS: tuple[Signal, ...] = (
         0.9,
         "asks to ignore earlier instructions (in another language)",
         words(
-            "ignora ignore ignorar ignora olvida olvidate desconsidera esqueca esquece dimentica ignorez ignorer "
-            "oublie oubliez oublier ignoriere ignorieren vergiss vergessen negeer vergeet"
+            "ignora ignore ignorar ignorad ignoren olvida olvide olvidate olvidad omite omita desconsidera desconsidere esqueca esquece dimentica dimenticate trascura ignorate "
+            "ignorez ignorer oublie oubliez oublier tiens tenez abstraction ignoriere ignorieren ignorier missachte vergiss vergessen ubergehe negeer vergeet "
+            "zignoruj ignoruj zapomnij abaikan lupakan ignorera glom glem bo quen"
         ),
-        # Spanish, Portuguese, Italian, French, German, Dutch (accents are folded away here).
+        # Spanish, Portuguese, Italian, French, German, Dutch, Polish, Indonesian, Swedish, Danish,
+        # Vietnamese (accents are folded away here). "ignore" is also English, so it needs a
+        # determiner of those languages ("ignore as suas diretrizes"), not "ignore its instructions".
         _re(
-            r"\b(?:ignora|ignore|ignorar|olvida|olvidate\s+de|desconsidera|esqueca|esquece|dimentica|ignorez|ignorer|oublie[zr]?|ignoriere|ignorieren|vergiss|vergessen\s+sie|negeer|vergeet)\b"
-            r".{0,40}?\b(?:instrucciones|instrucoes|istruzioni|instructions|consignes|anweisungen|instruktionen|regeln|vorgaben|instructies|reglas|regras|regole|regles|indicaciones|orientacoes)\b"
+            rf"\b(?:ignora|ignorar|ignorad|ignoren|olvida|olvide|olvidate\s+de|olvidad|omite|omita|haz\s+caso\s+omiso\s+(?:de|a)|desconsidera|desconsidere|esqueca|esquece|dimentica|dimenticate|trascura|ignorate"
+            r"|ignorez|ignorer|oublie[zr]?|ne\s+(?:tiens|tenez)\s+plus\s+compte\s+(?:de|des|du)|fais\s+abstraction\s+(?:de|des)|ignoriere|ignorieren|ignorier|missachte|vergiss|vergessen\s+sie|ubergehe|negeer|vergeet"
+            r"|zignoruj|ignoruj|zapomnij|abaikan|lupakan|ignorera|glom|glem|bo\s+qua|hay\s+quen)\b"
+            rf".{{0,40}}?\b(?:{FOREIGN_DIRECTIVES}|(?:todo\s+)?lo\s+(?:anterior|dicho)|(?:tout\s+)?ce\s+qui\s+precede|(?:alles|das)\s+(?:bisherige|vorherige|obige)|quanto\s+(?:detto|scritto)\s+(?:sopra|prima)|(?:tudo\s+)?o\s+que\s+foi\s+dito\s+(?:acima|antes|anteriormente))\b"
+            r"|\bignore\s+(?:(?:toutes?|tous|les|tes|vos|todas?|todos|as|os|las|los|suas|tuas|seus|teus|tus|sus|le|tue|alle|deine|je)\s+)+(?:\w+\s+)?"
+            rf"(?:{FOREIGN_DIRECTIVES})\b"
+        ),
+    ),
+    Signal(
+        "prompt_extraction",
+        0.75,
+        "asks for the assistant's instructions (in another language)",
+        words(
+            "muestra muestrame mostra mostrame mostre revela revele revelame dime dimmi dis affiche montre zeig zeige gib nenne verrate toon geef laat imprime escribe scrivi ecris schreib repite ripeti repete wiederhole herhaal repita copia kopiere pokaz podaj tunjukkan"
+        ),
+        _re(
+            r"\b(?:muestra(?:me)?|mostra(?:-?me)?|mostre(?:-?me)?|revela(?:-?me)?|revele(?:-?me)?|dime|dimmi|dis-moi|dites-moi|affiche|montre(?:-moi)?|zeig(?:e)?(?:\s+mir)?|gib\s+mir|nenne|verrate|toon|geef|laat\s+zien|imprime|escribe|scrivi|ecris|schreib|repite|ripeti|repete|wiederhole|herhaal|repita|copia|kopiere|pokaz|podaj|tunjukkan)\b"
+            r".{0,30}?\b(?:(?:tus|tuas|suas|sus|tes|vos|votre|ton|tua|tue|deine|ihre|dein|je|jouw|uw|swoje|twoje)\s+(?:\w+\s+)?(?:instrucciones|instrucoes|instructions|istruzioni|anweisungen|instructies|consignes|regras|reglas|regole|regles|directrices|diretrizes|directives|prompt|instrukcje|instruksi)"
+            r"|(?:instrucciones|instrucoes|instructions|istruzioni|anweisungen|instructies|consignes|regras|reglas|regole|regles|directrices|diretrizes|prompt|instrukcje|instruksi)\s+(?:iniciales|iniciais|initiales|iniziali|originales|originais|originali|ursprunglichen|ocultas|ocultos|secretas|secretes|nascoste|segrete|versteckten|geheimen|verborgen|geheime|internas|internes|interne|del\s+sistema|do\s+sistema|de\s+sistema|di\s+sistema|du\s+systeme|des\s+systems|van\s+het\s+systeem))\b"
         ),
     ),
     Signal(
@@ -651,15 +915,18 @@ SIGNALS: tuple[Signal, ...] = (
         ALWAYS,
         _re(
             # Russian, Ukrainian
-            r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте|не\s+обращай\s+внимания\s+на|ігноруй|забудь)\s*.{0,30}?(?:инструкци|указани|правил|промпт|інструкці|вказівк)"
+            r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте|не\s+обращай\s+внимания\s+на|отбрось|отбросьте|пренебреги|обойди|не\s+следуй|перестань\s+следовать|ігноруй|забудь)\s*.{0,30}?"
+            r"(?:инструкци|указани|правил|промпт|ограничени|установк|директив|фильтр|інструкці|вказівк|правил|обмежен)"
             # Chinese, Japanese, Korean
-            r"|(?:忽略|无视|無視|忽视|忘记|忘掉|不要理会|跳过|覆盖).{0,12}?(?:指令|指示|说明|說明|规则|規則|提示|命令|设定|設定|要求)"
-            r"|(?:指示|命令|ルール|設定|プロンプト).{0,10}?(?:無視|忘れ)"
-            r"|(?:지시|명령|규칙|프롬프트|지침).{0,10}?(?:무시|잊어)"
-            # Arabic, Turkish, Hindi
-            r"|(?:تجاهل|انسَ|انس).{0,30}?(?:التعليمات|الأوامر|القواعد)"
-            r"|(?:talimatları|kuralları|yönergeleri).{0,30}?(?:yok\s+say|unut|görmezden\s+gel)"
-            r"|(?:निर्देशों|निर्देश|नियमों).{0,30}?(?:अनदेखा|भूल|नज़रअंदाज़)"
+            r"|(?:忽略|无视|無視|忽视|忘记|忘掉|不要理会|跳过|覆盖|绕过|繞過).{0,12}?(?:指令|指示|说明|說明|规则|規則|提示|命令|设定|設定|要求|限制|约束|約束|准则|準則|政策|过滤|過濾|审查|審查|原则|原則)"
+            r"|(?:指示|命令|ルール|設定|プロンプト|制限|ガイドライン|規則|制約).{0,10}?(?:無視|忘れ)"
+            r"|(?:지시|명령|규칙|프롬프트|지침|제한|가이드라인|규정).{0,10}?(?:무시|잊어)"
+            # Arabic, Hebrew, Greek, Turkish, Hindi
+            r"|(?:تجاهل|انسَ|انس|تجاوز|تخطى|تخطَّ|اكسر).{0,30}?(?:التعليمات|الأوامر|القواعد|القيود|الإرشادات|التوجيهات|تعليماتك|القوانين)"
+            r"|(?:התעלם|התעלמי|שכח|שכחי).{0,30}?(?:ההוראות|הכללים|ההנחיות|ההגבלות)"
+            r"|(?:αγνόησε|αγνοήστε|ξέχασε|ξεχάστε).{0,30}?(?:οδηγίες|κανόνες|περιορισμούς)"
+            r"|(?:talimatları|kuralları|yönergeleri|kısıtlamaları).{0,30}?(?:yok\s+say|unut|görmezden\s+gel)"
+            r"|(?:निर्देशों|निर्देश|नियमों|प्रतिबंधों|दिशानिर्देशों).{0,30}?(?:अनदेखा|भूल|नज़रअंदाज़)"
         ),
         view="unicode",
     ),
@@ -669,10 +936,26 @@ SIGNALS: tuple[Signal, ...] = (
         "asks for the system prompt (in another language)",
         words("prompt systemprompt system sistema systeme", nonascii=True),
         _re(
-            r"(?:prompt|mensaje|mensagem|messaggio|message|nachricht|anweisungen|instrucciones|instruções|istruzioni|instructions)\s+(?:del\s+|do\s+|di\s+|du\s+|des\s+)?(?:sistema|système|systeme|system|sistem)"
-            r"|system-?prompt|systemprompt|(?:系统|系統|システム)(?:提示|プロンプト|指令|消息)|системн\w+\s+(?:промпт|инструкци|сообщени)|시스템\s*프롬프트"
+            r"(?:prompt|mensaje|mensagem|messaggio|message|nachricht|anweisungen|instrucciones|instruções|istruzioni|instructions)\s+(?:del\s+|do\s+|di\s+|du\s+|des\s+|de\s+)?(?:sistema|système|systeme|system|sistem)"
+            r"|system-?prompt|systemprompt|(?:系统|系統|システム)(?:提示|プロンプト|指令|消息|メッセージ)|системн\w+\s+(?:промпт|инструкци|сообщени)|시스템\s*(?:프롬프트|메시지)"
+            r"|सिस्टम\s*प्रॉम्प्ट|(?:موجه|رسالة|تعليمات)\s+النظام"
         ),
         view="any",
+    ),
+    Signal(
+        "prompt_extraction",
+        0.75,
+        "asks for the assistant's instructions (in another script)",
+        Prefilter(nonascii=True),
+        _re(
+            r"(?:покажи|выведи|раскрой|повтори|напиши|перечисли|скажи)\s.{0,30}?(?:сво|тво)\w*\s+(?:инструкци|правил|промпт|настройк|указани)"
+            r"|(?:显示|告诉我|輸出|输出|打印|重复|重複|透露|给我看|泄露|洩露).{0,8}?你的.{0,6}?(?:指令|提示词|提示|规则|規則|设定|設定|说明|說明)"
+            r"|あなたの(?:指示|プロンプト|ルール|設定|命令).{0,12}?(?:表示|教えて|見せて|出力|繰り返)"
+            r"|(?:너의|당신의|네)\s*(?:지시|프롬프트|규칙|설정|지침).{0,12}?(?:보여|알려|출력|말해)"
+            r"|(?:اكشف|أظهر|اعرض|اطبع|أخبرني).{0,20}?(?:تعليماتك|التعليمات|قواعدك|إعداداتك)"
+            r"|(?:अपने|अपना|अपनी|आपके|आपका|तुम्हारे)\s*(?:निर्देश|नियम|प्रॉम्प्ट).{0,20}?(?:दिखा|बता|लिख)"
+        ),
+        view="unicode",
     ),
     Signal(
         "role_hijack",

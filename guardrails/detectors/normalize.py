@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002 - this module exists to name look-alike letters
+# ruff: noqa: RUF001, RUF002 - this module exists to name look-alike letters (and quotation marks)
 """Undo the obfuscations that keyword scanners miss, keeping a map back to the original offsets.
 
 `views(text)` returns what the detectors scan:
@@ -12,6 +12,10 @@
 - every encoded blob decoded: base64 (standard and URL-safe), hex (plain, `\\x41`, `0x41`
   bytes), URL percent-encoding, HTML numeric entities, and the ASCII hidden in tag characters;
   each decoded text is normalised again (to a depth of two), so base64 inside base64 is read.
+- transformations the text itself asks for, and only then (they cost a scan each): the ROT13 of
+  a text that mentions ROT13 or a Caesar cipher, the reverse of a text that asks for something
+  to be read backwards, and the quoted fragments of a text that asks to combine them ("a='ignore
+  all', b='previous instructions'. Do a+b"), joined with and without a space.
 
 A view's `origin[i]` is the index in the original text of its character `i`, so a match in a
 view reports the span of the original text it came from; a match in decoded text reports the
@@ -266,6 +270,52 @@ def _decoded(text: str) -> list[tuple[int, int, str, str]]:
     return found
 
 
+# Cues that a text carries its payload transformed, and the fragments to put back together. They
+# run on the lower-cased text, behind a substring test: most texts have none of them.
+_ROT13_CUES = ("rot13", "rot-13", "rot 13", "caesar")
+_ROT13 = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
+)
+_REVERSED_CUE = re.compile(
+    r"\bbackwards?\b|\b(?:in\s+)?reverse(?:d)?\s+(?:order|text|it|this|the\s+(?:text|string|letters|words))\b"
+)
+_JOIN_WORDS = ("combine", "concatenat", "join", "merge", "put together")
+_FRAGMENT = re.compile(r"[\"'‘“]([^\"'’”\n]{1,120})[\"'’”]")
+
+
+def _asks_to_join(text: str, lowered: str) -> bool:
+    """A word for joining, or a "+" between two words or letters ("a+b", "X + Y")."""
+    if any(word in lowered for word in _JOIN_WORDS):
+        return True
+    plus = text.find("+")
+    while plus != -1:
+        if text[max(0, plus - 2) : plus].strip()[-1:].isalnum() and text[plus + 1 : plus + 3].strip()[:1].isalnum():
+            return True
+        plus = text.find("+", plus + 1)
+    return False
+
+
+def _transformed(skeleton: View, length: int) -> list[View]:
+    """The views a cue in the text asks for (ROT13, reversed, joined fragments), each reported
+    over the whole text: its parts do not map back one to one."""
+    text = skeleton.text
+    lowered = text.lower()
+    whole = (0, length)
+    found: list[View] = []
+    if any(cue in lowered for cue in _ROT13_CUES):
+        found.append(View(text.translate(_ROT13), skeleton.origin, via="ROT13"))
+    if ("backward" in lowered or "reverse" in lowered) and _REVERSED_CUE.search(lowered):
+        flipped = text[::-1]
+        found.append(View(flipped, tuple(range(len(flipped) + 1)), via="reversed text", blob=whole))
+    if _asks_to_join(text, lowered):
+        fragments = _FRAGMENT.findall(text)
+        if len(fragments) >= 2:
+            for glue in ("", " "):
+                joined = glue.join(piece.strip() if glue else piece for piece in fragments)
+                found.append(View(joined, tuple(range(len(joined) + 1)), via="joined fragments", blob=whole))
+    return found
+
+
 def views(text: str, *, depth: int = 0) -> list[View]:
     """Every view of `text` worth scanning (see the module docstring); the first is the skeleton."""
     folded, origin = _fold(text, skeleton=True)
@@ -280,6 +330,8 @@ def views(text: str, *, depth: int = 0) -> list[View]:
         if tags:
             hidden = "".join(chr(ord(c) - _TAG_FIRST) for c in tags.group())
             result.append(View(hidden, tuple(range(len(hidden) + 1)), via="tag characters", blob=tags.span()))
+    if depth == 0:
+        result.extend(_transformed(result[0], len(text)))
     if depth < MAX_DEPTH:
         skeleton = result[0]
         for start, end, via, decoded in _decoded(skeleton.text):

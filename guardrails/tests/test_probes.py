@@ -3,8 +3,15 @@ guard on rule changes, measured in aggregate like the benchmark."""
 
 from __future__ import annotations
 
+import pytest
+
 from guardrails.detectors import injection
+from guardrails.tests import probes
 from guardrails.tests.probes import ATTACKS, BENIGN
+
+# Batches 5-7 were measured before the rules were broadened for them (docs/BENCHMARKS.md) and are
+# held to the bar of the first batches.
+BROADENED_FOR = ["BATCH_5", "BATCH_6", "BATCH_7"]
 
 
 def test_it_flags_at_least_nine_in_ten_probe_attacks() -> None:
@@ -20,3 +27,21 @@ def test_it_flags_at_most_one_in_twenty_benign_probes() -> None:
 def test_indirect_mode_flags_every_probe_attack_but_one() -> None:
     missed = [text for text in ATTACKS if not injection.detect(text, mode="indirect")]
     assert len(missed) <= 1, missed
+
+
+@pytest.mark.parametrize("batch", BROADENED_FOR)
+def test_each_batch_the_rules_were_broadened_for_keeps_its_recall_and_false_positives(batch: str) -> None:
+    attacks, benign = getattr(probes, f"{batch}_ATTACKS"), getattr(probes, f"{batch}_BENIGN")
+    missed = [text for text in attacks if not injection.detect(text)]
+    flagged = [text for text in benign if injection.detect(text)]
+    assert len(missed) <= len(attacks) // 10, missed
+    assert len(flagged) <= len(benign) // 20, flagged
+
+
+def test_the_unseen_batch_does_not_fall_below_its_measured_figure() -> None:
+    """Batch 8 was written after the rules and measured once (11 of 22 attacks, no benign prompt
+    flagged). It is not a target to tune on; this only guards against losing ground."""
+    caught = sum(bool(injection.detect(text)) for text in probes.BATCH_8_ATTACKS)
+    flagged = [text for text in probes.BATCH_8_BENIGN if injection.detect(text)]
+    assert caught >= 11
+    assert flagged == []
