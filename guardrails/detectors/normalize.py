@@ -130,9 +130,10 @@ def _fold(text: str, *, skeleton: bool) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
-# Four or more single letters or digits, each followed by one separator: "i g n o r e",
-# "i.g.n.o.r.e", "i-g-n-o-r-e". A wider gap ends a word, so "i g n o r e  a l l" keeps its space.
-_SPACED = re.compile(r"(?<![^\W_])(?:[^\W_][ .\-_*·|/~+]){3,}[^\W_](?![^\W_])")
+# Four or more single letters or digits, each followed by the same separator: "i g n o r e",
+# "i.g.n.o.r.e", "i-g-n-o-r-e". A wider gap ends a word, so "i g n o r e  a l l" keeps its space,
+# and so does another separator: "i-g-n-o-r-e y-o-u-r r-u-l-e-s" is three words.
+_SPACED = re.compile(r"(?<![^\W_])[^\W_]([ .\-_*·|/~+])(?:[^\W_]\1){2,}[^\W_](?![^\W_])")
 
 
 def _collapse_spacing(text: str, origin: list[int]) -> tuple[str, list[int]]:

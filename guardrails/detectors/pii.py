@@ -107,6 +107,13 @@ def _offline_tldextract() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+_NON_DIGIT = re.compile(r"\D")
+_EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?)\s*\d+$")
+_SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+_IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_DATE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}")
+
+
 def _needs_colons(text: str) -> bool:
     return text.count(":") >= 2
 
@@ -123,9 +130,10 @@ _PREREQUISITES: dict[str, Any] = {
 
 def _lean(recognizer_class: Any) -> Any:
     """`recognizer_class` with PatternRecognizer's analysis done leaner, to the same verdicts: a
-    pattern is skipped on text that lacks a character it needs (_PREREQUISITES), and no
-    explanation is built per match (the analyzer drops them unless asked for its decision
-    process). On PII-dense text, most of Presidio's time went to that per-match bookkeeping."""
+    pattern is skipped on text that lacks a character it needs (_PREREQUISITES), no explanation
+    is built per match (the analyzer drops them unless asked for its decision process), and
+    duplicates are removed once, by the analyzer, not also per recognizer. On PII-dense text,
+    most of Presidio's time went to that per-match bookkeeping."""
     from presidio_analyzer import EntityRecognizer, RecognizerResult
     from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
     from regex import compile as compile_regex
@@ -166,7 +174,9 @@ def _lean(recognizer_class: Any) -> Any:
                             )
                 except TimeoutError:
                     logger.warning("PII pattern %r timed out; skipped", pattern.name)
-            return EntityRecognizer.remove_duplicates(results)
+            # Not deduplicated here: the analyzer removes duplicates over every recognizer's
+            # results after dropping low scores, which gives the same answer once.
+            return results
 
     Lean.__name__ = Lean.__qualname__ = recognizer_class.__name__
     return Lean
@@ -194,15 +204,11 @@ def _recognizers() -> list[Any]:
     @_lean
     class PhoneRecognizer(PatternRecognizer):
         def invalidate_result(self, pattern_text: str) -> bool:
-            digits = re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", pattern_text)[0])
+            digits = _NON_DIGIT.sub("", _EXTENSION.split(pattern_text)[0])
             if not 7 <= len(digits) <= 15:
                 return True
             # Shapes that belong to other entities or are not phone numbers at all.
-            if re.fullmatch(r"\d{3}-\d{2}-\d{4}", pattern_text):  # US SSN
-                return True
-            if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", pattern_text):  # IPv4
-                return True
-            if re.search(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}", pattern_text):  # a date
+            if _SSN_SHAPE.fullmatch(pattern_text) or _IPV4_SHAPE.fullmatch(pattern_text) or _DATE.search(pattern_text):
                 return True
             return bool(card_brand(digits))
 
