@@ -14,17 +14,23 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.models import Run
+from agents.models import Agent, Run, Tool
+from agents.selectors import find_agent
 from approvals import longpoll, services
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
 from approvals.serializers import (
     ApprovalCreatedSerializer,
     ApprovalCreateSerializer,
+    ApprovalRuleCreateSerializer,
+    ApprovalRuleSerializer,
+    ApprovalRuleWriteSerializer,
     ApprovalSerializer,
+    AutonomyGrantSerializer,
+    AutonomyRevokeSerializer,
     DecisionSerializer,
 )
 from tenants.audit import Actor
-from tenants.errors import FieldError, error_body
+from tenants.errors import ConflictError, FieldError, error_body
 from tenants.models import Scope
 from tenants.viewsets import TenantScopedViewSet
 
@@ -127,3 +133,114 @@ async def approval_detail(request: HttpRequest, pk: str) -> JsonResponse:
     if status_code == 429:
         response["Retry-After"] = str(body["error"]["retry_after"])
     return response
+
+
+# --- Rules and autonomy (policy as code) --------------------------------------------------------
+
+
+class ApprovalRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[ApprovalRule]):
+    """What needs a human: the tenant's default rule (agent and tool null; without one the
+    built-in default applies: irreversible tools ask) and overrides per agent, tool or both (the
+    most specific wins). Reading needs `read`; changing needs `admin` (audited)."""
+
+    queryset = ApprovalRule.objects.select_related("agent", "tool")
+    serializer_class = ApprovalRuleSerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
+
+    def scope_queryset(self, queryset: QuerySet[ApprovalRule]) -> QuerySet[ApprovalRule]:
+        return queryset.order_by("agent__name", "tool__name", "created_at")
+
+    @extend_schema(request=ApprovalRuleCreateSerializer, responses={201: ApprovalRuleSerializer})
+    def create(self, request: Request) -> Response:
+        """Create the rule for `agent` and/or `tool` (both omitted: the tenant default). 409 when
+        that rule exists: change it with PATCH instead."""
+        form = ApprovalRuleCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(form.validated_data)
+        agent = _agent(self.tenant, data.pop("agent", None))
+        tool = _tool(self.tenant, data.pop("tool", None))
+        existing = ApprovalRule.objects.for_tenant(self.tenant).filter(agent=agent, tool=tool).first()
+        if existing is not None:
+            raise ConflictError(f"That rule exists already (id {existing.pk}): change it with PATCH.")
+        secret = data.pop("escalation_webhook_secret", None)
+        rule = services.approval_rule_save(
+            actor=Actor.from_request(request), tenant=self.tenant, agent=agent, tool=tool, webhook_secret=secret, **data
+        )
+        return Response(ApprovalRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ApprovalRuleWriteSerializer, responses=ApprovalRuleSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change some of the rule's settings (its agent and tool stay)."""
+        rule = self.get_object()
+        form = ApprovalRuleWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(form.validated_data)
+        secret = data.pop("escalation_webhook_secret", None)
+        rule = services.approval_rule_save(
+            actor=Actor.from_request(request),
+            tenant=self.tenant,
+            agent=rule.agent,
+            tool=rule.tool,
+            webhook_secret=secret,
+            **data,
+        )
+        return Response(ApprovalRuleSerializer(rule).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Remove the rule: the less specific one (in the end the built-in default) applies again."""
+        services.approval_rule_delete(actor=Actor.from_request(request), rule=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _agent(tenant: Any, ref: str | None) -> Agent | None:
+    if not (ref or "").strip():
+        return None
+    agent = find_agent(tenant=tenant, ref=str(ref).strip())
+    if agent is None:
+        raise FieldError("agent", f"no agent has the id or name {ref!r}.")
+    return agent
+
+
+def _tool(tenant: Any, ref: str | None) -> Tool | None:
+    if not (ref or "").strip():
+        return None
+    ref = str(ref).strip()
+    tools = Tool.objects.for_tenant(tenant)
+    tool = tools.filter(name=ref).first() or (tools.filter(pk=ref).first() if _is_uuid(ref) else None)
+    if tool is None:
+        raise FieldError("tool", f"no tool has the id or name {ref!r}.")
+    return tool
+
+
+class AutonomyGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[AutonomyGrant]):
+    """Autonomy agents earned per tool (newest first), active and revoked; an admin revokes one
+    (e.g. from an incident bot) with a reason, audited."""
+
+    queryset = AutonomyGrant.objects.select_related("agent", "tool")
+    serializer_class = AutonomyGrantSerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "revoke": Scope.ADMIN}
+
+    def scope_queryset(self, queryset: QuerySet[AutonomyGrant]) -> QuerySet[AutonomyGrant]:
+        active = self.request.query_params.get("active", "") if self.action == "list" else ""
+        if active not in ("", "true", "false"):
+            raise FieldError("active", "true or false.")
+        if active:
+            queryset = queryset.filter(revoked_at__isnull=active == "true")
+        return queryset
+
+    @extend_schema(parameters=[OpenApiParameter("active", bool, description="Only active (or only revoked) grants.")])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=AutonomyRevokeSerializer, responses={200: AutonomyGrantSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        """Take the agent's autonomy for the tool back: its next calls ask a human. 409 when the
+        grant was already revoked (naming by whom)."""
+        grant = self.get_object()
+        form = AutonomyRevokeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        grant = services.autonomy_revoke(
+            grant=grant, actor=Actor.from_request(request), reason=form.validated_data["reason"]
+        )
+        return Response(AutonomyGrantSerializer(grant).data)

@@ -8,8 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from approvals.models import ApprovalRequest, Reason, Risk
-from approvals.services import MAX_EXPIRES_IN
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
+from approvals.services import MAX_EXPIRES_IN, RULE_FIELDS
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -92,3 +92,91 @@ class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject", "edit"])
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     arguments = serializers.JSONField(required=False, help_text="The edited arguments (edit only).")
+
+
+# --- Rules and autonomy (policy as code) --------------------------------------------------------
+
+
+class ApprovalRuleSerializer(serializers.ModelSerializer):
+    """A rule as stored: the tenant default (agent and tool null) or an override."""
+
+    agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
+    tool_name = serializers.CharField(source="tool.name", read_only=True, default=None)
+    escalation_webhook_secret_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRule
+        fields = [
+            "id",
+            "agent",
+            "agent_name",
+            "tool",
+            "tool_name",
+            *RULE_FIELDS,
+            "escalation_webhook_secret_set",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_escalation_webhook_secret_set(self, rule: ApprovalRule) -> bool:
+        return bool(rule.escalation_webhook_secret_encrypted)
+
+
+class ApprovalRuleWriteSerializer(serializers.Serializer):
+    """The settings to change (PATCH) or to start from (POST); what is left out keeps its value,
+    or the built-in default for a new rule. Ranges are checked by the service (400 naming the field)."""
+
+    mode = serializers.ChoiceField(choices=ApprovalRule.Mode.choices, required=False)
+    risk_tiers = serializers.ListField(child=serializers.ChoiceField(choices=Risk.choices), required=False)
+    confidence_threshold = serializers.FloatField(required=False, allow_null=True)
+    novelty = serializers.BooleanField(required=False)
+    quorum = serializers.IntegerField(required=False)
+    timeout_seconds = serializers.IntegerField(required=False)
+    escalate_at_share = serializers.FloatField(required=False, allow_null=True)
+    escalation_emails = serializers.ListField(child=serializers.EmailField(), required=False)
+    escalation_webhook_url = serializers.URLField(required=False, allow_blank=True)
+    escalation_webhook_secret = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, help_text="Signs the escalation webhook; never shown again."
+    )
+    on_reject = serializers.ChoiceField(choices=OnReject.choices, required=False)
+    autonomy_after = serializers.IntegerField(required=False, allow_null=True)
+    autonomy_irreversible = serializers.BooleanField(required=False)
+
+
+class ApprovalRuleCreateSerializer(ApprovalRuleWriteSerializer):
+    agent = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="The agent (id or name); omit for any agent."
+    )
+    tool = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="The tool (id or name); omit for any tool."
+    )
+
+
+class AutonomyGrantSerializer(serializers.ModelSerializer):
+    agent_name = serializers.CharField(source="agent.name", read_only=True)
+    tool_name = serializers.CharField(source="tool.name", read_only=True)
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = AutonomyGrant
+        fields = [
+            "id",
+            "agent",
+            "agent_name",
+            "tool",
+            "tool_name",
+            "active",
+            "streak",
+            "granted_at",
+            "granted_by_label",
+            "auto_approved",
+            "revoked_at",
+            "revoked_by_label",
+            "revoke_reason",
+        ]
+        read_only_fields = fields
+
+
+class AutonomyRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why (e.g. the incident); audited.")

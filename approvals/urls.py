@@ -8,6 +8,8 @@ from approvals import api
 router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("approvals", api.ApprovalViewSet, basename="approval")
+router.register("approval-rules", api.ApprovalRuleViewSet, basename="approval-rule")
+router.register("autonomy", api.AutonomyGrantViewSet, basename="autonomy-grant")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # The detail GET is the async long-poll view, ahead of the router (which has no retrieve).

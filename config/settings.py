@@ -361,6 +361,7 @@ SPECTACULAR_SETTINGS = {
         "ToolExecutionStatusEnum": "agents.models.ToolExecution.Status",
         "DemoOrderStatusEnum": "agents.models.DemoOrder.Status",
         "ApprovalStatusEnum": "approvals.models.ApprovalRequest.Status",
+        "RiskEnum": "approvals.models.Risk",
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "ReservationStatusEnum": "budgets.models.Reservation.Status",
         "LedgerEntryKindEnum": "budgets.models.LedgerEntry.Kind",
