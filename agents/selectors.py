@@ -48,6 +48,15 @@ def find_agent(*, tenant: Tenant, ref: str) -> Agent | None:
     return agent
 
 
+def find_tool(*, tenant: Tenant, ref: str) -> Tool | None:
+    """The tenant's tool whose name or id is `ref`; None when there is none."""
+    tools = Tool.objects.for_tenant(tenant)
+    tool = tools.filter(name=ref).first()
+    if tool is None and is_uuid(ref):
+        tool = tools.filter(pk=ref).first()
+    return tool
+
+
 def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(str(value))

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.models import Agent, Run, Tool
-from agents.selectors import find_agent
+from agents.selectors import find_agent, find_tool, is_uuid
 from approvals import longpoll, services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
 from approvals.serializers import (
@@ -71,7 +71,7 @@ class ApprovalViewSet(mixins.ListModelMixin, TenantScopedViewSet[ApprovalRequest
         data: dict[str, Any] = dict(form.validated_data)
         run = None
         if ref := data.pop("run", None):
-            run = Run.objects.for_tenant(self.tenant).filter(pk=ref).first() if _is_uuid(ref) else None
+            run = Run.objects.for_tenant(self.tenant).filter(pk=ref).first() if is_uuid(ref) else None
             if run is None:
                 raise FieldError("run", f"no run of this tenant has the id {ref!r}.")
         created = services.approval_request_create(
@@ -100,16 +100,6 @@ class ApprovalViewSet(mixins.ListModelMixin, TenantScopedViewSet[ApprovalRequest
             arguments=data.get("arguments"),
         )
         return Response(ApprovalSerializer(approval).data)
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 # --- The long-poll ----------------------------------------------------------------------------
@@ -204,9 +194,7 @@ def _agent(tenant: Any, ref: str | None) -> Agent | None:
 def _tool(tenant: Any, ref: str | None) -> Tool | None:
     if not (ref or "").strip():
         return None
-    ref = str(ref).strip()
-    tools = Tool.objects.for_tenant(tenant)
-    tool = tools.filter(name=ref).first() or (tools.filter(pk=ref).first() if _is_uuid(ref) else None)
+    tool = find_tool(tenant=tenant, ref=str(ref).strip())
     if tool is None:
         raise FieldError("tool", f"no tool has the id or name {ref!r}.")
     return tool
