@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RESERVATION_PREFIX = "eval-run:"
+RESERVATION_PREFIX = "eval-result:"  # then the result id and the worst case held
 
 
 def eval_result_of(run: Run) -> EvalResult | None:
