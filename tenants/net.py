@@ -15,6 +15,10 @@ class UnsafeUrlError(Exception):
     """The URL may not be called; the message says why."""
 
 
+class UnresolvableHostError(UnsafeUrlError):
+    """The URL's host does not resolve (now): no address could be checked."""
+
+
 def is_internal(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
@@ -41,7 +45,7 @@ def check_outbound_url(
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
         )
     except socket.gaierror as exc:
-        raise UnsafeUrlError(f"The {what} host {host!r} does not resolve.") from exc
+        raise UnresolvableHostError(f"The {what} host {host!r} does not resolve.") from exc
     addresses = sorted({str(info[4][0]) for info in infos})
     if host not in allowed:
         internal = [a for a in addresses if is_internal(a)]

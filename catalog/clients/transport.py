@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 
 from catalog.clients.base import ProviderConfig, ProviderError
-from tenants.net import UnsafeUrlError, check_outbound_url
+from tenants.net import UnresolvableHostError, UnsafeUrlError, check_outbound_url
 
 Sleep = Callable[[float], None]
 
@@ -59,6 +59,8 @@ def check_provider_url(url: str, *, resolve: bool = True) -> None:
         try:
             check_outbound_url(url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS")
             problem = ""
+        except UnresolvableHostError:
+            raise  # not a verdict on the address: never cached
         except UnsafeUrlError as exc:
             problem = str(exc)
         if len(_verdicts) > 1000:
@@ -81,16 +83,17 @@ def post_json(
     """POST `body` and return the JSON object the provider answered. Retries up to
     `config.max_retries` times, then raises ProviderError; `label` names the provider in messages
     (never the API key, which is also scrubbed from any error text the provider echoes)."""
-    if config.check_address:
-        try:
-            check_provider_url(url)
-        except UnsafeUrlError as exc:
-            raise ProviderError("unsafe_url", f"{label} may not be called: {exc}") from None
     attempt = 0
     while True:
         retry_after = None
         try:
+            if config.check_address:
+                check_provider_url(url)
             response = http.post(url, json=body, headers=headers, timeout=config.timeout_seconds)
+        except UnresolvableHostError as exc:  # a DNS failure: worth another try, like a refused connection
+            error = ProviderError("connection", f"could not reach {label}: {exc}", retryable=True)
+        except UnsafeUrlError as exc:
+            raise ProviderError("unsafe_url", f"{label} may not be called: {exc}") from None
         except httpx.TimeoutException:
             error = ProviderError(
                 "timeout", f"{label} did not answer within {config.timeout_seconds:g} s", retryable=True

@@ -535,3 +535,26 @@ def test_two_admins_deciding_at_once_apply_the_change_exactly_once(cast: Cast, m
         AuditEvent.objects.filter(tenant=cast.acme, action="pin.set", target_label__startswith="default").count() == 2
     )
     assert selectors.pinned_model(tenant=cast.acme, alias="default") == new
+
+
+def test_a_provider_host_that_does_not_resolve_is_a_retried_connection_error_never_a_cached_verdict(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import socket
+
+    from catalog.clients import ChatRequest, OpenAICompatibleClient, ProviderConfig
+    from catalog.clients.base import ProviderError
+
+    def no_dns(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    config = ProviderConfig(
+        kind="openai_compatible", base_url="https://models.example.com/v1", max_retries=1, check_address=True
+    )
+    client = OpenAICompatibleClient(config, sleep=lambda seconds: None)
+    request = ChatRequest(model_id="m", messages=[{"role": "user", "content": "hi"}], max_output_tokens=8)
+    with pytest.raises(ProviderError) as exc:
+        client.chat(request)
+    assert (exc.value.type, exc.value.retryable) == ("connection", True)
+    assert "does not resolve" in exc.value.message and "gave up after 2 attempts" in exc.value.message
