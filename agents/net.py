@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from tenants.net import check_outbound_url
+from tenants.net import check_outbound_url, pinned
 
 
 def check_webhook_url(url: str, *, resolve: bool = True) -> list[str]:
@@ -37,7 +37,7 @@ def post_signed(url: str, secret: str, payload: dict[str, Any], *, event: str) -
     `event` (X-AOC-Event). The URL passes the SSRF guard right before the request, which goes to the
     address the guard approved. Raises UnsafeUrlError (final: retrying will not help),
     WebhookFailedError or httpx.HTTPError (retry)."""
-    from agents.tools import USER_AGENT, pinned, sign
+    from agents.tools import USER_AGENT, sign
 
     addresses = check_webhook_url(url)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import jsonschema
@@ -40,7 +38,7 @@ from django.utils import timezone
 from agents.models import AgentVersion, DemoEmail, DemoOrder, Run, Tool, ToolExecution
 from agents.net import check_webhook_url
 from catalog import crypto
-from tenants.net import UnsafeUrlError
+from tenants.net import UnsafeUrlError, pinned
 
 logger = logging.getLogger(__name__)
 
@@ -250,18 +248,6 @@ def call_webhook(
         return ToolResult(content=json.loads(text) if text.strip() else {})
     except ValueError:
         return ToolResult(content={"text": text})
-
-
-def pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    """`url` with its host replaced by `address`; sets the Host header, and the TLS server name so
-    the certificate is still verified against the real host name."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    headers["Host"] = host if parts.port is None else f"{host}:{parts.port}"
-    literal = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), extensions
 
 
 # --- Built-in demo tools ------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 class UnsafeUrlError(Exception):
@@ -46,7 +47,8 @@ def check_outbound_url(
         )
     except socket.gaierror as exc:
         raise UnresolvableHostError(f"The {what} host {host!r} does not resolve.") from exc
-    addresses = sorted({str(info[4][0]) for info in infos})
+    # IPv4 first: a host with both is reached over IPv4 where IPv6 has no route.
+    addresses = sorted({str(info[4][0]) for info in infos}, key=lambda a: (ipaddress.ip_address(a).version, a))
     if host not in allowed:
         internal = [a for a in addresses if is_internal(a)]
         if internal:
@@ -55,3 +57,15 @@ def check_outbound_url(
                 f"add it to {setting} if that is intended."
             )
     return addresses
+
+
+def pinned(url: str, address: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """`url` with its host replaced by `address`; sets the Host header, and the TLS server name so
+    the certificate is still verified against the real host name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    headers["Host"] = host if parts.port is None else f"{host}:{parts.port}"
+    literal = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), extensions

@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 
 from catalog.clients.base import ProviderConfig, ProviderError
-from tenants.net import UnresolvableHostError, UnsafeUrlError, check_outbound_url
+from tenants.net import UnresolvableHostError, UnsafeUrlError, check_outbound_url, pinned
 
 Sleep = Callable[[float], None]
 
@@ -39,35 +39,41 @@ def shared_http() -> httpx.Client:
         return _shared[1]
 
 
-PROVIDER_URL_VERDICT_SECONDS = 60.0  # how long a host's SSRF verdict is reused
-_verdicts: dict[tuple[str, str, tuple[str, ...]], tuple[float, str]] = {}
+PROVIDER_URL_VERDICT_SECONDS = 60.0  # how long a host's SSRF verdict (and its addresses) is reused
+_verdicts: dict[tuple[str, str, tuple[str, ...]], tuple[float, str, list[str]]] = {}
 
 
-def check_provider_url(url: str, *, resolve: bool = True) -> None:
-    """Raise UnsafeUrlError unless a tenant-chosen provider URL may be called: https to a public
-    address, or a host in settings.PROVIDER_ALLOWED_HOSTS (tenants.net). With `resolve`, a host's
-    verdict is reused for a minute, so a model call pays for one DNS lookup a minute, not one each."""
+def check_provider_url(url: str, *, resolve: bool = True) -> list[str]:
+    """The addresses a tenant-chosen provider URL may be called at, or UnsafeUrlError: https to a
+    public address, or a host in settings.PROVIDER_ALLOWED_HOSTS (tenants.net). With `resolve`,
+    a host's verdict and addresses are reused for a minute, so a model call pays for one DNS
+    lookup a minute, not one each; UnresolvableHostError (no verdict) is never reused."""
     allowed = tuple(settings.PROVIDER_ALLOWED_HOSTS)
     if not resolve:
-        check_outbound_url(url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS", resolve=False)
-        return
+        return check_outbound_url(
+            url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS", resolve=False
+        )
     parts = urlsplit(url)
     key = (parts.scheme, parts.netloc.lower(), allowed)
     now = time.monotonic()
     cached = _verdicts.get(key)
     if cached is None or cached[0] < now:
+        addresses: list[str] = []
         try:
-            check_outbound_url(url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS")
+            addresses = check_outbound_url(
+                url, allowed_hosts=allowed, what="provider", setting="PROVIDER_ALLOWED_HOSTS"
+            )
             problem = ""
         except UnresolvableHostError:
-            raise  # not a verdict on the address: never cached
+            raise
         except UnsafeUrlError as exc:
             problem = str(exc)
         if len(_verdicts) > 1000:
             _verdicts.clear()
-        cached = _verdicts[key] = (now + PROVIDER_URL_VERDICT_SECONDS, problem)
+        cached = _verdicts[key] = (now + PROVIDER_URL_VERDICT_SECONDS, problem, addresses)
     if cached[1]:
         raise UnsafeUrlError(cached[1])
+    return cached[2]
 
 
 def post_json(
@@ -87,9 +93,16 @@ def post_json(
     while True:
         retry_after = None
         try:
+            target, sent_headers = url, headers
+            extensions: dict[str, Any] = {}
             if config.check_address:
-                check_provider_url(url)
-            response = http.post(url, json=body, headers=headers, timeout=config.timeout_seconds)
+                # To the address the guard approved (a second DNS answer cannot redirect the call:
+                # rebinding), with the Host header and TLS name of the real host.
+                sent_headers = dict(headers)
+                target, extensions = pinned(url, check_provider_url(url)[0], sent_headers)
+            response = http.post(
+                target, json=body, headers=sent_headers, timeout=config.timeout_seconds, extensions=extensions
+            )
         except UnresolvableHostError as exc:  # a DNS failure: worth another try, like a refused connection
             error = ProviderError("connection", f"could not reach {label}: {exc}", retryable=True)
         except UnsafeUrlError as exc:

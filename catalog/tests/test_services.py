@@ -558,3 +558,42 @@ def test_a_provider_host_that_does_not_resolve_is_a_retried_connection_error_nev
         client.chat(request)
     assert (exc.value.type, exc.value.retryable) == ("connection", True)
     assert "does not resolve" in exc.value.message and "gave up after 2 attempts" in exc.value.message
+
+
+@pytest.mark.django_db
+def test_a_provider_call_goes_to_the_address_the_guard_approved(
+    cast: Cast, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host is resolved once by the guard (then its verdict is reused), and the connection is
+    made to that address with the real Host header: a later DNS answer cannot redirect the call."""
+    import ipaddress
+    import socket
+
+    from catalog.clients import ChatRequest, client_for, transport
+    from catalog.fake_openai import FakeOpenAI
+
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def recording(host: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ipaddress.ip_address(str(host))
+        except ValueError:
+            looked_up.append(str(host))
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    monkeypatch.setattr(transport, "_verdicts", {})
+    settings.PROVIDER_ALLOWED_HOSTS = ["localhost"]
+    with FakeOpenAI() as fake:
+        port = fake.base_url.split(":")[2].split("/")[0]
+        provider = make_provider(cast, name="local", base_url=f"http://localhost:{port}/v1")
+        client = client_for(selectors.provider_config(provider))
+        request = ChatRequest(model_id="m", messages=[{"role": "user", "content": "hi"}], max_output_tokens=8)
+        client.chat(request)
+        client.chat(request)
+        hosts = [r.headers.get("host") for r in fake.requests]
+    assert hosts == [f"localhost:{port}"] * 2
+    # Resolved once, when the provider was saved; the calls reused that verdict and its address,
+    # and httpx never resolved the name itself.
+    assert looked_up == ["localhost"]
