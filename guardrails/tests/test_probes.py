@@ -9,9 +9,10 @@ from guardrails.detectors import injection
 from guardrails.tests import probes
 from guardrails.tests.probes import ATTACKS, BENIGN
 
-# Batches 5-7 were measured before the rules were broadened for them (docs/BENCHMARKS.md) and are
-# held to the bar of the first batches.
-BROADENED_FOR = ["BATCH_5", "BATCH_6", "BATCH_7"]
+# Batches 5-7, then 8-10, were measured before the rules were broadened for them (docs/BENCHMARKS.md)
+# and are held to the bar of the first batches. Batch 8 was the unseen batch of the second round;
+# the third round was written with its misses in view, so it is no longer unseen.
+BROADENED_FOR = ["BATCH_5", "BATCH_6", "BATCH_7", "BATCH_8", "BATCH_9", "BATCH_10"]
 
 
 def test_it_flags_at_least_nine_in_ten_probe_attacks() -> None:
@@ -39,9 +40,10 @@ def test_each_batch_the_rules_were_broadened_for_keeps_its_recall_and_false_posi
 
 
 def test_the_unseen_batch_does_not_fall_below_its_measured_figure() -> None:
-    """Batch 8 was written after the rules and measured once (11 of 22 attacks, no benign prompt
-    flagged). It is not a target to tune on; this only guards against losing ground."""
-    caught = sum(bool(injection.detect(text)) for text in probes.BATCH_8_ATTACKS)
-    flagged = [text for text in probes.BATCH_8_BENIGN if injection.detect(text)]
-    assert caught >= 11
+    """Batch 11 was written after the third round's rules and measured once (7 of 22 attacks, no
+    benign prompt flagged; the previous rules scored the same). It is not a target to tune on; this
+    only guards against losing ground."""
+    caught = sum(bool(injection.detect(text)) for text in probes.BATCH_11_ATTACKS)
+    flagged = [text for text in probes.BATCH_11_BENIGN if injection.detect(text)]
+    assert caught >= 7
     assert flagged == []
