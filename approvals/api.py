@@ -120,7 +120,7 @@ async def approval_detail(request: HttpRequest, pk: str) -> JsonResponse:
     response = JsonResponse(body, status=status_code)
     if status_code == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
-    if status_code == 429:
+    if status_code in (429, 503):
         response["Retry-After"] = str(body["error"]["retry_after"])
     return response
 

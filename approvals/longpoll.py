@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import Http404
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 
 from approvals import events, selectors
@@ -42,7 +44,11 @@ from tenants.errors import ServiceError, error_body
 from tenants.models import ApiKey, Scope, Tenant
 from tenants.throttling import key_throttle_wait
 
+logger = logging.getLogger(__name__)
+
 MAX_WAIT_SECONDS = 60
+# What a channel layer on Redis raises when Redis is unreachable or its connection pool is full.
+LAYER_ERRORS = (RedisError, OSError)
 _waiters: dict[str, int] = {}  # key id -> requests of that key waiting now, in this process
 # Any of these lets a key read a request (the client that asked, a reviewer, a reader).
 READ_SCOPES = (Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE, Scope.READ)
@@ -158,8 +164,12 @@ async def _wait_for_decision(
     layer: Any,
 ) -> Answer:
     group = events.waiters_group(body["id"])
-    channel = await layer.new_channel()
-    await layer.group_add(group, channel)
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+    except LAYER_ERRORS:
+        logger.exception("approval %s: could not subscribe a waiter", body["id"])
+        return _unavailable()
     try:
         # Read again after subscribing: a decision committed in between is not missed.
         body = await _db(_read, key.tenant, pk)
@@ -176,10 +186,26 @@ async def _wait_for_decision(
                         await task
             if len(waits) > 1 and waits[1] in done:
                 return 499, {}  # the client left: nobody to answer
+            receiving = waits[0]
+            if receiving in done and not receiving.cancelled() and receiving.exception() is not None:
+                logger.error("approval %s: a waiter's receive failed: %r", body["id"], receiving.exception())
+                return _unavailable()
             body = await _db(_read, key.tenant, pk)
     finally:
-        await layer.group_discard(group, channel)
+        try:
+            await layer.group_discard(group, channel)
+        except LAYER_ERRORS:  # the group's entry expires on its own (channels_redis group_expiry)
+            logger.warning("approval %s: could not unsubscribe a waiter", body["id"])
     return 200, body
+
+
+def _unavailable() -> Answer:
+    """The channel layer (Redis) failed: a clear, retryable answer, never a bare 500."""
+    return 503, error_body(
+        "unavailable",
+        "The wait could not be set up (the channel layer is unavailable); poll again shortly.",
+        retry_after=1,
+    )
 
 
 type Scope_ = dict[str, Any]
@@ -221,7 +247,7 @@ class LongPollRouter:
         ]
         if status == 401:
             response_headers.append((b"www-authenticate", b'Bearer realm="api"'))
-        if status == 429:
+        if status in (429, 503):
             response_headers.append((b"retry-after", str(body["error"]["retry_after"]).encode()))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})

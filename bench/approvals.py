@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,10 @@ def waiters(base: str, ctx: dict[str, Any], n: int, web_pid: int) -> dict[str, A
             async def one(pk: str) -> None:
                 response = await http.get(f"/api/v1/approvals/{pk}?wait=60")
                 answered[pk] = time.perf_counter()
-                statuses[pk] = response.json().get("status", str(response.status_code))
+                try:
+                    statuses[pk] = response.json().get("status", str(response.status_code))
+                except ValueError:
+                    statuses[pk] = f"{response.status_code} {response.content[:80]!r}"
 
             tasks = [asyncio.create_task(one(str(a.pk))) for a in requests]
             ready.set()
@@ -297,6 +301,7 @@ def waiters(base: str, ctx: dict[str, Any], n: int, web_pid: int) -> dict[str, A
         "waiters": n,
         "answered_before_decision": early,
         "approved_answers": sum(1 for s in statuses.values() if s == "approved"),
+        "answers": dict(Counter(statuses.values())),
         "server_rss_mib_before": round(rss_before / 1024, 1),
         "server_rss_mib_waiting": round(rss_waiting / 1024, 1),
         "kib_per_waiter": round((rss_waiting - rss_before) / n, 1),

@@ -153,7 +153,14 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CACHE_KEY_PREFIX", "aoc") + ":asgi"},
+        "CONFIG": {
+            # redis-py's async pool refuses a command past 100 connections at once (MaxConnectionsError):
+            # a burst of approval long-polls or live pages needs more (CHANNEL_LAYER_MAX_CONNECTIONS).
+            "hosts": [
+                {"address": REDIS_URL, "max_connections": int(os.environ.get("CHANNEL_LAYER_MAX_CONNECTIONS", "1000"))}
+            ],
+            "prefix": os.environ.get("CACHE_KEY_PREFIX", "aoc") + ":asgi",
+        },
     }
 }
 

@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from redis.exceptions import MaxConnectionsError
 
 from agents.tools import sign
 from approvals import services, tasks
@@ -403,3 +404,45 @@ def test_the_long_poll_counts_against_the_keys_rate_and_caps_its_waiters(
     refused = answers[-1]
     assert refused.json()["error"]["type"] == "throttled" and refused.json()["error"]["retry_after"] > 0
     assert int(refused.headers["Retry-After"]) == refused.json()["error"]["retry_after"]
+
+
+class FailingLayer:
+    """A channel layer whose Redis connection pool is full (what redis-py raises past its cap)."""
+
+    def __init__(self, fail_on: str) -> None:
+        self.fail_on = fail_on
+        self.discarded = 0
+
+    async def new_channel(self) -> str:
+        return "waiter!1"
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if self.fail_on == "group_add":
+            raise MaxConnectionsError("Too many connections")
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        raise MaxConnectionsError("Too many connections")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.discarded += 1
+
+
+@pytest.mark.django_db(transaction=True)  # the reads run in the loop's thread pool, as served
+@pytest.mark.parametrize("fail_on", ["group_add", "receive"])
+def test_a_long_poll_whose_channel_layer_fails_answers_a_retryable_503(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch, fail_on: str
+) -> None:
+    """Never a bare 500: the client is told to poll again, with Retry-After."""
+    import asyncio
+
+    from approvals import longpoll
+
+    approval = a_request(cast)
+    _, key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+    layer = FailingLayer(fail_on)
+    monkeypatch.setattr(longpoll, "get_channel_layer", lambda: layer)
+
+    status, body = asyncio.run(longpoll.answer(authorization=f"Bearer {key}", pk=str(approval.pk), raw_wait="5"))
+    assert status == 503, body
+    assert body["error"]["type"] == "unavailable" and body["error"]["retry_after"] == 1
+    assert layer.discarded == (1 if fail_on == "receive" else 0)
