@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 60
 # What a channel layer on Redis raises when Redis is unreachable or its connection pool is full.
 LAYER_ERRORS = (RedisError, OSError)
+RECEIVE_RETRIES = 3
 _waiters: dict[str, int] = {}  # key id -> requests of that key waiting now, in this process
 # Any of these lets a key read a request (the client that asked, a reviewer, a reader).
 READ_SCOPES = (Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE, Scope.READ)
@@ -174,22 +175,16 @@ async def _wait_for_decision(
         # Read again after subscribing: a decision committed in between is not missed.
         body = await _db(_read, key.tenant, pk)
         if body["status"] == ApprovalRequest.Status.PENDING:
-            waits = [asyncio.ensure_future(layer.receive(channel))]
-            if disconnected is not None:
-                waits.append(asyncio.ensure_future(disconnected))
+            left = asyncio.ensure_future(disconnected) if disconnected is not None else None
             try:
-                done, _ = await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                answer = await _receive_until(layer, channel, wait, left, lambda: _db(_read, key.tenant, pk))
             finally:
-                for task in waits:
-                    task.cancel()
+                if left is not None:
+                    left.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-            if len(waits) > 1 and waits[1] in done:
-                return 499, {}  # the client left: nobody to answer
-            receiving = waits[0]
-            if receiving in done and not receiving.cancelled() and receiving.exception() is not None:
-                logger.error("approval %s: a waiter's receive failed: %r", body["id"], receiving.exception())
-                return _unavailable()
+                        await left
+            if answer is not None:
+                return answer
             body = await _db(_read, key.tenant, pk)
     finally:
         try:
@@ -197,6 +192,44 @@ async def _wait_for_decision(
         except LAYER_ERRORS:  # the group's entry expires on its own (channels_redis group_expiry)
             logger.warning("approval %s: could not unsubscribe a waiter", body["id"])
     return 200, body
+
+
+async def _receive_until(
+    layer: Any,
+    channel: str,
+    wait: float,
+    left: asyncio.Future[Any] | None,
+    read: Callable[[], Awaitable[dict[str, Any]]],
+) -> Answer | None:
+    """Sleep on `channel` until a message (the decision's push) or `wait` seconds, then None (the
+    caller reads the request). A receive that fails (a Redis timeout or dropped connection) is
+    retried after reading the request again, since its message may be lost, up to
+    RECEIVE_RETRIES times; then 503. The client leaving (`left`) ends the wait with 499."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    failures = 0
+    while (remaining := deadline - loop.time()) > 0:
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        waits: list[asyncio.Future[Any]] = [receiving] if left is None else [receiving, left]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receiving
+        if left is not None and left in done:
+            return 499, {}  # the client left: nobody to answer
+        if receiving not in done or receiving.cancelled() or receiving.exception() is None:
+            return None  # woken by a message, or the wait ran out
+        failures += 1
+        logger.warning("a waiter's receive on %s failed (%d): %r", channel, failures, receiving.exception())
+        if failures > RECEIVE_RETRIES:
+            return _unavailable()
+        body = await read()
+        if body["status"] != ApprovalRequest.Status.PENDING:
+            return 200, body
+    return None
 
 
 def _unavailable() -> Answer:

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agents.tools import sign
 from approvals import services, tasks
@@ -446,3 +447,43 @@ def test_a_long_poll_whose_channel_layer_fails_answers_a_retryable_503(
     assert status == 503, body
     assert body["error"]["type"] == "unavailable" and body["error"]["retry_after"] == 1
     assert layer.discarded == (1 if fail_on == "receive" else 0)
+
+
+class FlakyLayer(FailingLayer):
+    """The first receive times out at the socket (as redis-py does under load); the decision is
+    made meanwhile, and its push arrives on the next receive."""
+
+    def __init__(self, decide: Any) -> None:
+        super().__init__(fail_on="")
+        self.decide = decide
+        self.receives = 0
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        from asgiref.sync import sync_to_async
+
+        self.receives += 1
+        if self.receives == 1:
+            raise RedisTimeoutError("Timeout reading from socket")
+        await sync_to_async(self.decide, thread_sensitive=False)()
+        return {"type": "approval.decided"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_poll_rides_out_a_failed_receive_and_answers_the_decision(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from approvals import longpoll
+
+    approval = a_request(cast)
+    _, key = make_key(cast.acme, [Scope.APPROVALS_WRITE])
+    decider, _ = make_key(cast.acme, [Scope.APPROVALS_DECIDE])
+    reviewer = Actor(api_key=decider)
+    layer = FlakyLayer(lambda: services.approval_decide(approval=approval, actor=reviewer, decision="approve"))
+    monkeypatch.setattr(longpoll, "get_channel_layer", lambda: layer)
+
+    status, body = asyncio.run(longpoll.answer(authorization=f"Bearer {key}", pk=str(approval.pk), raw_wait="5"))
+
+    assert (status, body["status"]) == (200, "approved"), body
+    assert layer.receives == 2 and layer.discarded == 1
