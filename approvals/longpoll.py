@@ -177,14 +177,14 @@ async def _wait_for_decision(
         if body["status"] == ApprovalRequest.Status.PENDING:
             left = asyncio.ensure_future(disconnected) if disconnected is not None else None
             try:
-                answer = await _receive_until(layer, channel, wait, left, lambda: _db(_read, key.tenant, pk))
+                ended = await _receive_until(layer, channel, wait, left, lambda: _db(_read, key.tenant, pk))
             finally:
                 if left is not None:
                     left.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await left
-            if answer is not None:
-                return answer
+            if ended is not None:
+                return ended
             body = await _db(_read, key.tenant, pk)
     finally:
         try:
