@@ -143,6 +143,18 @@ class ApprovalRuleWriteSerializer(serializers.Serializer):
     autonomy_after = serializers.IntegerField(required=False, allow_null=True)
     autonomy_irreversible = serializers.BooleanField(required=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Refuse what would otherwise be ignored: a field this rule does not have (or, on a
+        change, its agent or tool, which stay)."""
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            name = unknown[0]
+            fixed = name in ("agent", "tool")
+            raise serializers.ValidationError(
+                {name: ["a rule's agent and tool stay; create another rule." if fixed else "not a rule setting."]}
+            )
+        return attrs
+
 
 class ApprovalRuleCreateSerializer(ApprovalRuleWriteSerializer):
     agent = serializers.CharField(
