@@ -67,43 +67,13 @@ def scripted(tools: int) -> Any:
 def setup(base_url: str, tools: int) -> Any:
     """A bench tenant (reused across invocations): provider at the fake server, a priced model
     pinned as `bench`, an agent version with the lookup tool, and the orders it looks up."""
-    from agents.models import Agent, AgentVersion, AgentVersionTool, DemoOrder, Tool
-    from catalog.models import LanguageModel, ModelPin, Provider
-    from tenants.models import Tenant
+    from agents.models import Agent, AgentVersion, AgentVersionTool, DemoOrder
+    from bench.fake_tenant import fake_provider_tenant, lookup_tool
 
-    tenant, _ = Tenant.objects.get_or_create(slug="bench-engine", defaults={"name": "Bench: engine"})
-    provider, _ = Provider.objects.update_or_create(
-        tenant=tenant,
-        name="fake",
-        defaults={"kind": Provider.Kind.OPENAI_COMPATIBLE, "base_url": base_url, "max_retries": 0},
+    tenant, provider, _ = fake_provider_tenant(
+        slug="bench-engine", name="Bench: engine", base_url=base_url, aliases=("bench",)
     )
-    model, _ = LanguageModel.objects.get_or_create(
-        tenant=tenant,
-        provider=provider,
-        model_id="fake-model-2024-01-01",
-        revision="bench",
-        defaults={
-            "input_price": 1_000_000,
-            "output_price": 2_000_000,
-            "context_window": 32_000,
-            "max_output_tokens": 1024,
-        },
-    )
-    ModelPin.objects.update_or_create(tenant=tenant, alias="bench", defaults={"model": model})
-    tool, _ = Tool.objects.get_or_create(
-        tenant=tenant,
-        name="lookup_order",
-        defaults={
-            "description": "Look up an order.",
-            "parameters": {
-                "type": "object",
-                "properties": {"order_number": {"type": "string"}},
-                "required": ["order_number"],
-            },
-            "executor": Tool.Executor.BUILTIN,
-            "builtin": "lookup_order",
-        },
-    )
+    tool = lookup_tool(tenant)
     agent, _ = Agent.objects.get_or_create(tenant=tenant, name="Bench agent")
     version = agent.current_version
     if version is None or version.max_steps < tools + 1:

@@ -71,47 +71,16 @@ def handler(body: dict[str, Any]) -> dict[str, Any]:
 def setup(base_url: str, cases: int) -> Any:
     """A bench tenant (reused): provider at the fake, a priced model pinned as `bench` and
     `judge`, an agent with the lookup tool, its orders, and a suite of `cases` cases."""
-    from agents.models import Agent, AgentVersion, AgentVersionTool, DemoOrder, Tool
-    from catalog.models import LanguageModel, ModelPin, Provider
+    from agents.models import Agent, AgentVersion, AgentVersionTool, DemoOrder
+    from bench.fake_tenant import fake_provider_tenant, lookup_tool
     from evals import services
     from evals.models import Case, EvalRun, Suite
     from tenants.audit import Actor
-    from tenants.models import Tenant
 
-    tenant, _ = Tenant.objects.get_or_create(slug="bench-evals", defaults={"name": "Bench: evals"})
-    provider, _ = Provider.objects.update_or_create(
-        tenant=tenant,
-        name="fake",
-        defaults={"kind": Provider.Kind.OPENAI_COMPATIBLE, "base_url": base_url, "max_retries": 0},
+    tenant, provider, _ = fake_provider_tenant(
+        slug="bench-evals", name="Bench: evals", base_url=base_url, aliases=("bench", "judge")
     )
-    model, _ = LanguageModel.objects.get_or_create(
-        tenant=tenant,
-        provider=provider,
-        model_id="fake-model-2024-01-01",
-        revision="bench",
-        defaults={
-            "input_price": 1_000_000,
-            "output_price": 2_000_000,
-            "context_window": 32_000,
-            "max_output_tokens": 1024,
-        },
-    )
-    for alias in ("bench", "judge"):
-        ModelPin.objects.update_or_create(tenant=tenant, alias=alias, defaults={"model": model})
-    tool, _ = Tool.objects.get_or_create(
-        tenant=tenant,
-        name="lookup_order",
-        defaults={
-            "description": "Look up an order.",
-            "parameters": {
-                "type": "object",
-                "properties": {"order_number": {"type": "string"}},
-                "required": ["order_number"],
-            },
-            "executor": Tool.Executor.BUILTIN,
-            "builtin": "lookup_order",
-        },
-    )
+    tool = lookup_tool(tenant)
     agent, _ = Agent.objects.get_or_create(tenant=tenant, name="Bench agent")
     if agent.current_version is None:
         version = AgentVersion.objects.create(tenant=tenant, agent=agent, number=1, model_alias="bench", max_steps=4)
