@@ -83,6 +83,7 @@ class GuardrailEvent(TenantOwned):
         RUN = "run", "Agent run"
         API = "api", "Check API"
         CONSOLE = "console", "Console try-it"
+        GATEWAY = "gateway", "Gateway"
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     created_at = models.DateTimeField(default=now, db_index=True)
