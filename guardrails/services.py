@@ -259,11 +259,12 @@ def guardrail_check(
     source: str = GuardrailEvent.Source.API,
     rules: list[dict[str, Any]] | None = None,
     record: bool = True,
+    trace_id: str = "",
 ) -> CheckResult:
     """Check one stage's content against the agent's effective rules (or `rules`, already
     validated). FieldError for a malformed request. Records a GuardrailEvent when the verdict is
     not `allow` (unless `record` is False: the console's try-it box), and a guardrail span when
-    `run` is given."""
+    `run` or `trace_id` (a gateway call's trace) is given."""
     content = _content(stage, text, tool, arguments, result)
     started_at = timezone.now()
     agent_id = agent.pk if agent is not None else (run.agent_id if run is not None else None)
@@ -275,8 +276,11 @@ def guardrail_check(
         context = _tool_context(tenant=tenant, tool_name=str(tool), version=version, api_key=api_key)
     checked = evaluate(applied, stage=stage, content=content, tool=context)
     span_id = ""
-    if run is not None:
-        span_id = _record_span(run=run, stage=stage, tool=tool, checked=checked, started_at=started_at)
+    trace_id = run.trace_id if run is not None else trace_id
+    if trace_id:
+        span_id = _record_span(
+            tenant=tenant, trace_id=trace_id, run=run, stage=stage, tool=tool, checked=checked, started_at=started_at
+        )
     if checked.action != "allow" and record:
         GuardrailEvent.objects.create(
             tenant=tenant,
@@ -289,7 +293,7 @@ def guardrail_check(
             agent_id=agent_id,
             run=run,
             tool_name=(tool or "")[:64],
-            trace_id=run.trace_id if run is not None else "",
+            trace_id=trace_id,
             span_id=span_id,
             api_key=api_key,
             latency_us=checked.latency_us,
@@ -298,8 +302,17 @@ def guardrail_check(
     return checked
 
 
-def _record_span(*, run: Run, stage: str, tool: str | None, checked: CheckResult, started_at: datetime) -> str:
-    """The verdict as a `guardrail` span of the run's trace, a child of the current engine span;
+def _record_span(
+    *,
+    tenant: Tenant,
+    trace_id: str,
+    run: Run | None,
+    stage: str,
+    tool: str | None,
+    checked: CheckResult,
+    started_at: datetime,
+) -> str:
+    """The verdict as a `guardrail` span of the call's trace, a child of the current span;
     "" when tracing is not installed or refused it (a check never fails over its span)."""
     try:
         from traces.context import current_span
@@ -310,13 +323,13 @@ def _record_span(*, run: Run, stage: str, tool: str | None, checked: CheckResult
     started = started_at.astimezone(UTC)
     try:
         outcome = span_record(
-            tenant=run.tenant,
-            trace_id=run.trace_id,
+            tenant=tenant,
+            trace_id=trace_id,
             kind="guardrail",
             name=f"guardrail {stage}" + (f" {tool}" if tool else ""),
             started_at=started,
             ended_at=started + timedelta(microseconds=checked.latency_us),
-            parent_span_id=parent[1] if parent and parent[0] == run.trace_id else "",
+            parent_span_id=parent[1] if parent and parent[0] == trace_id else "",
             status="error" if checked.action == "block" else "ok",
             attributes={
                 "guardrail.stage": stage,
@@ -331,6 +344,6 @@ def _record_span(*, run: Run, stage: str, tool: str | None, checked: CheckResult
             run=run,
         )
     except Exception:
-        logger.exception("run %s: could not record the guardrail span", run.pk)
+        logger.exception("trace %s: could not record the guardrail span", trace_id)
         return ""
     return str(getattr(outcome, "span_id", "") or "")
