@@ -1,6 +1,11 @@
-"""The named points where budgets, guardrails, approvals and tracing plug into the run engine.
+"""The named points where budgets, guardrails, approvals and tracing plug into model calls.
 
-The engine (agents/runtime.py) calls every point on every run, in this order:
+Two callers go through them: the run engine (agents/runtime.py) and the gateway (gateway/), both by
+way of the one model-call pipeline (agents/pipeline.py). The points a model call passes take a
+`CallContext` (who the call is for: tenant, key, agent, end user, session, trace, and the Run when
+the engine makes it); the points only a run has (tool approval, eval rehearsal) take the Run.
+
+The engine calls every point on every run, in this order:
 
     span_start("run")
       model_for_run()                            once: a model replacing the pinned one (evals), or None
@@ -43,15 +48,54 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from agents.models import Run, Tool
+    from agents.models import Agent, AgentVersion, Run, Tool
     from agents.tools import ToolResult
     from catalog.clients import ChatRequest, Usage
     from catalog.models import LanguageModel
+    from tenants.models import ApiKey, Tenant
 
 logger = logging.getLogger(__name__)
 
 Action = Literal["allow", "block", "redact", "require_approval"]
-SpanKind = Literal["run", "model", "tool", "approval"]
+SpanKind = Literal["run", "model", "tool", "approval", "gateway", "budget"]
+
+
+@dataclass
+class CallContext:
+    """Who a model call is for, and the trace it belongs to: a run of the engine (`run` set, built
+    by `of_run`) or a gateway request (`run` None). Hooks read the tenant, key, agent, end user and
+    session from here, never from a Run, so the same hook serves both."""
+
+    tenant: Tenant
+    trace_id: str
+    api_key: ApiKey | None = None
+    agent: Agent | None = None
+    agent_version: AgentVersion | None = None
+    end_user_id: str = ""
+    session_id: str = ""
+    run: Run | None = None
+    source: Literal["run", "gateway"] = "run"
+    # The span a hook's own spans (guardrail verdicts, budget decisions) hang under.
+    parent_span_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_run(cls, run: Run) -> CallContext:
+        return cls(
+            tenant=run.tenant,
+            trace_id=run.trace_id,
+            api_key=run.api_key,
+            agent=run.agent,
+            agent_version=run.agent_version,
+            end_user_id=run.end_user_id,
+            session_id=run.session_id,
+            run=run,
+            source="run",
+        )
+
+    @property
+    def agent_id(self) -> Any:
+        return self.agent.pk if self.agent is not None else None
 
 
 @dataclass(frozen=True)
@@ -107,7 +151,9 @@ class RunHooks:
 
     # --- budgets ---------------------------------------------------------------------------------
 
-    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+    def reserve_before_model_call(
+        self, *, call: CallContext, model: LanguageModel, request: ChatRequest
+    ) -> BudgetDecision:
         """Reserve the call's worst-case cost (request.max_output_tokens bounds the output), or
         refuse with a message the run records."""
         return ADMITTED
@@ -115,7 +161,7 @@ class RunHooks:
     def settle_after_model_call(
         self,
         *,
-        run: Run,
+        call: CallContext,
         model: LanguageModel,
         reservation: BudgetDecision,
         usage: Usage | None,
@@ -125,16 +171,16 @@ class RunHooks:
 
     # --- guardrails ------------------------------------------------------------------------------
 
-    def check_input(self, *, run: Run, text: str) -> Verdict:
+    def check_input(self, *, call: CallContext, text: str) -> Verdict:
         return ALLOW
 
-    def check_output(self, *, run: Run, text: str) -> Verdict:
+    def check_output(self, *, call: CallContext, text: str) -> Verdict:
         return ALLOW
 
-    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> Verdict:
+    def check_tool_call(self, *, call: CallContext, tool: Tool, arguments: dict[str, Any]) -> Verdict:
         return ALLOW
 
-    def check_tool_result(self, *, run: Run, tool: Tool, result: Any) -> Verdict:
+    def check_tool_result(self, *, call: CallContext, tool: Tool | None, result: Any) -> Verdict:
         return ALLOW
 
     # --- approvals -------------------------------------------------------------------------------
@@ -186,9 +232,9 @@ class RunHooks:
 
     # --- tracing ---------------------------------------------------------------------------------
 
-    def span_start(self, *, run: Run, span: Span) -> None: ...
+    def span_start(self, *, call: CallContext, span: Span) -> None: ...
 
-    def span_end(self, *, run: Run, span: Span) -> None: ...
+    def span_end(self, *, call: CallContext, span: Span) -> None: ...
 
 
 _registered: list[RunHooks] = []
@@ -218,27 +264,32 @@ def registered(hooks: RunHooks) -> Iterator[RunHooks]:
 # --- What the engine calls: every registered hook, combined ------------------------------------
 
 
-def reserve_before_model_call(*, run: Run, model: LanguageModel, request: ChatRequest) -> list[BudgetDecision]:
+def reserve_before_model_call(*, call: CallContext, model: LanguageModel, request: ChatRequest) -> list[BudgetDecision]:
     """Every hook's reservation, in order. On a refusal the reservations already admitted are
     released at once, and the refusal is the last element of the list."""
     decisions: list[BudgetDecision] = []
     everyone = list(_registered)
     for hooks in everyone:
-        decision = hooks.reserve_before_model_call(run=run, model=model, request=request)
+        decision = hooks.reserve_before_model_call(call=call, model=model, request=request)
         decisions.append(decision)
         if not decision.admitted:
             for earlier, admitted in zip(everyone, decisions[:-1], strict=False):
-                earlier.settle_after_model_call(run=run, model=model, reservation=admitted, usage=None, cost_micros=0)
+                earlier.settle_after_model_call(call=call, model=model, reservation=admitted, usage=None, cost_micros=0)
             break
     return decisions
 
 
 def settle_after_model_call(
-    *, run: Run, model: LanguageModel, reservations: list[BudgetDecision], usage: Usage | None, cost_micros: int
+    *,
+    call: CallContext,
+    model: LanguageModel,
+    reservations: list[BudgetDecision],
+    usage: Usage | None,
+    cost_micros: int,
 ) -> None:
     for hooks, reservation in zip(list(_registered), reservations, strict=False):
         hooks.settle_after_model_call(
-            run=run, model=model, reservation=reservation, usage=usage, cost_micros=cost_micros
+            call=call, model=model, reservation=reservation, usage=usage, cost_micros=cost_micros
         )
 
 
@@ -263,20 +314,21 @@ def _checked(stage: str, value: Any, check: Any) -> Verdict:
     return ALLOW
 
 
-def check_input(*, run: Run, text: str) -> Verdict:
-    return _checked("input", text, lambda h, v: h.check_input(run=run, text=v))
+def check_input(*, call: CallContext, text: str) -> Verdict:
+    return _checked("input", text, lambda h, v: h.check_input(call=call, text=v))
 
 
-def check_output(*, run: Run, text: str) -> Verdict:
-    return _checked("output", text, lambda h, v: h.check_output(run=run, text=v))
+def check_output(*, call: CallContext, text: str) -> Verdict:
+    return _checked("output", text, lambda h, v: h.check_output(call=call, text=v))
 
 
-def check_tool_call(*, run: Run, tool: Tool, arguments: dict[str, Any]) -> Verdict:
-    return _checked("tool_call", arguments, lambda h, v: h.check_tool_call(run=run, tool=tool, arguments=v))
+def check_tool_call(*, call: CallContext, tool: Tool, arguments: dict[str, Any]) -> Verdict:
+    return _checked("tool_call", arguments, lambda h, v: h.check_tool_call(call=call, tool=tool, arguments=v))
 
 
-def check_tool_result(*, run: Run, tool: Tool, result: Any) -> Verdict:
-    return _checked("tool_result", result, lambda h, v: h.check_tool_result(run=run, tool=tool, result=v))
+def check_tool_result(*, call: CallContext, tool: Tool | None, result: Any) -> Verdict:
+    """`tool` None: a result the gateway's client sends back for a tool the console does not know."""
+    return _checked("tool_result", result, lambda h, v: h.check_tool_result(call=call, tool=tool, result=v))
 
 
 def needs_approval(*, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
@@ -336,12 +388,12 @@ def simulated_tool_result(*, run: Run, tool: Tool, arguments: dict[str, Any]) ->
     return None
 
 
-def record_span(*, run: Run, span: Span) -> None:
+def record_span(*, call: CallContext, span: Span) -> None:
     """Record a span that is already over (an approval's wait, measured elsewhere) with every hook."""
     for hooks in list(_registered):
-        hooks.span_start(run=run, span=span)
+        hooks.span_start(call=call, span=span)
     for hooks in list(_registered):
-        hooks.span_end(run=run, span=span)
+        hooks.span_end(call=call, span=span)
 
 
 def budget_approval_requested(*, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str) -> None:
@@ -350,14 +402,16 @@ def budget_approval_requested(*, run: Run, key: str, step_index: int, details: d
 
 
 @contextmanager
-def span(run: Run, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any) -> Iterator[Span]:
+def span(
+    call: CallContext, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any
+) -> Iterator[Span]:
     """A span around a block: started before it, ended after it (status "error" if it raised).
     The block may add attributes or set `status` itself."""
     current = Span(
-        trace_id=run.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
+        trace_id=call.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
     )
     for hooks in list(_registered):
-        hooks.span_start(run=run, span=current)
+        hooks.span_start(call=call, span=current)
     try:
         yield current
     except BaseException:
@@ -367,4 +421,4 @@ def span(run: Run, kind: SpanKind, name: str, *, parent: Span | None = None, **a
         current.ended_at = time.time()
         current.status = current.status or "ok"
         for hooks in list(_registered):
-            hooks.span_end(run=run, span=current)
+            hooks.span_end(call=call, span=current)

@@ -47,13 +47,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from agents import hooks, tools
+from agents import hooks, pipeline, tools
 from agents.events import run_changed
 from agents.models import AgentVersionTool, Run, Step, Tool
 from catalog.clients import ChatClient, ChatRequest, ChatResponse, Message, ProviderError, ToolSpec, client_for
 from catalog.clients.base import estimate_request_tokens
 from catalog.models import LanguageModel
-from catalog.selectors import PinNotFoundError, pinned_model, provider_config
+from catalog.selectors import provider_config
 from tenants.errors import ConflictError
 
 logger = logging.getLogger(__name__)
@@ -229,6 +229,8 @@ class _Engine:
             Run.objects.for_tenant(run.tenant).select_related("tenant", "agent_version", "api_key").get(pk=run.pk)
         )
         self.version = self.run.agent_version
+        # Who the run's model calls are for: built once, read by every hook of the pipeline.
+        self.call = hooks.CallContext.of_run(self.run)
         self.owner = owner
         self.client_override = client
         self.span: hooks.Span | None = None
@@ -236,7 +238,9 @@ class _Engine:
     # --- The loop --------------------------------------------------------------------------------
 
     def go(self) -> None:
-        with hooks.span(self.run, "run", "agent run", run_id=str(self.run.pk), agent_id=str(self.run.agent_id)) as span:
+        with hooks.span(
+            self.call, "run", "agent run", run_id=str(self.run.pk), agent_id=str(self.run.agent_id)
+        ) as span:
             self.span = span
             try:
                 self._prepare()
@@ -261,24 +265,13 @@ class _Engine:
         alias = self.version.model_alias
         try:
             # An eval run on a candidate model replaces the pin (evals/hooks.py).
-            self.model: LanguageModel = hooks.model_for_run(run=self.run) or pinned_model(
-                tenant=self.run.tenant, alias=alias
-            )
-        except PinNotFoundError as exc:
-            self._finish(Run.Status.FAILED, "pin_not_found", str(exc))
-        if not self.model.is_priced:
-            self._finish(
-                Run.Status.FAILED,
-                "model_unpriced",
-                f"The model {self.model} pinned as {alias!r} has no prices, and an unpriced model cannot be used.",
-            )
+            candidate = hooks.model_for_run(run=self.run)
+            if candidate is not None:
+                pipeline.check_usable(candidate, alias=alias)
+            self.model: LanguageModel = candidate or pipeline.resolve_model(tenant=self.run.tenant, alias=alias)
+        except pipeline.CallRefusedError as exc:
+            self._finish(Run.Status.FAILED, exc.code, exc.message)
         provider = self.model.provider
-        if not provider.enabled:
-            self._finish(
-                Run.Status.FAILED,
-                "provider_disabled",
-                f"The provider {provider.name} of the model pinned as {alias!r} is disabled.",
-            )
         self.client: ChatClient = self.client_override or client_for(provider_config(provider))
         grants = AgentVersionTool.objects.for_tenant(self.run.tenant).filter(agent_version=self.version)
         self.tools: dict[str, Tool] = {
@@ -300,7 +293,7 @@ class _Engine:
         }
 
     def _start_conversation(self) -> None:
-        verdict = hooks.check_input(run=self.run, text=self.run.input)
+        verdict = hooks.check_input(call=self.call, text=self.run.input)
         if verdict.action in ("block", "require_approval"):
             # An input cannot wait for a reviewer (nothing would resume it meaningfully): refuse it.
             self._finish(Run.Status.BLOCKED, "guardrail_input", verdict.reason or "A guardrail blocked the input.")
@@ -326,7 +319,7 @@ class _Engine:
             self._model_step()
 
     def _conclude(self, content: str) -> NoReturn:
-        verdict = hooks.check_output(run=self.run, text=content)
+        verdict = hooks.check_output(call=self.call, text=content)
         if verdict.action in ("block", "require_approval"):
             self._finish(Run.Status.BLOCKED, "guardrail_output", verdict.reason or "A guardrail blocked the answer.")
         output = verdict.redacted if verdict.action == "redact" else content
@@ -363,9 +356,8 @@ class _Engine:
                 f"{MIN_OUTPUT_TOKENS} are needed for an answer).",
             )
         request = replace(request, max_output_tokens=min(room, model.max_output_tokens))
-        reservations = hooks.reserve_before_model_call(run=self.run, model=model, request=request)
-        if reservations and not reservations[-1].admitted:
-            refusal = reservations[-1]
+        reservations = pipeline.reserve(call=self.call, model=model, request=request)
+        if (refusal := reservations.refusal) is not None:
             message = refusal.message or "A budget refused the call."
             if refusal.approval is not None:
                 # A budget that asks a reviewer: pause for one, or end as the reviewer decided.
@@ -389,7 +381,7 @@ class _Engine:
         failure: ProviderError | None = None
         response: ChatResponse | None = None
         started = time.perf_counter()
-        with hooks.span(self.run, "model", model.model_id, parent=self.span, step_index=index) as span:
+        with hooks.span(self.call, "model", model.model_id, parent=self.span, step_index=index) as span:
             try:
                 response = self.client.chat(request)
             except ProviderError as exc:
@@ -400,9 +392,7 @@ class _Engine:
 
         if failure is not None or response is None:
             assert failure is not None
-            hooks.settle_after_model_call(
-                run=self.run, model=model, reservations=reservations, usage=None, cost_micros=0
-            )
+            pipeline.settle(call=self.call, model=model, reservations=reservations, usage=None)
             with self._locked() as run:
                 Step.objects.create(
                     tenant_id=run.tenant_id,
@@ -421,14 +411,7 @@ class _Engine:
             return
 
         usage = response.usage
-        cost = model.cost_micros(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-        )
-        hooks.settle_after_model_call(
-            run=self.run, model=model, reservations=reservations, usage=usage, cost_micros=cost
-        )
+        cost = pipeline.settle(call=self.call, model=model, reservations=reservations, usage=usage)
         with self._locked() as run:
             Step.objects.create(
                 tenant_id=run.tenant_id,
@@ -521,7 +504,7 @@ class _Engine:
     ) -> tuple[dict[str, Any], tools.ToolResult, tuple[str, str, str] | None]:
         """Guardrails and approval around one permitted call: (arguments used, result, final state
         to end the run in, if a guardrail blocked)."""
-        verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
+        verdict = hooks.check_tool_call(call=self.call, tool=tool, arguments=arguments)
         if verdict.action == "block":
             return self._blocked(tool, arguments, "tool_call", verdict.reason or "A guardrail blocked the call.")
         if verdict.action in ("redact", "require_approval") and verdict.redacted is not None:
@@ -545,14 +528,14 @@ class _Engine:
             # Edited by the reviewer: the edit is checked like the original (a human approved these
             # exact arguments, so require_approval is not asked again).
             arguments = decision["arguments"]
-            verdict = hooks.check_tool_call(run=self.run, tool=tool, arguments=arguments)
+            verdict = hooks.check_tool_call(call=self.call, tool=tool, arguments=arguments)
             if verdict.action == "block":
                 reason = verdict.reason or "A guardrail blocked the edited call."
                 return self._blocked(tool, arguments, "tool_call", reason)
             if verdict.action == "redact":
                 arguments = verdict.redacted
 
-        with hooks.span(self.run, "tool", tool.name, parent=self.span, step_index=index, call_id=call_id) as span:
+        with hooks.span(self.call, "tool", tool.name, parent=self.span, step_index=index, call_id=call_id) as span:
             simulated = hooks.simulated_tool_result(run=self.run, tool=tool, arguments=arguments)
             if simulated is not None:
                 span.attributes["tool.simulated"] = True
@@ -564,7 +547,7 @@ class _Engine:
             if not result.ok:
                 span.status = "error"
                 span.attributes["error.message"] = result.error
-        verdict = hooks.check_tool_result(run=self.run, tool=tool, result=result.content)
+        verdict = hooks.check_tool_result(call=self.call, tool=tool, result=result.content)
         if verdict.action in ("block", "require_approval"):
             reason = verdict.reason or "A guardrail blocked the tool's result."
             return self._blocked(tool, arguments, "tool_result", reason)

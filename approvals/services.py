@@ -289,7 +289,7 @@ def _checked_edit(approval: ApprovalRequest, arguments: Any) -> dict[str, Any]:
     if problem:
         raise FieldError("arguments", problem)
     if approval.run is not None:
-        verdict = hooks.check_tool_call(run=approval.run, tool=tool, arguments=arguments)
+        verdict = hooks.check_tool_call(call=hooks.CallContext.of_run(approval.run), tool=tool, arguments=arguments)
         if verdict.action == "block":
             raise FieldError("arguments", f"a guardrail blocks the edited call: {verdict.reason or 'blocked'}.")
         if verdict.action == "redact" and isinstance(verdict.redacted, dict):
@@ -475,7 +475,7 @@ def _record_span(row: ApprovalRequest) -> None:
         status="ok" if row.status == ApprovalRequest.Status.APPROVED else "error",
     )
     try:
-        hooks.record_span(run=run, span=span)
+        hooks.record_span(call=hooks.CallContext.of_run(run), span=span)
     except Exception:
         logger.exception("approval %s: recording its span failed", row.pk)
 

@@ -1,4 +1,5 @@
-"""The run engine's budget hook points: reserve before every model call, settle after.
+"""The budget hook points of the model-call pipeline: reserve before every model call (of a run or
+through the gateway), settle after.
 
 Registered from BudgetsConfig.ready(). A refusal (a budget without room, a token cap, an unpriced
 model) is returned, not raised: the engine ends the run `budget_exceeded` with its message.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
-from agents.hooks import ADMITTED, BudgetDecision, RunHooks
+from agents.hooks import ADMITTED, BudgetDecision, CallContext, RunHooks
 from budgets import services
 from budgets.errors import BudgetExceededError
 from budgets.models import Budget, Reservation
@@ -27,9 +28,12 @@ logger = logging.getLogger(__name__)
 ALL_BUDGETS = frozenset({"*"})
 
 
-def _approved(run: Run) -> bool:
+def _approved(run: Run | None) -> bool:
+    """Whether a reviewer let the run's next model call through its full `require_approval` budgets."""
     from agents.runtime import budget_approval_key
 
+    if run is None:
+        return False
     decision = run.approval_decisions.get(budget_approval_key(run.step_count))
     return bool(decision and decision.get("approved"))
 
@@ -40,23 +44,25 @@ class BudgetHooks(RunHooks):
 
     instance: ClassVar[BudgetHooks]
 
-    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+    def reserve_before_model_call(
+        self, *, call: CallContext, model: LanguageModel, request: ChatRequest
+    ) -> BudgetDecision:
         try:
             reservation = services.budget_reserve(
-                tenant=run.tenant,
+                tenant=call.tenant,
                 model=model,
                 input_tokens=estimate_request_tokens(request),
                 max_output_tokens=request.max_output_tokens,
-                end_user_id=run.end_user_id,
-                session_id=run.session_id,
-                agent=run.agent,
-                api_key=run.api_key,
-                run=run,
-                # The engine bounds each call's output so that input + output fits the agent's
-                # cap (agents/runtime.py), estimating the input as this does: checked again here.
-                check_agent_cap=True,
+                end_user_id=call.end_user_id,
+                session_id=call.session_id,
+                agent=call.agent,
+                api_key=call.api_key,
+                run=call.run,
+                # The engine and the gateway bound each call's output so that input + output fits
+                # the agent's cap, estimating the input as this does: checked again here.
+                check_agent_cap=call.agent is not None,
                 # A reviewer let this call through the full `require_approval` budgets.
-                allow_over=ALL_BUDGETS if _approved(run) else (),
+                allow_over=ALL_BUDGETS if _approved(call.run) else (),
             )
         except BudgetExceededError as exc:
             if exc.extra.get("on_exceed") != Budget.OnExceed.REQUIRE_APPROVAL:
@@ -81,7 +87,7 @@ class BudgetHooks(RunHooks):
     def settle_after_model_call(
         self,
         *,
-        run: Run,
+        call: CallContext,
         model: LanguageModel,
         reservation: BudgetDecision,
         usage: Usage | None,
@@ -90,13 +96,13 @@ class BudgetHooks(RunHooks):
         if reservation is ADMITTED or not reservation.reservation_id:
             return
         held = (
-            Reservation.objects.for_tenant(run.tenant)
+            Reservation.objects.for_tenant(call.tenant)
             .select_related("tenant")
             .filter(pk=reservation.reservation_id)
             .first()
         )
         if held is None:
-            logger.warning("run %s: reservation %s is gone", run.pk, reservation.reservation_id)
+            logger.warning("reservation %s is gone (trace %s)", reservation.reservation_id, call.trace_id)
             return
         try:
             if usage is None:
@@ -111,7 +117,7 @@ class BudgetHooks(RunHooks):
                 )
         except ConflictError:
             # Settled or released already: a resumed run repeating its last settle.
-            logger.info("run %s: reservation %s was already %s", run.pk, held.pk, held.status)
+            logger.info("reservation %s was already %s (trace %s)", held.pk, held.status, call.trace_id)
 
 
 BudgetHooks.instance = BudgetHooks()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db import transaction
 from django.db.models import F
 
-from agents.hooks import ADMITTED, BudgetDecision, RunHooks
+from agents.hooks import ADMITTED, BudgetDecision, CallContext, RunHooks
 from agents.models import Tool
 from agents.tools import ToolResult
 from catalog.clients.base import estimate_request_tokens
@@ -95,7 +95,12 @@ class EvalHooks(RunHooks):
             return ToolResult(content={"ok": True, "simulated": True, "note": "Not sent: this is an eval run."})
         return None
 
-    def reserve_before_model_call(self, *, run: Run, model: LanguageModel, request: ChatRequest) -> BudgetDecision:
+    def reserve_before_model_call(
+        self, *, call: CallContext, model: LanguageModel, request: ChatRequest
+    ) -> BudgetDecision:
+        run = call.run
+        if run is None:
+            return ADMITTED  # not an eval case's call
         result_id = (run.metadata or {}).get("eval_result") if isinstance(run.metadata, dict) else None
         if not result_id:
             return ADMITTED
@@ -142,13 +147,14 @@ class EvalHooks(RunHooks):
     def settle_after_model_call(
         self,
         *,
-        run: Run,
+        call: CallContext,
         model: LanguageModel,
         reservation: BudgetDecision,
         usage: Usage | None,
         cost_micros: int,
     ) -> None:
-        if not reservation.reservation_id.startswith(RESERVATION_PREFIX):
+        run = call.run
+        if run is None or not reservation.reservation_id.startswith(RESERVATION_PREFIX):
             return
         result_id, worst = reservation.reservation_id.removeprefix(RESERVATION_PREFIX).rsplit(":", 1)
         spent = cost_micros if usage is not None else 0

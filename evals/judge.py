@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents import hooks
+from agents import hooks, pipeline
 from catalog.clients import ChatClient, ChatRequest, ProviderError, client_for
 from catalog.clients.base import estimate_request_tokens
 from catalog.selectors import PinNotFoundError, pinned_model, provider_config
@@ -156,12 +156,13 @@ def score(
     )
     if estimate_request_tokens(request) + request.max_output_tokens > model.context_window:
         raise JudgeError("The answer is too long for the judge model's context window.")
-    reservations = hooks.reserve_before_model_call(run=run, model=model, request=request)
-    if reservations and not reservations[-1].admitted:
-        raise JudgeError(f"The judge call was refused by a budget: {reservations[-1].message}")
+    call = hooks.CallContext.of_run(run)
+    reservations = pipeline.reserve(call=call, model=model, request=request)
+    if (refusal := reservations.refusal) is not None:
+        raise JudgeError(f"The judge call was refused by a budget: {refusal.message}")
     chat = client or client_for(provider_config(model.provider))
     response = None
-    with hooks.span(run, "model", model.model_id, judge=True, alias=assertion["model"]) as span:
+    with hooks.span(call, "model", model.model_id, judge=True, alias=assertion["model"]) as span:
         try:
             response = chat.chat(request)
         except ProviderError as exc:
@@ -169,15 +170,10 @@ def score(
             span.attributes.update({"error.type": exc.type, "error.message": exc.message})
             failure = exc
     if response is None:
-        hooks.settle_after_model_call(run=run, model=model, reservations=reservations, usage=None, cost_micros=0)
+        pipeline.settle(call=call, model=model, reservations=reservations, usage=None)
         raise JudgeError(f"The judge call failed ({failure.type}): {failure.message}")
     usage = response.usage
-    cost = model.cost_micros(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-    )
-    hooks.settle_after_model_call(run=run, model=model, reservations=reservations, usage=usage, cost_micros=cost)
+    cost = pipeline.settle(call=call, model=model, reservations=reservations, usage=usage)
     try:
         value, reason = parse(response.content, scale=assertion["scale"])
     except JudgeError as exc:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agents.hooks import ALLOW, RunHooks, Verdict
+from agents.hooks import ALLOW, CallContext, RunHooks, Verdict
 from guardrails.checks import CheckResult
 from guardrails.models import GuardrailEvent
 from guardrails.services import guardrail_check
 from tenants.errors import FieldError
 
 if TYPE_CHECKING:
-    from agents.models import Run, Tool
+    from agents.models import Tool
 
 
 def as_verdict(checked: CheckResult) -> Verdict:
@@ -37,31 +37,34 @@ class GuardrailHooks(RunHooks):
 
     instance: ClassVar[GuardrailHooks]
 
-    def _check(self, run: Run, stage: str, **content: Any) -> Verdict:
+    def _check(self, call: CallContext, stage: str, **content: Any) -> Verdict:
         try:
             checked = guardrail_check(
-                tenant=run.tenant,
+                tenant=call.tenant,
                 stage=stage,
-                run=run,
-                api_key=run.api_key,
-                source=GuardrailEvent.Source.RUN,
+                run=call.run,
+                agent=call.agent if call.run is None else None,
+                api_key=call.api_key,
+                source=GuardrailEvent.Source.RUN if call.run is not None else GuardrailEvent.Source.GATEWAY,
+                trace_id=call.trace_id,
                 **content,
             )
         except FieldError as exc:
             return Verdict(action="block", reason=f"The {stage.replace('_', ' ')} could not be checked: {exc.detail}")
         return as_verdict(checked)
 
-    def check_input(self, *, run: Run, text: str) -> Verdict:
-        return self._check(run, "input", text=text)
+    def check_input(self, *, call: CallContext, text: str) -> Verdict:
+        return self._check(call, "input", text=text)
 
-    def check_output(self, *, run: Run, text: str) -> Verdict:
-        return self._check(run, "output", text=text)
+    def check_output(self, *, call: CallContext, text: str) -> Verdict:
+        return self._check(call, "output", text=text)
 
-    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> Verdict:
-        return self._check(run, "tool_call", tool=tool.name, arguments=arguments)
+    def check_tool_call(self, *, call: CallContext, tool: Tool, arguments: dict[str, Any]) -> Verdict:
+        return self._check(call, "tool_call", tool=tool.name, arguments=arguments)
 
-    def check_tool_result(self, *, run: Run, tool: Tool, result: Any) -> Verdict:
-        return self._check(run, "tool_result", tool=tool.name, result=result if result is not None else "")
+    def check_tool_result(self, *, call: CallContext, tool: Tool | None, result: Any) -> Verdict:
+        name = tool.name if tool is not None else None
+        return self._check(call, "tool_result", tool=name, result=result if result is not None else "")
 
 
 GuardrailHooks.instance = GuardrailHooks()

@@ -14,13 +14,12 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agents.hooks import BudgetDecision, RunHooks, Span
+from agents.hooks import BudgetDecision, CallContext, RunHooks, Span
 from traces import services
 from traces.context import current_span
 from traces.models import KINDS
 
 if TYPE_CHECKING:
-    from agents.models import Run
     from catalog.clients import Usage
     from catalog.models import LanguageModel
 
@@ -48,35 +47,35 @@ class TraceHooks(RunHooks):
             self._local.spans = {}
         return self._local.spans
 
-    def span_start(self, *, run: Run, span: Span) -> None:
+    def span_start(self, *, call: CallContext, span: Span) -> None:
         incoming = current_span.get()
         if span.kind == "run" and not span.parent_id and incoming and incoming[0] == span.trace_id:
             # Sent from inside a span of this trace (W3C context in the Celery headers): its child.
             span.parent_id = incoming[1]
         current_span.set((span.trace_id, span.span_id))
 
-    def span_end(self, *, run: Run, span: Span) -> None:
+    def span_end(self, *, call: CallContext, span: Span) -> None:
         current_span.set((span.trace_id, span.parent_id) if span.parent_id else None)
         if span.kind == "model":
-            self._pending()[str(run.pk)] = span
+            self._pending()[_key(call)] = span
             return
-        if span.kind == "run":
-            # A model call that raised past the engine was never settled: write its span anyway.
-            unsettled = self._pending().pop(str(run.pk), None)
+        if span.kind in ("run", "gateway"):
+            # A model call that raised past its caller was never settled: write its span anyway.
+            unsettled = self._pending().pop(_key(call), None)
             if unsettled is not None:
-                self._write(run, unsettled, model=str(unsettled.name))
-        self._write(run, span)
+                self._write(call, unsettled, model=str(unsettled.name))
+        self._write(call, span)
 
     def settle_after_model_call(
         self,
         *,
-        run: Run,
+        call: CallContext,
         model: LanguageModel,
         reservation: BudgetDecision,
         usage: Usage | None,
         cost_micros: int,
     ) -> None:
-        span = self._pending().pop(str(run.pk), None)
+        span = self._pending().pop(_key(call), None)
         if span is None:
             return
         extra: dict[str, Any] = {"model": model.model_id}
@@ -88,14 +87,15 @@ class TraceHooks(RunHooks):
             }
             span.attributes["cost_micros"] = cost_micros
             span.attributes["usage.estimated"] = usage.estimated
-        span.attributes.update(_reservation_attributes(run))
-        self._write(run, span, **extra)
+        span.attributes.update(_reservation_attributes(call))
+        self._write(call, span, **extra)
 
-    def _write(self, run: Run, span: Span, **extra: Any) -> None:
+    def _write(self, call: CallContext, span: Span, **extra: Any) -> None:
+        run = call.run
         try:
             kind = ENGINE_KINDS.get(span.kind, span.kind if span.kind in KINDS else "custom")
             fields: dict[str, Any] = {}
-            if span.kind == "run":
+            if span.kind == "run" and run is not None:
                 fields["input"] = run.input or None
                 fields["output"] = run.output or None
                 if run.status in FAILED_RUN_STATUSES:
@@ -107,7 +107,7 @@ class TraceHooks(RunHooks):
                     "message": str(span.attributes["error.message"]),
                 }
             services.span_record(
-                tenant=run.tenant,
+                tenant=call.tenant,
                 trace_id=span.trace_id,
                 span_id=span.span_id,
                 parent_span_id=span.parent_id,
@@ -122,14 +122,22 @@ class TraceHooks(RunHooks):
                 **extra,
             )
         except Exception:
-            logger.exception("run %s: could not record span %s", run.pk, span.span_id)
+            logger.exception("trace %s: could not record span %s", call.trace_id, span.span_id)
 
 
-def _reservation_attributes(run: Run) -> dict[str, Any]:
-    """The budget reservation of the model call just settled (the run's latest), if budgets made one."""
+def _key(call: CallContext) -> str:
+    """Which caller a pending model span belongs to: the run, or the gateway request's trace."""
+    return str(call.run.pk) if call.run is not None else call.trace_id
+
+
+def _reservation_attributes(call: CallContext) -> dict[str, Any]:
+    """The budget reservation of the run's model call just settled (the run's latest), if budgets
+    made one. A gateway call records its reservation on its span itself (gateway/)."""
     from budgets.models import Reservation
 
-    reservation = Reservation.objects.for_tenant(run.tenant).filter(run=run).order_by("-created_at").first()
+    if call.run is None:
+        return {}
+    reservation = Reservation.objects.for_tenant(call.tenant).filter(run=call.run).order_by("-created_at").first()
     if reservation is None:
         return {}
     return {

@@ -436,8 +436,8 @@ def test_a_run_resumes_from_its_persisted_steps_after_its_worker_died() -> None:
 class CrashAfterTool(hooks.RunHooks):
     """The worker dies right after a tool ran, before its step is persisted."""
 
-    def check_tool_result(self, *, run: Run, tool: Tool, result: Any) -> hooks.Verdict:
-        if tool.name == "refund_order":
+    def check_tool_result(self, *, call: hooks.CallContext, tool: Tool | None, result: Any) -> hooks.Verdict:
+        if tool is not None and tool.name == "refund_order":
             raise Crash
         return hooks.ALLOW
 
@@ -548,30 +548,30 @@ class Recorder(hooks.RunHooks):
         self.settled: list[tuple[str, int]] = []
 
     def reserve_before_model_call(
-        self, *, run: Run, model: LanguageModel, request: ChatRequest
+        self, *, call: hooks.CallContext, model: LanguageModel, request: ChatRequest
     ) -> hooks.BudgetDecision:
         self.calls.append("reserve")
         if self.behaviour.get("refuse_budget"):
             return hooks.BudgetDecision(admitted=False, message="Daily budget of $1.00 for this agent is spent.")
         return hooks.BudgetDecision(reservation_id="r1")
 
-    def settle_after_model_call(self, *, run, model, reservation, usage, cost_micros) -> None:
+    def settle_after_model_call(self, *, call, model, reservation, usage, cost_micros) -> None:
         self.calls.append("settle")
         self.settled.append((reservation.reservation_id, cost_micros if usage is not None else -1))
 
-    def check_input(self, *, run: Run, text: str) -> hooks.Verdict:
+    def check_input(self, *, call: hooks.CallContext, text: str) -> hooks.Verdict:
         self.calls.append("check_input")
         return self.behaviour.get("input", hooks.ALLOW)
 
-    def check_output(self, *, run: Run, text: str) -> hooks.Verdict:
+    def check_output(self, *, call: hooks.CallContext, text: str) -> hooks.Verdict:
         self.calls.append("check_output")
         return self.behaviour.get("output", hooks.ALLOW)
 
-    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
+    def check_tool_call(self, *, call: hooks.CallContext, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
         self.calls.append("check_tool_call")
         return self.behaviour.get("tool_call", hooks.ALLOW)
 
-    def check_tool_result(self, *, run: Run, tool: Tool, result: Any) -> hooks.Verdict:
+    def check_tool_result(self, *, call: hooks.CallContext, tool: Tool | None, result: Any) -> hooks.Verdict:
         self.calls.append("check_tool_result")
         return self.behaviour.get("tool_result", hooks.ALLOW)
 
@@ -582,10 +582,10 @@ class Recorder(hooks.RunHooks):
     def approval_requested(self, *, run, tool, call_id, step_index, arguments, reason) -> None:
         self.calls.append(f"approval_requested:{tool.name}:{call_id}:{step_index}")
 
-    def span_start(self, *, run: Run, span: hooks.Span) -> None:
+    def span_start(self, *, call: hooks.CallContext, span: hooks.Span) -> None:
         self.calls.append(f"span_start:{span.kind}")
 
-    def span_end(self, *, run: Run, span: hooks.Span) -> None:
+    def span_end(self, *, call: hooks.CallContext, span: hooks.Span) -> None:
         self.calls.append(f"span_end:{span.kind}")
         self.spans.append(span)
 
@@ -862,8 +862,8 @@ class CancelOnToolCall(hooks.RunHooks):
     def __init__(self, run: Run) -> None:
         self.run = run
 
-    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
-        Run.objects.for_tenant(run.tenant).filter(pk=self.run.pk).update(cancel_requested_at=timezone.now())
+    def check_tool_call(self, *, call: hooks.CallContext, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
+        Run.objects.for_tenant(call.tenant).filter(pk=self.run.pk).update(cancel_requested_at=timezone.now())
         return hooks.ALLOW
 
 

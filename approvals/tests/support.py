@@ -43,7 +43,7 @@ class SpanRecorder(hooks.RunHooks):
     def __init__(self) -> None:
         self.spans: list[hooks.Span] = []
 
-    def span_end(self, *, run: Run, span: hooks.Span) -> None:
+    def span_end(self, *, call: hooks.CallContext, span: hooks.Span) -> None:
         self.spans.append(span)
 
 
@@ -54,7 +54,7 @@ class Guard(hooks.RunHooks):
         self.blocked = blocked
         self.seen: list[dict[str, Any]] = []
 
-    def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
+    def check_tool_call(self, *, call: hooks.CallContext, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
         self.seen.append(arguments)
         if arguments.get("order_number") == self.blocked:
             return hooks.Verdict(action="block", reason=f"order {self.blocked} is under investigation")

@@ -125,7 +125,7 @@ def test_a_novel_argument_shape_asks_until_one_like_it_was_approved(queued: list
 
 def test_a_guardrail_asking_for_review_lands_in_the_queue_with_its_finding() -> None:
     class Reviewing(hooks.RunHooks):
-        def check_tool_call(self, *, run: Run, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
+        def check_tool_call(self, *, call: hooks.CallContext, tool: Tool, arguments: dict[str, Any]) -> hooks.Verdict:
             return hooks.Verdict(action="require_approval", reason="PII: an email address in the arguments")
 
     setup = build(tools=("send_email",))

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agents import runtime
+from agents.hooks import CallContext
 from agents.models import Agent, AgentVersion, AgentVersionTool, DemoOrder, Run, Step, Tool
 from approvals.models import ApprovalRequest
 from catalog.clients import ChatRequest, ChatResponse, ToolCall, Usage
@@ -395,7 +396,9 @@ def _hold_then_die(suite: Suite, cast: Cast, *, lease_in_seconds: int) -> tuple[
     request = ChatRequest(
         model_id=model.model_id, messages=[{"role": "user", "content": "x" * 400}], max_output_tokens=500
     )
-    decision = EvalHooks.instance.reserve_before_model_call(run=result.run, model=model, request=request)
+    decision = EvalHooks.instance.reserve_before_model_call(
+        call=CallContext.of_run(result.run), model=model, request=request
+    )
     assert decision.admitted
     Run.objects.filter(pk=result.run.pk).update(
         status=Run.Status.RUNNING,
