@@ -464,3 +464,12 @@ def test_health_answers_503_when_the_database_is_down(client: Client, monkeypatc
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] is False
+
+
+def test_pages_under_debug_load_htmx_without_the_debug_error_handler(alice_client: Client, settings: Any) -> None:
+    # django-htmx's debug script writes every 4xx/5xx htmx response over the whole document, so a
+    # form's 400 would replace the page it belongs to (issue 19).
+    settings.DEBUG = True
+    page = alice_client.get(reverse("console:dashboard", args=["acme"])).content.decode()
+    assert "django_htmx/htmx-2.min.js" in page
+    assert "django-htmx.js" not in page
