@@ -35,6 +35,10 @@ FUTURE_SKEW = timedelta(hours=24)
 HEX_TRACE = re.compile(r"^[0-9a-f]{32}$")
 HEX_SPAN = re.compile(r"^[0-9a-f]{16}$")
 STATUSES = ("unset", "ok", "error")
+SPAN_KINDS = ("", "internal", "server", "client", "producer", "consumer")
+# Attributes that name infrastructure, not a person: never masked by the trace redactor (an
+# `server.address` holding an IP is the provider's address, not personal data).
+UNREDACTED_ATTRIBUTES = frozenset({"server.address", "server.port", "url.full", "gen_ai.provider.name"})
 USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
 
@@ -67,6 +71,12 @@ class SpanRow:
     input_truncated: bool = False
     output_truncated: bool = False
     model: str = ""
+    request_model: str = ""
+    span_kind: str = ""
+    scope_name: str = ""
+    scope_version: str = ""
+    agent_name: str = ""
+    tool_name: str = ""
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
@@ -241,6 +251,17 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
         row.error_message = _text(error, "message", MAX_ERROR_CHARS)
         row.error_stack = _text(error, "stack", MAX_ERROR_CHARS)
     row.model = _text(item, "model", MAX_ID_FIELD)
+    row.request_model = _text(item, "request_model", MAX_ID_FIELD)
+    row.agent_name = _text(item, "agent_name", MAX_ID_FIELD)
+    row.tool_name = _text(item, "tool_name", MAX_ID_FIELD)
+    row.span_kind = _text(item, "span_kind", 16).lower()
+    if row.span_kind not in SPAN_KINDS:
+        raise SpanRejected("invalid_field", f"span_kind {row.span_kind!r} is not one of {', '.join(SPAN_KINDS[1:])}.")
+    scope = item.get("scope") or {}
+    if not isinstance(scope, dict):
+        raise SpanRejected("invalid_field", "scope must be an object {name, version}.")
+    row.scope_name = _text(scope, "name", MAX_ID_FIELD)
+    row.scope_version = _text(scope, "version", 64)
     usage = item.get("usage") or {}
     if not isinstance(usage, dict):
         raise SpanRejected("invalid_usage", "usage must be an object.")
@@ -287,7 +308,9 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     inputs, outputs = item.get("input"), item.get("output")
     if redact is not None:
         inputs, outputs = redacted(inputs, redact), redacted(outputs, redact)
-        row.attributes = redacted(row.attributes, redact)
+        row.attributes = {
+            k: v if k in UNREDACTED_ATTRIBUTES else redacted(v, redact) for k, v in row.attributes.items()
+        }
         row.error_message, row.error_stack = redact(row.error_message), redact(row.error_stack)
     size = _payload(row, "input", inputs) + _payload(row, "output", outputs)
     row.search_text = finish_search_text(row)

@@ -137,13 +137,21 @@ class Span(TenantOwned):
     # True when input/output above is a capped preview; the whole value is in SpanPayload.
     input_truncated = models.BooleanField(default=False)
     output_truncated = models.BooleanField(default=False)
-    model = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The model that answered (what is priced).")
+    request_model = models.CharField(max_length=200, blank=True, help_text="The model name asked for.")
     input_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     reported_cost_micros = models.BigIntegerField(null=True, blank=True)
     cost_micros = models.BigIntegerField(null=True, blank=True)
+    # OpenTelemetry's span kind (internal, server, client, producer, consumer) and the
+    # instrumentation scope that produced the span (empty for native spans).
+    span_kind = models.CharField(max_length=8, blank=True)
+    scope_name = models.CharField(max_length=200, blank=True)
+    scope_version = models.CharField(max_length=64, blank=True)
+    agent_name = models.CharField(max_length=200, blank=True)
+    tool_name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     links = models.JSONField(default=list, blank=True)
@@ -193,6 +201,26 @@ class SpanPayload(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.field} of span {self.span_id}"
+
+
+class SpanEvent(TenantOwned):
+    """A GenAI event that arrived as an OTLP log record (`POST /v1/logs`), attached to its span by
+    ids: the span may arrive before or after it. Its content fills the span's empty input/output."""
+
+    id = models.BigAutoField(primary_key=True)
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    name = models.CharField(max_length=200)
+    time = models.DateTimeField()
+    attributes = models.JSONField(default=dict, blank=True)
+    body = models.JSONField(null=True, blank=True)
+    ingested_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "trace_id", "span_id"], name="spanevent_tenant_span")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of span {self.span_id}"
 
 
 class IngestBatch(TenantOwned):

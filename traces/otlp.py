@@ -1,25 +1,25 @@
-"""OTLP/HTTP trace ingestion (`POST /v1/traces`), protobuf and JSON, onto the native ingest service.
+"""OTLP/HTTP ingestion: traces (`POST /v1/traces`, and Langfuse's `/api/public/otel/v1/traces`)
+and GenAI log events (`POST /v1/logs`), protobuf and JSON, onto the native ingest service.
 
-The OpenTelemetry GenAI semantic conventions are mapped onto our fields:
-
-    gen_ai.operation.name   chat, text_completion, generate_content, embeddings → llm;
-                            invoke_agent, create_agent → agent; execute_tool → tool
-                            (`aoc.span.kind` names one of our kinds directly and wins)
-    gen_ai.response.model, gen_ai.request.model                          → model
-    gen_ai.usage.input_tokens / output_tokens (and the older prompt_/completion_tokens)
-    gen_ai.usage.cache_read.input_tokens, gen_ai.usage.cached_input_tokens → cached input tokens
-    gen_ai.usage.reasoning_tokens, gen_ai.usage.output_tokens.reasoning    → reasoning tokens
-    gen_ai.conversation.id, session.id                                   → session
-    enduser.id, user.id                                                  → end user
-    gen_ai.agent.id, gen_ai.agent.name                                   → agent
-    gen_ai.input.messages, gen_ai.prompt, gen_ai.tool.call.arguments     → input
-    gen_ai.output.messages, gen_ai.completion, gen_ai.tool.call.result   → output
-    status ERROR + the `exception` event (type, message, stacktrace)     → error
+What the spans' attributes mean is read by traces/conventions.py (the OpenTelemetry GenAI
+conventions, current and previous names, OpenInference, Langfuse, LiteLLM); besides, from OTLP
+itself: the span kind (client, server, …) and the instrumentation scope (name, version) are stored,
+status ERROR with the `exception` event (type, message, stacktrace) becomes the error, and
+`error.type` names it when no exception event does.
 
 Everything else stays in `attributes` (resource attributes under `resource.`). Per the OTLP spec
-the answer is an ExportTraceServiceResponse in the request's encoding, with `partial_success`
-counting the spans refused (each refusal is also counted per tenant with its reason); a refused
-request gets a 4xx with a google.rpc.Status body in the request's encoding.
+the answer is an Export…ServiceResponse in the request's encoding, with `partial_success`
+counting the spans (or log records) refused, one by one, in JSON as in protobuf (each refusal is
+also counted per tenant with its reason); a request that cannot be read at all gets a 4xx with a
+google.rpc.Status body in the request's encoding.
+
+Authentication: `Authorization: Bearer <api key>`, or (for the Langfuse SDK, which sends its
+public and secret key) `Basic base64(<anything>:<api key>)`: the secret key is the API key.
+
+Logs: a record that is a GenAI event (`event_name`, or the `event.name` attribute, starting with
+`gen_ai.`) and names a span is kept as a SpanEvent; its content fills its span's input or output
+when the span has none (the span may arrive before or after). Any other record is refused and
+counted (`log_not_genai_event`, `log_without_span`): this is not a log store.
 """
 
 from __future__ import annotations
@@ -37,54 +37,41 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2
 from google.rpc.status_pb2 import Status as StatusMessage
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from rest_framework import exceptions
 
 from tenants.authentication import authenticate_key
 from tenants.errors import ServiceError
-from tenants.models import Scope
-from traces import services
-from traces.ingest import KINDS, MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH, SpanRejected
+from tenants.models import ApiKey, Scope
+from traces import conventions, services
+from traces.ingest import MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH, SpanRejected
 
 logger = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-OPERATION_KINDS = {
-    "chat": "llm",
-    "text_completion": "llm",
-    "generate_content": "llm",
-    "embeddings": "llm",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-    "execute_tool": "tool",
+SPAN_KINDS = {
+    OtlpSpan.SPAN_KIND_INTERNAL: "internal",
+    OtlpSpan.SPAN_KIND_SERVER: "server",
+    OtlpSpan.SPAN_KIND_CLIENT: "client",
+    OtlpSpan.SPAN_KIND_PRODUCER: "producer",
+    OtlpSpan.SPAN_KIND_CONSUMER: "consumer",
 }
-MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model")
-USAGE_KEYS = {
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-    "cached_input_tokens": (
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cached_input_tokens",
-        "gen_ai.usage.input_tokens.cached",
-    ),
-    "reasoning_tokens": ("gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens.reasoning"),
-}
-CONTEXT_KEYS = {
-    "session_id": ("gen_ai.conversation.id", "session.id"),
-    "end_user_id": ("enduser.id", "user.id"),
-    "agent_id": ("gen_ai.agent.id", "gen_ai.agent.name"),
-}
-INPUT_KEYS = ("gen_ai.input.messages", "gen_ai.prompt", "gen_ai.tool.call.arguments", "input.value")
-OUTPUT_KEYS = ("gen_ai.output.messages", "gen_ai.completion", "gen_ai.tool.call.result", "output.value")
 
 
 def any_value(value: AnyValue) -> Any:
@@ -101,82 +88,57 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, which)
 
 
-def _maybe_json(value: Any) -> Any:
-    """GenAI messages arrive as JSON text in a string attribute: keep them structured."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _pop(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    found = None
-    for key in keys:
-        if key in attributes:
-            value = attributes.pop(key)
-            if found is None:
-                found = value
-    return found
-
-
 def _nanos_to_iso(nanos: int) -> float:
     return nanos / 1e9
 
 
-def map_span(span: OtlpSpan, resource: dict[str, Any]) -> dict[str, Any]:
+def map_span(span: OtlpSpan, resource: dict[str, Any], scope: tuple[str, str] = ("", "")) -> dict[str, Any]:
     """One OTLP span as a native ingest item (validated afterwards like any other item)."""
     attributes = {kv.key: any_value(kv.value) for kv in span.attributes}
-    operation = str(attributes.get("gen_ai.operation.name") or "")
-    kind = str(attributes.pop("aoc.span.kind", "") or "") or OPERATION_KINDS.get(operation, "custom")
-    if kind not in KINDS:
-        kind = "custom"
+    mapped = conventions.apply(attributes)
     item: dict[str, Any] = {
         "trace_id": span.trace_id.hex(),
         "span_id": span.span_id.hex(),
         "parent_span_id": span.parent_span_id.hex() if span.parent_span_id else "",
         "name": span.name[:200],
-        "kind": kind,
+        "kind": mapped.get("kind") or "custom",
+        "span_kind": SPAN_KINDS.get(span.kind, ""),
+        "scope": {"name": scope[0][:200], "version": scope[1][:64]},
         "start_time": _nanos_to_iso(span.start_time_unix_nano),
         "end_time": _nanos_to_iso(span.end_time_unix_nano or span.start_time_unix_nano),
         "status": {Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}.get(span.status.code, "unset"),
     }
-    model = _pop(attributes, MODEL_KEYS)
-    if model:
-        item["model"] = str(model)
-    usage: dict[str, Any] = {}
-    for name, keys in USAGE_KEYS.items():
-        value = _pop(attributes, keys)
-        if value is not None:
-            usage[name] = value
-    if usage:
-        item["usage"] = usage
-    for name, keys in CONTEXT_KEYS.items():
-        value = _pop(attributes, keys)
-        if value is not None:
-            item[name] = str(value)
-    value = _pop(attributes, INPUT_KEYS)
-    if value is not None:
-        item["input"] = _maybe_json(value)
-    value = _pop(attributes, OUTPUT_KEYS)
-    if value is not None:
-        item["output"] = _maybe_json(value)
-    tags = attributes.pop("tags", None)
+    for name in ("model", "request_model", "usage", "end_user_id", "session_id", "agent_id", "agent_name", "tool_name"):
+        if mapped.get(name):
+            item[name] = mapped[name]
+    for name in ("input", "output"):
+        if mapped.get(name) is not None:
+            item[name] = mapped[name]
+    tags = attributes.pop("tags", None) or attributes.pop("langfuse.trace.tags", None)
     if isinstance(tags, list):
         item["tags"] = [str(t) for t in tags]
-    if span.status.code == Status.STATUS_CODE_ERROR:
-        error = {"type": "", "message": span.status.message, "stack": ""}
+    failed = span.status.code == Status.STATUS_CODE_ERROR or str(mapped.get("level", "")).upper() == "ERROR"
+    if failed:
+        item["status"] = "error"
+        error = {
+            "type": str(mapped.get("error_type", "")),
+            "message": span.status.message or str(mapped.get("status_message", "")),
+            "stack": "",
+        }
         for event in span.events:
             if event.name == "exception":
                 found = {kv.key: any_value(kv.value) for kv in event.attributes}
                 error = {
-                    "type": str(found.get("exception.type", "")),
-                    "message": str(found.get("exception.message", span.status.message)),
+                    "type": str(found.get("exception.type", "")) or error["type"],
+                    "message": str(found.get("exception.message", "")) or error["message"],
                     "stack": str(found.get("exception.stacktrace", "")),
                 }
                 break
-        item["error"] = error
+        item["error"] = {k: v[:200] if k == "type" else v for k, v in error.items()}
+    elif mapped.get("error_type"):
+        attributes["error.type"] = mapped["error_type"]
+    if mapped["conventions"]:
+        attributes["aoc.conventions"] = mapped["conventions"]
     if span.links:
         item["links"] = [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()} for link in span.links]
     if span.events:
@@ -195,19 +157,27 @@ def map_span(span: OtlpSpan, resource: dict[str, Any]) -> dict[str, Any]:
 _HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
-def _hex_ids_to_base64(document: Any) -> None:
+def _hex_ids_to_base64(holder: dict[str, Any], fields: tuple[str, ...] = _HEX_ID_FIELDS) -> None:
     """OTLP/JSON writes ids as hex, where protobuf's JSON mapping expects base64: convert in place."""
-    for resource_spans in document.get("resourceSpans", document.get("resource_spans", [])) or []:
-        for scope_spans in resource_spans.get("scopeSpans", resource_spans.get("scope_spans", [])) or []:
-            for span in scope_spans.get("spans", []) or []:
-                for holder in [span, *(span.get("links") or [])]:
-                    for field in _HEX_ID_FIELDS:
-                        value = holder.get(field)
-                        if isinstance(value, str) and value:
-                            try:
-                                holder[field] = base64.b64encode(bytes.fromhex(value)).decode()
-                            except ValueError as exc:
-                                raise ValueError(f"{field} {value[:40]!r} is not hex") from exc
+    for field in fields:
+        value = holder.get(field)
+        if isinstance(value, str) and value:
+            try:
+                holder[field] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError as exc:
+                raise ValueError(f"{field} {value[:40]!r} is not hex") from exc
+
+
+def _list(document: dict[str, Any], camel: str, snake: str) -> list[Any]:
+    found = document.get(camel, document.get(snake)) or []
+    if not isinstance(found, list):
+        raise ValueError(f"{camel} must be a list")
+    return found
+
+
+# One span (or log record) as read: its resource attributes, its scope (name, version), and the
+# message, or the reason it could not be read.
+Entry = tuple[dict[str, Any], tuple[str, str], Any]
 
 
 class OtlpError(ServiceError):
@@ -233,23 +203,93 @@ def _decode_body(request: HttpRequest) -> bytes:
     return body
 
 
-def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    message = ExportTraceServiceRequest()
+def _entries_from_message(groups: Any, scoped: str, leaf: str) -> list[Entry]:
+    entries: list[Entry] = []
+    for group in groups:
+        resource = {kv.key: any_value(kv.value) for kv in group.resource.attributes}
+        for scope_group in getattr(group, scoped):
+            scope = (scope_group.scope.name, scope_group.scope.version)
+            entries += [(resource, scope, message) for message in getattr(scope_group, leaf)]
+    return entries
+
+
+def _entries_from_json(document: dict[str, Any], signal: str) -> list[Entry]:
+    """Each span (or log record) of an OTLP/JSON document parsed on its own, so one bad span id
+    refuses that span, not the request, as with protobuf (whose ids are bytes and cannot be bad)."""
+    message_type: type[OtlpSpan] | type[LogRecord]
+    id_fields: tuple[str, ...]
+    if signal == "traces":
+        names, message_type, id_fields = (
+            ("resourceSpans", "resource_spans", "scopeSpans", "scope_spans", "spans"),
+            OtlpSpan,
+            _HEX_ID_FIELDS,
+        )
+    else:
+        names, message_type, id_fields = (
+            ("resourceLogs", "resource_logs", "scopeLogs", "scope_logs", "logRecords"),
+            LogRecord,
+            ("traceId", "spanId", "trace_id", "span_id"),
+        )
+    entries: list[Entry] = []
+    for group in _list(document, names[0], names[1]):
+        if not isinstance(group, dict):
+            raise ValueError(f"each of {names[0]} must be an object")
+        resource_message = Resource()
+        json_format.ParseDict(group.get("resource") or {}, resource_message, ignore_unknown_fields=True)
+        resource = {kv.key: any_value(kv.value) for kv in resource_message.attributes}
+        for scope_group in _list(group, names[2], names[3]):
+            if not isinstance(scope_group, dict):
+                raise ValueError(f"each of {names[2]} must be an object")
+            scope_message = InstrumentationScope()
+            json_format.ParseDict(scope_group.get("scope") or {}, scope_message, ignore_unknown_fields=True)
+            scope = (scope_message.name, scope_message.version)
+            leaf = scope_group.get(names[4], scope_group.get("log_records" if signal == "logs" else "spans")) or []
+            for raw in leaf if isinstance(leaf, list) else []:
+                message = message_type()
+                try:
+                    if not isinstance(raw, dict):
+                        raise ValueError("not an object")
+                    _hex_ids_to_base64(raw, id_fields)
+                    for link in raw.get("links") or [] if signal == "traces" else []:
+                        if isinstance(link, dict):
+                            _hex_ids_to_base64(link)
+                    json_format.ParseDict(raw, message, ignore_unknown_fields=True)
+                except (ValueError, TypeError, json_format.ParseError) as exc:
+                    entries.append(
+                        (
+                            resource,
+                            scope,
+                            SpanRejected("invalid_span", f"Could not read the {leaf_name(signal)}: {exc}"[:500]),
+                        )
+                    )
+                    continue
+                entries.append((resource, scope, message))
+    return entries
+
+
+def leaf_name(signal: str) -> str:
+    return "span" if signal == "traces" else "log record"
+
+
+def parse_request(body: bytes, content_type: str, signal: str = "traces") -> list[Entry]:
+    """The request's spans (signal "traces") or log records ("logs"), each with its resource and
+    scope; an entry that could not be read holds its SpanRejected instead of the message."""
     if content_type == PROTOBUF:
+        request = ExportTraceServiceRequest() if signal == "traces" else ExportLogsServiceRequest()
         try:
-            message.ParseFromString(body)
+            request.ParseFromString(body)
         except DecodeError as exc:
-            raise OtlpError("The body is not a valid ExportTraceServiceRequest protobuf.") from exc
-        return message
+            raise OtlpError(f"The body is not a valid {type(request).__name__} protobuf.") from exc
+        if isinstance(request, ExportTraceServiceRequest):
+            return _entries_from_message(request.resource_spans, "scope_spans", "spans")
+        return _entries_from_message(request.resource_logs, "scope_logs", "log_records")
     try:
         document = json.loads(body or b"{}")
         if not isinstance(document, dict):
             raise ValueError("not an object")
-        _hex_ids_to_base64(document)
-        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+        return _entries_from_json(document, signal)
     except (ValueError, json_format.ParseError) as exc:
-        raise OtlpError(f"The body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    return message
+        raise OtlpError(f"The body is not a valid OTLP/JSON export request: {exc}") from exc
 
 
 # HTTP status → the google.rpc.Code an OTLP client reads from the Status body.
@@ -271,45 +311,81 @@ def _error(request_type: str, status: int, type_: str, message: str) -> HttpResp
     return HttpResponse(json_format.MessageToJson(body), content_type=JSON, status=status)
 
 
-@csrf_exempt
-@require_POST
-def export_traces(request: HttpRequest) -> HttpResponse:
-    """OTLP/HTTP: store the request's spans through the native ingest (idempotent on ids)."""
-    content_type = request.content_type or ""
+def _authenticate(request: HttpRequest, content_type: str) -> ApiKey | HttpResponse:
+    """The request's API key (Bearer, or Basic with the key as password), or the refusal."""
     header = request.headers.get("Authorization", "").split()
-    if len(header) != 2 or header[0].lower() != "bearer":
-        return _error(content_type, 401, "not_authenticated", "Send Authorization: Bearer <api key>.")
+    secret = ""
+    if len(header) == 2 and header[0].lower() == "bearer":
+        secret = header[1]
+    elif len(header) == 2 and header[0].lower() == "basic":
+        try:
+            secret = base64.b64decode(header[1], validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            secret = ""
+    if not secret:
+        return _error(
+            content_type,
+            401,
+            "not_authenticated",
+            "Send Authorization: Bearer <api key> (or Basic with it as password).",
+        )
     try:
-        key = authenticate_key(header[1])
+        key = authenticate_key(secret)
     except exceptions.AuthenticationFailed as exc:
         return _error(content_type, 401, "authentication_failed", str(exc.detail))
     except ServiceError as exc:
         return _error(content_type, exc.status_code, exc.type, exc.message)
     if not key.has_scope(Scope.TRACES_WRITE):
         return _error(content_type, 403, "permission_denied", f"This API key lacks the `{Scope.TRACES_WRITE}` scope.")
+    return key
+
+
+def _read(request: HttpRequest, signal: str) -> tuple[ApiKey, bytes, list[Entry]] | HttpResponse:
+    content_type = request.content_type or ""
+    key = _authenticate(request, content_type)
+    if isinstance(key, HttpResponse):
+        return key
     if content_type not in (PROTOBUF, JSON):
         return _error(content_type, 415, "unsupported_media_type", f"Send {PROTOBUF} or {JSON}.")
-    tenant = key.tenant
     try:
         body = _decode_body(request)
-        message = parse_request(body, content_type)
+        entries = parse_request(body, content_type, signal)
     except OtlpError as exc:
         status = exc.extra.get("status", 400)
         reason = "otlp_invalid_request"
-        services.rejections_count(tenant=tenant, counts={reason: 1}, messages={reason: exc.message})
+        services.rejections_count(tenant=key.tenant, counts={reason: 1}, messages={reason: exc.message})
         return _error(content_type, status, "invalid_request", exc.message)
+    return key, body, entries
 
+
+def _answer(content_type: str, response: Any) -> HttpResponse:
+    if content_type == PROTOBUF:
+        return HttpResponse(response.SerializeToString(), content_type=PROTOBUF)
+    return HttpResponse(json_format.MessageToJson(response), content_type=JSON)
+
+
+@csrf_exempt
+@require_POST
+def export_traces(request: HttpRequest) -> HttpResponse:
+    """OTLP/HTTP: store the request's spans through the native ingest (idempotent on ids)."""
+    read = _read(request, "traces")
+    if isinstance(read, HttpResponse):
+        return read
+    key, body, entries = read
+    tenant = key.tenant
     items: list[Any] = []
     refused: dict[int, SpanRejected] = {}
-    for resource_spans in message.resource_spans:
-        resource = {kv.key: any_value(kv.value) for kv in resource_spans.resource.attributes}
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                try:
-                    items.append(map_span(span, resource))
-                except (ValueError, TypeError) as exc:
-                    refused[len(items)] = SpanRejected("invalid_span", f"Could not read the span: {exc}")
-                    items.append(None)
+    for resource, scope, span in entries:
+        if isinstance(span, SpanRejected):
+            refused[len(items)] = span
+            items.append(None)
+            continue
+        try:
+            items.append(map_span(span, resource, scope))
+        except (ValueError, TypeError) as exc:
+            refused[len(items)] = SpanRejected("invalid_span", f"Could not read the span: {exc}")
+            items.append(None)
+    services.span_events_fill(tenant=tenant, items=[i for i in items if i is not None])
     rejected, messages = 0, []
     for start in range(0, len(items), MAX_SPANS_PER_BATCH):
         chunk = items[start : start + MAX_SPANS_PER_BATCH]
@@ -324,6 +400,58 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         response.partial_success.CopyFrom(
             ExportTracePartialSuccess(rejected_spans=rejected, error_message="; ".join(messages[:5])[:1000])
         )
-    if content_type == PROTOBUF:
-        return HttpResponse(response.SerializeToString(), content_type=PROTOBUF)
-    return HttpResponse(json_format.MessageToJson(response), content_type=JSON)
+    return _answer(request.content_type or "", response)
+
+
+def _log_event(resource: dict[str, Any], record: LogRecord) -> dict[str, Any]:
+    """One log record as a GenAI event, or SpanRejected when it is not one."""
+    attributes = {kv.key: any_value(kv.value) for kv in record.attributes}
+    name = str(record.event_name or attributes.pop("event.name", "") or "")
+    if not name.startswith("gen_ai."):
+        raise SpanRejected("log_not_genai_event", "Only GenAI events (event name gen_ai.*) are kept from logs.")
+    if len(record.trace_id) != 16 or len(record.span_id) != 8:
+        raise SpanRejected("log_without_span", f"The event {name[:80]} names no span (trace_id and span_id).")
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    return {
+        "trace_id": record.trace_id.hex(),
+        "span_id": record.span_id.hex(),
+        "name": name[:200],
+        "time": nanos / 1e9 if nanos else None,
+        "attributes": attributes,
+        "body": any_value(record.body) if record.HasField("body") else None,
+    }
+
+
+@csrf_exempt
+@require_POST
+def export_logs(request: HttpRequest) -> HttpResponse:
+    """OTLP/HTTP logs: GenAI events kept and attached to their spans; other records refused and
+    counted (partial_success names how many and why)."""
+    read = _read(request, "logs")
+    if isinstance(read, HttpResponse):
+        return read
+    key, _, entries = read
+    events: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    messages: dict[str, str] = {}
+    for resource, _scope, record in entries:
+        try:
+            if isinstance(record, SpanRejected):
+                raise record
+            events.append(_log_event(resource, record))
+        except SpanRejected as exc:
+            counts[exc.reason] = counts.get(exc.reason, 0) + 1
+            messages[exc.reason] = exc.message
+    services.span_events_ingest(tenant=key.tenant, events=events)
+    services.rejections_count(tenant=key.tenant, counts=counts, messages=messages)
+    response = ExportLogsServiceResponse()
+    if counts:
+        response.partial_success.CopyFrom(
+            ExportLogsPartialSuccess(
+                rejected_log_records=sum(counts.values()),
+                error_message="; ".join(f"{n} {reason}: {messages[reason]}" for reason, n in sorted(counts.items()))[
+                    :1000
+                ],
+            )
+        )
+    return _answer(request.content_type or "", response)

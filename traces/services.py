@@ -25,7 +25,7 @@ from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 from traces.events import traces_ingested
 from traces.ingest import TRACE_SEARCH_CHARS, SpanRejected, SpanRow, as_text, parse_span
-from traces.models import IngestBatch, Span, SpanPayload, TenantTraceSettings, Trace
+from traces.models import IngestBatch, Span, SpanEvent, SpanPayload, TenantTraceSettings, Trace
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,15 @@ def spans_ingest(
 
     _price(tenant, [row for _, row in rows.values()])
     with transaction.atomic():
+        by_key = {key: row for key, (_, row) in rows.items()}
+        _inherit(tenant, by_key)
         ordered = [row for _, row in sorted(rows.values(), key=lambda pair: pair[1].key)]
         inserted = _insert_spans(tenant, ordered, now, source)
         for key, (index, _) in rows.items():
             results[index] = ItemResult(index, "accepted" if key in inserted else "duplicate", *key)
         fresh = [row for key, (_, row) in rows.items() if key in inserted]
         _insert_payloads(tenant, fresh)
+        _push_context_down(tenant, fresh)
         _upsert_traces(tenant, fresh, now)
         final = [r for r in results if r is not None]
         receipt = Receipt(results=final)
@@ -142,6 +145,197 @@ def spans_ingest(
                 rejections=[r.as_dict() for r in final if r.status == "rejected"][:MAX_RECEIPT_REJECTIONS],
             )
     return receipt
+
+
+CONTEXT_FIELDS = ("end_user_id", "session_id", "agent_id")
+
+
+def _inherit(tenant: Tenant, rows: dict[tuple[str, str], SpanRow]) -> None:
+    """Fill a span's empty end user, session and agent from its nearest ancestor that has them:
+    ancestors in the batch first, then (one SELECT, only when some span still lacks one) the stored
+    parents of the batch's topmost spans. Stored spans already carry what they inherited."""
+    lacking = [row for row in rows.values() if row.parent_span_id and not all(getattr(row, f) for f in CONTEXT_FIELDS)]
+    if not lacking:
+        return
+
+    def fill(row: SpanRow, seen: set[tuple[str, str]]) -> None:
+        parent = rows.get((row.trace_id, row.parent_span_id))
+        if parent is None or parent.key in seen:
+            return
+        seen.add(parent.key)
+        fill(parent, seen)
+        for name in CONTEXT_FIELDS:
+            if not getattr(row, name):
+                setattr(row, name, getattr(parent, name))
+
+    for row in lacking:
+        fill(row, {row.key})
+    outside = {
+        (row.trace_id, row.parent_span_id)
+        for row in rows.values()
+        if row.parent_span_id
+        and (row.trace_id, row.parent_span_id) not in rows
+        and not all(getattr(row, f) for f in CONTEXT_FIELDS)
+    }
+    if not outside:
+        return
+    traces_, spans_ = zip(*sorted(outside), strict=True)
+    with _bound_cursor() as cursor:
+        cursor.execute(
+            "SELECT p.trace_id, p.span_id, p.end_user_id, p.session_id, p.agent_id FROM traces_span p"
+            " JOIN unnest(%b::text[], %b::text[]) AS k(trace_id, span_id)"
+            " ON p.trace_id = k.trace_id AND p.span_id = k.span_id WHERE p.tenant_id = %b",
+            [list(traces_), list(spans_), tenant.pk],
+        )
+        stored = {(t, s): (e, se, a) for t, s, e, se, a in cursor.fetchall()}
+    for row in sorted(rows.values(), key=lambda r: r.started_at):
+        found = stored.get((row.trace_id, row.parent_span_id))
+        if found is None:
+            continue
+        for name, value in zip(CONTEXT_FIELDS, found, strict=True):
+            if not getattr(row, name):
+                setattr(row, name, value)
+        # Its children in the batch take what it just inherited.
+        for child in rows.values():
+            if child.parent_span_id == row.span_id and child.trace_id == row.trace_id:
+                for name in CONTEXT_FIELDS:
+                    if not getattr(child, name):
+                        setattr(child, name, getattr(row, name))
+
+
+_PUSH_DOWN = """
+WITH RECURSIVE src(trace_id, span_id, end_user_id, session_id, agent_id) AS (
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+), down(id, trace_id, span_id, end_user_id, session_id, agent_id) AS (
+    SELECT s.id, s.trace_id, s.span_id, COALESCE(NULLIF(s.end_user_id, ''), src.end_user_id),
+           COALESCE(NULLIF(s.session_id, ''), src.session_id), COALESCE(NULLIF(s.agent_id, ''), src.agent_id)
+    FROM src JOIN traces_span s ON s.tenant_id = %b AND s.trace_id = src.trace_id AND s.parent_span_id = src.span_id
+    WHERE (s.end_user_id = '' AND src.end_user_id <> '') OR (s.session_id = '' AND src.session_id <> '')
+       OR (s.agent_id = '' AND src.agent_id <> '')
+  UNION ALL
+    SELECT s.id, s.trace_id, s.span_id, COALESCE(NULLIF(s.end_user_id, ''), d.end_user_id),
+           COALESCE(NULLIF(s.session_id, ''), d.session_id), COALESCE(NULLIF(s.agent_id, ''), d.agent_id)
+    FROM down d JOIN traces_span s ON s.tenant_id = %b AND s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
+    WHERE (s.end_user_id = '' AND d.end_user_id <> '') OR (s.session_id = '' AND d.session_id <> '')
+       OR (s.agent_id = '' AND d.agent_id <> '')
+)
+UPDATE traces_span t SET end_user_id = down.end_user_id, session_id = down.session_id, agent_id = down.agent_id
+FROM down WHERE t.id = down.id
+"""
+
+
+def _push_context_down(tenant: Tenant, fresh: list[SpanRow]) -> None:
+    """Spans stored before their parent (an exporter sends children first) take the parent's end
+    user, session and agent when it arrives: one recursive UPDATE down the stored tree, through the
+    (tenant, trace, parent) index. Spans that carry none of the three are not sources."""
+    sources = [row for row in fresh if any(getattr(row, f) for f in CONTEXT_FIELDS)]
+    if not sources:
+        return
+    params: list[Any] = [[r.trace_id for r in sources], [r.span_id for r in sources]]
+    params += [[getattr(r, f) for r in sources] for f in CONTEXT_FIELDS]
+    with _bound_cursor() as cursor:
+        cursor.execute(_PUSH_DOWN, [*params, tenant.pk, tenant.pk])
+
+
+# --- GenAI events from OTLP logs -------------------------------------------------------------------
+
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+
+
+def genai_content(events: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The input and output that GenAI events carry (None where they carry none), in time order:
+    `gen_ai.client.inference.operation.details` (current conventions) holds both as attributes;
+    the previous conventions send one event per message and a `gen_ai.choice` per answer."""
+    from traces.conventions import maybe_json
+
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    for event in sorted(events, key=lambda e: e.get("time") or 0):
+        name, attributes, body = event["name"], event.get("attributes") or {}, event.get("body")
+        if name == "gen_ai.client.inference.operation.details":
+            found = maybe_json(attributes.get("gen_ai.input.messages"))
+            inputs += found if isinstance(found, list) else [found] if found is not None else []
+            found = maybe_json(attributes.get("gen_ai.output.messages"))
+            outputs += found if isinstance(found, list) else [found] if found is not None else []
+        elif name in MESSAGE_EVENTS:
+            message = body if isinstance(body, dict) else {"content": body}
+            inputs.append({"role": MESSAGE_EVENTS[name], **message})
+        elif name == "gen_ai.choice":
+            outputs.append(body)
+    return (inputs or None), (outputs or None)
+
+
+def span_events_ingest(*, tenant: Tenant, events: list[dict[str, Any]]) -> int:
+    """Keep GenAI events (dicts: trace_id, span_id, name, time in Unix seconds, attributes, body) and
+    fill the empty input/output of their spans already stored (a span arriving later is filled at
+    its ingest by `span_events_fill`). Returns how many events were kept."""
+    from datetime import UTC
+
+    if not events:
+        return 0
+    now = timezone.now()
+    rows = [
+        SpanEvent(
+            tenant=tenant,
+            trace_id=e["trace_id"],
+            span_id=e["span_id"],
+            name=e["name"],
+            time=datetime.fromtimestamp(e["time"], tz=UTC) if e.get("time") else now,
+            attributes=json.loads(json.dumps(e.get("attributes") or {}, default=str).replace("\\u0000", "")),
+            body=e.get("body"),
+        )
+        for e in events
+    ]
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        grouped[(event["trace_id"], event["span_id"])].append(event)
+    with transaction.atomic():
+        SpanEvent.objects.bulk_create(rows)
+        for (trace_id, span_id), found in sorted(grouped.items()):
+            inputs, outputs = genai_content(found)
+            spans = Span.objects.for_tenant(tenant).filter(trace_id=trace_id, span_id=span_id)
+            if inputs is not None:
+                spans.filter(input__isnull=True).update(input=inputs)
+            if outputs is not None:
+                spans.filter(output__isnull=True).update(output=outputs)
+    return len(rows)
+
+
+def span_events_fill(*, tenant: Tenant, items: list[dict[str, Any]]) -> None:
+    """Give OTLP items without input or output what their GenAI events (already received over
+    /v1/logs) carry: one SELECT for the batch, none when no item lacks content."""
+    wanted = {
+        (str(i.get("trace_id")), str(i.get("span_id"))): i
+        for i in items
+        if isinstance(i, dict) and (i.get("input") is None or i.get("output") is None)
+    }
+    if not wanted:
+        return
+    keys = sorted(wanted)
+    with _bound_cursor() as cursor:
+        cursor.execute(
+            "SELECT e.trace_id, e.span_id, e.name, extract(epoch FROM e.time), e.attributes, e.body"
+            " FROM traces_spanevent e JOIN unnest(%b::text[], %b::text[]) AS k(trace_id, span_id)"
+            " ON e.trace_id = k.trace_id AND e.span_id = k.span_id WHERE e.tenant_id = %b",
+            [[k[0] for k in keys], [k[1] for k in keys], tenant.pk],
+        )
+        found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for trace_id, span_id, name, time_, attributes, body in cursor.fetchall():
+            found[(trace_id, span_id)].append(
+                {"name": name, "time": float(time_), "attributes": attributes, "body": body}
+            )
+    for key, events in found.items():
+        inputs, outputs = genai_content(events)
+        item = wanted[key]
+        if item.get("input") is None and inputs is not None:
+            item["input"] = inputs
+        if item.get("output") is None and outputs is not None:
+            item["output"] = outputs
 
 
 def rejections_count(*, tenant: Tenant, counts: dict[str, int], messages: dict[str, str] | None = None) -> None:
@@ -208,6 +402,12 @@ SPAN_COLUMNS: list[tuple[str, str, str]] = [
     ("input_truncated", "bool", "{}"),
     ("output_truncated", "bool", "{}"),
     ("model", "text", "{}"),
+    ("request_model", "text", "{}"),
+    ("span_kind", "text", "{}"),
+    ("scope_name", "text", "{}"),
+    ("scope_version", "text", "{}"),
+    ("agent_name", "text", "{}"),
+    ("tool_name", "text", "{}"),
     ("input_tokens", "int8", "{}"),
     ("cached_input_tokens", "int8", "{}"),
     ("output_tokens", "int8", "{}"),
@@ -511,6 +711,7 @@ def trace_settings_update(*, actor: Actor, tenant: Tenant, retention_days: int) 
 def _delete_traces(tenant: Tenant, trace_ids: list[str]) -> dict[str, int]:
     """Delete these traces with their spans and payloads (in the caller's transaction)."""
     payloads, _ = SpanPayload.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
+    SpanEvent.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
     spans, _ = Span.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
     traces, _ = Trace.objects.for_tenant(tenant).filter(trace_id__in=trace_ids).delete()
     return {"traces": traces, "spans": spans, "payloads": payloads}
