@@ -126,6 +126,11 @@ class BudgetDecision:
     # On a refusal a reviewer may overrule (a `require_approval` budget): what the reviewer sees
     # (the budget, its figures, the call's cost). The engine pauses the run for a decision.
     approval: dict[str, Any] | None = None
+    # On a refusal, the refusing budget's figures (budgets.errors.BudgetExceededError.extra: its
+    # id, name, scope, limit, used, reserved, requested, unit, reset), for a client's error body.
+    details: dict[str, Any] = field(default_factory=dict)
+    # On an admission, the tightest budget that applied (name, unit, remaining), or None.
+    tightest: dict[str, Any] | None = None
 
 
 ADMITTED = BudgetDecision()
@@ -144,6 +149,10 @@ class Span:
     started_at: float = field(default_factory=time.time)  # Unix seconds
     ended_at: float | None = None
     status: Literal["ok", "error", ""] = ""
+    # What the span's operation read and produced (a model call's messages and completion, a
+    # tool's arguments and result), stored redacted by the tenant's trace settings.
+    input: Any = None
+    output: Any = None
 
 
 class RunHooks:

@@ -382,8 +382,10 @@ class _Engine:
         response: ChatResponse | None = None
         started = time.perf_counter()
         with hooks.span(self.call, "model", model.model_id, parent=self.span, step_index=index) as span:
+            span.input = {"messages": request.messages, "tools": [spec.name for spec in request.tools]}
             try:
                 response = self.client.chat(request)
+                span.output = response.as_message()
             except ProviderError as exc:
                 failure = exc
                 span.status = "error"
@@ -544,6 +546,7 @@ class _Engine:
                 if simulated is not None
                 else tools.execute_tool(run=self.run, tool=tool, step_index=index, call_id=call_id, arguments=arguments)
             )
+            span.input, span.output = arguments, result.content
             if not result.ok:
                 span.status = "error"
                 span.attributes["error.message"] = result.error

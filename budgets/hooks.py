@@ -65,8 +65,9 @@ class BudgetHooks(RunHooks):
                 allow_over=ALL_BUDGETS if _approved(call.run) else (),
             )
         except BudgetExceededError as exc:
-            if exc.extra.get("on_exceed") != Budget.OnExceed.REQUIRE_APPROVAL:
-                return BudgetDecision(admitted=False, message=exc.message)
+            if exc.extra.get("on_exceed") != Budget.OnExceed.REQUIRE_APPROVAL or call.run is None:
+                # Only a run can pause for a reviewer; a gateway call is refused like a `block`.
+                return BudgetDecision(admitted=False, message=exc.message, details=dict(exc.extra))
             details = {
                 "budget": exc.extra["budget"],
                 "budget_name": exc.extra["budget_name"],
@@ -79,10 +80,12 @@ class BudgetHooks(RunHooks):
                 "unit": exc.extra["unit"],
                 "model": model.model_id,
             }
-            return BudgetDecision(admitted=False, message=exc.message, approval=details)
+            return BudgetDecision(admitted=False, message=exc.message, approval=details, details=dict(exc.extra))
         except ServiceError as exc:
-            return BudgetDecision(admitted=False, message=exc.message)
-        return BudgetDecision(admitted=True, reservation_id=str(reservation.pk))
+            return BudgetDecision(admitted=False, message=exc.message, details={"type": exc.type})
+        return BudgetDecision(
+            admitted=True, reservation_id=str(reservation.pk), tightest=getattr(reservation, "tightest", None)
+        )
 
     def settle_after_model_call(
         self,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ENGINE_KINDS = {"run": "agent", "model": "llm", "tool": "tool"}
+ENGINE_KINDS = {"run": "agent", "gateway": "agent", "model": "llm", "tool": "tool"}
 FAILED_RUN_STATUSES = ("failed", "budget_exceeded", "blocked")
 
 
@@ -95,12 +95,22 @@ class TraceHooks(RunHooks):
         try:
             kind = ENGINE_KINDS.get(span.kind, span.kind if span.kind in KINDS else "custom")
             fields: dict[str, Any] = {}
+            if span.input is not None:
+                fields["input"] = span.input
+            if span.output is not None:
+                fields["output"] = span.output
             if span.kind == "run" and run is not None:
                 fields["input"] = run.input or None
                 fields["output"] = run.output or None
                 if run.status in FAILED_RUN_STATUSES:
                     span.status = "error"
                     fields["error"] = {"type": run.error_type, "message": run.error_message}
+            elif run is None and span.kind == "gateway":
+                if span.status == "error" and span.attributes.get("error.message"):
+                    fields["error"] = {
+                        "type": str(span.attributes.get("error.type", "")),
+                        "message": str(span.attributes["error.message"]),
+                    }
             elif span.status == "error" and span.attributes.get("error.message"):
                 fields["error"] = {
                     "type": str(span.attributes.get("error.type", "")),
@@ -118,11 +128,24 @@ class TraceHooks(RunHooks):
                 status=span.status or "ok",
                 attributes={"engine.kind": span.kind, **span.attributes},
                 run=run,
+                **_who(call),
                 **fields,
                 **extra,
             )
         except Exception:
             logger.exception("trace %s: could not record span %s", call.trace_id, span.span_id)
+
+
+def _who(call: CallContext) -> dict[str, Any]:
+    """A gateway call's end user, session, agent and tags (a run's are copied from the run)."""
+    if call.run is not None:
+        return {}
+    return {
+        "end_user_id": call.end_user_id,
+        "session_id": call.session_id,
+        "agent_id": str(call.agent_id or ""),
+        "tags": list(call.metadata.get("tags") or []),
+    }
 
 
 def _key(call: CallContext) -> str:

@@ -67,6 +67,23 @@ def test_a_run_writes_one_span_per_run_model_call_and_tool_call() -> None:
     assert trace.input_tokens == run.input_tokens and trace.cost_micros == run.cost_micros
 
 
+def test_model_and_tool_spans_carry_what_was_sent_and_what_came_back() -> None:
+    setup = build()
+    setup.order("T-1002")
+    run = setup.start("Where is order T-1002?")
+    client = ScriptedClient(calls(("lookup_order", {"order_number": "T-1002"})), answer("It shipped."))
+    run = runtime.execute(run, client=client)
+    _, first_call, tool_call, last_call = spans_of(run)
+    sent = first_call.input["messages"]
+    assert sent[-1] == {"role": "user", "content": "Where is order T-1002?"}
+    assert "lookup_order" in first_call.input["tools"]
+    assert first_call.output["tool_calls"][0]["name"] == "lookup_order"
+    assert tool_call.input == {"order_number": "T-1002"}
+    assert tool_call.output["order_number"] == "T-1002"
+    assert last_call.output["content"] == "It shipped."
+    assert [m["role"] for m in last_call.input["messages"]][-2:] == ["assistant", "tool"]
+
+
 def test_a_model_span_carries_its_budget_reservation_and_settlement() -> None:
     setup = build()
     make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=10_000_000)
