@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "guardrails",
     "approvals",
     "evals",
+    "gateway",
     "console",
 ]
 

@@ -23,6 +23,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("v1/", include("traces.otlp_urls")),
+    path("v1/", include("gateway.urls")),
     path("api/public/otel/v1/", include("traces.otlp_urls")),  # the Langfuse SDK's OTLP path
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
