@@ -74,6 +74,7 @@ def test_model_and_tool_spans_carry_what_was_sent_and_what_came_back() -> None:
     client = ScriptedClient(calls(("lookup_order", {"order_number": "T-1002"})), answer("It shipped."))
     run = runtime.execute(run, client=client)
     _, first_call, tool_call, last_call = spans_of(run)
+    assert first_call.input and first_call.output and tool_call.output and last_call.input and last_call.output
     sent = first_call.input["messages"]
     assert sent[-1] == {"role": "user", "content": "Where is order T-1002?"}
     assert "lookup_order" in first_call.input["tools"]
