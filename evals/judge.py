@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from agents import hooks, pipeline
 from catalog.clients import ChatClient, ChatRequest, ProviderError, client_for
 from catalog.clients.base import estimate_request_tokens
-from catalog.selectors import PinNotFoundError, pinned_model, provider_config
+from catalog.selectors import provider_config
 
 if TYPE_CHECKING:
     from agents.models import Run
@@ -128,15 +128,13 @@ def parse(content: str, *, scale: list[float]) -> tuple[float, str]:
 
 
 def judge_model(run: Run, alias: str) -> LanguageModel:
+    """The exact model the judge's alias is pinned to, refused as any model call is (the pipeline)."""
     try:
-        model = pinned_model(tenant=run.tenant, alias=alias)
-    except PinNotFoundError:
-        raise JudgeError(f"No model is pinned as {alias!r}: pin one to use the judge.") from None
-    if not model.is_priced:
-        raise JudgeError(f"The judge model {model} has no prices; an unpriced model cannot be used.")
-    if not model.provider.enabled:
-        raise JudgeError(f"The provider {model.provider.name} of the judge model is disabled.")
-    return model
+        return pipeline.resolve_model(tenant=run.tenant, alias=alias)
+    except pipeline.CallRefusedError as exc:
+        if exc.code == "pin_not_found":
+            raise JudgeError(f"No model is pinned as {alias!r}: pin one to use the judge.") from None
+        raise JudgeError(f"The judge cannot be called: {exc.message}") from None
 
 
 def score(
