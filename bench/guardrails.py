@@ -1,6 +1,7 @@
 """Guardrail detector quality and latency on the development data in ../shared/datasets/.
 
     python bench/guardrails.py [--datasets ../shared/datasets] [--iterations 2000]
+    python bench/guardrails.py --verdicts record|check [--fixture bench/guardrails_verdicts.json.gz]
 
 Prints:
 - injection: per source and per scope, recall on attacks and false-positive rate on benign rows,
@@ -9,6 +10,10 @@ Prints:
   categories of the data, not rows, and the two halves should agree;
 - PII: recall and precision per entity type, a found span counting when it overlaps a gold span
   of the same type (only the structured types the detector covers; names and addresses need NER);
+- with --verdicts: instead of the tables, the verdict and findings of every development row and
+  every text of this bench, through the default policy's four stages and each detector alone,
+  recorded to a fixture (`record`) or compared with it row by row (`check`, exit status 1 and
+  every difference printed when one differs): what a speed-up must leave unchanged;
 - latency: p50 / p99 of a 2 KB text through the default policy's input stage (injection,
   secrets, PII, length), for ordinary prose and for PII-dense text, and of a 2 KB tool result
   through the default tool_result stage.
@@ -19,6 +24,8 @@ Pure Python, no database: the detectors and the policy evaluator are offline and
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import json
 import os
 import statistics
@@ -31,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guardrails.checks import DEFAULT_RULES, evaluate
-from guardrails.detectors import injection, pii
+from guardrails.detectors import injection, pii, secrets
 
 STRUCTURED = pii.ENTITIES
 
@@ -178,14 +185,80 @@ def bench_latency(iterations: int) -> None:
         print(f"| {label:33} | {stage:11} | {p50:11.2f} | {p99:11.2f} | {cpu50:10.2f} | {cpu99:10.2f} |")
 
 
+def _verdicts(text: str) -> dict[str, Any]:
+    """Everything a check of `text` decides: per stage the action, the findings and the redaction,
+    and each text detector's findings on its own (injection in both modes, PII, secrets)."""
+    out: dict[str, Any] = {}
+    for stage in ("input", "output", "tool_call", "tool_result"):
+        result = evaluate(DEFAULT_RULES, stage=stage, content=text)
+        out[stage] = {
+            "action": result.action,
+            "findings": [f.as_dict() for f in result.findings],
+            "redacted": result.redacted_text,
+        }
+    out["injection:direct"] = [f.as_dict() for f in injection.detect(text, mode="direct")]
+    out["injection:indirect"] = [f.as_dict() for f in injection.detect(text, mode="indirect")]
+    out["pii"] = [f.as_dict() for f in pii.detect(text)]
+    out["secrets"] = [f.as_dict() for f in secrets.detect(text)]
+    return out
+
+
+def verdict_texts(injection_rows: list[dict[str, Any]], pii_rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    texts = [(f"injection-dev:{i}", row["text"]) for i, row in enumerate(injection_rows)]
+    texts += [(f"pii-dev:{i}", row["text"]) for i, row in enumerate(pii_rows)]
+    texts += [(f"bench:tool_result:{i}", text) for i, text in enumerate(BENIGN_TOOL_RESULTS)]
+    texts += [(f"bench:{name}", value) for name, value in (("prose", PROSE), ("dense", DENSE), ("tool", TOOL_RESULT))]
+    texts += [
+        (f"bench:2kb:{name}", _two_kb(value))
+        for name, value in (("prose", PROSE), ("dense", DENSE), ("tool", TOOL_RESULT))
+    ]
+    return texts
+
+
+def bench_verdicts(command: str, fixture: Path, texts: list[tuple[str, str]]) -> int:
+    # The text's digest, not the text: the fixture holds no copy of the datasets.
+    current = {key: {"sha256": hashlib.sha256(text.encode()).hexdigest(), **_verdicts(text)} for key, text in texts}
+    by_key = dict(texts)
+    if command == "record":
+        with gzip.open(fixture, "wt", encoding="utf-8") as out:
+            json.dump(current, out, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        print(f"recorded the verdicts of {len(current)} texts to {fixture}")
+        return 0
+    with gzip.open(fixture, "rt", encoding="utf-8") as recorded_file:
+        recorded = json.load(recorded_file)
+    differing = 0
+    for key in sorted(set(recorded) | set(current)):
+        before, after = recorded.get(key), current.get(key)
+        if before == after:
+            continue
+        differing += 1
+        print(f"\n### {key} differs")
+        if before is None or after is None:
+            print("  only in the", "fixture" if after is None else "current tree")
+            continue
+        print(f"  text: {by_key[key][:200]!r}")
+        for part in sorted(set(before) | set(after)):
+            if before.get(part) != after.get(part):
+                print(
+                    f"  {part}:\n    before {json.dumps(before.get(part), ensure_ascii=False)}"
+                    f"\n    after  {json.dumps(after.get(part), ensure_ascii=False)}"
+                )
+    print(f"\n{len(current)} texts compared with {fixture}: {differing} differ")
+    return 1 if differing else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
     parser.add_argument("--datasets", type=Path, default=default)
     parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--verdicts", choices=("record", "check"))
+    parser.add_argument("--fixture", type=Path, default=Path(__file__).resolve().parent / "guardrails_verdicts.json.gz")
     args = parser.parse_args()
     injection_rows = [json.loads(line) for line in (args.datasets / "injection-dev.jsonl").open()]
     pii_rows = [json.loads(line) for line in (args.datasets / "pii-dev.jsonl").open()]
+    if args.verdicts:
+        sys.exit(bench_verdicts(args.verdicts, args.fixture, verdict_texts(injection_rows, pii_rows)))
     print(f"# Guardrails benchmark ({len(injection_rows)} injection rows, {len(pii_rows)} PII rows)")
     bench_injection(injection_rows)
     bench_indirect_thresholds(injection_rows)
