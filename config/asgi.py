@@ -15,11 +15,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from approvals.longpoll import LongPollRouter  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from gateway.asgi import GatewayRouter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Approval long-polls wait outside Django's partly synchronous middleware (see approvals.longpoll).
-        "http": LongPollRouter(django_asgi_app),
+        # Model calls through the gateway and approval long-polls wait outside Django's partly
+        # synchronous middleware (see gateway.asgi and approvals.longpoll).
+        "http": GatewayRouter(LongPollRouter(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

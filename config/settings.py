@@ -391,6 +391,8 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", "")
 # Approvals long-poll: waiting requests one API key may hold open per web process.
 APPROVAL_MAX_WAITERS_PER_KEY = int(os.environ.get("APPROVAL_MAX_WAITERS_PER_KEY", "100"))
+# The largest request body the gateway (/v1/chat/completions, …) reads: conversations with images are big.
+GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(20 * 1024 * 1024)))
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 # A worker executing a run renews its lease every third of this; a run whose lease expired lost

@@ -1,0 +1,529 @@
+"""The synchronous half of a gateway request: what runs in the event loop's thread pool, once
+before the provider is called (`admit`) and once after (`conclude`), so a request makes exactly two
+thread hops whatever it carries.
+
+    admit(headers, body)   key (401/403) → rate limit (429) → who: agent, end user, session, tags,
+                           traceparent → the exact pinned model (404/403) → input guardrails on the
+                           messages the client added since the model last spoke, tool results
+                           checked for indirect injection (400 guardrail_blocked, or the redacted
+                           text forwarded) → the worst case reserved with every budget (402)
+    conclude(call, result) output guardrails → settle at the provider's usage (or release) →
+                           the gateway span and the model span, with the budget decision and the
+                           guardrail verdicts hanging under it in the same trace
+
+Every refusal after the reservation releases it. Nothing here touches the network: the caller
+relays the request to the provider (gateway.upstream) between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from agents import hooks, pipeline
+from agents.hooks import CallContext, Span
+from agents.pipeline import Admission, CallRefusedError
+from catalog.clients import ChatRequest, ProviderError, ToolCall, ToolSpec, Usage
+from catalog.clients.base import estimate_usage
+from catalog.clients.openai_compatible import messages_from_openai
+from catalog.clients.transport import check_provider_url
+from catalog.selectors import provider_config
+from gateway.api import gateway_key
+from gateway.errors import GatewayError, invalid
+from tenants.net import UnresolvableHostError, UnsafeUrlError, pinned
+from tenants.throttling import key_throttle_wait
+from traces.context import current_span, parse_traceparent
+
+if TYPE_CHECKING:
+    from agents.models import Agent
+    from catalog.clients import ProviderConfig
+    from catalog.models import LanguageModel
+    from tenants.models import ApiKey, Tenant
+
+MAX_TAGS = 20
+TAG = re.compile(r"^[\w.:/@+-]{1,64}$")
+ID_HEADER = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces: ids, not prose
+
+
+@dataclass
+class Call:
+    """One admitted gateway request: who it is for, what it may call, what it holds."""
+
+    key: ApiKey
+    context: CallContext
+    alias: str
+    model: LanguageModel
+    config: ProviderConfig
+    request: ChatRequest  # neutral: estimates, and the providers that are not OpenAI-compatible
+    body: dict[str, Any]  # what an OpenAI-compatible provider is sent (the client's, model swapped)
+    admission: Admission
+    span: Span  # the gateway span: the root of this call in the trace (or a child of traceparent)
+    endpoint: str
+    stream: bool = False
+    include_usage: bool = False  # the client asked for the usage chunk of a stream
+    request_id: str = field(default_factory=lambda: "req_" + secrets.token_hex(12))
+    url: str = ""  # the provider URL to POST to (pinned to the address the SSRF guard approved)
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+    output_rules: list[dict[str, Any]] = field(default_factory=list)
+    guarded: list[str] = field(default_factory=list)  # what input guardrails did (redacted, …)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def passthrough(self) -> bool:
+        """The provider speaks Chat Completions: the client's body goes through (model swapped)."""
+        return self.config.kind == "openai_compatible"
+
+
+@dataclass
+class Result:
+    """What the provider answered, in neutral terms, for `conclude`."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage | None = None
+    model_id: str = ""
+    finish_reason: str = ""
+    error: ProviderError | GatewayError | None = None
+    # Output guardrails already applied in memory (a stream): the verdict to record, not re-apply.
+    original_content: str = ""  # what the provider said, when an output guardrail changed it
+    disconnected: bool = False
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """What `conclude` tells the client: the cost and the tightest budget's remainder."""
+
+    cost_micros: int
+    budget_remaining: str | None
+
+
+# --- admit ---------------------------------------------------------------------------------------
+
+
+def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
+    """Authenticate, identify, resolve, guard and reserve a Chat Completions request, or raise a
+    GatewayError the client receives (nothing is held when it does)."""
+    key = gateway_key(headers.get("authorization", ""))
+    wait = key_throttle_wait(key)
+    if wait is not None:
+        raise GatewayError(
+            429,
+            "rate_limited",
+            f"This API key's rate limit is used up; retry in {wait:.0f} s.",
+            retry_after=wait,
+            retry=True,
+        )
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    alias = body.get("model")
+    if not isinstance(alias, str) or not alias:
+        raise invalid("`model` is required: one of the aliases GET /v1/models lists.", param="model")
+    tenant = key.tenant
+    context = _context(tenant, key, headers, body)
+    try:
+        model = pipeline.resolve_model(tenant=tenant, alias=alias, allow_exact=True)
+    except CallRefusedError as exc:
+        status = 404 if exc.code == "pin_not_found" else 403
+        code = "model_not_found" if exc.code == "pin_not_found" else exc.code
+        raise GatewayError(
+            status, code, exc.message, param="model", extra={"aliases": exc.details.get("aliases", [])}
+        ) from None
+    stream = _flag(body, "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise invalid("`stream_options` must be an object.", param="stream_options")
+    include_usage = bool(stream and options and options.get("include_usage") is True)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("`messages` must be a non-empty array of messages.", param="messages")
+    choices = body.get("n", 1)
+    if choices is None:
+        choices = 1
+    if not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= 16:
+        raise invalid("`n` must be an integer from 1 to 16.", param="n")
+    try:
+        neutral = messages_from_openai(messages)
+    except ValueError as exc:
+        raise invalid(f"`messages` could not be read: {exc}", param="messages") from None
+    tools = _tools(body.get("tools"))
+    bound = _output_bound(body, model)
+    span = Span(
+        trace_id=context.trace_id,
+        kind="gateway",
+        name=f"{endpoint} {alias}",
+        parent_id=context.parent_span_id,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": alias,
+            "gen_ai.request.max_tokens": bound,
+            "gateway.endpoint": endpoint,
+            "gateway.stream": stream,
+            "gateway.key": key.prefix,
+        },
+    )
+    context.parent_span_id = span.span_id
+    current_span.set((context.trace_id, span.span_id))  # guardrail and budget spans hang under it
+    config = provider_config(model.provider)
+    call = Call(
+        key=key,
+        context=context,
+        alias=alias,
+        model=model,
+        config=config,
+        request=ChatRequest(model_id=model.model_id, messages=neutral, tools=tools, max_output_tokens=bound),
+        body=dict(body),
+        admission=Admission(),
+        span=span,
+        endpoint=endpoint,
+        stream=stream,
+        include_usage=include_usage,
+    )
+    try:
+        _guard_input(call, messages)
+        _prepare_upstream(call, bound)
+    except GatewayError as refused:
+        _refused(call, refused)
+        raise
+    # The worst case: every choice may use the whole output bound.
+    worst = replace(call.request, max_output_tokens=bound * choices)
+    call.admission = pipeline.reserve(call=context, model=model, request=worst)
+    if (refusal := call.admission.refusal) is not None:
+        over = GatewayError(
+            402,
+            "budget_exceeded",
+            refusal.message or "A budget refused the call.",
+            extra={"budget": refusal.details} if refusal.details else {},
+        )
+        _refused(call, over)
+        raise over
+    from guardrails.services import effective_rules
+
+    call.output_rules = [
+        rule for rule in effective_rules(tenant=tenant, agent_id=context.agent_id) if rule.get("stage") == "output"
+    ]
+    return call
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(f"`{name}` must be true or false.", param=name)
+    return value
+
+
+def _header_id(headers: dict[str, str], name: str) -> str:
+    value = headers.get(name, "").strip()
+    if value and not ID_HEADER.match(value):
+        raise invalid(f"The {name} header must be 1 to 200 printable characters without spaces.")
+    return value
+
+
+def _context(tenant: Tenant, key: ApiKey, headers: dict[str, str], body: dict[str, Any]) -> CallContext:
+    """Who the call is for: agent (X-AOC-Agent: its id or name), end user (X-AOC-End-User, else
+    the body's `user`), session (X-AOC-Session), tags (X-AOC-Tags, comma-separated), and the
+    client's trace (traceparent) the call's spans join."""
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise invalid("`user` must be a string.", param="user")
+    end_user = _header_id(headers, "x-aoc-end-user") or (user or "")[:200]
+    session = _header_id(headers, "x-aoc-session")
+    tags = [tag.strip() for tag in headers.get("x-aoc-tags", "").split(",") if tag.strip()]
+    if len(tags) > MAX_TAGS or any(not TAG.match(tag) for tag in tags):
+        raise invalid(
+            f"X-AOC-Tags: at most {MAX_TAGS} comma-separated tags of letters, digits and ._:/@+- (64 characters each)."
+        )
+    agent = _agent(tenant, headers.get("x-aoc-agent", "").strip())
+    trace_id, parent = secrets.token_hex(16), ""
+    if raw := headers.get("traceparent"):
+        joined = parse_traceparent(raw)
+        if joined is None:
+            raise invalid("The traceparent header is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>).")
+        trace_id, parent = joined
+    return CallContext(
+        tenant=tenant,
+        trace_id=trace_id,
+        api_key=key,
+        agent=agent,
+        agent_version=agent.current_version if agent is not None else None,
+        end_user_id=end_user,
+        session_id=session,
+        run=None,
+        source="gateway",
+        parent_span_id=parent,
+        metadata={"tags": tags},
+    )
+
+
+def _agent(tenant: Tenant, named: str) -> Agent | None:
+    """The catalog agent X-AOC-Agent names (its id or its name), or None when none is named."""
+    from agents.models import Agent
+
+    if not named:
+        return None
+    agents = Agent.objects.for_tenant(tenant).filter(archived=False).select_related("current_version")
+    found = None
+    try:
+        import uuid
+
+        found = agents.filter(pk=uuid.UUID(named)).first()
+    except ValueError:
+        pass
+    found = found or agents.filter(name=named).first()
+    if found is None:
+        raise invalid(f"X-AOC-Agent: no agent {named!r} in {tenant.name} (send an agent's id or name).")
+    return found
+
+
+def _tools(raw: Any) -> list[ToolSpec]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise invalid("`tools` must be an array.", param="tools")
+    specs = []
+    for index, tool in enumerate(raw):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise invalid(f"tools[{index}] must be {{'type': 'function', 'function': {{'name': …}}}}.", param="tools")
+        parameters = function.get("parameters")
+        specs.append(
+            ToolSpec(
+                name=function["name"],
+                description=str(function.get("description") or ""),
+                parameters=parameters if isinstance(parameters, dict) else {},
+            )
+        )
+    return specs
+
+
+def _output_bound(body: dict[str, Any], model: LanguageModel) -> int:
+    """The output tokens the call may produce: the client's max_completion_tokens or max_tokens,
+    never more than the model's own limit; the model's limit when the client set none."""
+    asked = None
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise invalid(f"`{name}` must be a positive integer.", param=name)
+        asked = value if asked is None else min(asked, value)
+    return min(asked, model.max_output_tokens) if asked is not None else model.max_output_tokens
+
+
+def _guard_input(call: Call, messages: list[Any]) -> None:
+    """Input guardrails on what the client added since the model last spoke: text from the user
+    or system, and tool results (checked for indirect injection). A block refuses the request; a
+    redaction replaces the text forwarded (in the body relayed and in the neutral request)."""
+    last_assistant = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    names = {
+        c.get("id"): (c.get("function") or {}).get("name", "")
+        for m in messages
+        if m.get("role") == "assistant"
+        for c in (m.get("tool_calls") or [])
+        if isinstance(c, dict)
+    }
+    changed = False
+    relayed = list(messages)
+    neutral = list(call.request.messages)
+    for index in range(last_assistant + 1, len(messages)):
+        message = messages[index]
+        role = message.get("role")
+        content = message.get("content")
+        if role == "tool":
+            verdict = hooks.check_tool_result(
+                call=call.context,
+                tool=_catalog_tool(call, names.get(message.get("tool_call_id"))),
+                result=_as_text(content),
+            )
+            stage = "tool result"
+        elif role in ("user", "system", "developer"):
+            if not _as_text(content):
+                continue
+            verdict = hooks.check_input(call=call.context, text=_as_text(content))
+            stage = "input"
+        else:
+            continue
+        if verdict.action in ("block", "require_approval"):
+            raise GatewayError(
+                400,
+                "guardrail_blocked",
+                f"A guardrail blocked the {stage} in messages[{index}]: {verdict.reason or 'refused by policy'}.",
+                param=f"messages[{index}]",
+            )
+        if verdict.action == "redact":
+            text = verdict.redacted if isinstance(verdict.redacted, str) else json.dumps(verdict.redacted)
+            relayed[index] = {**message, "content": text}
+            neutral[index] = {**neutral[index], "content": text}
+            call.guarded.append(f"messages[{index}] redacted: {verdict.reason}")
+            changed = True
+    if changed:
+        call.body["messages"] = relayed
+        call.request = replace(call.request, messages=neutral)
+
+
+def _catalog_tool(call: Call, name: str | None) -> Any:
+    """The catalog tool a tool result came from, when the agent (or tenant) declares one by that name."""
+    from agents.models import Tool
+
+    if not name:
+        return None
+    return Tool.objects.for_tenant(call.context.tenant).filter(name=name).first()
+
+
+def _as_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _prepare_upstream(call: Call, bound: int) -> None:
+    """The body and address an OpenAI-compatible provider is sent: the client's body with the
+    exact model, an output bound always set (the reservation's worst case must hold), usage
+    always asked for in a stream, and the provider URL checked against the SSRF guard."""
+    if not call.passthrough:
+        return
+    body = call.body
+    body["model"] = call.model.model_id
+    name = (
+        "max_completion_tokens"
+        if "max_completion_tokens" in body or call.model.provider.hosted_vendor == "openai"
+        else "max_tokens"
+    )
+    body.pop("max_tokens" if name == "max_completion_tokens" else "max_completion_tokens", None)
+    body[name] = bound
+    if call.stream:
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    url = call.config.base_url.rstrip("/") + "/chat/completions"
+    headers = {"content-type": "application/json"}
+    if call.config.api_key:
+        headers["authorization"] = f"Bearer {call.config.api_key}"
+    if call.config.check_address:
+        try:
+            address = check_provider_url(url)[0]
+        except (UnsafeUrlError, UnresolvableHostError) as exc:
+            raise GatewayError(
+                502, "provider_unreachable", f"The provider {call.model.provider.name} may not be called: {exc}"
+            ) from None
+        url, call.extensions = pinned(url, address, headers)
+    call.url, call.headers = url, headers
+
+
+def _refused(call: Call, error: GatewayError) -> None:
+    """Record a request refused before the provider was called as its gateway span."""
+    call.span.status = "error"
+    call.span.attributes.update(
+        {"error.type": error.code, "error.message": error.message, "http.status_code": error.status}
+    )
+    _budget_attributes(call)
+    call.span.ended_at = time.time()
+    hooks.record_span(call=call.context, span=call.span)
+
+
+# --- conclude ------------------------------------------------------------------------------------
+
+
+def conclude(call: Call, result: Result) -> Conclusion:
+    """Record the output verdict (applied in memory already, gateway.guard), settle, and write the
+    model span and the gateway span of a call the provider answered, failed or was refused on."""
+    current_span.set((call.context.trace_id, call.span.span_id))
+    if call.output_rules and (result.original_content or result.content):
+        hooks.check_output(call=call.context, text=result.original_content or result.content)
+    model_span = Span(
+        trace_id=call.context.trace_id,
+        kind="model",
+        name=call.model.model_id,
+        parent_id=call.span.span_id,
+        started_at=call.span.started_at,
+        attributes={
+            "gen_ai.request.model": call.alias,
+            "gen_ai.response.model": result.model_id or call.model.model_id,
+        },
+    )
+    model_span.input = {"messages": call.request.messages, "tools": [spec.name for spec in call.request.tools]}
+    usage = result.usage
+    if usage is None and (result.error is None or result.content or result.tool_calls):
+        # No usage reported: estimated from what was produced (a stream cut short, a provider
+        # that reports none). A call that failed before producing anything costs nothing.
+        usage = estimate_usage(call.request, result.content, result.tool_calls)
+    if result.error is not None:
+        model_span.status = "error"
+        kind = result.error.type if isinstance(result.error, ProviderError) else result.error.code
+        model_span.attributes.update({"error.type": kind, "error.message": result.error.message})
+    else:
+        message: dict[str, Any] = {"role": "assistant", "content": result.content}
+        if result.tool_calls:
+            message["tool_calls"] = [c.as_dict() for c in result.tool_calls]
+        model_span.output = message
+        model_span.attributes["gen_ai.response.finish_reasons"] = [result.finish_reason] if result.finish_reason else []
+    if result.disconnected:
+        model_span.attributes["gateway.client_disconnected"] = True
+    model_span.ended_at = time.time()
+    hooks.record_span(call=call.context, span=model_span)
+    cost = pipeline.settle(call=call.context, model=call.model, reservations=call.admission, usage=usage)
+    span = call.span
+    span.ended_at = time.time()
+    span.status = "error" if result.error is not None else "ok"
+    span.input = model_span.input
+    span.output = model_span.output
+    span.attributes.update(
+        {
+            "gen_ai.response.model": result.model_id or call.model.model_id,
+            "http.status_code": result.status,
+            "cost_micros": cost,
+        }
+    )
+    if usage is not None:
+        span.attributes.update(
+            {"gen_ai.usage.input_tokens": usage.input_tokens, "gen_ai.usage.output_tokens": usage.output_tokens}
+        )
+    if result.error is not None:
+        span.attributes.update(
+            {"error.type": model_span.attributes["error.type"], "error.message": model_span.attributes["error.message"]}
+        )
+    if call.guarded:
+        span.attributes["gateway.guardrails"] = call.guarded
+    _budget_attributes(call)
+    hooks.record_span(call=call.context, span=span)
+    return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+
+
+def _budget_attributes(call: Call) -> None:
+    decisions = call.admission.reservations
+    ids = [d.reservation_id for d in decisions if d.reservation_id]
+    if ids:
+        call.span.attributes["budget.reservation_ids"] = ids
+    if (refusal := call.admission.refusal) is not None:
+        call.span.attributes["budget.refused"] = refusal.message
+        if refusal.details:
+            call.span.attributes["budget.details"] = refusal.details
+
+
+def _remaining(call: Call, usage: Usage | None, cost: int) -> str | None:
+    """The tightest budget's remainder after this call, in its unit ("0.004210 USD", "1200 tokens")."""
+    tightest = next((d.tightest for d in call.admission.reservations if d.tightest), None)
+    if not tightest:
+        return None
+    try:
+        remaining = float(tightest["remaining"])
+        held = float(tightest.get("held", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    unit = str(tightest.get("unit", ""))
+    if unit == "tokens":
+        spent = float(usage.input_tokens + usage.output_tokens) if usage else 0.0
+        return f"{max(remaining + held - spent, 0):.0f} tokens"
+    spent_usd = cost / 1_000_000
+    return f"{max(remaining + held - spent_usd, 0):.6f} USD"
