@@ -70,6 +70,7 @@ def test_the_call_is_one_trace_the_gateway_span_over_the_model_span(
     assert root.parent_span_id == "b7ad6b7169203331" and llm.parent_span_id == root.span_id
     assert (llm.model, llm.input_tokens, llm.output_tokens) == (EXACT, 10, 2)
     assert llm.cost_micros == 10 * 2.5 + 2 * 10
+    assert isinstance(llm.output, dict) and isinstance(llm.input, dict)
     assert llm.output["content"] == "Hi." and llm.input["messages"] == [{"role": "user", "content": "Hello"}]
     assert (root.end_user_id, root.session_id, sorted(root.tags)) == ("u-42", "sess-1", ["beta", "checkout"])
     assert root.status == "ok" and root.attributes["gen_ai.request.model"] == "default"
