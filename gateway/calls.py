@@ -106,9 +106,9 @@ class Conclusion:
 # --- admit ---------------------------------------------------------------------------------------
 
 
-def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
-    """Authenticate, identify, resolve, guard and reserve a Chat Completions request, or raise a
-    GatewayError the client receives (nothing is held when it does)."""
+def identify(headers: dict[str, str], body: Any) -> tuple[ApiKey, CallContext, str, LanguageModel]:
+    """The key (401/403), its rate limit (429), who the call is for, and the exact model its
+    `model` names (404 for an unknown alias, 403 for a model that may not be called)."""
     key = gateway_key(headers.get("authorization", ""))
     wait = key_throttle_wait(key)
     if wait is not None:
@@ -134,14 +134,82 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
         raise GatewayError(
             status, code, exc.message, param="model", extra={"aliases": exc.details.get("aliases", [])}
         ) from None
+    return key, context, alias, model
+
+
+def open_call(
+    headers: dict[str, str],
+    body: dict[str, Any],
+    endpoint: str,
+    *,
+    operation: str,
+    request: ChatRequest | None = None,
+    stream: bool = False,
+    identified: tuple[ApiKey, CallContext, str, LanguageModel] | None = None,
+) -> Call:
+    """A Call with its gateway span open (guardrail and budget spans hang under it)."""
+    key, context, alias, model = identified or identify(headers, body)
+    span = Span(
+        trace_id=context.trace_id,
+        kind="gateway",
+        name=f"{endpoint} {alias}",
+        parent_id=context.parent_span_id,
+        attributes={
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": alias,
+            "gateway.endpoint": endpoint,
+            "gateway.stream": stream,
+            "gateway.key": key.prefix,
+        },
+    )
+    context.parent_span_id = span.span_id
+    current_span.set((context.trace_id, span.span_id))
+    return Call(
+        key=key,
+        context=context,
+        alias=alias,
+        model=model,
+        config=provider_config(model.provider),
+        request=request or ChatRequest(model_id=model.model_id, messages=[]),
+        body=dict(body),
+        admission=Admission(),
+        span=span,
+        endpoint=endpoint,
+        stream=stream,
+    )
+
+
+def hold(call: Call, worst: ChatRequest, *, output_rules: bool = True) -> None:
+    """Reserve `worst` with every budget (402 naming the refusing one), then load the output rules."""
+    call.admission = pipeline.reserve(call=call.context, model=call.model, request=worst)
+    if (refusal := call.admission.refusal) is not None:
+        over = GatewayError(
+            402,
+            "budget_exceeded",
+            refusal.message or "A budget refused the call.",
+            extra={"budget": refusal.details} if refusal.details else {},
+        )
+        _refused(call, over)
+        raise over
+    if output_rules:
+        from guardrails.services import effective_rules
+
+        rules = effective_rules(tenant=call.context.tenant, agent_id=call.context.agent_id)
+        call.output_rules = [rule for rule in rules if rule.get("stage") == "output"]
+
+
+def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
+    """Authenticate, identify, resolve, guard and reserve a Chat Completions request, or raise a
+    GatewayError the client receives (nothing is held when it does)."""
+    identified = identify(headers, body)
+    model = identified[3]
     stream = _flag(body, "stream")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid("`stream_options` must be an object.", param="stream_options")
-    include_usage = bool(stream and options and options.get("include_usage") is True)
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid("`messages` must be a non-empty array of messages.", param="messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise invalid("`messages` must be a non-empty array of message objects.", param="messages")
     choices = body.get("n", 1)
     if choices is None:
         choices = 1
@@ -153,37 +221,10 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
         raise invalid(f"`messages` could not be read: {exc}", param="messages") from None
     tools = _tools(body.get("tools"))
     bound = _output_bound(body, model)
-    span = Span(
-        trace_id=context.trace_id,
-        kind="gateway",
-        name=f"{endpoint} {alias}",
-        parent_id=context.parent_span_id,
-        attributes={
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": alias,
-            "gen_ai.request.max_tokens": bound,
-            "gateway.endpoint": endpoint,
-            "gateway.stream": stream,
-            "gateway.key": key.prefix,
-        },
-    )
-    context.parent_span_id = span.span_id
-    current_span.set((context.trace_id, span.span_id))  # guardrail and budget spans hang under it
-    config = provider_config(model.provider)
-    call = Call(
-        key=key,
-        context=context,
-        alias=alias,
-        model=model,
-        config=config,
-        request=ChatRequest(model_id=model.model_id, messages=neutral, tools=tools, max_output_tokens=bound),
-        body=dict(body),
-        admission=Admission(),
-        span=span,
-        endpoint=endpoint,
-        stream=stream,
-        include_usage=include_usage,
-    )
+    request = ChatRequest(model_id=model.model_id, messages=neutral, tools=tools, max_output_tokens=bound)
+    call = open_call(headers, body, endpoint, operation="chat", request=request, stream=stream, identified=identified)
+    call.include_usage = bool(stream and options and options.get("include_usage") is True)
+    call.span.attributes["gen_ai.request.max_tokens"] = bound
     try:
         _guard_input(call, messages)
         _prepare_upstream(call, bound)
@@ -191,22 +232,7 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
         _refused(call, refused)
         raise
     # The worst case: every choice may use the whole output bound.
-    worst = replace(call.request, max_output_tokens=bound * choices)
-    call.admission = pipeline.reserve(call=context, model=model, request=worst)
-    if (refusal := call.admission.refusal) is not None:
-        over = GatewayError(
-            402,
-            "budget_exceeded",
-            refusal.message or "A budget refused the call.",
-            extra={"budget": refusal.details} if refusal.details else {},
-        )
-        _refused(call, over)
-        raise over
-    from guardrails.services import effective_rules
-
-    call.output_rules = [
-        rule for rule in effective_rules(tenant=tenant, agent_id=context.agent_id) if rule.get("stage") == "output"
-    ]
+    hold(call, replace(call.request, max_output_tokens=bound * choices))
     return call
 
 
