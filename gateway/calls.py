@@ -72,6 +72,7 @@ class Call:
     output_rules: list[dict[str, Any]] = field(default_factory=list)
     guarded: list[str] = field(default_factory=list)  # what input guardrails did (redacted, …)
     started: float = field(default_factory=time.perf_counter)
+    span_input: Any = None  # what the spans show as the call's input, when not chat messages
 
     @property
     def passthrough(self) -> bool:
@@ -90,6 +91,7 @@ class Result:
     finish_reason: str = ""
     error: ProviderError | GatewayError | None = None
     # Output guardrails already applied in memory (a stream): the verdict to record, not re-apply.
+    output: Any = None  # what the spans show as the output, when not an assistant message
     original_content: str = ""  # what the provider said, when an output guardrail changed it
     disconnected: bool = False
     status: int = 200
@@ -234,6 +236,78 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     # The worst case: every choice may use the whole output bound.
     hold(call, replace(call.request, max_output_tokens=bound * choices))
     return call
+
+
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
+    """An embeddings request: input guardrails on each text, and its worst case reserved at the
+    input price. A text's tokens are never more than its UTF-8 bytes (a token covers at least one
+    byte), so that is the hold; token ids are counted as they are."""
+    identified = identify(headers, body)
+    model = identified[3]
+    raw = body.get("input")
+    texts: list[str] = []
+    tokens = 0
+    if isinstance(raw, str):
+        texts = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
+        texts = list(raw)
+    elif isinstance(raw, list) and raw and all(isinstance(item, int) and not isinstance(item, bool) for item in raw):
+        tokens = len(raw)
+    elif (
+        isinstance(raw, list)
+        and raw
+        and all(isinstance(item, list) and item and all(isinstance(t, int) for t in item) for item in raw)
+    ):
+        tokens = sum(len(item) for item in raw)
+    else:
+        raise invalid(
+            "`input` must be a string, an array of strings, or token ids (an array of integers or of arrays).",
+            param="input",
+        )
+    if len(texts) > MAX_EMBEDDING_INPUTS or (isinstance(raw, list) and len(raw) > MAX_EMBEDDING_INPUTS):
+        raise invalid(f"`input` holds at most {MAX_EMBEDDING_INPUTS} items.", param="input")
+    if not call_kind_embeds(model):
+        raise invalid(
+            f"The provider of {identified[2]!r} cannot make embeddings through the gateway "
+            "(an OpenAI-compatible provider can).",
+            param="model",
+        )
+    call = open_call(headers, body, endpoint, operation="embeddings", identified=identified)
+    call.span_input = {"inputs": len(texts) or len(raw), "preview": texts[0][:200] if texts else None}
+    try:
+        for index, text in enumerate(texts):
+            verdict = hooks.check_input(call=call.context, text=text)
+            if verdict.action in ("block", "require_approval"):
+                raise GatewayError(
+                    400,
+                    "guardrail_blocked",
+                    f"A guardrail blocked input[{index}]: {verdict.reason or 'refused by policy'}.",
+                    param=f"input[{index}]",
+                )
+            if verdict.action == "redact" and isinstance(verdict.redacted, str):
+                texts[index] = verdict.redacted
+                call.guarded.append(f"input[{index}] redacted: {verdict.reason}")
+        if call.guarded:
+            call.body["input"] = texts if isinstance(raw, list) else texts[0]
+        call.body["model"] = model.model_id
+        _upstream_address(call, "/embeddings")
+    except GatewayError as refused:
+        _refused(call, refused)
+        raise
+    worst_tokens = tokens + sum(len(text.encode()) for text in texts)
+    worst = ChatRequest(
+        model_id=model.model_id, messages=[{"role": "user", "content": " " * (4 * worst_tokens)}], max_output_tokens=0
+    )
+    hold(call, worst, output_rules=False)
+    call.request = ChatRequest(model_id=model.model_id, messages=[], max_output_tokens=0)
+    return call
+
+
+def call_kind_embeds(model: LanguageModel) -> bool:
+    return str(model.provider.kind) == "openai_compatible"
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
@@ -432,7 +506,12 @@ def _prepare_upstream(call: Call, bound: int) -> None:
     body[name] = bound
     if call.stream:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    url = call.config.base_url.rstrip("/") + "/chat/completions"
+    _upstream_address(call, "/chat/completions")
+
+
+def _upstream_address(call: Call, path: str) -> None:
+    """The provider URL for `path` (pinned to the address the SSRF guard approved) and its headers."""
+    url = call.config.base_url.rstrip("/") + path
     headers = {"content-type": "application/json"}
     if call.config.api_key:
         headers["authorization"] = f"Bearer {call.config.api_key}"
@@ -478,7 +557,11 @@ def conclude(call: Call, result: Result) -> Conclusion:
             "gen_ai.response.model": result.model_id or call.model.model_id,
         },
     )
-    model_span.input = {"messages": call.request.messages, "tools": [spec.name for spec in call.request.tools]}
+    model_span.input = (
+        call.span_input
+        if call.span_input is not None
+        else {"messages": call.request.messages, "tools": [spec.name for spec in call.request.tools]}
+    )
     usage = result.usage
     if usage is None and (result.error is None or result.content or result.tool_calls):
         # No usage reported: estimated from what was produced (a stream cut short, a provider
@@ -488,6 +571,8 @@ def conclude(call: Call, result: Result) -> Conclusion:
         model_span.status = "error"
         kind = result.error.type if isinstance(result.error, ProviderError) else result.error.code
         model_span.attributes.update({"error.type": kind, "error.message": result.error.message})
+    elif result.output is not None:
+        model_span.output = result.output
     else:
         message: dict[str, Any] = {"role": "assistant", "content": result.content}
         if result.tool_calls:

@@ -27,7 +27,7 @@ from typing import Any
 
 from approvals.longpoll import pooled
 from catalog.clients import ChatResponse, ProviderError, ToolCall, Usage, client_for
-from gateway import calls, guard, upstream
+from gateway import calls, guard, messages, upstream
 from gateway.asgi import Exchange, Handler
 from gateway.errors import GatewayError, Shape
 
@@ -443,6 +443,39 @@ def _chunks_of(call: calls.Call, response: ChatResponse) -> list[dict[str, Any]]
     return chunks
 
 
+EMBEDDINGS = "/v1/embeddings"
+
+
+async def embeddings(exchange: Exchange) -> None:
+    """`POST /v1/embeddings` to an OpenAI-compatible provider, priced per input token."""
+    body = await exchange.json()
+    call: calls.Call = await pooled(calls.admit_embeddings, exchange.headers, body, EMBEDDINGS)
+    result = calls.Result()
+    try:
+        data = await upstream.post(call)
+    except GatewayError as error:
+        result.error, result.status = error, error.status
+        await _conclude(call, result)
+        exchange.extra_headers.extend(_headers(call))
+        raise
+    raw_usage = data.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+    try:
+        tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+    except (TypeError, ValueError):
+        tokens = 0
+    raw_data = data.get("data")
+    vectors: list[Any] = raw_data if isinstance(raw_data, list) else []
+    result.usage = Usage(input_tokens=tokens, output_tokens=0, estimated=not tokens)
+    result.model_id = str(data.get("model") or "")
+    result.output = {"embeddings": len(vectors)}
+    conclusion = await _conclude(call, result)
+    exchange.extra_headers.extend(_headers(call, conclusion))
+    await exchange.send_json(200, data)
+
+
 ROUTES: dict[str, tuple[Handler, Shape]] = {
     CHAT: (chat_completions, "openai"),
+    EMBEDDINGS: (embeddings, "openai"),
+    messages.PATH: (messages.handle, "anthropic"),
 }
