@@ -3,6 +3,19 @@ through the gateway), settle after.
 
 Registered from BudgetsConfig.ready(). A refusal (a budget without room, a token cap, an unpriced
 model) is returned, not raised: the engine ends the run `budget_exceeded` with its message.
+
+What a BudgetDecision carries (the gateway's 402 body and `x-aoc-budget-remaining` read it):
+
+- refused by a budget: `message` is a sentence naming the budget, whom it counts, its figures and
+  its reset; `details` is BudgetExceededError.extra: budget (id), budget_name, scope, scope_value
+  ("" for the tenant or the anonymous bucket), period, limit, used (settled), reserved, requested,
+  remaining, unit (usd_micros | tokens), on_exceed, resets_at (ISO 8601, None for a total budget);
+  a require_approval budget on a run also fills `approval`.
+- refused otherwise: `details` = {"type": token_cap_exceeded | validation_error | …, and the
+  error's own figures (a token cap's `cap` and `requested`)}.
+- admitted: `tightest` = budgets.services.tightest: {id, name, unit, limit, remaining, resets_at,
+  held, scope, scope_value}, amounts in the budget's unit, or None when no budget that can refuse
+  applied.
 """
 
 from __future__ import annotations
@@ -82,10 +95,9 @@ class BudgetHooks(RunHooks):
             }
             return BudgetDecision(admitted=False, message=exc.message, approval=details, details=dict(exc.extra))
         except ServiceError as exc:
-            return BudgetDecision(admitted=False, message=exc.message, details={"type": exc.type})
-        return BudgetDecision(
-            admitted=True, reservation_id=str(reservation.pk), tightest=getattr(reservation, "tightest", None)
-        )
+            # A token cap (its cap and what was requested), an unpriced model, a bad field.
+            return BudgetDecision(admitted=False, message=exc.message, details={"type": exc.type, **exc.extra})
+        return BudgetDecision(admitted=True, reservation_id=str(reservation.pk), tightest=reservation.tightest)
 
     def settle_after_model_call(
         self,

@@ -55,6 +55,12 @@ class Budget(TenantOwned):
     thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds, blank=True)
     on_exceed = models.CharField(max_length=16, choices=OnExceed.choices, default=OnExceed.BLOCK)
     enabled = models.BooleanField(default=True)
+    # A per-end-user or per-session budget counts only calls that name an end user (a session);
+    # with this on, calls without one are counted too, together, under one anonymous bucket ("").
+    meter_anonymous = models.BooleanField(
+        default=False,
+        help_text="A per-end-user or per-session budget also counts calls that name none, together in one bucket.",
+    )
     # Who is emailed when a threshold is crossed (besides the console banner and the audit log).
     notify_emails = ArrayField(models.EmailField(), default=list, blank=True)
     # Where alerts are POSTed as signed JSON (retried), and the signing secret (Fernet-encrypted;
@@ -73,6 +79,12 @@ class Budget(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def per_member(self) -> bool:
+        """Whether each member of its scope (agent, API key, end user, session) has its own
+        counter, each against the whole limit."""
+        return self.scope != self.Scope.TENANT
 
     @property
     def blocks(self) -> bool:
@@ -142,6 +154,10 @@ class Reservation(TenantOwned):
     created_at = models.DateTimeField(default=now)
     expires_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Not stored: set by budget_reserve on the reservation it admits, the tightest budget that
+    # applied after this hold (budgets.services.tightest), or None.
+    tightest: dict[str, Any] | None = None
 
     class Meta:
         ordering = ["-created_at"]

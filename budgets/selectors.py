@@ -68,8 +68,9 @@ def applicable_budgets(
     """Every enabled budget of `tenant` that counts this request, by name (one query).
 
     An agent budget counts only requests made for an agent, an API key budget only requests made
-    with a key. A per-end-user or per-session budget counts a request without one under "" (one
-    shared anonymous bucket), so leaving the id out cannot dodge the budget."""
+    with a key, and a per-end-user or per-session budget only requests that name an end user or a
+    session, unless it `meter_anonymous`: then a request without one is counted under "" (one
+    shared anonymous bucket, shown as "(none given)"), so leaving the id out cannot dodge it."""
     at = at or timezone.now()
     zone = tenant_zone(tenant)
     narrowing = Q(agent__isnull=True) | Q(agent_id=agent_id) if agent_id else Q(agent__isnull=True)
@@ -80,8 +81,8 @@ def applicable_budgets(
             Budget.Scope.TENANT: "",
             Budget.Scope.AGENT: str(agent_id) if agent_id else None,
             Budget.Scope.API_KEY: str(api_key_id) if api_key_id else None,
-            Budget.Scope.END_USER: end_user_id,
-            Budget.Scope.SESSION: session_id,
+            Budget.Scope.END_USER: end_user_id or ("" if budget.meter_anonymous else None),
+            Budget.Scope.SESSION: session_id or ("" if budget.meter_anonymous else None),
         }
         value = values[Budget.Scope(budget.scope)]
         if value is None:

@@ -29,6 +29,7 @@ class BudgetSerializer(serializers.ModelSerializer):
             "thresholds",
             "on_exceed",
             "enabled",
+            "meter_anonymous",
             "notify_emails",
             "webhook_url",
             "webhook_secret_set",
@@ -55,6 +56,11 @@ class BudgetWriteSerializer(serializers.Serializer):
     )
     on_exceed = serializers.ChoiceField(choices=Budget.OnExceed.choices, default=Budget.OnExceed.BLOCK)
     enabled = serializers.BooleanField(default=True)
+    meter_anonymous = serializers.BooleanField(
+        default=False,
+        help_text="A per-end-user or per-session budget applies only to calls that name an end user (a session); "
+        "true also counts the calls that name none, together in one anonymous bucket.",
+    )
     notify_emails = serializers.ListField(
         child=serializers.EmailField(), required=False, max_length=20, help_text="Emailed when a threshold is crossed."
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -51,6 +51,8 @@ SYSTEM = Actor.system_actor("budgets")
 MAX_THRESHOLD = 1000  # percent; above 100 only makes sense for alert-only budgets
 MAX_TOKENS = 10_000_000
 MAX_NOTIFY_EMAILS = 20  # per request: far above any context window, low enough to keep sums exact
+# The scopes whose member a call may leave out (an agent or key budget skips calls without one).
+ANONYMOUS_SCOPES = (Budget.Scope.END_USER, Budget.Scope.SESSION)
 
 
 # --- Configuration -----------------------------------------------------------------------------
@@ -71,6 +73,7 @@ class BudgetConfig:
     enabled: bool
     notify_emails: list[str]
     webhook_url: str
+    meter_anonymous: bool = False
 
     def state(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class BudgetConfig:
             "thresholds": self.thresholds,
             "on_exceed": self.on_exceed,
             "enabled": self.enabled,
+            "meter_anonymous": self.meter_anonymous,
             "notify_emails": self.notify_emails,
             "webhook_url": self.webhook_url,
         }
@@ -99,6 +103,7 @@ def _state(budget: Budget) -> dict[str, Any]:
         "thresholds": list(budget.thresholds),
         "on_exceed": budget.on_exceed,
         "enabled": budget.enabled,
+        "meter_anonymous": budget.meter_anonymous,
         "notify_emails": list(budget.notify_emails),
         "webhook_url": budget.webhook_url,
     }
@@ -155,11 +160,18 @@ def _validated(tenant: Tenant, values: dict[str, Any]) -> BudgetConfig:
             raise BudgetFieldError("webhook_url", "is not an http(s) URL.") from exc
         except UnsafeUrlError as exc:
             raise BudgetFieldError("webhook_url", str(exc)) from exc
+    scope = _choice("scope", values.get("scope", Budget.Scope.TENANT), Budget.Scope)
+    meter_anonymous = values.get("meter_anonymous", False)
+    if not isinstance(meter_anonymous, bool):
+        raise BudgetFieldError("meter_anonymous", "must be true or false.")
+    if meter_anonymous and scope not in ANONYMOUS_SCOPES:
+        raise BudgetFieldError("meter_anonymous", "applies only to a per-end-user or per-session budget.")
     return BudgetConfig(
         webhook_url=webhook_url,
+        meter_anonymous=meter_anonymous,
         notify_emails=sorted({str(e).strip().lower() for e in emails}),
         name=name,
-        scope=_choice("scope", values.get("scope", Budget.Scope.TENANT), Budget.Scope),
+        scope=scope,
         agent=agent,
         period=_choice("period", values.get("period", Budget.Period.MONTH), Budget.Period),
         unit=_choice("unit", values.get("unit", Budget.Unit.USD_MICROS), Budget.Unit),
@@ -192,12 +204,15 @@ def budget_create(
     thresholds: list[int] | None = None,
     on_exceed: str = Budget.OnExceed.BLOCK,
     enabled: bool = True,
+    meter_anonymous: bool = False,
     notify_emails: list[str] | None = None,
     webhook_url: str = "",
     webhook_secret: str | None = None,
 ) -> Budget:
     """Create a budget (audited). Raises BudgetFieldError naming a bad field, ConflictError on a
-    duplicate name. `webhook_secret` signs alert webhooks; it is stored encrypted and never shown."""
+    duplicate name. `webhook_secret` signs alert webhooks; it is stored encrypted and never shown.
+    `meter_anonymous`: a per-end-user or per-session budget also counts calls that name none,
+    together under one anonymous bucket (off: it applies only to calls that name one)."""
     config = _validated(
         tenant,
         {
@@ -210,6 +225,7 @@ def budget_create(
             "thresholds": thresholds,
             "on_exceed": on_exceed,
             "enabled": enabled,
+            "meter_anonymous": meter_anonymous,
             "notify_emails": notify_emails,
             "webhook_url": webhook_url,
         },
@@ -250,6 +266,9 @@ def budget_update(*, actor: Actor, budget: Budget, webhook_secret: str | None = 
     if "unit" in changes and changes["unit"] != budget.unit:
         raise BudgetFieldError("unit", "cannot change once a budget exists; create a new budget in the other unit.")
     before = _state(budget)
+    if changes.get("scope", budget.scope) not in ANONYMOUS_SCOPES and "meter_anonymous" not in changes:
+        # Moving to a scope every call has: there is no anonymous call left to meter.
+        changes["meter_anonymous"] = False
     current: dict[str, Any] = {**before, "agent": budget.agent}
     config = _validated(budget.tenant, {**current, **changes})
     try:
@@ -349,22 +368,107 @@ def _amount(unit: str, *, micros: int, tokens: int) -> int:
     return micros if unit == Budget.Unit.USD_MICROS else tokens
 
 
-def _exceeded(a: Applicable, counter: BudgetCounter, amount: int) -> BudgetExceededError:
+PERIOD_WORDS = {Budget.Period.DAY: "daily", Budget.Period.MONTH: "monthly", Budget.Period.TOTAL: "in total"}
+SCOPE_WORDS = {
+    Budget.Scope.TENANT: "tenant-wide",
+    Budget.Scope.AGENT: "per agent",
+    Budget.Scope.API_KEY: "per API key",
+    Budget.Scope.END_USER: "per end user",
+    Budget.Scope.SESSION: "per session",
+}
+MEMBER_WORDS = {
+    Budget.Scope.AGENT: "agent",
+    Budget.Scope.API_KEY: "API key",
+    Budget.Scope.END_USER: "end user",
+    Budget.Scope.SESSION: "session",
+}
+
+
+def amounts_text(unit: str, *amounts: int) -> tuple[list[str], str]:
+    """Amounts as a client developer reads them, and the unit word that follows the last of a
+    phrase: dollars with the fewest of 2, 4 or 6 decimals that shows every amount exactly ($0.0100,
+    $0.0003; no word), or token counts (1,200; " tokens")."""
+    if unit != Budget.Unit.USD_MICROS:
+        return [f"{amount:,}" for amount in amounts], " tokens"
+    decimals = next((d for d in (2, 4) if all(a % 10 ** (6 - d) == 0 for a in amounts)), 6)
+    return [f"{'-' if a < 0 else ''}${abs(a) / 1_000_000:,.{decimals}f}" for a in amounts], ""
+
+
+def member_label(budget: Budget, scope_value: str, names: dict[str, str] | None = None) -> str:
+    """Whom a budget's counter counts, in words: "the tenant", "end user 'u-42'", "agent 'Support
+    agent'", "calls without an end user" (a metered anonymous bucket)."""
+    if budget.scope == Budget.Scope.TENANT:
+        return "the tenant"
+    noun = MEMBER_WORDS[Budget.Scope(budget.scope)]
+    if not scope_value:
+        return f"calls without {'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+    return f"{noun} {(names or {}).get(budget.scope, scope_value)!r}"
+
+
+def refusal_message(
+    budget: Budget,
+    *,
+    scope_value: str,
+    settled: int,
+    reserved: int,
+    amount: int,
+    resets_at: datetime | None,
+    names: dict[str, str] | None = None,
+) -> str:
+    """The sentence a refused caller reads, e.g. "Budget 'Support daily' (per end user, daily) is
+    used up for end user 'u-42': $0.0100 of $0.0100 spent, $0.0003 more reserved by calls in
+    flight; this call needs up to $0.0004. It resets at 2026-12-05 00:00 UTC." """
+    kind = f"{SCOPE_WORDS[Budget.Scope(budget.scope)]}, {PERIOD_WORDS[Budget.Period(budget.period)]}"
+    if budget.agent is not None:
+        kind += f", for agent {budget.agent.name!r} only"
+    member = member_label(budget, scope_value, names)
+    left = max(budget.limit - settled - reserved, 0)
+    (spent_text, limit_text, reserved_text, amount_text, left_text), word = amounts_text(
+        budget.unit, settled, budget.limit, reserved, amount, left
+    )
+    figures = f"{spent_text} of {limit_text}{word} spent"
+    if reserved:
+        figures += f", {reserved_text}{word} more reserved by calls in flight"
+    if left:
+        state, figures = f"has too little left for {member}", f"{figures}, {left_text}{word} left"
+    else:
+        state = f"is used up for {member}"
+    if resets_at is None:
+        when = "It is a total budget and never resets."
+    else:
+        utc = resets_at.astimezone(UTC)
+        when = f"It resets at {utc:%Y-%m-%d %H:%M} UTC"
+        local = resets_at.astimezone(selectors.tenant_zone(budget.tenant))
+        when += "." if local.utcoffset() == timedelta(0) else f" ({local:%Y-%m-%d %H:%M} {local.tzinfo})."
+    return f"Budget {budget.name!r} ({kind}) {state}: {figures}; this call needs up to {amount_text}{word}. {when}"
+
+
+def _exceeded(
+    a: Applicable, counter: BudgetCounter, amount: int, names: dict[str, str] | None = None
+) -> BudgetExceededError:
     budget = counter.budget  # as locked, so the figures are the ones the refusal was decided on
-    scope_label = {"": "the tenant"}.get(a.scope_value, f"{budget.scope.replace('_', ' ')} {a.scope_value!r}")
-    when = f"It resets at {a.resets_at.isoformat()}." if a.resets_at else "It never resets (a total budget)."
+    budget.tenant = a.budget.tenant  # known already: no query for the tenant's zone
+    message = refusal_message(
+        budget,
+        scope_value=a.scope_value,
+        settled=counter.settled,
+        reserved=counter.reserved,
+        amount=amount,
+        resets_at=a.resets_at,
+        names=names,
+    )
     return BudgetExceededError(
-        f"Budget {budget.name!r} ({budget.get_period_display().lower()}, {scope_label}) has "
-        f"{max(budget.limit - counter.used, 0)} {budget.unit} left of {budget.limit} "
-        f"({counter.settled} spent, {counter.reserved} reserved); this call may cost {amount}. {when}",
+        message,
         budget=str(budget.pk),
         budget_name=budget.name,
         scope=budget.scope,
         scope_value=a.scope_value,
+        period=budget.period,
         limit=budget.limit,
         used=counter.settled,
         reserved=counter.reserved,
         requested=amount,
+        remaining=max(budget.limit - counter.settled - counter.reserved, 0),
         unit=budget.unit,
         on_exceed=budget.on_exceed,
         resets_at=a.resets_at.isoformat() if a.resets_at else None,
@@ -380,6 +484,7 @@ def _reserve_locked(
     at: datetime,
     fields: dict[str, Any],
     allow_over: Collection[str] = (),
+    names: dict[str, str] | None = None,
 ) -> Reservation | None:
     """Lock the applicable counters (id order), check every limit, and write the reservation, its
     lines, the counters and the ledger in one transaction; None (nothing written) when a counter is
@@ -402,7 +507,7 @@ def _reserve_locked(
                     logger.info("budget %s let %s %s through, approved by a reviewer", budget.pk, amount, budget.unit)
                     continue
                 logger.info("budget %s refused %s %s for %s", budget.pk, amount, budget.unit, a.scope_value)
-                raise _exceeded(a, counter, amount)
+                raise _exceeded(a, counter, amount, names)
         reservation = Reservation.objects.create(
             tenant=tenant,
             worst_case_micros=micros,
@@ -430,7 +535,40 @@ def _reserve_locked(
         _save_counters([counter for _, counter, _ in plan])
         ReservationLine.objects.bulk_create(lines)
         LedgerEntry.objects.bulk_create(entries)
+    reservation.tightest = tightest([(a, counter, amount) for a, counter, amount in plan])
     return reservation
+
+
+def tightest(plan: Iterable[tuple[Applicable, BudgetCounter, int]]) -> dict[str, Any] | None:
+    """Of the budgets that can refuse (block, require_approval), the one with the least fraction of
+    its limit left once this reservation is held, from the counters as locked and written (no
+    query): {id, name, unit, limit, remaining, resets_at, held, scope, scope_value}. `remaining` =
+    limit - settled - reserved in the budget's unit, this call's hold (`held`) included; below
+    zero only when a reviewer let a call past a full require_approval budget. None when none
+    applied."""
+    best: tuple[float, dict[str, Any]] | None = None
+    for a, counter, amount in plan:
+        budget = counter.budget
+        if not (budget.enabled and budget.blocks):
+            continue
+        remaining = budget.limit - counter.settled - counter.reserved
+        fraction = remaining / budget.limit
+        if best is None or fraction < best[0]:
+            best = (
+                fraction,
+                {
+                    "id": str(budget.pk),
+                    "name": budget.name,
+                    "unit": budget.unit,
+                    "limit": budget.limit,
+                    "remaining": remaining,
+                    "resets_at": a.resets_at.isoformat() if a.resets_at else None,
+                    "held": amount,
+                    "scope": budget.scope,
+                    "scope_value": a.scope_value,
+                },
+            )
+    return best[1] if best else None
 
 
 def _save_counters(counters: list[BudgetCounter]) -> None:
@@ -519,15 +657,19 @@ def budget_reserve(
         session_id=session_id,
         at=now,
     )
+    # How a refusal names the agent and the key (the counters hold their ids).
+    names = {Budget.Scope.AGENT.value: agent.name} if agent else {}
+    if api_key is not None:
+        names[Budget.Scope.API_KEY.value] = api_key.name
     reservation = _reserve_locked(
-        tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over
+        tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over, names=names
     )
     if reservation is None:
         # A counter of this period or scope value does not exist yet: create it outside the
         # locking transaction (see _ensure_counters), then lock again.
         _ensure_counters(tenant, applicable)
         reservation = _reserve_locked(
-            tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over
+            tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over, names=names
         )
         if reservation is None:
             raise ConflictError("A budget changed during the reservation; retry.")

@@ -181,15 +181,22 @@ def test_the_refusal_names_the_first_exhausted_budget_with_its_figures(cast: Cas
         "budget_name": "daily cap",
         "scope": "tenant",
         "scope_value": "",
+        "period": "day",
         "limit": 3_000,
         "used": 0,
         "reserved": WORST_1K_1K,
         "requested": WORST_1K_1K,
+        "remaining": 3_000 - WORST_1K_1K,
         "unit": "usd_micros",
         "on_exceed": "block",
-        "resets_at": error.extra["resets_at"],
+        "resets_at": "2026-03-11T00:00:00+01:00",
     }
-    assert "daily cap" in error.message
+    # A sentence a client developer reads, in UTC and in the tenant's zone (Acme's is Paris).
+    assert error.message == (
+        "Budget 'daily cap' (tenant-wide, daily) has too little left for the tenant: $0.0000 of $0.0030 spent, "
+        "$0.0020 more reserved by calls in flight, $0.0010 left; this call needs up to $0.0020. "
+        "It resets at 2026-03-10 23:00 UTC (2026-03-11 00:00 Europe/Paris)."
+    )
     # Nothing of the refused call was written: the roomy budget holds only the first call.
     assert Reservation.objects.for_tenant(cast.acme).count() == 1
     assert ledger_discrepancies(tenant=cast.acme) == []
