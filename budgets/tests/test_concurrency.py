@@ -249,3 +249,48 @@ def test_expiry_racing_reservations_on_shared_counters_neither_deadlocks_nor_dri
     assert not Reservation.objects.for_tenant(cast.acme).filter(status="open").exists()
     assert set(BudgetCounter.objects.for_tenant(cast.acme).values_list("reserved", flat=True)) == {0}
     assert ledger_discrepancies(tenant=cast.acme) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_concurrent_calls_of_end_users_never_seen_before_are_admitted_exactly(cast: Cast) -> None:
+    """48 gateway calls (the budget hook, no Run) at once for four end users with no counter row
+    yet: every thread races to create the same counter. Each end user gets exactly floor(limit /
+    cost) calls, no error, one counter each, and the counters equal the ledger."""
+    from agents.hooks import CallContext
+    from budgets.hooks import BudgetHooks
+    from budgets.tests.factories import demo_model
+    from catalog.clients import ChatRequest
+
+    clients, users = 48, 4
+    per_user = make_budget(
+        cast.acme, name="Support daily", scope=Budget.Scope.END_USER, period="day", limit=3 * WORST + WORST - 1
+    )
+    tenant_wide = make_budget(cast.acme, name="Tenant", limit=10**9)
+    model = demo_model(cast.acme)
+    # 3 998 characters and "[]": estimated at 1 000 input tokens; with 1 000 output, WORST.
+    request = ChatRequest(model_id=model.model_id, messages=[{"role": "user", "content": "x" * 3998}])
+    request = ChatRequest(model_id=model.model_id, messages=request.messages, max_output_tokens=1000)
+
+    def work(i: int) -> list[str]:
+        user = f"new-{i % users}"
+        call = CallContext(tenant=cast.acme, trace_id=f"{i:032x}", end_user_id=user, source="gateway")
+        decision = BudgetHooks.instance.reserve_before_model_call(call=call, model=model, request=request)
+        if decision.admitted:
+            assert decision.tightest is not None and decision.tightest["id"] == str(per_user.pk)
+            return [f"admitted:{user}"]
+        assert decision.details["budget"] == str(per_user.pk), decision.message
+        return [f"refused:{user}"]
+
+    outcomes, errors = hammer(clients, work)
+    assert errors == []
+    for n in range(users):
+        assert outcomes.count(f"admitted:new-{n}") == 3  # floor((4 * WORST - 1) / WORST)
+        assert outcomes.count(f"refused:new-{n}") == clients // users - 3
+    counters = BudgetCounter.objects.for_tenant(cast.acme).filter(budget=per_user)
+    assert sorted(counters.values_list("scope_value", "reserved", "settled")) == [
+        (f"new-{n}", 3 * WORST, 0) for n in range(users)
+    ]
+    tenant_counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=tenant_wide)
+    assert tenant_counter.reserved == 3 * users * WORST
+    assert Reservation.objects.for_tenant(cast.acme).filter(status="open").count() == 3 * users
+    assert ledger_discrepancies(tenant=cast.acme) == []
