@@ -27,7 +27,7 @@ from typing import Any
 
 from approvals.longpoll import pooled
 from catalog.clients import ChatResponse, ProviderError, ToolCall, Usage, client_for
-from gateway import calls, guard, messages, upstream
+from gateway import calls, guard, messages, responses, upstream
 from gateway.asgi import Exchange, Handler
 from gateway.errors import GatewayError, Shape
 
@@ -478,4 +478,5 @@ ROUTES: dict[str, tuple[Handler, Shape]] = {
     CHAT: (chat_completions, "openai"),
     EMBEDDINGS: (embeddings, "openai"),
     messages.PATH: (messages.handle, "anthropic"),
+    responses.PATH: (responses.handle, "openai"),
 }
