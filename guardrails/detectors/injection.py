@@ -1417,6 +1417,23 @@ def score(weights: list[float]) -> float:
     return round(1.0 - remaining, 4)
 
 
+# The last text's scan, per mode: a policy often runs the detector twice on one text with two
+# thresholds (the default tool_result rules block at 0.85 and flag at 0.5), and the scan, not the
+# threshold, is the cost. One entry per mode, replaced whole (a tuple), so threads never see half.
+_LAST: dict[str, tuple[str, list[Match], dict[str, int]]] = {}
+
+
+def _analysis(text: str, mode: Mode) -> tuple[list[Match], dict[str, int]]:
+    """The signals matched in `text` in `mode` and its hidden characters (what detect() scores)."""
+    last = _LAST.get(mode)
+    if last is not None and last[0] == text:
+        return last[1], last[2]
+    matches = _scan(views(text), _BY_MODE[mode])
+    hidden = hidden_characters(text)
+    _LAST[mode] = (text, matches, hidden)
+    return matches, hidden
+
+
 def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) -> list[Finding]:
     """Findings for an injection in `text`, or [] when its score stays under the threshold (the
     mode's default unless given). Every finding carries the text's overall score, the matched
@@ -1424,9 +1441,7 @@ def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) 
     if not text.strip():
         return []
     limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
-    text_views = views(text)
-    matches = _scan(text_views, _BY_MODE[mode])
-    hidden = hidden_characters(text)
+    matches, hidden = _analysis(text, mode)
     weights = [m.signal.weight for m in matches]
     if hidden.get("tag"):
         # Tag characters render as nothing and have no place in prose: smuggled text.
