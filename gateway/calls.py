@@ -18,6 +18,7 @@ relays the request to the provider (gateway.upstream) between the two.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from catalog.clients import ProviderConfig
     from catalog.models import LanguageModel
     from tenants.models import ApiKey, Tenant
+
+logger = logging.getLogger(__name__)
 
 MAX_TAGS = 20
 TAG = re.compile(r"^[\w.:/@+-]{1,64}$")
@@ -535,6 +538,7 @@ def _refused(call: Call, error: GatewayError) -> None:
     _budget_attributes(call)
     call.span.ended_at = time.time()
     hooks.record_span(call=call.context, span=call.span)
+    _log(call, status=error.status, error_code=error.code, usage=None, cost=0)
 
 
 # --- conclude ------------------------------------------------------------------------------------
@@ -608,7 +612,42 @@ def conclude(call: Call, result: Result) -> Conclusion:
         span.attributes["gateway.guardrails"] = call.guarded
     _budget_attributes(call)
     hooks.record_span(call=call.context, span=span)
+    code = ""
+    if result.error is not None:
+        code = result.error.type if isinstance(result.error, ProviderError) else result.error.code
+    elif result.disconnected:
+        code = "client_disconnected"
+    _log(call, status=result.status, error_code=code, usage=usage, cost=cost)
     return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+
+
+def _log(call: Call, *, status: int, error_code: str, usage: Usage | None, cost: int) -> None:
+    """The request's row in the console's request log (gateway.models)."""
+    from gateway.models import GatewayRequest
+
+    context = call.context
+    try:
+        GatewayRequest.objects.create(
+            tenant=context.tenant,
+            api_key=call.key,
+            request_id=call.request_id,
+            endpoint=call.endpoint,
+            alias=call.alias[:200],
+            model_id=call.model.model_id,
+            stream=call.stream,
+            status=status,
+            error_code=error_code[:64],
+            end_user_id=context.end_user_id,
+            session_id=context.session_id,
+            agent_id=str(context.agent_id or ""),
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost_micros=cost,
+            latency_ms=round((time.perf_counter() - call.started) * 1000, 1),
+            trace_id=context.trace_id,
+        )
+    except Exception:  # the log never fails a call that was answered
+        logger.exception("gateway request %s: could not write the request log", call.request_id)
 
 
 def _budget_attributes(call: Call) -> None:
