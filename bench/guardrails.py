@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guardrails.checks import DEFAULT_RULES, evaluate
 from guardrails.detectors import injection, pii, secrets
+from guardrails.tests.probes import PHONE_NUMBERS, PII_NEAR_MISSES
 
 STRUCTURED = pii.ENTITIES
 
@@ -132,6 +133,15 @@ def bench_pii(rows: list[dict[str, Any]]) -> None:
         print(f"| {entity:13} | {recall:17} | {precision:17} |")
     all_tp, all_fn, all_fp = sum(tp.values()), sum(fn.values()), sum(fp.values())
     print(f"| {'all':13} | {pct(all_tp, all_tp + all_fn):17} | {pct(all_tp, all_tp + all_fp):17} |")
+    near = [text for text in PII_NEAR_MISSES if pii.detect(text)]
+    phones = [text for text in PHONE_NUMBERS if any(f.type == "PHONE_NUMBER" for f in pii.detect(text))]
+    print(
+        f"\nNear misses (timestamps, dates, UUIDs, order numbers, versions, decimals; guardrails/tests/probes.py): "
+        f"{len(near)} / {len(PII_NEAR_MISSES)} found as PII; real phone numbers next to them: "
+        f"{len(phones)} / {len(PHONE_NUMBERS)} found."
+    )
+    for text in near:
+        print(f"  false positive: {text!r}")
 
 
 PROSE = (

@@ -110,6 +110,13 @@ _EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?)\s*\d+$")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}")
+# Day-month-year and month-day-year dates (04.12.2026, 12/04/2026).
+_DATE_YEAR_LAST = re.compile(r"(?<!\d)\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d(?!\d)")
+# A decimal number (seconds with their fraction, 45.123456; a coordinate, 52.5200066).
+_DECIMAL = re.compile(r"\d+\.\d+")
+# Dotted version strings and OIDs with a one-digit part (10.0.19045.3803, 1.2.840.113549.1.1).
+_VERSION = re.compile(r"(?=(?:.*\.)?\d(?:\.|$))\d+(?:\.\d+){2,}")
+_ZIP_PLUS_4 = re.compile(r"\d{5}-\d{4}")
 
 
 def _needs_colons(text: str) -> bool:
@@ -208,6 +215,10 @@ def _recognizers() -> list[Any]:
             # Shapes that belong to other entities or are not phone numbers at all.
             if _SSN_SHAPE.fullmatch(pattern_text) or _IPV4_SHAPE.fullmatch(pattern_text) or _DATE.search(pattern_text):
                 return True
+            if _DATE_YEAR_LAST.search(pattern_text) or _ZIP_PLUS_4.fullmatch(pattern_text):
+                return True
+            if _DECIMAL.fullmatch(pattern_text) or _VERSION.fullmatch(pattern_text):
+                return True
             return bool(card_brand(digits))
 
     card = CardRecognizer(
@@ -234,8 +245,9 @@ def _recognizers() -> list[Any]:
         patterns=[
             Pattern(
                 "phone",
-                r"(?<![\w+.-])(?:\+\d{1,3}[\s.-]?(?:\(0\)\s?)?|\(\d{1,5}\)\s?)?\d{1,5}(?:[\s.-]\(?\d{1,7}\)?){1,5}"
-                r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])|(?<![\w+])\+\d{9,14}(?!\w)|(?<!\w)\(\d{2,5}\)\s?\d{3,4}[\s.-]?\d{3,4}(?:x\d{1,6})?(?!\w)",
+                # Not the seconds of a time (13:19:45.123456) nor the hours before its minutes.
+                r"(?<![\w+.-])(?<!\d:)(?:\+\d{1,3}[\s.-]?(?:\(0\)\s?)?|\(\d{1,5}\)\s?)?\d{1,5}(?:[\s.-]\(?\d{1,7}\)?){1,5}"
+                r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-]|:\d)|(?<![\w+])\+\d{9,14}(?!\w)|(?<!\w)\(\d{2,5}\)\s?\d{3,4}[\s.-]?\d{3,4}(?:x\d{1,6})?(?!\w)",
                 0.5,
             )
         ],

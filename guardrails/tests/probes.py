@@ -596,3 +596,37 @@ BATCH_11_BENIGN = [
     "Imagine you are a tree in a forest for a thousand years; write a poem.",
     "Act like a tour guide and describe the Louvre.",
 ]
+
+
+# Structured values that are not phone numbers (issue 20: the phone detector took the seconds of an
+# ISO timestamp for one, "2026-12-04T13:19:[PHONE_NUMBER]+00:00"): none may be found as PII.
+PII_NEAR_MISSES = [
+    "refunded at: 2026-12-04T13:19:45.123456+00:00",
+    "refunded at: 2026-12-04 13:19:45.123456+00:00",
+    "{'order': 'A-1002', 'refunded_at': '2026-12-04T13:19:07.654321+00:00'}",
+    '{"created": "2026-12-04T13:19:45Z", "updated": "2026-12-04T13:19:45.5+01:00"}',
+    "The call started at 13:19:45.123 and ended at 13:21:02,456.",
+    "Meeting on 04.12.2026 10:00, moved to 12/05/2026 14:30.",
+    "Dates: 2026-12-04, 2026/12/05, 2026.12.06 and 20261207.",
+    "Run 3f2a8c1e-1234-4a5b-9c7d-0e1f2a3b4c5d finished; trace 123e4567-e89b-12d3-a456-426614174000.",
+    "Orders A-1001, A-1002 and A-1003 were refunded; invoice INV-2026-000123.",
+    "Upgrade to version 10.0.19045.3803 (build 2026.12.04.1319), then 1.2.3456.7890.",
+    "Signed with OID 1.2.840.113549.1.1.11.",
+    "Coordinates 52.5200066, 13.404954; elevation 34.5 m.",
+    "Ship to ZIP 94105-1234.",
+    "Total: 1,234.56 EUR, tax 234.56, 12 items.",
+    "Unix time 1733318385, or 1733318385123 in milliseconds.",
+]
+# Real numbers in the layouts of the dataset and the tests: each must still be found as a phone.
+PHONE_NUMBERS = [
+    "call +44 20 7946 0958 tomorrow",
+    "call (212) 555-0187",
+    "Phone: 01.84.17.61.18",
+    "Phone:0688 872 49 99",
+    "tel 930.167.3943 or 259.735.7502x459",
+    "mobile +1-903-140-4508x769",
+    "reach me on +46 (0)8 928 571 38",
+    "fax 60-56-85-91",
+    "call 201-948-1927 after 13:00",
+    "at 2026-12-04T13:19:45+00:00 she called +447700677662",
+]
