@@ -662,18 +662,17 @@ def _budget_attributes(call: Call) -> None:
 
 
 def _remaining(call: Call, usage: Usage | None, cost: int) -> str | None:
-    """The tightest budget's remainder after this call, in its unit ("0.004210 USD", "1200 tokens")."""
+    """The tightest budget's remainder once this call is settled, in its unit ("0.004210 USD",
+    "1200 tokens"): its remainder at admission (this call's hold included, budgets.services.
+    tightest) plus the hold, less what the call really used."""
     tightest = next((d.tightest for d in call.admission.reservations if d.tightest), None)
     if not tightest:
         return None
     try:
-        remaining = float(tightest["remaining"])
-        held = float(tightest.get("held", 0))
+        left = int(tightest["remaining"]) + int(tightest.get("held") or 0)
     except (KeyError, TypeError, ValueError):
         return None
-    unit = str(tightest.get("unit", ""))
-    if unit == "tokens":
-        spent = float(usage.input_tokens + usage.output_tokens) if usage else 0.0
-        return f"{max(remaining + held - spent, 0):.0f} tokens"
-    spent_usd = cost / 1_000_000
-    return f"{max(remaining + held - spent_usd, 0):.6f} USD"
+    if tightest.get("unit") == "tokens":
+        spent = usage.input_tokens + usage.output_tokens if usage else 0
+        return f"{max(left - spent, 0)} tokens"
+    return f"{max(left - cost, 0) / 1_000_000:.6f} USD"

@@ -174,10 +174,12 @@ def test_a_budget_holds_the_worst_case_and_settles_at_the_real_cost(
 
     _budget(gw, limit=1_000_000)
     fake.queue(completion("ok", usage={"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}))
-    sdk(live_asgi, gw.secret).chat.completions.create(
+    raw = sdk(live_asgi, gw.secret).chat.completions.with_raw_response.create(
         model="default", messages=[{"role": "user", "content": "x"}], max_tokens=50
     )
     assert fake.requests[-1].body["max_tokens"] == 50
+    cost = gw.model.cost_micros(input_tokens=100, output_tokens=10)
+    assert raw.headers["x-aoc-budget-remaining"] == f"{(1_000_000 - cost) / 1_000_000:.6f} USD"
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED
     assert reservation.actual_micros == gw.model.cost_micros(input_tokens=100, output_tokens=10)
