@@ -168,3 +168,96 @@ def test_a_demo_provider_streams_through_the_same_path(live_asgi: str, settings)
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_the_async_sdk_streams_too(live_asgi: str, fake: FakeOpenAI, gw: Gateway) -> None:
+    import asyncio
+
+    fake.queue(sse(["As", "ync."]))
+
+    async def run() -> str:
+        client = openai.AsyncOpenAI(base_url=f"{live_asgi}/v1", api_key=gw.secret, max_retries=0)
+        stream = await client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    assert asyncio.run(run()) == "Async."
+
+
+class SlowStream:
+    """A provider that streams one chunk every 50 ms for 10 s, on loopback."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.finished = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import time
+
+                self.rfile.read(int(self.headers["content-length"]))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                events = sse([f"word{i} " for i in range(200)], usage=(20, 200)).body
+                assert isinstance(events, str)
+                try:
+                    for event in events.split("\n\n"):
+                        self.wfile.write(event.encode() + b"\n\n")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    outer.finished = True
+                except OSError:
+                    pass  # the gateway hung up: what we want
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_client_that_leaves_mid_stream_is_settled_for_what_was_produced(live_asgi: str, settings) -> None:
+    import socket
+    import time
+
+    from budgets.models import Reservation
+    from gateway.models import GatewayRequest
+
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
+    slow = SlowStream()
+    try:
+        gw = gateway_tenant(slow.base_url)
+        _budget(gw)
+        host, port = live_asgi.removeprefix("http://").split(":")
+        payload = json.dumps({"model": "default", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {gw.secret}\r\nContent-Length: {len(payload)}\r\n\r\n{payload}".encode()
+            )
+            received = b""
+            while b"word3" not in received:
+                received += sock.recv(4096)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not GatewayRequest.objects.for_tenant(gw.tenant).exists():
+            time.sleep(0.05)
+        logged = GatewayRequest.objects.for_tenant(gw.tenant).get()
+        assert logged.error_code == "client_disconnected"
+        assert not slow.finished, "the provider's stream was closed when the client left"
+        (reservation,) = Reservation.objects.for_tenant(gw.tenant)
+        assert reservation.status == Reservation.Status.SETTLED
+        # Estimated from the words produced before the client left: more than nothing, far less
+        # than the 200 words the provider would have sent.
+        assert 0 < logged.output_tokens < 150 and (reservation.actual_micros or 0) > 0
+    finally:
+        slow.stop()
