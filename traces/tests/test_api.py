@@ -294,3 +294,31 @@ def test_personal_data_and_secrets_are_masked_at_ingestion_unless_the_tenant_tur
     kept = span_item(output="write to ann@example.com")
     ingest(acme_admin_api, [kept])
     assert Span.objects.for_tenant(cast.acme).get(span_id=kept["span_id"]).output == "write to ann@example.com"
+
+
+def test_the_whole_trace_answers_each_span_in_span_dicts_shape(acme_admin_api: ApiClient, cast: Cast) -> None:
+    from traces.serializers import TraceSerializer, span_dict
+
+    trace_id = secrets.token_hex(16)
+    root = span_item(trace_id, name="root", input={"q": 'Grüße \u0001 "x"'}, tags=["a", "b"], model="m")
+    items = [
+        root,
+        span_item(trace_id, parent_span_id=root["span_id"], error={"type": "E", "message": "m"}, output="ok"),
+        span_item(
+            trace_id,
+            parent_span_id=root["span_id"],
+            offset_ms=3,
+            ms=1,
+            usage={"input_tokens": 3, "cost_usd": 0.1},
+            links=[],
+        ),
+        span_item(trace_id, parent_span_id=root["span_id"], offset_ms=7, ms=1500),
+    ]
+    ingest(acme_admin_api, items)
+    body = acme_admin_api.get(reverse("trace-detail", args=[trace_id])).json()
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    spans = Span.objects.for_tenant(cast.acme).filter(trace_id=trace_id).order_by("started_at", "id")
+    expected = {**TraceSerializer(trace).data, "spans": [span_dict(s) for s in spans], "spans_truncated": False}
+    assert json.loads(json.dumps(expected)) == body
+    assert list(body) == list(expected) and list(body["spans"][0]) == list(expected["spans"][0])
+    assert [type(s["duration_ms"]) for s in body["spans"]] == [type(s["duration_ms"]) for s in expected["spans"]]
