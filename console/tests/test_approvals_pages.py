@@ -11,10 +11,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent, Tool
+from agents import services as agent_services
+from agents.models import Agent, Run, Tool
 from approvals import services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
 from console import live
+from console.approval_queue import group_key, short_id
 from tenants.audit import Actor
 from tenants.models import AuditEvent, Role
 from tenants.testing import Cast, ConsolePageContract
@@ -167,13 +169,108 @@ def test_bulk_approval_takes_one_tool_and_risk_tier_only(bob_client: Client, cas
     other = a_request(cast, action="delete_account")
     url = reverse("console:approvals_bulk", args=["acme"])
 
-    mixed = bob_client.post(url, {"ids": [str(same[0].pk), str(other.pk)]}, follow=True)
+    mixed = bob_client.post(url, {"ids": [str(same[0].pk), str(other.pk)], "confirm": "1"}, follow=True)
     assert "one action and one risk tier" in _text(mixed)
     assert ApprovalRequest.objects.filter(status="pending").count() == 4
 
-    bob_client.post(url, {"ids": [str(a.pk) for a in same], "note": "batch"})
+    bob_client.post(url, {"ids": [str(a.pk) for a in same], "note": "batch", "confirm": "1"})
     statuses = dict(ApprovalRequest.objects.values_list("pk", "status"))
     assert [statuses[a.pk] for a in same] == ["approved"] * 3 and statuses[other.pk] == "pending"
+
+
+@pytest.mark.django_db
+def test_bulk_approval_first_lists_what_it_will_approve_and_approves_nothing(bob_client: Client, cast: Cast) -> None:
+    chosen = [a_request(cast, arguments={"order_number": f"A-100{n}"}) for n in (3, 4)]
+    url = reverse("console:approvals_bulk", args=["acme"])
+
+    review = bob_client.post(url, {"ids": [str(a.pk) for a in chosen], "note": "batch"})
+
+    page = _text(review)
+    assert review.status_code == 200 and "Approve 2 <code>refund_order</code> requests?" in page
+    assert all(f"#{short_id(a)}" in page for a in chosen)
+    assert "refund $124.00 on A-1003 to amara.okafor@example.com" in page and "on A-1004" in page
+    assert 'name="confirm" value="1"' in page and 'value="batch"' in page
+    assert ApprovalRequest.objects.filter(status="pending").count() == 2
+
+    done = bob_client.post(url, {"ids": [str(a.pk) for a in chosen], "note": "batch", "confirm": "1"}, follow=True)
+    assert f"Approved 2 refund_order requests: #{short_id(chosen[0])}, #{short_id(chosen[1])}." in _text(done)
+    assert ApprovalRequest.objects.filter(status="approved").count() == 2
+
+
+@pytest.mark.django_db
+def test_bulk_approval_of_nothing_or_of_nonsense_ids_says_so(bob_client: Client, cast: Cast) -> None:
+    url = reverse("console:approvals_bulk", args=["acme"])
+    for data in ({}, {"ids": ["not-a-uuid"]}, {"ids": ["not-a-uuid"], "confirm": "1"}):
+        response = bob_client.post(url, data, follow=True)
+        assert response.status_code == 200 and "Select at least one pending request." in _text(response)
+
+
+@pytest.mark.django_db
+def test_the_bulk_controls_show_only_when_something_is_waiting(bob_client: Client, cast: Cast) -> None:
+    url = reverse("console:approvals", args=["acme"])
+    assert 'data-testid="bulk-controls" hidden' in _text(bob_client.get(url))
+    a_request(cast)
+    page = _text(bob_client.get(url))
+    assert 'data-testid="bulk-controls">' in page and 'id="queue-empty" hidden' in page
+
+
+def a_run(cast: Cast, *, end_user: str, text: str) -> Run:
+    agent = Agent.objects.get(tenant=cast.acme, name="Support agent")
+    return agent_services.run_create(
+        actor=Actor(user=cast.alice), tenant=cast.acme, agent=agent, input=text, end_user_id=end_user
+    )
+
+
+def for_run(approval: ApprovalRequest, run: Run) -> ApprovalRequest:
+    ApprovalRequest.objects.filter(pk=approval.pk).update(run=run, call_id=f"call-{approval.pk.hex[-6:]}")
+    return ApprovalRequest.objects.get(pk=approval.pk)
+
+
+@pytest.mark.django_db
+def test_queue_rows_tell_requests_apart_by_id_arguments_end_user_and_age(bob_client: Client, cast: Cast) -> None:
+    first = for_run(
+        a_request(cast, arguments={"order_number": "A-1003", "reason": "Wrong size"}),
+        a_run(cast, end_user="amara-77", text="Please refund my shoes, order A-1003"),
+    )
+    second = for_run(
+        a_request(cast, arguments={"order_number": "A-1004", "reason": "Keys stick"}),
+        a_run(cast, end_user="lukas-12", text="Refund the keyboard A-1004 <b>now</b>"),
+    )
+
+    page = _text(bob_client.get(reverse("console:approvals", args=["acme"])))
+    rows = {a.pk: page.split(f'id="approval-{a.pk}"')[1].split("</article>")[0] for a in (first, second)}
+
+    assert short_id(first) != short_id(second)
+    assert f"#{short_id(first)}" in rows[first.pk] and f"#{short_id(second)}" in rows[second.pk]
+    assert "refund $124.00 on A-1003 to amara.okafor@example.com · reason: Wrong size" in rows[first.pk]
+    assert "refund $89.99 on A-1004 to lukas.novak@example.com · reason: Keys stick" in rows[second.pk]
+    assert "amara-77" in rows[first.pk] and "Please refund my shoes" in rows[first.pk]
+    assert "lukas-12" in rows[second.pk] and "&lt;b&gt;now&lt;/b&gt;" in rows[second.pk]
+    assert 'data-testid="row-age">0\xa0minutes ago' in rows[first.pk]
+    assert 'data-testid="group-header"' not in page
+
+
+@pytest.mark.django_db
+def test_two_requests_for_the_same_call_are_shown_together_with_the_latest_decision(
+    bob_client: Client, cast: Cast
+) -> None:
+    call = {"order_number": "A-1002", "reason": "Late"}
+    earlier = a_request(cast, arguments=call)
+    services.approval_decide(approval=earlier, actor=Actor(user=cast.alice), decision="reject", note="dup")
+    first = for_run(a_request(cast, arguments=call), a_run(cast, end_user="kenji", text="refund A-1002"))
+    between = a_request(cast, arguments={"order_number": "A-1001"})
+    second = for_run(a_request(cast, arguments=call), a_run(cast, end_user="kenji-2", text="again: refund A-1002"))
+
+    page = _text(bob_client.get(reverse("console:approvals", args=["acme"])))
+
+    group = page.split(f'id="group-{group_key("refund_order", first.arguments_hash)}"')[1].split("</section>")[0]
+    assert "2 requests for the same call" in group and "refund $349.50 on A-1002" in group
+    assert f'id="approval-{first.pk}"' in group and f'id="approval-{second.pk}"' in group
+    assert f'id="approval-{between.pk}"' not in group
+    assert "kenji-2" in group and "again: refund A-1002" in group
+    assert "The same call was rejected" in group and "by alice@acme.test" in group
+    # Groups keep the order of their oldest request: the pair first, then the later single one.
+    assert page.index(f'id="approval-{second.pk}"') < page.index(f'id="approval-{between.pk}"')
 
 
 # --- One request ------------------------------------------------------------------------------
@@ -194,14 +291,89 @@ def test_the_request_page_reveals_hidden_unicode_and_escapes_markup(bob_client: 
 
 
 @pytest.mark.django_db
-def test_a_rejection_without_a_comment_is_refused_next_to_the_field(bob_client: Client, cast: Cast) -> None:
-    approval = a_request(cast)
-    response = bob_client.post(reverse("console:approval_decide", args=["acme", approval.pk]), {"decision": "reject"})
+def test_the_decide_form_has_no_default_decision_and_enter_submits_nothing(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast, risk="write")
+    page = _text(bob_client.get(reverse("console:approval", args=["acme", approval.pk])))
+    form = page.split('id="decide-form"')[1].split("</form>")[0]
 
-    assert response.status_code == 400
-    assert "A rejection needs a comment saying why." in _text(response)
+    assert "<select" not in form and "checked" not in form
+    assert 'name="decision" value="approve"' in form and 'name="decision" value="reject"' in form
+    # The first submit button is the one Enter would press: it is disabled, so Enter presses none.
+    assert form.index('<button type="submit" disabled hidden') < form.index('name="decision"')
+
+    # A post without a pressed button (what a script or an old form would send) decides nothing.
+    response = bob_client.post(reverse("console:approval_decide", args=["acme", approval.pk]), {"note": "looks ok"})
+    assert response.status_code == 400 and "Choose a decision: press Approve or Reject." in _text(response)
+    assert "looks ok</textarea>" in _text(response)
     approval.refresh_from_db()
     assert approval.status == "pending"
+
+
+@pytest.mark.django_db
+def test_a_rejection_without_a_comment_is_refused_next_to_the_field_and_keeps_the_edit(
+    bob_client: Client, cast: Cast
+) -> None:
+    approval = a_request(cast)
+    edited = '{"order": 1001, "amount": 3}'
+    response = bob_client.post(
+        reverse("console:approval_decide", args=["acme", approval.pk]),
+        {"decision": "reject", "note": "   ", "arguments": edited},
+        headers={"HX-Request": "true"},
+    )
+
+    body = _text(response)
+    assert response.status_code == 400 and body.lstrip().startswith('<section id="approval-decision"')
+    note_field = body.split('id="id_note"')[0].rsplit("<div", 1)[1] + body.split('id="id_note"')[1][:400]
+    assert "A rejection needs a comment saying why." in note_field
+    assert "&quot;amount&quot;: 3" in body
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+
+@pytest.mark.django_db
+def test_approving_an_irreversible_action_asks_to_confirm_it_by_name(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast, arguments={"order_number": "A-1004"})
+    url = reverse("console:approval_decide", args=["acme", approval.pk])
+
+    asked = bob_client.post(url, {"decision": "approve", "note": "photos received"}, headers={"HX-Request": "true"})
+
+    body = _text(asked)
+    assert asked.status_code == 200 and 'data-testid="decide-confirm"' in body
+    assert f"Approve <code>refund_order</code> #{short_id(approval)}? It cannot be undone." in body
+    assert "refund $89.99 on A-1004 to lukas.novak@example.com" in body
+    assert 'name="confirm" value="approve"' in body and "photos received</textarea>" in body
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+    back = bob_client.post(url, {"cancel": "1", "note": "photos received"}, headers={"HX-Request": "true"})
+    assert 'data-testid="decide-confirm"' not in _text(back) and "photos received</textarea>" in _text(back)
+
+    done = bob_client.post(url, {"confirm": "approve", "note": "photos received"})
+    assert done.status_code == 302
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.decision_note == "photos received"
+
+
+@pytest.mark.django_db
+def test_an_edit_of_an_irreversible_action_confirms_the_edited_arguments(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast, arguments={"order_number": "A-1004"})
+    url = reverse("console:approval_decide", args=["acme", approval.pk])
+
+    asked = _text(bob_client.post(url, {"decision": "edit", "arguments": '{"order_number": "A-1003"}'}))
+    assert "refund $124.00 on A-1003" in asked.split('data-testid="decide-confirm-summary"')[1].split("</p>")[0]
+    assert 'name="arguments" value="{&quot;order_number&quot;: &quot;A-1003&quot;}"' in asked
+
+    bob_client.post(url, {"confirm": "edit", "arguments": '{"order_number": "A-1003"}'})
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.edited_arguments == {"order_number": "A-1003"}
+
+
+@pytest.mark.django_db
+def test_a_write_action_is_approved_by_one_press(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast, action="send_email", risk="write", arguments={"to": "a@example.com"})
+    bob_client.post(reverse("console:approval_decide", args=["acme", approval.pk]), {"decision": "approve"})
+    approval.refresh_from_db()
+    assert approval.status == "approved"
 
 
 @pytest.mark.django_db
@@ -211,7 +383,7 @@ def test_a_reviewer_decides_once_and_a_second_decision_names_who_decided(
     approval = a_request(cast)
     url = reverse("console:approval_decide", args=["acme", approval.pk])
 
-    first = bob_client.post(url, {"decision": "approve", "note": "fine"})
+    first = bob_client.post(url, {"confirm": "approve", "note": "fine"})
     assert first.status_code == 302
     approval.refresh_from_db()
     assert approval.status == "approved" and approval.decided_by == cast.bob
@@ -230,7 +402,7 @@ def test_an_edit_shows_the_diff_of_the_arguments(bob_client: Client, cast: Cast)
 
     bad = bob_client.post(url, {"decision": "edit", "arguments": "{not json"})
     assert bad.status_code == 400 and "Not valid JSON" in _text(bad)
-    bob_client.post(url, {"decision": "edit", "note": "half", "arguments": '{"order": 1001, "amount": 12}'})
+    bob_client.post(url, {"confirm": "edit", "note": "half", "arguments": '{"order": 1001, "amount": 12}'})
 
     page = _text(bob_client.get(reverse("console:approval", args=["acme", approval.pk])))
     assert 'data-testid="approval-diff"' in page
@@ -242,7 +414,7 @@ def test_an_htmx_decision_renders_only_the_decision_fragment(bob_client: Client,
     approval = a_request(cast)
     response = bob_client.post(
         reverse("console:approval_decide", args=["acme", approval.pk]),
-        {"decision": "approve"},
+        {"confirm": "approve"},
         headers={"HX-Request": "true"},
     )
 
@@ -328,17 +500,56 @@ def test_the_live_queue_appends_a_new_request_and_removes_a_decided_one(cast: Ca
     connected = live.connect(cast.acme, bob, {"page": "approvals"})
     approval = a_request(cast)
     event = {"type": "approval.changed", "approval_id": str(approval.pk), "status": "pending"}
+    group = f"group-{group_key(approval.action, approval.arguments_hash)}"
 
     arrived = live.render(connected, cast.acme, bob, event)
     assert 'hx-swap-oob="beforeend:#approval-list"' in arrived and f'id="approval-{approval.pk}"' in arrived
+    assert f'id="{group}"' in arrived
     assert 'id="approvals-badge"' in arrived and 'data-count="1"' in arrived
+    assert 'id="bulk-controls" data-testid="bulk-controls" hx-swap-oob="true"' in arrived  # shown again
 
     services.approval_decide(approval=approval, actor=Actor(user=cast.alice), decision="approve")
     gone = live.render(connected, cast.acme, bob, {**event, "status": "approved"})
-    assert f'<div id="approval-{approval.pk}" hx-swap-oob="delete">' in gone and 'data-count="0"' in gone
+    assert f'<div id="{group}" hx-swap-oob="delete">' in gone and 'data-count="0"' in gone
+    assert 'data-testid="bulk-controls" hidden hx-swap-oob="true"' in gone
 
     vera = cast.membership(cast.vera)
     assert live.render(live.connect(cast.acme, vera, {"page": "approvals"}), cast.acme, vera, event) == ""
+
+
+@pytest.mark.django_db
+def test_a_second_request_for_the_same_call_joins_its_group_live(cast: Cast) -> None:
+    bob = cast.membership(cast.bob)
+    first = a_request(cast)
+    connected = live.connect(cast.acme, bob, {"page": "approvals"})
+    second = a_request(cast)
+
+    pushed = live.render(connected, cast.acme, bob, {"type": "approval.changed", "approval_id": str(second.pk)})
+
+    group = f"group-{group_key(first.action, first.arguments_hash)}"
+    assert f'<section id="{group}"' in pushed and 'hx-swap-oob="true"' in pushed.split(f'id="{group}"')[1][:200]
+    assert "beforeend" not in pushed and "2 requests for the same call" in pushed
+    assert f'id="approval-{first.pk}"' in pushed and f'id="approval-{second.pk}"' in pushed
+    assert "bulk-controls" not in pushed
+
+
+@pytest.mark.django_db
+def test_the_live_request_page_updates_only_the_status_while_a_comment_may_be_written(cast: Cast) -> None:
+    ApprovalRule.objects.create(tenant=cast.acme, mode="always", quorum=2)
+    approval = a_request(cast, risk="write", action="send_email")
+    bob = cast.membership(cast.bob)
+    connected = live.connect(cast.acme, bob, {"page": "approval", "approval": str(approval.pk)})
+    event = {"type": "approval.changed", "approval_id": str(approval.pk)}
+
+    services.approval_decide(approval=approval, actor=Actor(user=cast.alice), decision="approve")
+    voted = live.render(connected, cast.acme, bob, event)
+    assert '<div id="approval-decision-state" hx-swap-oob="true">' in voted and "1 of 2 approvals" in voted
+    assert "decide-form" not in voted and 'id="approval-decision"' not in voted
+
+    services.approval_decide(approval=approval, actor=Actor(user=cast.vera), decision="reject", note="no")
+    decided = live.render(connected, cast.acme, bob, event)
+    assert '<section id="approval-decision" hx-swap-oob="true">' in decided and 'data-status="rejected"' in decided
+    assert "decide-form" not in decided
 
 
 def test_the_edit_box_shows_hidden_characters_as_escapes_that_decode_to_the_same_value() -> None:

@@ -17,8 +17,10 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -27,7 +29,7 @@ from django.views.decorators.http import require_POST
 from agents.models import Agent, Tool
 from approvals import selectors, services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
-from console import live
+from console import approval_queue, live
 from console.access import ConsoleRequest, render_page, role_required
 from console.templatetags.untrusted import has_hidden as has_hidden_text
 from console.templatetags.untrusted import is_hidden, reveal_text
@@ -86,32 +88,59 @@ def diff_lines(before: Any, after: Any) -> list[DiffLine]:
 
 
 def _queue_context(request: ConsoleRequest) -> dict[str, Any]:
-    pending = list(selectors.approvals_pending(tenant=request.tenant)[:500])
-    return {"pending": pending, "now": timezone.now(), "live_query": urlencode({"page": "approvals"})}
+    pending = list(approval_queue.pending_rows(selectors.approvals_pending(tenant=request.tenant))[:500])
+    return {
+        "groups": approval_queue.build_groups(request.tenant, pending),
+        "pending": pending,
+        "now": timezone.now(),
+        "live_query": urlencode({"page": "approvals"}),
+    }
 
 
 @role_required(Role.REVIEWER)
 def approvals(request: ConsoleRequest) -> HttpResponse:
-    """The pending requests, oldest first; new ones appear and decided ones leave live."""
+    """The pending requests, oldest first, requests for the same call together; new ones appear
+    and decided ones leave live."""
     return render_page(request, "approvals/index.html", _queue_context(request), fragment="queue")
 
 
 @role_required(Role.REVIEWER)
 @require_POST
 def approvals_bulk(request: ConsoleRequest) -> HttpResponse:
-    """Approve the selected requests (one action and one risk tier only)."""
+    """Approve the selected requests (one action and one risk tier only), in two steps: the first
+    post shows exactly what will be approved, the second (`confirm`) approves it."""
     ids = [i for i in request.POST.getlist("ids") if i]
+    note = request.POST.get("note", "")
+    queue = request.tenant.slug
+    try:
+        selected = list(
+            approval_queue.pending_rows(selectors.approvals_pending(tenant=request.tenant).filter(pk__in=ids))
+        )
+    except ValidationError:
+        selected = []
+    if not selected:
+        messages.error(request, "Select at least one pending request.")
+        return redirect("console:approvals", tenant_slug=queue)
+    if len({(a.action, a.risk) for a in selected}) > 1:
+        messages.error(request, "Bulk approval is for requests of one action and one risk tier only.")
+        return redirect("console:approvals", tenant_slug=queue)
+    if not request.POST.get("confirm"):
+        context = {"groups": approval_queue.build_groups(request.tenant, selected), "selected": selected, "note": note}
+        return render_page(request, "approvals/bulk.html", context)
     try:
         done, problems = services.approvals_bulk_approve(
-            tenant=request.tenant, actor=Actor.from_request(request), ids=ids, note=request.POST.get("note", "")
+            tenant=request.tenant, actor=Actor.from_request(request), ids=[a.pk for a in selected], note=note
         )
     except ServiceError as exc:
         messages.error(request, exc.message if not isinstance(exc, FieldError) else exc.detail)
     else:
-        messages.success(request, f"Approved {len(done)} request{'s' if len(done) != 1 else ''}.")
+        done.sort(key=lambda a: (a.created_at, a.pk))
+        named = ", ".join(f"#{approval_queue.short_id(a)}" for a in done)
+        action = done[0].action if done else selected[0].action
+        messages.success(request, f"Approved {len(done)} {action} request{pluralize(len(done))}: {named}.")
         for problem in problems:
             messages.warning(request, problem)
-    return redirect("console:approvals", tenant_slug=request.tenant.slug)
+    return redirect("console:approvals", tenant_slug=queue)
 
 
 @role_required(Role.REVIEWER)
@@ -125,19 +154,38 @@ def approvals_badge(request: ConsoleRequest) -> HttpResponse:
 
 
 class DecideForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("edit", "Edit and approve")])
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    """No decision is preselected: the reviewer presses Approve, Reject or "Approve the edited
+    arguments" (each a submit button carrying `decision`). An approval of an irreversible action
+    takes a second press on a button naming it (`confirm` carries the decision it confirms)."""
+
+    decision = forms.ChoiceField(
+        required=False, choices=[("approve", "Approve"), ("reject", "Reject"), ("edit", "Edit and approve")]
+    )
+    confirm = forms.ChoiceField(required=False, choices=[("approve", "Approve"), ("edit", "Edit and approve")])
+    note = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Required to reject: say why."}),
+        max_length=5000,
+        label="Comment",
+    )
     arguments = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
-        help_text="For an edit: the new arguments as JSON.",
+        help_text="The new arguments as JSON; then press “Approve the edited arguments”.",
     )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("decision") == "reject" and not (data.get("note") or "").strip():
+        if data.get("confirm"):
+            data["decision"], data["confirmed"] = data["confirm"], True
+        else:
+            data["confirmed"] = False
+        decision = data.get("decision")
+        if not decision:
+            self.add_error(None, "Choose a decision: press Approve or Reject.")
+        if decision == "reject" and not (data.get("note") or "").strip():
             self.add_error("note", "A rejection needs a comment saying why.")
-        if data.get("decision") == "edit":
+        if decision == "edit":
             try:
                 data["parsed"] = json.loads(data.get("arguments") or "")
             except ValueError as exc:
@@ -145,7 +193,9 @@ class DecideForm(forms.Form):
         return data
 
 
-def _detail_context(approval: ApprovalRequest, *, form: DecideForm | None = None) -> dict[str, Any]:
+def _detail_context(
+    approval: ApprovalRequest, *, form: DecideForm | None = None, confirming: str = ""
+) -> dict[str, Any]:
     context = approval.context if isinstance(approval.context, dict) else {}
     messages_: list[Any] = context.get("messages") or []
     findings: list[Any] = context.get("guardrail_findings") or []
@@ -155,6 +205,16 @@ def _detail_context(approval: ApprovalRequest, *, form: DecideForm | None = None
     votes = list(approval.votes.order_by("created_at"))
     return {
         "approval": approval,
+        "short_id": approval_queue.short_id(approval),
+        "summary": approval_queue.summarize(
+            approval.tenant, approval.action, approval.effective_arguments, approval.tool
+        ),
+        "confirm_summary": (
+            approval_queue.summarize(approval.tenant, approval.action, form.cleaned_data.get("parsed"), approval.tool)
+            if confirming == "edit" and form is not None
+            else ""
+        ),
+        "confirming": confirming,
         "arguments_html": reveal(pretty(approval.arguments)),
         "reason_html": reveal(approval.reason_detail),
         "hidden_found": has_hidden(approval.arguments) or has_hidden(context),
@@ -186,37 +246,52 @@ def approval(request: ConsoleRequest, pk: str) -> HttpResponse:
 @role_required(Role.REVIEWER)
 @require_POST
 def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
-    """One service call: approve, reject (comment required) or edit. A request already decided
-    answers 409 with who decided."""
+    """One service call: approve, reject (comment required) or edit. Approving an irreversible
+    action first answers the form again asking to confirm (nothing decided yet); `cancel` goes
+    back with the comment kept. A request already decided answers 409 with who decided."""
     row = selectors.get_approval_for_tenant(request.tenant, pk)
     form = DecideForm(request.POST)
     status = 200
-    if form.is_valid():
+    confirming = ""
+    if request.POST.get("cancel"):
+        form = DecideForm(
+            initial={"note": request.POST.get("note", ""), "arguments": request.POST.get("arguments", "")}
+        )
+    elif form.is_valid():
         data = form.cleaned_data
-        try:
-            row = services.approval_decide(
-                approval=row,
-                actor=Actor.from_request(request),
-                decision=data["decision"],
-                note=data.get("note", ""),
-                arguments=data.get("parsed") if data["decision"] == "edit" else None,
-            )
-        except FieldError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-            status = 400
-        except ServiceError as exc:
-            form.add_error(None, exc.message)
-            status = exc.status_code
-            row = selectors.get_approval_for_tenant(request.tenant, pk)
+        if data["decision"] in ("approve", "edit") and row.risk == Risk.IRREVERSIBLE and not data["confirmed"]:
+            confirming = data["decision"]
         else:
-            messages.success(request, f"Request {row.get_status_display().lower()}.")
-            if not (request.htmx and not request.htmx.boosted):
-                return redirect("console:approval", tenant_slug=request.tenant.slug, pk=row.pk)
-            form = DecideForm(initial={"arguments": editable_json(row.effective_arguments)})
+            try:
+                row = services.approval_decide(
+                    approval=row,
+                    actor=Actor.from_request(request),
+                    decision=data["decision"],
+                    note=data.get("note", ""),
+                    arguments=data.get("parsed") if data["decision"] == "edit" else None,
+                )
+            except FieldError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+                status = 400
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+                row = selectors.get_approval_for_tenant(request.tenant, pk)
+            else:
+                messages.success(
+                    request, f"Request #{approval_queue.short_id(row)} {row.get_status_display().lower()}."
+                )
+                if not (request.htmx and not request.htmx.boosted):
+                    return redirect("console:approval", tenant_slug=request.tenant.slug, pk=row.pk)
+                form = DecideForm(initial={"arguments": editable_json(row.effective_arguments)})
     else:
         status = 400
     return render_page(
-        request, "approvals/detail.html", _detail_context(row, form=form), fragment="decision", status=status
+        request,
+        "approvals/detail.html",
+        _detail_context(row, form=form, confirming=confirming),
+        fragment="decision",
+        status=status,
     )
 
 
@@ -468,33 +543,51 @@ def approvals_badge_live(tenant: Tenant, membership: Membership, event: dict[str
 
 @live.page
 class LiveQueue(live.LivePage):
-    """The queue: a new pending request is appended, one that left `pending` is removed."""
+    """The queue: when a request changes, the group of its call (action and argument hash) is
+    re-rendered from the database, appended if new, replaced if shown, removed once empty."""
 
     name = "approvals"
     events = frozenset({"approval.changed"})
 
     def __init__(self, tenant: Tenant, membership: Membership, params: dict[str, str]) -> None:
         super().__init__(tenant, membership, params)
-        self.shown = {str(pk) for pk in selectors.approvals_pending(tenant=tenant).values_list("pk", flat=True)[:500]}
+        pending = selectors.approvals_pending(tenant=tenant).values_list("pk", "action", "arguments_hash")[:500]
+        self.shown = {str(pk): approval_queue.group_key(action, h) for pk, action, h in pending}
 
     def render(self, membership: Membership, event: dict[str, Any]) -> str:
         if not membership.has_role(Role.REVIEWER):
             return ""
         approval_id = str(event.get("approval_id", ""))
-        row = selectors.approvals_pending(tenant=self.tenant).filter(pk=approval_id).first()
-        shown = approval_id in self.shown
-        if row is None and not shown:
+        try:
+            changed = (
+                ApprovalRequest.objects.for_tenant(self.tenant)
+                .filter(pk=approval_id)
+                .values_list("action", "arguments_hash")
+                .first()
+            )
+        except ValidationError:
+            changed = None
+        if changed is None:
             return ""
-        if row is None:
-            self.shown.discard(approval_id)
-        else:
-            self.shown.add(approval_id)
+        key = approval_queue.group_key(*changed)
+        group_shown = key in self.shown.values()
+        rows = list(
+            approval_queue.pending_rows(
+                selectors.approvals_pending(tenant=self.tenant).filter(action=changed[0], arguments_hash=changed[1])
+            )
+        )
+        if not rows and not group_shown:
+            return ""
+        before = len(self.shown)
+        self.shown = {pk: k for pk, k in self.shown.items() if k != key} | {str(a.pk): key for a in rows}
+        groups = approval_queue.build_groups(self.tenant, rows)
         context = {
             "tenant": self.tenant,
-            "approval_id": approval_id,
-            "a": row,
-            "shown": shown,
+            "key": key,
+            "group": groups[0] if groups else None,
+            "shown": group_shown,
             "remaining": len(self.shown),
+            "bulk_changed": (before == 0) != (len(self.shown) == 0),
             "now": timezone.now(),
         }
         return render_to_string("approvals/index.html#queue_event", context)
@@ -502,7 +595,9 @@ class LiveQueue(live.LivePage):
 
 @live.page
 class LiveApproval(live.LivePage):
-    """A request's page: its status, votes and the decide form follow every change."""
+    """A request's page: its status and votes follow every change. While it is still pending only
+    the status block is pushed, so a comment being written in the decide form is never lost; once
+    decided, the whole decision section (without the form) replaces it."""
 
     name = "approval"
     events = frozenset({"approval.changed"})
@@ -514,5 +609,7 @@ class LiveApproval(live.LivePage):
         approval = row.filter(pk=event["approval_id"]).first()
         if approval is None:
             return ""
-        context = {**_detail_context(approval), "tenant": self.tenant, "live": True}
-        return render_to_string("approvals/detail.html#decision", context)
+        context = {**_detail_context(approval), "tenant": self.tenant}
+        if approval.is_pending:
+            return render_to_string("approvals/detail.html#decision_state", {**context, "oob_state": True})
+        return render_to_string("approvals/detail.html#decision", {**context, "oob_section": True})
