@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -88,11 +88,31 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         entry = services.budget_adjust(actor=Actor.from_request(request), budget=budget, **form.validated_data)
         return Response(LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=UsageSerializer)
+    @extend_schema(
+        responses=UsageSerializer,
+        parameters=[
+            OpenApiParameter("member", str, description="A member (end user, session, …) whose remaining to answer."),
+            OpenApiParameter("top", int, description="How many top members to list (1-100, default 10)."),
+        ],
+    )
     @action(detail=True, methods=["get"])
     def usage(self, request: Request, pk: str) -> Response:
-        """The current period: settled, reserved and the limit, and the top consumers (by scope value)."""
-        usage = selectors.budget_usage(budget=self.get_object())
+        """The current period: settled, reserved and the limit, and the top consumers (by scope value);
+        for a per-member budget, what the member asked about (or the top member) has left."""
+        budget = self.get_object()
+        unknown = sorted(set(request.query_params) - {"member", "top", "format"})
+        if unknown:
+            raise BudgetFieldError(unknown[0], "is not a filter of usage (member, top).")
+        member = request.query_params.get("member")
+        if member is not None and (len(member) > 200 or not budget.per_member):
+            raise BudgetFieldError("member", "at most 200 characters, and only for a budget counted per member.")
+        try:
+            top = int(request.query_params.get("top", "10"))
+        except ValueError:
+            top = 0
+        if not 1 <= top <= 100:
+            raise BudgetFieldError("top", "must be a whole number from 1 to 100.")
+        usage = selectors.budget_usage(budget=budget, top=top, member=member)
         return Response(UsageSerializer(usage).data)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -113,8 +113,20 @@ def resolve_model(*, tenant: Tenant, name: str) -> LanguageModel:
 
 
 @dataclass(frozen=True)
+class MemberUsage:
+    """One member's counter (an end user, session, agent or key) against the budget's whole limit.
+    `used` is settled spend, as in a refusal's figures."""
+
+    member: str
+    used: int
+    reserved: int
+    remaining: int
+
+
+@dataclass(frozen=True)
 class Usage:
-    """A budget's current period: totals over every scope value, and the top consumers."""
+    """A budget's current period: totals over every scope value, the top members, and what is
+    left: for a per-member budget, of the member asked about or the top member, never of the sum."""
 
     budget: Budget
     period_start: datetime
@@ -122,23 +134,58 @@ class Usage:
     settled: int
     reserved: int
     counters: Sequence[BudgetCounter]
+    members_metered: int = 0
+    members_over: int = 0
+    member: MemberUsage | None = None
 
     @property
     def used(self) -> int:
         return self.settled + self.reserved
 
     @property
+    def members(self) -> list[MemberUsage]:
+        return [_member(self.budget, c) for c in self.counters] if self.budget.per_member else []
+
+    @property
     def remaining(self) -> int:
+        if self.budget.per_member:
+            return self.member.remaining if self.member else self.budget.limit
         return max(self.budget.limit - self.used, 0)
 
 
-def budget_usage(*, budget: Budget, at: datetime | None = None, top: int = 10) -> Usage:
-    """The current period of `budget`: settled and reserved summed over every scope value, and the
-    `top` counters by settled + reserved (two queries)."""
+def _member(budget: Budget, counter: BudgetCounter) -> MemberUsage:
+    return MemberUsage(
+        member=counter.scope_value,
+        used=counter.settled,
+        reserved=counter.reserved,
+        remaining=max(budget.limit - counter.settled - counter.reserved, 0),
+    )
+
+
+def budget_usage(*, budget: Budget, at: datetime | None = None, top: int = 10, member: str | None = None) -> Usage:
+    """The current period of `budget`: settled and reserved summed over every scope value, how
+    many members were metered and how many are at their limit, the `top` counters by settled +
+    reserved, and for a per-member budget the usage of `member` (default: the top member). Two
+    queries, three for a `member` outside the top."""
     start, resets_at = current_period(budget, at=at)
     counters = BudgetCounter.objects.for_tenant(budget.tenant).filter(budget=budget, period_start=start)
-    totals = counters.aggregate(settled=Coalesce(Sum("settled"), 0), reserved=Coalesce(Sum("reserved"), 0))
+    totals = counters.annotate(total=F("settled") + F("reserved")).aggregate(
+        settled=Coalesce(Sum("settled"), 0),
+        reserved=Coalesce(Sum("reserved"), 0),
+        metered=Count("id"),
+        over=Count("id", filter=Q(total__gte=budget.limit)),
+    )
     biggest = list(counters.annotate(total=F("settled") + F("reserved")).order_by("-total", "scope_value")[:top])
+    focus = None
+    if budget.per_member:
+        chosen: BudgetCounter | None = (
+            next((c for c in biggest if c.scope_value == member), None) if member is not None else None
+        )
+        if member is not None and chosen is None:
+            chosen = counters.filter(scope_value=member).first()
+            focus = _member(budget, chosen) if chosen else MemberUsage(member, 0, 0, budget.limit)
+        elif chosen is not None or biggest:
+            focus = _member(budget, chosen or biggest[0])
     return Usage(
         budget=budget,
         period_start=start,
@@ -146,6 +193,9 @@ def budget_usage(*, budget: Budget, at: datetime | None = None, top: int = 10) -
         settled=totals["settled"],
         reserved=totals["reserved"],
         counters=biggest,
+        members_metered=totals["metered"] if budget.per_member else 0,
+        members_over=totals["over"] if budget.per_member else 0,
+        member=focus,
     )
 
 

@@ -86,6 +86,13 @@ class CounterSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class MemberUsageSerializer(serializers.Serializer):
+    member = serializers.CharField(help_text='The scope value ("" for the anonymous bucket).')
+    used = serializers.IntegerField(help_text="Settled spend.")
+    reserved = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="limit - used - reserved, at least 0.")
+
+
 class UsageSerializer(serializers.Serializer):
     budget = serializers.UUIDField(source="budget.pk")
     unit = serializers.CharField(source="budget.unit")
@@ -94,7 +101,15 @@ class UsageSerializer(serializers.Serializer):
     resets_at = serializers.DateTimeField(allow_null=True)
     settled = serializers.IntegerField()
     reserved = serializers.IntegerField()
-    remaining = serializers.IntegerField()
+    remaining = serializers.IntegerField(
+        help_text="What is left: of the whole limit for a tenant budget; for a per-member budget, of the member "
+        "asked about (?member=) or else the top member, each member counting against the whole limit."
+    )
+    scope = serializers.CharField(source="budget.scope")
+    members_metered = serializers.IntegerField(help_text="Members (scope values) counted this period.")
+    members_over = serializers.IntegerField(help_text="Members at or past the limit.")
+    member = MemberUsageSerializer(allow_null=True, help_text="Whom `remaining` is for (null for a tenant budget).")
+    members = MemberUsageSerializer(many=True, help_text="The top members by settled + reserved.")
     top = CounterSerializer(source="counters", many=True, help_text="The biggest scope values, by settled + reserved.")
 
 

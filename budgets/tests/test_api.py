@@ -282,8 +282,9 @@ def test_usage_over_rest_shows_the_top_consumers(cast: Cast, reserver: ApiClient
         100_000,
         0,
         3 * WORST,
-        100_000 - 3 * WORST,
+        100_000 - 2 * WORST,  # what the top end user (ann) has left, not the sum's
     )
+    assert usage["member"]["member"] == "ann" and usage["members_metered"] == 2
     assert [(c["scope_value"], c["reserved"]) for c in usage["top"]] == [("ann", 2 * WORST), ("ben", WORST)]
 
 
