@@ -242,6 +242,20 @@ def test_an_admin_creates_a_budget_in_usd(alice_client: Client, cast: Cast) -> N
 
 
 @pytest.mark.django_db
+def test_a_per_end_user_budget_may_opt_in_to_metering_anonymous_calls(alice_client: Client, cast: Cast) -> None:
+    url = reverse("console:budget_new", args=["acme"])
+    assert "Meter calls without an end user or session" in alice_client.get(url).content.decode()
+    response = alice_client.post(url, _form(scope="end_user", meter_anonymous="on"))
+    assert response.status_code == 302
+    budget = Budget.objects.get(tenant=cast.acme, name="Daily USD")
+    assert budget.meter_anonymous is True
+    edit = reverse("console:budget_edit", args=["acme", budget.pk])
+    assert re.search(r'<input[^>]*name="meter_anonymous"[^>]*checked', _text(alice_client.get(edit)))
+    refused = alice_client.post(url, _form(name="Tenant wide", meter_anonymous="on"))
+    assert refused.status_code == 400 and not Budget.objects.filter(tenant=cast.acme, name="Tenant wide").exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [

@@ -65,6 +65,12 @@ class BudgetForm(forms.Form):
         label="When exceeded",
         help_text="Alert only: a soft budget that never refuses.",
     )
+    meter_anonymous = forms.BooleanField(
+        required=False,
+        label="Meter calls without an end user or session",
+        help_text="Off: a per-end-user or per-session budget applies only to calls that name one. "
+        "On: calls that name none count together as one “(none given)” member.",
+    )
     notify_emails = forms.CharField(
         max_length=2000,
         required=False,
@@ -151,6 +157,7 @@ def _form_initial(budget: Budget) -> dict[str, Any]:
         "notify_emails": ", ".join(budget.notify_emails),
         "webhook_url": budget.webhook_url,
         "enabled": budget.enabled,
+        "meter_anonymous": budget.meter_anonymous,
     }
 
 
