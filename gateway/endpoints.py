@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from approvals.longpoll import pooled
@@ -50,28 +51,37 @@ async def _conclude(call: calls.Call, result: calls.Result) -> calls.Conclusion:
     return await asyncio.shield(pooled(calls.conclude, call, result))
 
 
-async def chat_completions(exchange: Exchange) -> None:
-    body = await exchange.json()
-    call: calls.Call = await pooled(calls.admit, exchange.headers, body, CHAT)
+type Reader = Callable[[dict[str, Any], calls.Result], None]
+type OutputGuard = Callable[[calls.Call, dict[str, Any], calls.Result], GatewayError | None]
+
+
+async def failed(exchange: Exchange, call: calls.Call, result: calls.Result, error: GatewayError) -> GatewayError:
+    """Conclude a call that failed before its answer was sent (released, or settled for what came),
+    and return the error to raise to the client, with the call's headers."""
+    result.error, result.status = error, error.status
+    await _conclude(call, result)
+    if not exchange.started:
+        exchange.extra_headers.extend(_headers(call))
+    return error
+
+
+async def relay(
+    exchange: Exchange,
+    call: calls.Call,
+    read: Reader,
+    guard_output: OutputGuard | None = None,
+    answer: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> None:
+    """A non-streamed call: the provider's JSON (`answer`, else a POST of the call's body), its
+    facts read into the result, output guardrails applied to it, the call concluded, then the
+    answer sent with its cost in the headers (or the guardrail's refusal)."""
     result = calls.Result()
     try:
-        if call.stream:
-            await _stream_chat(exchange, call, result)
-            return
-        if call.passthrough:
-            data = await upstream.post(call)
-            _read_completion(data, result)
-        else:
-            response = await _neutral_chat(call)
-            _read_neutral(response, result)
-            data = _completion_body(call, response)
+        data = await (answer() if answer is not None else upstream.post(call))
     except GatewayError as error:
-        result.error, result.status = error, error.status
-        await _conclude(call, result)
-        error.extra = {**error.extra}
-        exchange.extra_headers.extend(_headers(call))
-        raise
-    blocked = _guard_choices(call, data, result)
+        raise await failed(exchange, call, result, error) from None
+    read(data, result)
+    blocked = guard_output(call, data, result) if guard_output is not None else None
     if blocked is not None:
         result.error, result.status = blocked, blocked.status
     conclusion = await _conclude(call, result)
@@ -79,6 +89,22 @@ async def chat_completions(exchange: Exchange) -> None:
     if blocked is not None:
         raise blocked
     await exchange.send_json(200, data)
+
+
+async def chat_completions(exchange: Exchange) -> None:
+    body = await exchange.json()
+    call: calls.Call = await pooled(calls.admit, exchange.headers, body, CHAT)
+    if call.stream:
+        await _stream_chat(exchange, call, calls.Result())
+        return
+    if call.passthrough:
+        await relay(exchange, call, _read_completion, _guard_choices)
+        return
+
+    async def neutral() -> dict[str, Any]:
+        return _completion_body(call, await _neutral_chat(call))
+
+    await relay(exchange, call, _read_completion, _guard_choices, answer=neutral)
 
 
 async def _neutral_chat(call: calls.Call) -> ChatResponse:
@@ -132,11 +158,6 @@ def _read_completion(data: dict[str, Any], result: calls.Result) -> None:
         result.finish_reason = str(choices[0].get("finish_reason") or "")
     result.model_id = str(data.get("model") or "")
     result.usage = _usage(data.get("usage"))
-
-
-def _read_neutral(response: ChatResponse, result: calls.Result) -> None:
-    result.content, result.tool_calls = response.content, list(response.tool_calls)
-    result.usage, result.model_id, result.finish_reason = response.usage, response.model_id, response.finish_reason
 
 
 def _arguments(raw: Any) -> dict[str, Any]:
@@ -316,13 +337,7 @@ async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Resul
         raise error from None
     except GatewayError as error:
         acc.into(result)
-        result.error, result.status = error, error.status
-        if acc.usage is None and exchange.started:
-            result.usage = None
-        await _conclude(call, result)
-        if not exchange.started:
-            exchange.extra_headers.extend(_headers(call))
-        raise
+        raise await failed(exchange, call, result, error) from None
     acc.into(result)
     if window is not None and window.changed:
         result.original_content, result.content = result.content, window.sent
@@ -450,14 +465,10 @@ async def embeddings(exchange: Exchange) -> None:
     """`POST /v1/embeddings` to an OpenAI-compatible provider, priced per input token."""
     body = await exchange.json()
     call: calls.Call = await pooled(calls.admit_embeddings, exchange.headers, body, EMBEDDINGS)
-    result = calls.Result()
-    try:
-        data = await upstream.post(call)
-    except GatewayError as error:
-        result.error, result.status = error, error.status
-        await _conclude(call, result)
-        exchange.extra_headers.extend(_headers(call))
-        raise
+    await relay(exchange, call, _read_embeddings)
+
+
+def _read_embeddings(data: dict[str, Any], result: calls.Result) -> None:
     raw_usage = data.get("usage")
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     try:
@@ -469,9 +480,6 @@ async def embeddings(exchange: Exchange) -> None:
     result.usage = Usage(input_tokens=tokens, output_tokens=0, estimated=not tokens)
     result.model_id = str(data.get("model") or "")
     result.output = {"embeddings": len(vectors)}
-    conclusion = await _conclude(call, result)
-    exchange.extra_headers.extend(_headers(call, conclusion))
-    await exchange.send_json(200, data)
 
 
 ROUTES: dict[str, tuple[Handler, Shape]] = {

@@ -212,30 +212,14 @@ def _guard_output(call: calls.Call, data: dict[str, Any], result: calls.Result) 
 
 
 async def handle(exchange: Exchange) -> None:
-    from gateway.endpoints import _conclude, _headers
+    from gateway.endpoints import relay
 
     body = await exchange.json()
     call: calls.Call = await pooled(admit, exchange.headers, body, PATH)
-    result = calls.Result()
     if call.stream:
-        await _stream(exchange, call, result)
+        await _stream(exchange, call, calls.Result())
         return
-    try:
-        data = await upstream.post(call)
-    except GatewayError as error:
-        result.error, result.status = error, error.status
-        await _conclude(call, result)
-        exchange.extra_headers.extend(_headers(call))
-        raise
-    _read(data, result)
-    blocked = _guard_output(call, data, result)
-    if blocked is not None:
-        result.error, result.status = blocked, blocked.status
-    conclusion = await _conclude(call, result)
-    exchange.extra_headers.extend(_headers(call, conclusion))
-    if blocked is not None:
-        raise blocked
-    await exchange.send_json(200, data)
+    await relay(exchange, call, _read, _guard_output)
 
 
 async def _events(call: calls.Call, response: Any) -> Any:
@@ -284,7 +268,7 @@ def _part(data: dict[str, Any]) -> tuple[str, int]:
 
 
 async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) -> None:
-    from gateway.endpoints import _conclude, _headers
+    from gateway.endpoints import _conclude, _headers, failed
 
     guards: dict[tuple[str, int], guard.StreamGuard] = {}
     texts: list[str] = []
@@ -329,11 +313,7 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
         raise error from None
     except GatewayError as error:
         result.content = result.content or "".join(texts)
-        result.error, result.status = error, error.status
-        await _conclude(call, result)
-        if not exchange.started:
-            exchange.extra_headers.extend(_headers(call))
-        raise
+        raise await failed(exchange, call, result, error) from None
     if not result.content and not result.tool_calls:
         result.content = "".join(texts)
     if any(window.changed for window in guards.values()):
