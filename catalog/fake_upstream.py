@@ -19,6 +19,7 @@ next queued reply (embeddings use only its `usage`, `delay` and `model`); when t
 `handler(body, path)` answers if given, else an echo of the last user message's text. Embeddings are
 deterministic vectors (8 dimensions unless the request asks for `dimensions`) hashed from the input.
 `latency` delays every answer; `api_key`, when set, is required (Bearer or x-api-key), else 401.
+A stream whose client hangs up ends at its next event (slow ones: `chunk_delay`).
 """
 
 from __future__ import annotations
@@ -258,10 +259,21 @@ class FakeUpstream:
             await _error(send, reply, anthropic)
             return
         render = _RENDER[api]
+        # A real provider stops generating when its client hangs up: so does a stream here, at its
+        # next event (uvicorn's send drops what is sent to a client that has gone, silently).
+        gone = asyncio.ensure_future(receive())  # done only with http.disconnect: the body was read
+
+        async def send_while_connected(message: Message) -> None:
+            if gone.done():
+                raise _DroppedError
+            await send(message)
+
         try:
-            await render(send, body, reply)
+            await render(send_while_connected, body, reply)
         except _DroppedError:
             _dropping.set(True)  # return with the response unfinished: uvicorn closes the connection
+        finally:
+            gone.cancel()
 
     def _next(self, body: dict[str, Any], path: str) -> Reply:
         with self._lock:
