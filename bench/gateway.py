@@ -1,19 +1,35 @@
 """The gateway's cost on the path of a model call, side by side in one run with the same fake
 provider called directly (and, with --litellm, LiteLLM's proxy in front of the same fake):
 
-1. added latency at 1 client: p50 and p99 of `POST /v1/chat/completions` through the gateway
-   (budgets, guardrails and tracing all on: the default policy, a budget on the tenant) minus the
-   same request sent to the fake directly;
-2. requests/s at 8 and 32 concurrent clients, gateway and direct (and LiteLLM);
-3. streaming: time to first content chunk, gateway minus direct, p50 at 1 client.
+1. latency: added latency at 1 client, p50 and p99 of `POST /v1/chat/completions` through the
+   gateway (budgets, guardrails and tracing all on: the default policy, a budget on the tenant)
+   minus the same request sent to the fake directly;
+2. throughput: requests/s at 8 and 32 concurrent clients, gateway and direct (and LiteLLM);
+3. ttfc: streaming, time to first content chunk, gateway minus direct, p50 at 1 client;
+4. chunks: streaming with budgets and guardrails on, at 1 client: for streams of N content chunks
+   sent at once, time to first chunk and to `[DONE]`, gateway minus direct, and the per-chunk
+   overhead ((gateway p50 - direct p50) to `[DONE]` / N, and the slope between two N); and a paced
+   stream (a 4-character chunk every 20 ms, ~50 tokens/s, for 2 s) whose first chunk waits for the
+   output guardrails' window (gateway.guard; today nothing leaves before 256 characters came);
+5. streams: --streams (1,000) streams held open at once through the one gateway process (the fake
+   sends 300 characters, then a chunk a second until the bench has seen every stream's first
+   chunk and releases them), errors counted (a status, an error event, no `[DONE]`, a transport
+   error), and the web process's RSS idle, at the peak and after;
+6. budget: --budget-clients (64) concurrent clients, each sending --budget-requests calls, against
+   one small tenant budget of a tenant created for the run (no counter yet): admitted, refused
+   402 `budget_exceeded`, spend against the limit (overspend must be 0), the counter equal to its
+   ledger, nothing left reserved, and `budgets_verify` for the tenant.
 
     python scripts/devenv.py exec -- .venv/bin/python bench/gateway.py            # embedded servers
     python bench/gateway.py [--seconds 5] [--requests 300] [--litellm]           # URLs set
+    python bench/gateway.py --only chunks,streams,budget [--streams 1000]        # some parts alone
 
 The fake provider is a raw ASGI app under uvicorn in its own process (`--serve-fake PORT`),
-answering at once; the gateway is `uvicorn config.asgi:application` in one process, as `make run`
-serves it. --litellm starts LiteLLM's proxy from /tmp/litellm-venv (pinned in
-bench/litellm/requirements.txt; its config printed with the figures).
+answering at once unless the body carries a `bench` field (passed through by the gateway like any
+unknown field) asking for a longer, paced or held stream; the gateway is `uvicorn
+config.asgi:application` in one process, as `make run` serves it. --litellm starts LiteLLM's proxy
+from /tmp/litellm-venv (pinned in bench/litellm/requirements.txt; its config printed with the
+figures).
 """
 
 from __future__ import annotations
@@ -22,12 +38,16 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +101,57 @@ STREAM = (
 )
 
 
+PROSE = "the parcel left our warehouse this morning and should reach you by friday afternoon "
+RELEASE = asyncio.Event()  # set by POST /bench/release: held streams finish
+SSE_START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+
+
+def _text(chars: int, start: int = 0) -> str:
+    """`chars` characters of plain prose (nothing a guardrail flags) from offset `start` on."""
+    start %= len(PROSE)
+    return (PROSE * (2 + chars // len(PROSE)))[start : start + chars]
+
+
+async def paced_stream(spec: dict[str, Any], send: Any) -> None:
+    """A stream as the body's `bench` field asks: `burst` characters at once, then `chunks` content
+    chunks of `size` characters `delay` seconds apart; with `hold`, then a chunk every `every`
+    seconds until POST /bench/release (or `cap` seconds)."""
+    size, delay = int(spec.get("size", 5)), float(spec.get("delay", 0))
+    sent = 0
+
+    async def piece(chars: int) -> None:
+        nonlocal sent
+        await send({"type": "http.response.body", "body": _chunk({"content": _text(chars, sent)}), "more_body": True})
+        sent += chars
+
+    await send(SSE_START)
+    await send({"type": "http.response.body", "body": _chunk({"role": "assistant", "content": ""}), "more_body": True})
+    if spec.get("burst"):
+        await piece(int(spec["burst"]))
+    for i in range(int(spec.get("chunks", 0))):
+        if delay and i:
+            await asyncio.sleep(delay)
+        await piece(size)
+    if spec.get("hold"):
+        deadline = time.monotonic() + float(spec.get("cap", 300))
+        while not RELEASE.is_set() and time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(RELEASE.wait(), timeout=float(spec.get("every", 1.0)))
+            except TimeoutError:
+                await piece(size)
+    tokens = max(1, sent // 4)
+    usage = {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}
+    tail = (
+        _chunk({}, "stop")
+        + b"data: "
+        + json.dumps(
+            {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": EXACT, "choices": [], "usage": usage}
+        ).encode()
+        + b"\n\ndata: [DONE]\n\n"
+    )
+    await send({"type": "http.response.body", "body": tail})
+
+
 async def fake_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
@@ -90,7 +161,15 @@ async def fake_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw += message.get("body", b"")
         if not message.get("more_body"):
             break
+    if scope["path"] == "/bench/release":
+        RELEASE.set()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     stream = b'"stream": true' in raw or b'"stream":true' in raw
+    if stream and b'"bench"' in raw:
+        await paced_stream(json.loads(raw)["bench"], send)
+        return
     if stream:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         await send({"type": "http.response.body", "body": STREAM})
@@ -154,9 +233,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def setup(fake_url: str) -> tuple[str, str]:
-    """The bench tenant (reused across runs): a provider at the fake, `default` pinned to a priced
-    model, the default guardrail policy, a large daily budget; a gateway key (new each run)."""
+def setup(fake_url: str, *, slug: str = SLUG, limit: int = 10**15) -> tuple[str, str]:
+    """A bench tenant (the main one reused across runs): a provider at the fake, `default` pinned
+    to a priced model, the default guardrail policy, a daily tenant budget of `limit` micro-USD; a
+    gateway key (new each run)."""
     import django
 
     django.setup()
@@ -166,7 +246,7 @@ def setup(fake_url: str) -> tuple[str, str]:
     from tenants.models import Scope, Tenant
     from tenants.testing import make_key
 
-    tenant, _ = Tenant.objects.get_or_create(slug=SLUG, defaults={"name": "Bench gateway"})
+    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": f"Bench {slug}"})
     provider, _ = Provider.objects.update_or_create(
         tenant=tenant,
         name="fake",
@@ -188,7 +268,7 @@ def setup(fake_url: str) -> tuple[str, str]:
     Budget.objects.update_or_create(
         tenant=tenant,
         name="Bench daily",
-        defaults={"period": Budget.Period.DAY, "limit": 10**15, "scope": Budget.Scope.TENANT},
+        defaults={"period": Budget.Period.DAY, "limit": limit, "scope": Budget.Scope.TENANT},
     )
     _, secret = make_key(tenant, [Scope.GATEWAY], name=f"bench {time.time():.0f}")
     return tenant.slug, secret
@@ -257,20 +337,236 @@ def ms(values: list[float], p: float) -> float:
     return round(pct(values, p) * 1000, 2)
 
 
+CONTENT = re.compile(r'"content": ?"[^"]')  # a chunk that carries text
+
+
+@dataclass
+class StreamTimes:
+    first: list[float]  # seconds to the first content chunk, per stream
+    done: list[float]  # seconds to `data: [DONE]`, per stream
+    chunks: int  # content chunks the client received, per stream (of the last one)
+
+
+async def stream_times(url: str, headers: dict[str, str], body: dict[str, Any], n: int, warmup: int = 3) -> StreamTimes:
+    """`n` streams one after the other (after `warmup`), each timed to its first content chunk and
+    to `[DONE]`; a stream without both, or with an error event, raises."""
+    out = StreamTimes([], [], 0)
+    async with httpx.AsyncClient(timeout=60) as client:
+        for i in range(n + warmup):
+            started = time.perf_counter()
+            first = done = None
+            chunks = 0
+            async with client.stream("POST", url, json=body, headers=headers) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    now = time.perf_counter() - started
+                    if line == "data: [DONE]":
+                        done = now
+                    elif CONTENT.search(line):
+                        first = now if first is None else first
+                        chunks += 1
+                    elif '"error"' in line:
+                        raise RuntimeError(f"error event: {line}")
+            if first is None or done is None:
+                raise RuntimeError("a stream ended without content or [DONE]")
+            if i >= warmup:
+                out.first.append(first)
+                out.done.append(done)
+                out.chunks = chunks
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class OpenStreams:
+    opened: int = 0  # streams whose first content chunk arrived
+    peak: int = 0  # the most open at once (first chunk seen, [DONE] not yet)
+    finished: int = 0  # streams that ended with [DONE], no error
+    errors: Counter[str] = field(default_factory=Counter)
+    seconds_to_open: float = 0.0  # from the first request to the last stream's first chunk
+    rss_idle: float = 0.0
+    rss_peak: float = 0.0
+    rss_after: float = 0.0
+    fds_peak: int = 0
+
+
+async def open_streams(
+    url: str, headers: dict[str, str], n: int, fake_root: str, web_pid: int, hold: float
+) -> OpenStreams:
+    """`n` streams opened at once through the gateway and held open by the fake (a chunk a second)
+    until every one has shown its first content chunk (or failed), `hold` more seconds, then
+    released. The web process's RSS is sampled every 0.2 s."""
+    result = OpenStreams(rss_idle=rss_mib(web_pid))
+    body = {**BODY, "stream": True, "bench": {"burst": 300, "size": 5, "hold": True, "every": 1.0, "cap": 600}}
+    now_open = settled = 0
+    all_in = asyncio.Event()
+    started = time.perf_counter()
+
+    def count_in() -> None:
+        nonlocal settled
+        settled += 1
+        if settled == n:
+            result.seconds_to_open = time.perf_counter() - started
+            all_in.set()
+
+    limits = httpx.Limits(max_connections=n + 16, max_keepalive_connections=n + 16)
+    timeout = httpx.Timeout(660, connect=120, pool=120)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+        async def one() -> None:
+            nonlocal now_open
+            seen = done = False
+            try:
+                async with client.stream("POST", url, json=body, headers=headers) as response:
+                    if response.status_code != 200:
+                        result.errors[f"status {response.status_code}"] += 1
+                        count_in()
+                        return
+                    async for line in response.aiter_lines():
+                        if line == "data: [DONE]":
+                            done = True
+                        elif not seen and CONTENT.search(line):
+                            seen = True
+                            now_open += 1
+                            result.opened += 1
+                            result.peak = max(result.peak, now_open)
+                            count_in()
+                        elif '"error"' in line:
+                            result.errors["error event"] += 1
+            except httpx.HTTPError as exc:
+                result.errors[type(exc).__name__] += 1
+            if seen:
+                now_open -= 1
+            else:
+                count_in()
+            if not done:
+                result.errors["no [DONE]"] += 1
+            elif not seen:
+                result.errors["no content"] += 1
+            else:
+                result.finished += 1
+
+        async def sample() -> None:
+            while True:
+                result.rss_peak = max(result.rss_peak, rss_mib(web_pid))
+                if now_open == result.peak:
+                    result.fds_peak = max(result.fds_peak, len(os.listdir(f"/proc/{web_pid}/fd")))
+                await asyncio.sleep(0.2)
+
+        sampler = asyncio.create_task(sample())
+        tasks = [asyncio.create_task(one()) for _ in range(n)]
+        await asyncio.wait_for(all_in.wait(), timeout=600)
+        await asyncio.sleep(hold)
+        (await client.post(f"{fake_root}/bench/release")).raise_for_status()
+        await asyncio.gather(*tasks)
+        sampler.cancel()
+    result.rss_after = rss_mib(web_pid)
+    return result
+
+
+async def budget_race(url: str, headers: dict[str, str], clients: int, calls: int) -> tuple[Counter[str], int]:
+    """`clients` clients at once, each sending `calls` requests one after the other: the answers
+    by status (402s by code too) and the cost the gateway reported for the admitted ones
+    (x-aoc-cost-usd, in micro-USD)."""
+    answers: Counter[str] = Counter()
+    reported = 0
+    go = asyncio.Event()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def one() -> None:
+            nonlocal reported
+            await go.wait()
+            for _ in range(calls):
+                response = await client.post(url, json=BODY, headers=headers)
+                if response.status_code == 200:
+                    reported += round(float(response.headers["x-aoc-cost-usd"]) * 1_000_000)
+                    answers["200"] += 1
+                elif response.status_code == 402:
+                    answers[f"402 {response.json()['error']['code']}"] += 1
+                else:
+                    answers[str(response.status_code)] += 1
+
+        tasks = [asyncio.create_task(one()) for _ in range(clients)]
+        await asyncio.sleep(0.1)
+        go.set()
+        await asyncio.gather(*tasks)
+    return answers, reported
+
+
+def budget_books(slug: str) -> dict[str, Any]:
+    """The bench budget's counters against its ledger, and `budgets_verify` for the tenant."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.db.models import Sum
+
+    from budgets.models import Budget, BudgetCounter, LedgerEntry
+    from budgets.selectors import ledger_discrepancies
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.get(slug=slug)
+    budget = Budget.objects.for_tenant(tenant).get(name="Bench daily")
+    counters = BudgetCounter.objects.for_tenant(tenant).filter(budget=budget)
+    totals = counters.aggregate(settled=Sum("settled"), reserved=Sum("reserved"))
+    ledger = LedgerEntry.objects.filter(counter__in=counters).aggregate(
+        settled=Sum("settled_delta"), reserved=Sum("reserved_delta")
+    )
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("budgets_verify", "--tenant", slug, stdout=out, stderr=err)
+        verdict = out.getvalue().strip()
+    except CommandError as exc:
+        verdict = f"{err.getvalue().strip()} {exc}"
+    return {
+        "limit": budget.limit,
+        "counters": counters.count(),
+        "settled": totals["settled"] or 0,
+        "reserved": totals["reserved"] or 0,
+        "ledger_settled": ledger["settled"] or 0,
+        "ledger_reserved": ledger["reserved"] or 0,
+        "discrepancies": len(ledger_discrepancies(tenant=tenant)),
+        "verify": verdict,
+    }
+
+
+PARTS = ("latency", "throughput", "ttfc", "chunks", "streams", "budget")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--only", default=",".join(PARTS), help=f"the parts to run, of {','.join(PARTS)}")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per latency figure")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per throughput figure")
     parser.add_argument("--clients", default="8,32")
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy (from $LITELLM_VENV)")
+    parser.add_argument("--stream-chunks", default="50,400", help="content chunks per stream, for `chunks`")
+    parser.add_argument("--stream-requests", type=int, default=30, help="sequential streams per `chunks` figure")
+    parser.add_argument("--streams", type=int, default=1000, help="streams held open at once, for `streams`")
+    parser.add_argument("--hold", type=float, default=3.0, help="seconds the streams stay open once all are")
+    parser.add_argument("--budget-clients", type=int, default=64)
+    parser.add_argument("--budget-requests", type=int, default=8, help="calls per client, for `budget`")
+    parser.add_argument("--budget-limit", type=int, default=20_000, help="the small budget, micro-USD")
     args = parser.parse_args()
     if args.serve_fake:
         serve_fake(args.serve_fake)
         return
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}: choose from {','.join(PARTS)}")
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # A thousand streams are three thousand sockets across the processes (children inherit this).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8 * args.streams + 1024)), hard))
     logdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     fake_port, web_port = free_port(), free_port()
     fake = start([sys.executable, __file__, "--serve-fake", str(fake_port)], logdir / "fake.log")
@@ -301,54 +597,131 @@ def main() -> None:
         )
         processes.append(web)
         wait_up(f"http://127.0.0.1:{web_port}/healthz", web, logdir / "web.log")
+        gateway_url = f"http://127.0.0.1:{web_port}/v1/chat/completions"
         targets = {
             "direct": (f"{fake_url}/chat/completions", {}),
-            "gateway": (f"http://127.0.0.1:{web_port}/v1/chat/completions", {"Authorization": f"Bearer {secret}"}),
+            "gateway": (gateway_url, {"Authorization": f"Bearer {secret}"}),
         }
         if args.litellm:
             targets["litellm"] = start_litellm(fake_url, logdir, processes)
         print(
             f"# bench/gateway.py: {args.requests} sequential requests per latency, "
-            f"{args.seconds:g} s per throughput; logs in {logdir}"
+            f"{args.seconds:g} s per throughput; parts {','.join(parts)}; logs in {logdir}"
         )
-        one: dict[str, list[float]] = {}
-        for name, (url, headers) in targets.items():
-            body = {**BODY, "model": EXACT} if name == "direct" else BODY
-            one[name] = asyncio.run(latencies(url, headers, args.requests, body))
-            print(f"1 client   {name:8s} p50 {ms(one[name], 0.5):7.2f} ms   p99 {ms(one[name], 0.99):7.2f} ms")
-        for name in targets:
-            if name != "direct":
-                print(
-                    f"added by {name:8s} p50 {ms(one[name], 0.5) - ms(one['direct'], 0.5):7.2f} ms   "
-                    f"p99 {ms(one[name], 0.99) - ms(one['direct'], 0.99):7.2f} ms"
-                )
-        for clients in (int(c) for c in args.clients.split(",")):
+        print(f"# load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        if "latency" in parts:
+            one: dict[str, list[float]] = {}
             for name, (url, headers) in targets.items():
-                if name == "direct":
-                    continue
-                rate, errors = asyncio.run(throughput(url, headers, clients, args.seconds))
-                print(f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}")
-        ttft = {
-            name: asyncio.run(first_chunk(url, headers, max(50, args.requests // 3)))
-            for name, (url, headers) in targets.items()
-            if name != "litellm"
-        }
-        print(
-            f"stream first chunk  direct p50 {ms(ttft['direct'], 0.5):.2f} ms  "
-            f"gateway p50 {ms(ttft['gateway'], 0.5):.2f} ms  "
-            f"added p50 {ms(ttft['gateway'], 0.5) - ms(ttft['direct'], 0.5):.2f} ms"
-        )
+                body = {**BODY, "model": EXACT} if name == "direct" else BODY
+                one[name] = asyncio.run(latencies(url, headers, args.requests, body))
+                print(f"1 client   {name:8s} p50 {ms(one[name], 0.5):7.2f} ms   p99 {ms(one[name], 0.99):7.2f} ms")
+            for name in targets:
+                if name != "direct":
+                    print(
+                        f"added by {name:8s} p50 {ms(one[name], 0.5) - ms(one['direct'], 0.5):7.2f} ms   "
+                        f"p99 {ms(one[name], 0.99) - ms(one['direct'], 0.99):7.2f} ms"
+                    )
+        if "throughput" in parts:
+            for clients in (int(c) for c in args.clients.split(",")):
+                for name, (url, headers) in targets.items():
+                    if name == "direct":
+                        continue
+                    rate, errors = asyncio.run(throughput(url, headers, clients, args.seconds))
+                    print(f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}")
+        if "ttfc" in parts:
+            ttft = {
+                name: asyncio.run(first_chunk(url, headers, max(50, args.requests // 3)))
+                for name, (url, headers) in targets.items()
+                if name != "litellm"
+            }
+            print(
+                f"stream first chunk  direct p50 {ms(ttft['direct'], 0.5):.2f} ms  "
+                f"gateway p50 {ms(ttft['gateway'], 0.5):.2f} ms  "
+                f"added p50 {ms(ttft['gateway'], 0.5) - ms(ttft['direct'], 0.5):.2f} ms"
+            )
+        if "chunks" in parts:
+            run_chunks(targets, args)
+        if "streams" in parts:
+            run_streams(gateway_url, targets["gateway"][1], f"http://127.0.0.1:{fake_port}", web.pid, args)
+        if "budget" in parts:
+            run_budget(gateway_url, fake_url, args)
         print(f"gateway web process RSS {rss_mib(web.pid):.0f} MiB")
     finally:
         for process in processes:
             stop(process)
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def run_chunks(targets: dict[str, tuple[str, dict[str, str]]], args: argparse.Namespace) -> None:
+    n = args.stream_requests
+    runs = [(f"{c} chunks at once", {"chunks": int(c), "size": 5}, int(c)) for c in args.stream_chunks.split(",")]
+    # ~50 tokens/s for 2 s: long enough for the guardrails' window to release text before the end.
+    runs.append(("paced 4 chars/20 ms", {"chunks": 100, "size": 4, "delay": 0.02}, 100))
+    slope: list[tuple[int, float]] = []
+    for label, spec, chunks in runs:
+        times = {}
+        for name in ("direct", "gateway"):
+            url, headers = targets[name]
+            body = {**BODY, "model": EXACT if name == "direct" else "default", "stream": True, "bench": spec}
+            count = max(5, n // 3) if spec.get("delay") else n
+            times[name] = asyncio.run(stream_times(url, headers, body, count, warmup=1 if spec.get("delay") else 3))
+        direct, gateway = times["direct"], times["gateway"]
+        added_done = ms(gateway.done, 0.5) - ms(direct.done, 0.5)
+        if not spec.get("delay"):
+            slope.append((chunks, added_done))
+        print(
+            f"stream {label:20s} first chunk direct p50 {ms(direct.first, 0.5):7.2f} ms  gateway p50 "
+            f"{ms(gateway.first, 0.5):7.2f} ms  added {ms(gateway.first, 0.5) - ms(direct.first, 0.5):7.2f} ms | "
+            f"[DONE] direct p50 {ms(direct.done, 0.5):7.2f} ms  gateway p50 {ms(gateway.done, 0.5):7.2f} ms  "
+            f"added {added_done:7.2f} ms = {added_done * 1000 / chunks:6.0f} µs per chunk | "
+            f"chunks received {direct.chunks} direct, {gateway.chunks} gateway"
+        )
+    if len(slope) >= 2:
+        (few, few_ms), (many, many_ms) = min(slope), max(slope)
+        print(
+            f"stream per-chunk overhead (added to [DONE], slope from {few} to {many} chunks): "
+            f"{(many_ms - few_ms) * 1000 / (many - few):.0f} µs per chunk"
+        )
+
+
+def run_streams(url: str, headers: dict[str, str], fake_root: str, web_pid: int, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    held = asyncio.run(open_streams(url, headers, args.streams, fake_root, web_pid, args.hold))
+    errors = sum(held.errors.values())
+    print(
+        f"{args.streams} streams at once: opened {held.opened}, peak open at once {held.peak}, "
+        f"finished with [DONE] {held.finished}, errors {errors} {dict(held.errors) or ''}; "
+        f"all open after {held.seconds_to_open:.1f} s, {time.perf_counter() - started:.1f} s in all"
+    )
+    per_stream = (held.rss_peak - held.rss_idle) * 1024 / max(held.peak, 1)
+    print(
+        f"web process RSS idle {held.rss_idle:.0f} MiB, peak {held.rss_peak:.0f} MiB "
+        f"(+{per_stream:.0f} KiB a stream), after {held.rss_after:.0f} MiB; open fds at the peak {held.fds_peak}"
+    )
+
+
+def run_budget(url: str, fake_url: str, args: argparse.Namespace) -> None:
+    slug = f"bench-gw-budget-{time.time():.0f}"
+    _, secret = setup(fake_url, slug=slug, limit=args.budget_limit)
+    clients, calls = args.budget_clients, args.budget_requests
+    answers, reported = asyncio.run(budget_race(url, {"Authorization": f"Bearer {secret}"}, clients, calls))
+    books = budget_books(slug)
+    refused = sum(v for k, v in answers.items() if k.startswith("402"))
+    other = sum(v for k, v in answers.items() if k not in ("200",) and not k.startswith("402"))
+    print(
+        f"budget {clients} clients x {calls} calls against {books['limit']} µUSD (a new tenant, no counter yet): "
+        f"admitted {answers['200']}, refused 402 {refused} {dict(answers)}, other {other}"
+    )
+    print(
+        f"budget spend {books['settled']} µUSD of {books['limit']} (overspend "
+        f"{max(0, books['settled'] - books['limit'])}); reported to clients {reported} µUSD; "
+        f"left reserved {books['reserved']}"
+    )
+    balanced = (books["settled"], books["reserved"]) == (books["ledger_settled"], books["ledger_reserved"])
+    print(
+        f"budget ledger settled {books['ledger_settled']} reserved {books['ledger_reserved']} over "
+        f"{books['counters']} counter(s): {'equal to' if balanced else 'DIFFERENT FROM'} the counters, "
+        f"{books['discrepancies']} discrepancies; budgets_verify: {books['verify']}"
+    )
 
 
 def start_litellm(fake_url: str, logdir: Path, processes: list[subprocess.Popen[bytes]]) -> tuple[str, dict[str, str]]:
