@@ -1,18 +1,21 @@
 """Budget reservations under load: reserve+settle pairs per second and p50/p99 latency of a pair,
-over REST against the production server command and, in the same run, the floor: PostgreSQL's
-own conditional update, which is the least any exact, atomic reservation can cost.
+over REST against the production server command and, in the same run, two references: the
+floor, PostgreSQL's own conditional update (the least any exact, atomic reservation can cost),
+and `GET /api/v1/me` (API-key authentication, the throttle and one SELECT) on the same server
+with the same clients, which is what the framework around a reservation costs.
 
     make bench
     python scripts/devenv.py exec -- .venv/bin/python bench/budgets.py
-    python bench/budgets.py [--clients 1,8,32,64] [--seconds 6] [--targets floor,rest]   # URLs set
+    python bench/budgets.py [--clients 1,8,32,64] [--seconds 6] [--targets floor,me,rest]   # URLs set
 
 Two scenarios, each at every concurrency:
 - hot:  every client reserves against one budget (one counter row: every pair contends on it);
 - many: each client is its own end user under a per-end-user budget (one counter row each).
 
 A pair over REST is `POST /api/v1/reservations` (201) then `POST /api/v1/reservations/{id}/settle`
-(200), through gunicorn with `DEBUG=false` and a throttle that never refuses. A floor pair is two
-autocommit statements on a table in a scratch schema, one row per counter:
+(200), through gunicorn with `DEBUG=false` and a throttle that never refuses. A `me` request is
+`GET /api/v1/me` (200) with the same key, server and clients. A floor pair is two autocommit
+statements on a table in a scratch schema, one row per counter:
 
     UPDATE counters SET reserved = reserved + x WHERE id = $1 AND settled + reserved + x <= "limit"
     UPDATE counters SET reserved = reserved - x, settled = settled + y WHERE id = $1
@@ -20,7 +23,11 @@ autocommit statements on a table in a scratch schema, one row per counter:
 The load comes from a separate process (asyncio: httpx, or psycopg's async connections; one
 connection per client) on loopback, sharing the machine's cores with the server and PostgreSQL.
 Each cell gets a warm-up, then rounds; pairs/s is the median of the rounds, p50/p99 are over
-every pair of the rounds.
+every pair of the rounds. The 1-minute load average is printed with each cell.
+
+SQL statements per pair are counted in this process, through Django's test client on the same
+tenant, key and budgets (every statement Django sends, BEGIN and COMMIT included), after a
+warm-up of a few pairs.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +63,7 @@ HUGE_LIMIT = 10**15  # no pair is ever refused: we measure admission, not refusa
 
 @dataclass
 class LoadResult:
-    latencies: list[float]  # seconds, of the pairs that completed
+    latencies: list[float]  # seconds, of the pairs (or `me` requests) that completed
     errors: int  # refused or failed pairs, and transport errors
     elapsed: float  # seconds
     cpu: float  # CPU seconds the load generator used
@@ -64,16 +72,17 @@ class LoadResult:
 
 @dataclass
 class Cell:
-    target: str  # "rest" or "floor"
+    target: str  # "rest", "me" or "floor"
     scenario: str  # "hot" or "many"
     clients: int
-    rates: list[float]  # pairs/s of each round
+    rates: list[float]  # pairs/s (requests/s for `me`) of each round
     p50_ms: float
     p99_ms: float
     pairs: int
     errors: int
     client_cpu: float
     first_error: str
+    load: float  # the machine's 1-minute load average when the cell ended
 
     @property
     def pps(self) -> float:
@@ -109,6 +118,20 @@ async def rest_client(
         out.append(time.perf_counter() - start)
 
 
+async def me_client(client: httpx.AsyncClient, base: str, deadline: float, out: list[float], errors: list[str]) -> None:
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        try:
+            response = await client.get(base + "/api/v1/me")
+        except httpx.HTTPError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if response.status_code != 200:
+            errors.append(f"me {response.status_code}: {response.text[:300]}")
+            continue
+        out.append(time.perf_counter() - start)
+
+
 async def floor_client(dsn: str, counter: int, deadline: float, out: list[float], errors: list[str]) -> None:
     import psycopg
 
@@ -135,25 +158,29 @@ async def load(args: argparse.Namespace) -> LoadResult:
     latencies: list[float] = []
     errors: list[str] = []
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    if args.load == "rest":
+    if args.load in ("rest", "me"):
         headers = {"Authorization": f"Bearer {args.key}"}
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         pool = [httpx.AsyncClient(headers=headers, limits=limits, timeout=30) for _ in range(args.clients)]
         started = time.perf_counter()
+        deadline = started + args.seconds
         try:
-            await asyncio.gather(
-                *(
-                    rest_client(
-                        c,
-                        args.base,
-                        f"bench-user-{i}" if args.scenario == "many" else None,
-                        started + args.seconds,
-                        latencies,
-                        errors,
+            if args.load == "me":
+                await asyncio.gather(*(me_client(c, args.base, deadline, latencies, errors) for c in pool))
+            else:
+                await asyncio.gather(
+                    *(
+                        rest_client(
+                            c,
+                            args.base,
+                            f"bench-user-{i}" if args.scenario == "many" else None,
+                            deadline,
+                            latencies,
+                            errors,
+                        )
+                        for i, c in enumerate(pool)
                     )
-                    for i, c in enumerate(pool)
                 )
-            )
         finally:
             await asyncio.gather(*(c.aclose() for c in pool))
     else:
@@ -205,6 +232,7 @@ def measure(target: str, scenario: str, clients: int, args: argparse.Namespace, 
         errors=sum(r.errors for r in rounds),
         client_cpu=sum(r.cpu for r in rounds) / sum(r.elapsed for r in rounds),
         first_error=next((r.first_error for r in rounds if r.first_error), ""),
+        load=os.getloadavg()[0],
     )
 
 
@@ -367,30 +395,131 @@ class Budgets:
         self.api.close()
 
 
+# --- SQL statements per pair (in this process) ----------------------------------------------------
+
+
+@dataclass
+class Statements:
+    scenario: str
+    reserve: int  # statements of one reserve request (median over the counted pairs)
+    settle: int
+    me: int  # of one GET /api/v1/me
+    ms_per_pair: float  # in process, no HTTP, statements not captured (median)
+    sql: list[str]  # one pair's statements, for --show-sql
+
+    @property
+    def pair(self) -> int:
+        return self.reserve + self.settle
+
+
+def count_statements(scenario: str, key: str, pairs: int = 30) -> Statements:
+    """A pair's SQL statements, counted with Django's CaptureQueriesContext around each request of
+    Django's test client: the server's middleware, authentication, throttle, views and services,
+    without HTTP. BEGIN and COMMIT are in Django's log and counted; the connection health check
+    (CONN_HEALTH_CHECKS: a `SELECT 1` at the first query of each request) is not. After a warm-up,
+    so per-process caches and counters exist as they do under load."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
+    body: dict[str, object] = {"model": "default", "input_tokens": 200, "max_output_tokens": 200}
+    if scenario == "many":
+        body["end_user_id"] = "bench-user-0"
+    usage = {"input_tokens": 200, "output_tokens": 100}
+
+    def pair() -> tuple[list[str], list[str]]:
+        with CaptureQueriesContext(connection) as reserve:
+            reserved = client.post("/api/v1/reservations", body, content_type="application/json")
+        if reserved.status_code != 201:
+            sys.exit(f"in-process reserve answered {reserved.status_code}: {reserved.content[:300]!r}")
+        with CaptureQueriesContext(connection) as settle:
+            settled = client.post(
+                f"/api/v1/reservations/{reserved.json()['id']}/settle", usage, content_type="application/json"
+            )
+        if settled.status_code != 200:
+            sys.exit(f"in-process settle answered {settled.status_code}: {settled.content[:300]!r}")
+        return [q["sql"] for q in reserve.captured_queries], [q["sql"] for q in settle.captured_queries]
+
+    for _ in range(5):
+        pair()
+    counted = [pair() for _ in range(pairs)]
+    with CaptureQueriesContext(connection) as me:
+        client.get("/api/v1/me")
+    timings = []
+    for _ in range(pairs):
+        start = time.perf_counter()
+        reserved = client.post("/api/v1/reservations", body, content_type="application/json")
+        client.post(f"/api/v1/reservations/{reserved.json()['id']}/settle", usage, content_type="application/json")
+        timings.append(time.perf_counter() - start)
+    reserve_sql, settle_sql = counted[-1]
+    return Statements(
+        scenario=scenario,
+        reserve=round(statistics.median(len(r) for r, _ in counted)),
+        settle=round(statistics.median(len(s) for _, s in counted)),
+        me=len(me.captured_queries),
+        ms_per_pair=statistics.median(timings) * 1000,
+        sql=[f"reserve: {q}" for q in reserve_sql] + [f"settle:  {q}" for q in settle_sql],
+    )
+
+
 # --- Report ------------------------------------------------------------------------------------
 
 
-def report(cells: list[Cell], args: argparse.Namespace) -> None:
+def report(cells: list[Cell], statements: dict[str, Statements], args: argparse.Namespace) -> None:
     by = {(c.target, c.scenario, c.clients): c for c in cells}
     print()
     round_seconds = args.seconds / args.rounds
     print(
-        f"reserve+settle pairs, {args.rounds} rounds of {round_seconds:.1f} s a cell, after {args.warmup:.1f} s warm-up"
+        f"reserve+settle pairs (`me`: GET /api/v1/me requests), {args.rounds} rounds of {round_seconds:.1f} s a cell,"
+        f" after {args.warmup:.1f} s warm-up; {os.cpu_count()} cores"
     )
     print(
-        f"{'scenario':<6} {'clients':>7} {'target':<6} {'pairs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f" {'pairs':>7}  {'REST/floor':>10}  rounds pairs/s"
+        f"{'scenario':<6} {'clients':>7} {'target':<6} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'count':>7}  {'REST/me':>8} {'REST/floor':>10}  {'load':>5}  rounds per s"
     )
     for c in cells:
-        floor = by.get(("floor", c.scenario, c.clients))
-        ratio = f"{c.pps / floor.pps:>9.1%}" if c.target == "rest" and floor and floor.pps else ""
+        floor, me = by.get(("floor", c.scenario, c.clients)), by.get(("me", c.scenario, c.clients))
+        to_floor = f"{c.pps / floor.pps:.1%}" if c.target == "rest" and floor and floor.pps else ""
+        to_me = f"{c.pps / me.pps:.1%}" if c.target == "rest" and me and me.pps else ""
         rates = ", ".join(f"{rate:.0f}" for rate in c.rates)
         print(
             f"{c.scenario:<6} {c.clients:>7} {c.target:<6} {c.pps:>8.0f} {c.p50_ms:>8.2f} {c.p99_ms:>8.2f} "
-            f"{c.errors:>7} {c.pairs:>7}  {ratio:>10}  {rates}  (load generator {c.client_cpu:.0%} of a core)"
+            f"{c.errors:>7} {c.pairs:>7}  {to_me:>8} {to_floor:>10}  {c.load:>5.2f}  {rates}"
+            f"  (load generator {c.client_cpu:.0%} of a core)"
         )
         if c.first_error:
             print(f"    first error: {c.first_error}")
+    if statements:
+        print()
+        print("SQL statements (in process, Django's test client, after warm-up; BEGIN/COMMIT counted):")
+        for st in statements.values():
+            print(
+                f"{st.scenario:<6} reserve {st.reserve}, settle {st.settle}: {st.pair} a pair"
+                f" (GET /api/v1/me: {st.me}); {st.ms_per_pair:.2f} ms a pair in process, no HTTP"
+            )
+            if args.show_sql:
+                for sql in st.sql:
+                    print(f"    {sql[:300]}")
+    rest = [c for c in cells if c.target == "rest"]
+    if rest:
+        print()
+        print(
+            "issue 14: pairs/s >= 40 % of GET /api/v1/me requests/s; p50 of a pair at 1 client <= 6 ms; <= 6 statements"
+        )
+        for scenario in dict.fromkeys(c.scenario for c in rest):
+            ratios = []
+            for c in rest:
+                me = by.get(("me", scenario, c.clients))
+                if c.scenario == scenario and me and me.pps:
+                    ratios.append(f"{c.clients} clients {c.pps:.0f}/{me.pps:.0f} = {c.pps / me.pps:.0%}")
+            one = by.get(("rest", scenario, 1))
+            p50 = f"{one.p50_ms:.2f} ms" if one else "not measured"
+            st = statements.get(scenario)
+            print(
+                f"{scenario:<6} pairs/s / me req/s: {'; '.join(ratios) or 'not measured'};"
+                f" p50 at 1 client {p50}; statements {st.pair if st else '?'} a pair"
+            )
 
 
 def main() -> None:
@@ -400,8 +529,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--scenarios", default="hot,many")
-    parser.add_argument("--targets", default="floor,rest", help="comma-separated, of: floor, rest")
-    parser.add_argument("--load", choices=["floor", "rest"], help=argparse.SUPPRESS)  # internal: be the load
+    parser.add_argument("--targets", default="floor,me,rest", help="comma-separated, of: floor, me, rest")
+    parser.add_argument("--show-sql", action="store_true", help="print one pair's SQL statements")
+    parser.add_argument("--load", choices=["floor", "rest", "me"], help=argparse.SUPPRESS)  # internal: be the load
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     parser.add_argument("--base", default="", help=argparse.SUPPRESS)
     parser.add_argument("--key", default="", help=argparse.SUPPRESS)
@@ -434,37 +564,50 @@ def main() -> None:
         "API_THROTTLE_RATE": "100000000/min",  # measure reservations, not the throttle's 429s
         "LOG_LEVEL": "WARNING",
     }
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores,"
+        f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start",
+        flush=True,
+    )
     proc = None
     key = ""
     base = ""
     budgets = None
-    if "rest" in targets:
+    served = {"rest", "me"} & set(targets)
+    if served:
         manage(env, "migrate", "--noinput", "--verbosity", "0")
         slug = bench_tenant(env)
         key = manage(env, "apikey", "create", "--tenant", slug, "--name", "bench", "--scopes", "admin", "--replace")
         key = key.strip().splitlines()[-1]
         proc, base, _ = start_server(env, key)
-    floor_setup(dsn, max(concurrencies))
+    if "floor" in targets:
+        floor_setup(dsn, max(concurrencies))
     cells: list[Cell] = []
+    statements: dict[str, Statements] = {}
     try:
         if proc is not None:
             budgets = Budgets(base, key)
         for scenario in scenarios:
             if budgets is not None:
                 budgets.only(scenario)
+            if "rest" in targets:
+                statements[scenario] = count_statements(scenario, key)
+                print(f"{scenario} statements a pair: {statements[scenario].pair}", flush=True)
             for clients in concurrencies:
-                # Floor and REST side by side, so that drift in the machine's load hits both alike.
+                # Floor, me and REST side by side, so that drift in the machine's load hits them alike.
                 for target in targets:
                     cell = measure(target, scenario, clients, args, base=base, key=key, dsn=dsn)
-                    print(f"{scenario} {clients:>2} clients {target:<5} {cell.pps:>7.0f} pairs/s", flush=True)
+                    unit = "requests/s" if target == "me" else "pairs/s"
+                    print(f"{scenario} {clients:>2} clients {target:<5} {cell.pps:>7.0f} {unit}", flush=True)
                     cells.append(cell)
     finally:
         if budgets is not None:
             budgets.close()
         if proc is not None:
             stop(proc)
-        floor_teardown(dsn)
-    report(cells, args)
+        if "floor" in targets:
+            floor_teardown(dsn)
+    report(cells, statements, args)
 
 
 if __name__ == "__main__":
