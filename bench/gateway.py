@@ -505,9 +505,9 @@ def budget_books(slug: str) -> dict[str, Any]:
     from io import StringIO
 
     from django.core.management import CommandError, call_command
-    from django.db.models import Sum
+    from django.db.models import Count, Max, Sum
 
-    from budgets.models import Budget, BudgetCounter, LedgerEntry
+    from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
     from budgets.selectors import ledger_discrepancies
     from tenants.models import Tenant
 
@@ -518,6 +518,9 @@ def budget_books(slug: str) -> dict[str, Any]:
     ledger = LedgerEntry.objects.filter(counter__in=counters).aggregate(
         settled=Sum("settled_delta"), reserved=Sum("reserved_delta")
     )
+    reservations = Reservation.objects.for_tenant(tenant)
+    held = reservations.aggregate(worst=Max("worst_case_micros"), actual=Max("actual_micros"))
+    statuses = dict(reservations.values_list("status").annotate(n=Count("id")).order_by("status"))
     out, err = StringIO(), StringIO()
     try:
         call_command("budgets_verify", "--tenant", slug, stdout=out, stderr=err)
@@ -533,6 +536,9 @@ def budget_books(slug: str) -> dict[str, Any]:
         "ledger_reserved": ledger["reserved"] or 0,
         "discrepancies": len(ledger_discrepancies(tenant=tenant)),
         "verify": verdict,
+        "worst_case": held["worst"],
+        "actual": held["actual"],
+        "reservations": statuses,
     }
 
 
@@ -653,7 +659,9 @@ def main() -> None:
 
 def run_chunks(targets: dict[str, tuple[str, dict[str, str]]], args: argparse.Namespace) -> None:
     n = args.stream_requests
-    runs = [(f"{c} chunks at once", {"chunks": int(c), "size": 5}, int(c)) for c in args.stream_chunks.split(",")]
+    runs: list[tuple[str, dict[str, float], int]] = [
+        (f"{c} chunks at once", {"chunks": int(c), "size": 5}, int(c)) for c in args.stream_chunks.split(",")
+    ]
     # ~50 tokens/s for 2 s: long enough for the guardrails' window to release text before the end.
     runs.append(("paced 4 chars/20 ms", {"chunks": 100, "size": 4, "delay": 0.02}, 100))
     slope: list[tuple[int, float]] = []
@@ -715,6 +723,10 @@ def run_budget(url: str, fake_url: str, args: argparse.Namespace) -> None:
         f"budget spend {books['settled']} µUSD of {books['limit']} (overspend "
         f"{max(0, books['settled'] - books['limit'])}); reported to clients {reported} µUSD; "
         f"left reserved {books['reserved']}"
+    )
+    print(
+        f"budget each call held {books['worst_case']} µUSD (its worst case) and settled {books['actual']}; "
+        f"reservations by status {books['reservations']}"
     )
     balanced = (books["settled"], books["reserved"]) == (books["ledger_settled"], books["ledger_reserved"])
     print(
