@@ -12,6 +12,12 @@ class AgentsConfig(AppConfig):
 
         register_scope_source(tool_scopes)
 
+        from agents.models import Agent, AgentVersion, AgentVersionTool, Tool
+        from tenants import cache
+
+        # The gateway resolves X-AOC-Agent and the tools of tool results on every call.
+        cache.watch(Agent, AgentVersion, AgentVersionTool, Tool)
+
 
 def tool_scopes(tenant: Any) -> list[str]:
     """The scopes the tenant's tools require: an API key may be granted any of them."""

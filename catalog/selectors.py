@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from catalog.clients import ProviderConfig
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
+from tenants import cache as config_cache
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -24,8 +25,11 @@ def pins_of(*, tenant: Tenant) -> QuerySet[ModelPin]:
 
 
 def pinned_model(*, tenant: Tenant, alias: str) -> LanguageModel:
-    """The exact model `alias` is pinned to (with its provider), or PinNotFoundError. One query."""
-    pin = pins_of(tenant=tenant).filter(alias=alias).first()
+    """The exact model `alias` is pinned to (with its provider), or PinNotFoundError. From the
+    configuration cache (tenants.cache), else one query. The model is shared: read it, never save it."""
+    pin = config_cache.cached(
+        "pinned_model", (tenant.pk, alias), lambda: pins_of(tenant=tenant).filter(alias=alias).first()
+    )
     if pin is None:
         raise PinNotFoundError(f"No model is pinned as {alias!r} in {tenant.name}.")
     return pin.model

@@ -17,6 +17,7 @@ relays the request to the provider (gateway.upstream) between the two.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -35,9 +36,11 @@ from catalog.clients.transport import check_provider_url
 from catalog.selectors import provider_config
 from gateway.api import gateway_key
 from gateway.errors import GatewayError, invalid
+from tenants import cache as config_cache
 from tenants.net import UnresolvableHostError, UnsafeUrlError, pinned
 from tenants.throttling import key_throttle_wait
 from traces.context import current_span, parse_traceparent
+from traces.services import SpanBatch, collecting
 
 if TYPE_CHECKING:
     from agents.models import Agent
@@ -76,6 +79,15 @@ class Call:
     guarded: list[str] = field(default_factory=list)  # what input guardrails did (redacted, …)
     started: float = field(default_factory=time.perf_counter)
     span_input: Any = None  # what the spans show as the call's input, when not chat messages
+    # Every span of the call (guardrail verdicts, the model span, the gateway span), written in
+    # one ingest when the call ends (traces.services.collecting).
+    spans: SpanBatch | None = None
+
+    def recording(self) -> contextlib.AbstractContextManager[Any]:
+        """Spans recorded in the block go to the call's batch."""
+        if self.spans is None:
+            self.spans = SpanBatch(self.context.tenant)
+        return collecting(self.spans)
 
     @property
     def passthrough(self) -> bool:
@@ -206,6 +218,11 @@ def hold(call: Call, worst: ChatRequest, *, output_rules: bool = True) -> None:
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     """Authenticate, identify, resolve, guard and reserve a Chat Completions request, or raise a
     GatewayError the client receives (nothing is held when it does)."""
+    with config_cache.snapshot():
+        return _admit(headers, body, endpoint)
+
+
+def _admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     identified = identify(headers, body)
     model = identified[3]
     stream = _flag(body, "stream")
@@ -230,14 +247,15 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     call = open_call(headers, body, endpoint, operation="chat", request=request, stream=stream, identified=identified)
     call.include_usage = bool(stream and options and options.get("include_usage") is True)
     call.span.attributes["gen_ai.request.max_tokens"] = bound
-    try:
-        _guard_input(call, messages)
-        _prepare_upstream(call, bound)
-    except GatewayError as refused:
-        _refused(call, refused)
-        raise
-    # The worst case: every choice may use the whole output bound.
-    hold(call, replace(call.request, max_output_tokens=bound * choices))
+    with call.recording():
+        try:
+            _guard_input(call, messages)
+            _prepare_upstream(call, bound)
+        except GatewayError as refused:
+            _refused(call, refused)
+            raise
+        # The worst case: every choice may use the whole output bound.
+        hold(call, replace(call.request, max_output_tokens=bound * choices))
     return call
 
 
@@ -248,6 +266,11 @@ def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     """An embeddings request: input guardrails on each text, and its worst case reserved at the
     input price. A text's tokens are never more than its UTF-8 bytes (a token covers at least one
     byte), so that is the hold; token ids are counted as they are."""
+    with config_cache.snapshot():
+        return _admit_embeddings(headers, body, endpoint)
+
+
+def _admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     identified = identify(headers, body)
     model = identified[3]
     raw = body.get("input")
@@ -280,6 +303,13 @@ def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
         )
     call = open_call(headers, body, endpoint, operation="embeddings", identified=identified)
     call.span_input = {"inputs": len(texts) or len(raw), "preview": texts[0][:200] if texts else None}
+    with call.recording():
+        _guard_embeddings(call, texts, raw, tokens)
+    return call
+
+
+def _guard_embeddings(call: Call, texts: list[str], raw: Any, tokens: int) -> None:
+    model = call.model
     try:
         for index, text in enumerate(texts):
             verdict = hooks.check_input(call=call.context, text=text)
@@ -306,7 +336,6 @@ def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     )
     hold(call, worst, output_rules=False)
     call.request = ChatRequest(model_id=model.model_id, messages=[], max_output_tokens=0)
-    return call
 
 
 def call_kind_embeds(model: LanguageModel) -> bool:
@@ -366,11 +395,19 @@ def _context(tenant: Tenant, key: ApiKey, headers: dict[str, str], body: dict[st
 
 
 def _agent(tenant: Tenant, named: str) -> Agent | None:
-    """The catalog agent X-AOC-Agent names (its id or its name), or None when none is named."""
-    from agents.models import Agent
-
+    """The catalog agent X-AOC-Agent names (its id or its name), or None when none is named. From
+    the configuration cache (tenants.cache), else one or two queries."""
     if not named:
         return None
+    found = config_cache.cached("gateway_agent", (tenant.pk, named), lambda: _find_agent(tenant, named))
+    if found is None:
+        raise invalid(f"X-AOC-Agent: no agent {named!r} in {tenant.name} (send an agent's id or name).")
+    return found
+
+
+def _find_agent(tenant: Tenant, named: str) -> Agent | None:
+    from agents.models import Agent
+
     agents = Agent.objects.for_tenant(tenant).filter(archived=False).select_related("current_version")
     found = None
     try:
@@ -379,10 +416,7 @@ def _agent(tenant: Tenant, named: str) -> Agent | None:
         found = agents.filter(pk=uuid.UUID(named)).first()
     except ValueError:
         pass
-    found = found or agents.filter(name=named).first()
-    if found is None:
-        raise invalid(f"X-AOC-Agent: no agent {named!r} in {tenant.name} (send an agent's id or name).")
-    return found
+    return found or agents.filter(name=named).first()
 
 
 def _tools(raw: Any) -> list[ToolSpec]:
@@ -477,7 +511,10 @@ def _catalog_tool(call: Call, name: str | None) -> Any:
 
     if not name:
         return None
-    return Tool.objects.for_tenant(call.context.tenant).filter(name=name).first()
+    tenant = call.context.tenant
+    return config_cache.cached(
+        "gateway_tool", (tenant.pk, name), lambda: Tool.objects.for_tenant(tenant).filter(name=name).first()
+    )
 
 
 def _as_text(content: Any) -> str:
@@ -537,7 +574,10 @@ def _refused(call: Call, error: GatewayError) -> None:
     )
     _budget_attributes(call)
     call.span.ended_at = time.time()
-    hooks.record_span(call=call.context, span=call.span)
+    with call.recording():
+        hooks.record_span(call=call.context, span=call.span)
+    if call.spans is not None:
+        call.spans.write()
     _log(call, status=error.status, error_code=error.code, usage=None, cost=0)
 
 
@@ -546,7 +586,22 @@ def _refused(call: Call, error: GatewayError) -> None:
 
 def conclude(call: Call, result: Result) -> Conclusion:
     """Record the output verdict (applied in memory already, gateway.guard), settle, and write the
-    model span and the gateway span of a call the provider answered, failed or was refused on."""
+    model span and the gateway span of a call the provider answered, failed or was refused on:
+    every span of the call in one ingest, then its row in the request log."""
+    with config_cache.snapshot(), call.recording():
+        cost, usage = _conclude(call, result)
+    if call.spans is not None:
+        call.spans.write()
+    code = ""
+    if result.error is not None:
+        code = result.error.type if isinstance(result.error, ProviderError) else result.error.code
+    elif result.disconnected:
+        code = "client_disconnected"
+    _log(call, status=result.status, error_code=code, usage=usage, cost=cost)
+    return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+
+
+def _conclude(call: Call, result: Result) -> tuple[int, Usage | None]:
     current_span.set((call.context.trace_id, call.span.span_id))
     if call.output_rules and (result.original_content or result.content):
         hooks.check_output(call=call.context, text=result.original_content or result.content)
@@ -612,13 +667,7 @@ def conclude(call: Call, result: Result) -> Conclusion:
         span.attributes["gateway.guardrails"] = call.guarded
     _budget_attributes(call)
     hooks.record_span(call=call.context, span=span)
-    code = ""
-    if result.error is not None:
-        code = result.error.type if isinstance(result.error, ProviderError) else result.error.code
-    elif result.disconnected:
-        code = "client_disconnected"
-    _log(call, status=result.status, error_code=code, usage=usage, cost=cost)
-    return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+    return cost, usage
 
 
 def _log(call: Call, *, status: int, error_code: str, usage: Usage | None, cost: int) -> None:

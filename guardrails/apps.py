@@ -25,4 +25,9 @@ class GuardrailsConfig(AppConfig):
         from guardrails.hooks import GuardrailHooks
 
         agent_hooks.register(GuardrailHooks.instance)
+        from guardrails.models import GuardrailSettings, Policy
+        from tenants import cache
+
+        # Read on every check (effective_rules) and every span ingested (trace_redactor).
+        cache.watch(Policy, GuardrailSettings)
         worker_init.connect(warm_up, weak=False, dispatch_uid="guardrails.warm_up")

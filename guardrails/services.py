@@ -25,6 +25,7 @@ from guardrails.detectors import pii, secrets
 from guardrails.detectors.redaction import label
 from guardrails.detectors.tool_scope import ToolGrant
 from guardrails.models import GuardrailEvent, GuardrailSettings, Policy
+from tenants import cache as config_cache
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
 from tenants.models import ApiKey, Tenant
@@ -125,9 +126,16 @@ def policy_delete(*, actor: Actor, policy: Policy) -> None:
 
 def effective_rules(*, tenant: Tenant, agent: Agent | None = None, agent_id: Any = None) -> list[dict[str, Any]]:
     """The rules that apply to `agent` (or `agent_id`; neither: no agent): the tenant's, except
-    the stages the agent's override has rules for, which come from the override. Two queries."""
-    base = policy_ensure_default(tenant=tenant).rules
+    the stages the agent's override has rules for, which come from the override. From the
+    configuration cache (tenants.cache), else two queries. The rules are shared: never mutate them."""
     agent_id = agent.pk if agent is not None else agent_id
+    return list(
+        config_cache.cached("effective_rules", (tenant.pk, agent_id), lambda: _effective_rules(tenant, agent_id))
+    )
+
+
+def _effective_rules(tenant: Tenant, agent_id: Any) -> list[dict[str, Any]]:
+    base = policy_ensure_default(tenant=tenant).rules
     if agent_id is None:
         return list(base)
     override = Policy.objects.for_tenant(tenant).filter(agent_id=agent_id).first()
@@ -173,10 +181,16 @@ def redact_text(text: str) -> str:
     return detectors.redact(text, pii.detect(text) + secrets.detect(text))
 
 
+def redacts_traces(tenant: Tenant) -> bool:
+    """The tenant's "redact personal data and secrets from traces" setting, from the configuration
+    cache (tenants.cache), else one query."""
+    return bool(config_cache.cached("redact_traces", tenant.pk, lambda: settings_for(tenant).redact_traces))
+
+
 def trace_redactor(*, tenant: Tenant) -> Callable[[str], str]:
     """What redact_for_trace does, with the tenant's setting read once: for a whole ingest batch
     (about 0.1 ms for a short payload, 0.4 ms for 2 KB of text)."""
-    if not settings_for(tenant).redact_traces:
+    if not redacts_traces(tenant):
         return lambda text: text
     return redact_text
 
@@ -184,7 +198,7 @@ def trace_redactor(*, tenant: Tenant) -> Callable[[str], str]:
 def redact_for_trace(*, tenant: Tenant, text: str) -> str:
     """What trace ingestion stores for a payload `text`: masked when the tenant's "redact PII and
     secrets from traces" setting is on (the default), as it is otherwise. One query for the setting."""
-    if not text or not settings_for(tenant).redact_traces:
+    if not text or not redacts_traces(tenant):
         return text
     return redact_text(text)
 

@@ -27,6 +27,20 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known IANA time zone (e.g. Europe/Paris).")
 
 
+class WatchedQuerySet[M: models.Model](models.QuerySet[M]):
+    """A queryset whose `.update()` tells the configuration cache (tenants.cache) when it changes
+    a model the cache watches: an update sends no post_save, and a cached key or pin must not
+    outlive it."""
+
+    def update(self, **kwargs: Any) -> int:
+        from tenants import cache
+
+        rows = super().update(**kwargs)
+        if rows and cache.changes_cached(self.model, kwargs):
+            cache.invalidate()
+        return rows
+
+
 class Tenant(models.Model):
     """A customer organisation; every tenant-owned row points at one."""
 
@@ -40,6 +54,8 @@ class Tenant(models.Model):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=now)
+
+    objects = models.Manager.from_queryset(WatchedQuerySet)()
 
     if TYPE_CHECKING:
         memberships: RelatedManager[Membership]
@@ -60,7 +76,7 @@ class Tenant(models.Model):
         return f"tenant.{self.pk}.live"
 
 
-class TenantOwnedQuerySet[M: models.Model](models.QuerySet[M]):
+class TenantOwnedQuerySet[M: models.Model](WatchedQuerySet[M]):
     def for_tenant(self, tenant: Tenant) -> Self:
         """The only sanctioned way to read tenant-owned rows: scoped to one tenant."""
         if tenant is None or tenant.pk is None:

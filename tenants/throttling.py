@@ -1,10 +1,20 @@
-"""Per-key rate limits, counted in Redis (the default cache) so every web process shares them."""
+"""Per-key rate limits, counted in Redis (the default cache) so every web process shares them.
+
+The count is a sliding-window counter: one Redis counter per key and window (the rate's period),
+and the request is allowed while `this window's count + last window's count times the part of last
+window still inside the sliding period` stays within the rate. It costs one pipelined round trip
+(INCR, EXPIRE, GET) and constant memory, where DRF's own throttle reads and rewrites the list of
+every request's timestamp in the period (a pickled list of 20,000 floats at 20,000/min), on the
+path of every API call and every gateway model call. A refused request is not counted.
+"""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
+from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -19,6 +29,41 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         if isinstance(key, ApiKey):
             return f"throttle:key:{key.pk}"
         return f"throttle:ip:{self.get_ident(request)}"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        limit, period = self.parse_rate(self.rate)
+        if limit is None or period is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        now = self.timer()
+        window = int(now // period)
+        current, previous = (cache.make_and_validate_key(f"{self.key}:{w}") for w in (window, window - 1))
+        client = cache._cache.get_client(current, write=True)  # type: ignore[attr-defined]
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, period * 2)
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        overlap = 1.0 - (now - window * period) / period
+        if count + int(before or 0) * overlap <= limit:
+            return True
+        client.decr(current)  # a refused request does not count
+        # Free again once enough of the last window has slid out (or this window has ended).
+        before_count = int(before or 0)
+        if before_count:
+            needed = (count - 1 + before_count * overlap - limit + 1) / before_count * period
+            self._wait = max(min(needed, (window + 1) * period - now), 0.001)
+        else:
+            self._wait = (window + 1) * period - now
+        return False
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", None)
+
+    def timer(self) -> float:
+        return time.time()
 
 
 def key_throttle_wait(key: ApiKey) -> float | None:

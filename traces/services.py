@@ -7,10 +7,14 @@ rollups, in the same transaction, so a replayed batch creates nothing twice and 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
+import secrets
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -361,17 +365,23 @@ def rejections_count(*, tenant: Tenant, counts: dict[str, int], messages: dict[s
 
 
 def _price(tenant: Tenant, rows: list[SpanRow]) -> None:
-    """Computed cost from the tenant's catalog prices, beside (never instead of) a reported one."""
+    """Computed cost from the tenant's catalog prices, beside (never instead of) a reported one.
+    The prices come from the configuration cache (tenants.cache), else one query."""
     from catalog.models import LanguageModel
+    from tenants import cache as config_cache
 
-    wanted = {row.model for row in rows if row.model and (row.input_tokens or row.output_tokens)}
+    wanted = frozenset(row.model for row in rows if row.model and (row.input_tokens or row.output_tokens))
     if not wanted:
         return
-    priced = {
-        m.model_id: m
-        for m in LanguageModel.objects.for_tenant(tenant).filter(model_id__in=wanted, input_price__isnull=False)
-        if m.is_priced
-    }
+    priced: dict[str, LanguageModel] = config_cache.cached(
+        "span_prices",
+        (tenant.pk, wanted),
+        lambda: {
+            m.model_id: m
+            for m in LanguageModel.objects.for_tenant(tenant).filter(model_id__in=wanted, input_price__isnull=False)
+            if m.is_priced
+        },
+    )
     for row in rows:
         model = priced.get(row.model)
         if model is not None:
@@ -665,11 +675,56 @@ def span_record(
         item["agent_id"] = agent_id or str(run.agent_id)
         item["end_user_id"] = end_user_id or run.end_user_id
         item["session_id"] = session_id or run.session_id
+    batch = _collecting.get()
+    if batch is not None and batch.tenant.pk == tenant.pk:
+        item["span_id"] = item["span_id"] or secrets.token_hex(8)
+        batch.items.append(item)
+        return ItemResult(len(batch.items) - 1, "accepted", str(item["trace_id"]), str(item["span_id"]))
     receipt = spans_ingest(tenant=tenant, items=[item], source="engine", keep_receipt=False)
     result = receipt.results[0]
     if result.status == "rejected":
         logger.warning("span %r of trace %s rejected: %s", name, trace_id, result.message)
     return result
+
+
+@dataclass
+class SpanBatch:
+    """Spans recorded for one tenant while `collecting(batch)` is active, written by `write()` in
+    one ingest (one transaction: one INSERT of the spans, one upsert of their traces)."""
+
+    tenant: Tenant
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self) -> Receipt | None:
+        """Ingest what was collected (and forget it); never raises: a failure is logged."""
+        items, self.items = self.items, []
+        if not items:
+            return None
+        try:
+            receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False)
+        except Exception:
+            logger.exception("could not record a batch of %d spans", len(items))
+            return None
+        for result in receipt.results:
+            if result.status == "rejected":
+                logger.warning("span %s rejected: %s", items[result.index].get("name"), result.message)
+        return receipt
+
+
+_collecting: contextvars.ContextVar[SpanBatch | None] = contextvars.ContextVar("span_batch", default=None)
+
+
+@contextlib.contextmanager
+def collecting(batch: SpanBatch) -> Iterator[SpanBatch]:
+    """Within the block, `span_record` for `batch.tenant` appends to `batch` instead of writing:
+    the caller writes a whole call's or step's spans at once (`batch.write()`), so a model call
+    costs one ingest instead of one per span. Ids are made when collected, so a caller may link to
+    a span (a guardrail event's span_id) before it is written."""
+    token = _collecting.set(batch)
+    try:
+        yield batch
+    finally:
+        _collecting.reset(token)
 
 
 # --- Settings, retention, erasure --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tenants.testing import Cast, ConsolePageContract, make_key
 
 
 class TestGatewayPage(ConsolePageContract):
-    url_name = "gateway"
+    url_name = "console:gateway"
 
     def url(self, cast: Cast, slug: str = "acme") -> str:
         return reverse("console:gateway", args=[slug])
