@@ -25,6 +25,7 @@ from budgets.serializers import (
     ReservationSerializer,
     SettleSerializer,
     UsageSerializer,
+    reservation_body,
 )
 from tenants.audit import Actor
 from tenants.models import ApiKey, Scope
@@ -147,21 +148,22 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
                 raise BudgetFieldError("agent", f"no agent has the id or name {ref!r}.")
         key = request.auth if isinstance(request.auth, ApiKey) else None
         reservation = services.budget_reserve(tenant=self.tenant, agent=agent, api_key=key, **data)
-        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+        return Response(reservation_body(reservation), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SettleSerializer, responses=ReservationSerializer)
     @action(detail=True, methods=["post"])
     def settle(self, request: Request, pk: str) -> Response:
         """Settle with the provider's usage (409 when already settled or released)."""
-        reservation = self.get_object()
         form = SettleSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        reservation = services.budget_settle(reservation=reservation, **form.validated_data)
-        return Response(ReservationSerializer(reservation).data)
+        # By id and the key's tenant, in one statement: the service answers the same 404 as
+        # get_object for another tenant's reservation and for none.
+        reservation = services.budget_settle(reservation=pk, tenant=self.tenant, **form.validated_data)
+        return Response(reservation_body(reservation))
 
     @extend_schema(request=None, responses=ReservationSerializer)
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str) -> Response:
         """The call failed: nothing was spent (409 when not open)."""
-        reservation = services.budget_release(reservation=self.get_object())
-        return Response(ReservationSerializer(reservation).data)
+        reservation = services.budget_release(reservation=pk, tenant=self.tenant)
+        return Response(reservation_body(reservation))

@@ -23,10 +23,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
+from django.http import Http404
+
 from agents.hooks import ADMITTED, BudgetDecision, CallContext, RunHooks
 from budgets import services
 from budgets.errors import BudgetExceededError
-from budgets.models import Budget, Reservation
+from budgets.models import Budget
 from catalog.clients.base import estimate_request_tokens
 from tenants.errors import ConflictError, ServiceError
 
@@ -110,29 +112,25 @@ class BudgetHooks(RunHooks):
     ) -> None:
         if reservation is ADMITTED or not reservation.reservation_id:
             return
-        held = (
-            Reservation.objects.for_tenant(call.tenant)
-            .select_related("tenant")
-            .filter(pk=reservation.reservation_id)
-            .first()
-        )
-        if held is None:
-            logger.warning("reservation %s is gone (trace %s)", reservation.reservation_id, call.trace_id)
-            return
+        held = reservation.reservation_id
         try:
+            # By id: one statement, no read of the reservation first.
             if usage is None:
-                services.budget_release(reservation=held)
+                services.budget_release(reservation=held, tenant=call.tenant)
             else:
                 services.budget_settle(
                     reservation=held,
+                    tenant=call.tenant,
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                     cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
                     estimated=usage.estimated,
                 )
-        except ConflictError:
+        except Http404:
+            logger.warning("reservation %s is gone (trace %s)", held, call.trace_id)
+        except ConflictError as exc:
             # Settled or released already: a resumed run repeating its last settle.
-            logger.info("reservation %s was already %s (trace %s)", held.pk, held.status, call.trace_id)
+            logger.info("reservation %s was already %s (trace %s)", held, exc.extra.get("status"), call.trace_id)
 
 
 BudgetHooks.instance = BudgetHooks()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
@@ -163,6 +165,42 @@ class ReservationSerializer(serializers.ModelSerializer):
 
     def get_unit(self, reservation: Reservation) -> str:
         return Budget.Unit.USD_MICROS.value
+
+
+def reservation_body(reservation: Reservation) -> dict[str, Any]:
+    """`ReservationSerializer(reservation).data`, built directly. The reservation endpoints are on
+    every model call's path, and a ModelSerializer builds its 19 fields anew for each instance
+    (about 0.5 ms a response, more than the reservation's own SQL); test_api checks the two agree.
+    A field added to ReservationSerializer must be added here too."""
+    return {
+        "id": str(reservation.pk),
+        "status": str(reservation.status),
+        "model": reservation.model.model_id,
+        "amount": reservation.worst_case_micros,
+        "unit": Budget.Unit.USD_MICROS.value,
+        "tokens": reservation.worst_case_tokens,
+        "input_tokens": reservation.input_tokens,
+        "input_tokens_estimated": reservation.input_tokens_estimated,
+        "max_output_tokens": reservation.max_output_tokens,
+        "end_user_id": reservation.end_user_id,
+        "session_id": reservation.session_id,
+        "agent": reservation.agent_id,
+        "actual_input_tokens": reservation.actual_input_tokens,
+        "actual_output_tokens": reservation.actual_output_tokens,
+        "actual_micros": reservation.actual_micros,
+        "usage_estimated": reservation.usage_estimated,
+        "created_at": _iso(reservation.created_at),
+        "expires_at": _iso(reservation.expires_at),
+        "finished_at": _iso(reservation.finished_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """A datetime as DRF's DateTimeField writes it: in the current time zone, ISO 8601, UTC as Z."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class SettleSerializer(serializers.Serializer):

@@ -3,23 +3,69 @@
 The protocol keeps two invariants (docs/DESIGN.md 2 and 3):
 
 - No overspend: a reservation is admitted only if every applicable `block` budget has room for its
-  worst-case cost (settled + reserved + amount <= limit), checked and written in one transaction
-  that holds row locks on every counter involved, taken in one fixed order (by counter id) so two
-  reservations can never deadlock.
+  worst-case cost (settled + reserved + amount <= limit), checked and written atomically while
+  every counter involved is row-locked.
 - Ledger truth: every change to a counter is written with a ledger entry of the same deltas in the
   same transaction, so each counter equals the sum of its entries (`manage.py budgets_verify`).
 
-Every service that touches counters locks the reservation first (when there is one), then the
-counters in id order: one global order, no deadlocks.
+The hot path is one statement each way: `budget_reserve` is `SELECT * FROM budgets_reserve(…)`
+and `budget_settle`/`budget_release` are `SELECT … FROM budgets_finish(…)`, PL/pgSQL functions
+installed by migration 0008 (the SQL is there). A function runs in the caller's transaction, or
+in its own when the caller has none (autocommit): all of it commits or none of it, in one round
+trip, with no BEGIN or COMMIT sent.
+
+Why one `budgets_reserve` call is exact under any concurrency (READ COMMITTED):
+
+1. It reads the tenant's enabled budgets itself and derives each counter key (budget, period
+   start, scope value); the caller only supplies the period starts in the tenant's zone and the
+   reservation's row. Nothing it decides on comes from a cache.
+2. It inserts the counters that do not exist yet (`ON CONFLICT DO NOTHING`) before locking
+   anything, in key order. A counter another call is inserting at that moment makes the insert
+   wait for that call to commit, so the next step sees it.
+3. It locks every counter with `SELECT … FOR NO KEY UPDATE`, ordered by key. That statement reads
+   the latest committed settled and reserved of each row as it locks it (PostgreSQL re-reads a row
+   it had to wait for), and the budget's limit as of that statement. Nothing can change a locked
+   counter until the call commits, so `settled + reserved + amount <= limit` checked on those
+   figures stays true when the writes land.
+4. Only if every `block` budget passes (an alert-only budget never refuses; a require_approval
+   one only when a reviewer let the call through) does it insert the reservation, its lines and
+   one ledger entry per counter, add the amounts to the counters and insert the alerts the hold
+   crossed; otherwise it writes nothing and returns the figures the refusal was decided on.
+
+Deadlocks: every service takes its locks in one global order — first the reservation (settle,
+release, expire; a new reservation's row is its own), then counters by key (budget id, period
+start, scope value), never the budget or tenant rows (`NO KEY UPDATE` leaves the key-share locks
+that inserting a ledger entry, line or counter takes on its parents free). Counter keys are known
+before the counters exist, which is why the order is by key rather than by id, and new counters
+are inserted in key order before any lock is taken.
+
+`budgets_finish` locks the reservation, checks its status (a second settle or release is a 409),
+locks its counters in key order, and writes the counters, one ledger entry each and the
+reservation's new state; a settlement also inserts the alerts its spend crossed. The caller
+passes the reservation's id and tenant, so the gateway and the REST API settle without reading
+the reservation first.
+
+No cache of budget configuration: reading the few budget rows of a tenant inside the function
+costs an index scan and no round trip, whereas a per-process cache would have to be checked
+against the database (or a version in Redis, bumped after commit, which leaves a window in which
+a just-enabled budget is missed) on every call to stay exact. The model a name resolves to comes
+from catalog.selectors (pins are cached there); its prices are recorded on the reservation.
+
+Alerts: a crossing is recorded by the function in the transaction of the change (a BudgetAlert
+row, unique per budget, period, member and threshold, so it fires once). Its audit row, live event,
+email and webhook follow right after (`_announce_alerts`): a process that dies in between keeps
+the alert but loses those.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 import httpx
 from django.conf import settings
@@ -27,15 +73,16 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
+from django.http import Http404
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
 from agents.net import WebhookFailedError, check_webhook_url, post_signed
 from budgets import events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
-from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, ReservationLine
-from budgets.selectors import Applicable, applicable_budgets, resolve_model
+from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
+from budgets.selectors import Applicable, resolve_model
 from catalog import crypto
 from catalog.clients.base import estimate_tokens
 from catalog.models import LanguageModel
@@ -355,13 +402,19 @@ def _ensure_counters(tenant: Tenant, applicable: list[Applicable]) -> None:
     BudgetCounter.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def _lock_counters(tenant: Tenant, keys: Q | Iterable[Any]) -> dict[Any, BudgetCounter]:
-    """SELECT … FOR UPDATE the counters, in id order (the one lock order every service uses)."""
+def _lock_counters(tenant: Tenant, keys: Q) -> dict[Any, BudgetCounter]:
+    """SELECT … FOR NO KEY UPDATE the counters, in key order (budget, period start, scope value:
+    the one lock order every service and the SQL functions use)."""
     # of=("self",): lock the counters only, not the joined budgets (that would serialise every
-    # reservation on a budget, whatever its scope value).
-    counters = BudgetCounter.objects.for_tenant(tenant).select_for_update(of=("self",)).select_related("budget")
-    query = counters.filter(keys) if isinstance(keys, Q) else counters.filter(pk__in=list(keys))
-    return {c.pk: c for c in query.order_by("id")}
+    # reservation on a budget, whatever its scope value). NO KEY UPDATE, like an UPDATE: it does
+    # not block the key-share locks that inserting a ledger entry takes on its counter.
+    counters = (
+        BudgetCounter.objects.for_tenant(tenant)
+        .select_for_update(of=("self",), no_key=True)
+        .select_related("budget")
+        .filter(keys)
+    )
+    return {c.pk: c for c in counters.order_by("budget_id", "period_start", "scope_value")}
 
 
 def _amount(unit: str, *, micros: int, tokens: int) -> int:
@@ -475,113 +528,133 @@ def _exceeded(
     )
 
 
-def _reserve_locked(
-    tenant: Tenant,
-    applicable: list[Applicable],
-    *,
-    micros: int,
-    tokens: int,
-    at: datetime,
-    fields: dict[str, Any],
-    allow_over: Collection[str] = (),
-    names: dict[str, str] | None = None,
-) -> Reservation | None:
-    """Lock the applicable counters (id order), check every limit, and write the reservation, its
-    lines, the counters and the ledger in one transaction; None (nothing written) when a counter is
-    missing. Limits are read from the budget rows joined at lock time, not from before it, so an
-    edit that lowered a limit a moment ago applies."""
-    with transaction.atomic():
-        keys = Q(pk__in=[])
-        for a in applicable:
-            keys |= Q(budget_id=a.budget.pk, period_start=a.period_start, scope_value=a.scope_value)
-        locked = _lock_counters(tenant, keys)
-        by_key = {(str(c.budget_id), c.period_start, c.scope_value): c for c in locked.values()}
-        if any(a.key not in by_key for a in applicable):
-            return None
-        plan = [(a, by_key[a.key], _amount(a.budget.unit, micros=micros, tokens=tokens)) for a in applicable]
-        for a, counter, amount in plan:
-            budget = counter.budget
-            if budget.enabled and budget.blocks and counter.settled + counter.reserved + amount > budget.limit:
-                let_through = "*" in allow_over or str(budget.pk) in allow_over
-                if budget.on_exceed == Budget.OnExceed.REQUIRE_APPROVAL and let_through:
-                    logger.info("budget %s let %s %s through, approved by a reviewer", budget.pk, amount, budget.unit)
-                    continue
-                logger.info("budget %s refused %s %s for %s", budget.pk, amount, budget.unit, a.scope_value)
-                raise _exceeded(a, counter, amount, names)
-        reservation = Reservation.objects.create(
-            tenant=tenant,
-            worst_case_micros=micros,
-            worst_case_tokens=tokens,
-            created_at=at,
-            expires_at=at + timedelta(seconds=settings.BUDGET_RESERVATION_TTL_SECONDS),
-            **fields,
+class Hold(NamedTuple):
+    """One row of `budgets_reserve`: a budget that counts the call (as read under the lock), its
+    counter as locked (before this call's hold), the amount held in the budget's unit, the
+    verdict (`fits`, `over`: a reviewer let the call past a full require_approval budget,
+    `refused`, or `missing`: retry) and the ids of the alerts the hold fired."""
+
+    budget_id: UUID
+    name: str
+    scope: str
+    period: str
+    unit: str
+    limit: int
+    thresholds: list[int]
+    on_exceed: str
+    enabled: bool
+    agent_id: UUID | None
+    meter_anonymous: bool
+    notify_emails: list[str]
+    webhook_url: str
+    counter_id: UUID
+    period_start: datetime
+    scope_value: str
+    settled: int
+    reserved: int
+    amount: int
+    verdict: str
+    alerts: list[UUID] | None
+
+    @property
+    def blocks(self) -> bool:
+        return self.enabled and self.on_exceed != Budget.OnExceed.ALERT_ONLY
+
+    def applicable(self, tenant: Tenant, resets_at: datetime | None) -> tuple[Applicable, BudgetCounter]:
+        """The budget and its counter as model instances (for a refusal's message)."""
+        budget = _instance(
+            Budget,
+            {
+                "id": self.budget_id,
+                "tenant_id": tenant.pk,
+                **{f: getattr(self, f) for f in HOLD_BUDGET_FIELDS},
+            },
         )
-        lines, entries = [], []
-        for _, counter, amount in plan:
-            before = counter.used
-            counter.reserved += amount
-            lines.append(ReservationLine(tenant=tenant, reservation=reservation, counter=counter, amount=amount))
-            entries.append(
-                LedgerEntry(
-                    tenant=tenant,
-                    kind=LedgerEntry.Kind.RESERVE,
-                    counter=counter,
-                    reservation=reservation,
-                    reserved_delta=amount,
-                    created_at=at,
-                )
-            )
-            _alert_crossings(counter, counter.budget, before=before, at=at)
-        _save_counters([counter for _, counter, _ in plan])
-        ReservationLine.objects.bulk_create(lines)
-        LedgerEntry.objects.bulk_create(entries)
-    reservation.tightest = tightest([(a, counter, amount) for a, counter, amount in plan])
-    return reservation
+        budget.tenant = tenant
+        counter = _instance(
+            BudgetCounter,
+            {
+                "id": self.counter_id,
+                "tenant_id": tenant.pk,
+                "budget_id": self.budget_id,
+                "period_start": self.period_start,
+                "scope_value": self.scope_value,
+                "settled": self.settled,
+                "reserved": self.reserved,
+            },
+        )
+        counter.budget = budget
+        a = Applicable(budget=budget, period_start=self.period_start, resets_at=resets_at, scope_value=self.scope_value)
+        return a, counter
 
 
-def tightest(plan: Iterable[tuple[Applicable, BudgetCounter, int]]) -> dict[str, Any] | None:
+HOLD_BUDGET_FIELDS = (
+    "name",
+    "scope",
+    "period",
+    "unit",
+    "limit",
+    "thresholds",
+    "on_exceed",
+    "enabled",
+    "agent_id",
+    "meter_anonymous",
+    "notify_emails",
+    "webhook_url",
+)
+_HOLD_COLUMNS = ", ".join(f'"{name}"' for name in Hold._fields)
+RESERVE_SQL = f"SELECT {_HOLD_COLUMNS} FROM budgets_reserve(%s::jsonb, %s, %s, %s)"  # noqa: S608 (fixed names)
+RESERVATION_COLUMNS = [(f.attname, f.column) for f in Reservation._meta.concrete_fields]
+FINISH_SQL = (
+    "SELECT f.outcome, f.model_name, f.alerts, "  # noqa: S608 (fixed names)
+    + ", ".join(f'(f.reservation)."{column}"' for _, column in RESERVATION_COLUMNS)
+    + " FROM budgets_finish(%s, %s, %s, %s, %s, %s, %s, %s, %s) f"
+)
+
+
+def tightest(holds: Iterable[Hold], resets: dict[str, datetime | None]) -> dict[str, Any] | None:
     """Of the budgets that can refuse (block, require_approval), the one with the least fraction of
     its limit left once this reservation is held, from the counters as locked and written (no
     query): {id, name, unit, limit, remaining, resets_at, held, scope, scope_value}. `remaining` =
     limit - settled - reserved in the budget's unit, this call's hold (`held`) included; below
     zero only when a reviewer let a call past a full require_approval budget. None when none
-    applied."""
+    applied. `resets`: when each period (day, month, total) of the call ends."""
     best: tuple[float, dict[str, Any]] | None = None
-    for a, counter, amount in plan:
-        budget = counter.budget
-        if not (budget.enabled and budget.blocks):
+    for hold in holds:
+        if not hold.blocks:
             continue
-        remaining = budget.limit - counter.settled - counter.reserved
-        fraction = remaining / budget.limit
+        remaining = hold.limit - hold.settled - hold.reserved - hold.amount
+        fraction = remaining / hold.limit
         if best is None or fraction < best[0]:
+            resets_at = resets[hold.period]
             best = (
                 fraction,
                 {
-                    "id": str(budget.pk),
-                    "name": budget.name,
-                    "unit": budget.unit,
-                    "limit": budget.limit,
+                    "id": str(hold.budget_id),
+                    "name": hold.name,
+                    "unit": hold.unit,
+                    "limit": hold.limit,
                     "remaining": remaining,
-                    "resets_at": a.resets_at.isoformat() if a.resets_at else None,
-                    "held": amount,
-                    "scope": budget.scope,
-                    "scope_value": a.scope_value,
+                    "resets_at": resets_at.isoformat() if resets_at else None,
+                    "held": hold.amount,
+                    "scope": hold.scope,
+                    "scope_value": hold.scope_value,
                 },
             )
     return best[1] if best else None
 
 
-def _save_counters(counters: list[BudgetCounter]) -> None:
-    """Write the new settled and reserved amounts of locked counters in one statement."""
-    if not counters:
-        return
-    table = BudgetCounter._meta.db_table
+def _instance[M: Model](model: type[M], row: dict[str, Any]) -> M:
+    """A model instance from a row the SQL functions returned (as if loaded by the ORM); the
+    fields the row does not carry are deferred (read from the database if ever touched)."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in row]
+    return model.from_db(connection.alias, names, [row[name] for name in names])
+
+
+def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS c SET settled = v.settled, reserved = v.reserved"  # noqa: S608 (our table name)
-            " FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[]) AS v(id, settled, reserved) WHERE c.id = v.id",
-            [[c.pk for c in counters], [c.settled for c in counters], [c.reserved for c in counters]],
-        )
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def budget_reserve(
@@ -608,7 +681,11 @@ def budget_reserve(
     tokens x output price of the exact model (`model` may be a pinned alias or an exact id).
     Raises BudgetFieldError (a bad field, an unknown or unpriced model), TokenCapExceededError, or
     BudgetExceededError (402) naming the first exhausted budget by name. Alert-only budgets count
-    but never refuse. Queries: a few to resolve, then one transaction that locks the counters."""
+    but never refuse. The admitted reservation's `tightest` is the tightest budget after its hold.
+
+    Queries: resolving a model given by name (pins are cached, see catalog.selectors), then one
+    statement, `budgets_reserve` (see the module docstring); a crossed threshold adds its alert's
+    audit row (and one read of the new alerts)."""
     if isinstance(model, str):
         try:
             model = resolve_model(tenant=tenant, name=model)
@@ -633,77 +710,115 @@ def budget_reserve(
     )
 
     now = at or timezone.now()
-    micros = model.cost_micros(input_tokens=input_tokens, output_tokens=max_output_tokens)
-    tokens = input_tokens + max_output_tokens
-    fields = {
-        "model": model,
-        "input_tokens": input_tokens,
-        "input_tokens_estimated": estimated,
-        "max_output_tokens": max_output_tokens,
-        "input_price": model.input_price,
-        "cached_input_price": model.cached_input_price,
-        "output_price": model.output_price,
-        "end_user_id": end_user_id,
-        "session_id": session_id,
-        "agent": agent,
-        "api_key": api_key,
-        "run": run,
-    }
-    applicable = applicable_budgets(
+    reservation = Reservation(
         tenant=tenant,
-        agent_id=agent.pk if agent else None,
-        api_key_id=api_key.pk if api_key else None,
+        model=model,
+        input_tokens=input_tokens,
+        input_tokens_estimated=estimated,
+        max_output_tokens=max_output_tokens,
+        worst_case_micros=model.cost_micros(input_tokens=input_tokens, output_tokens=max_output_tokens),
+        worst_case_tokens=input_tokens + max_output_tokens,
+        input_price=model.input_price,
+        cached_input_price=model.cached_input_price,
+        output_price=model.output_price,
         end_user_id=end_user_id,
         session_id=session_id,
-        at=now,
+        agent=agent,
+        api_key=api_key,
+        run=run,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.BUDGET_RESERVATION_TTL_SECONDS),
     )
-    # How a refusal names the agent and the key (the counters hold their ids).
-    names = {Budget.Scope.AGENT.value: agent.name} if agent else {}
-    if api_key is not None:
-        names[Budget.Scope.API_KEY.value] = api_key.name
-    reservation = _reserve_locked(
-        tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over, names=names
+    # The periods every budget of the tenant counts in, from the tenant's zone (known: no query).
+    zone = selectors.tenant_zone(tenant)
+    day, day_resets = period_bounds(Budget.Period.DAY, now, zone)
+    month, month_resets = period_bounds(Budget.Period.MONTH, now, zone)
+    resets = {"day": day_resets, "month": month_resets, "total": None}
+    record = json.dumps(
+        {f.column: getattr(reservation, f.attname) for f in Reservation._meta.concrete_fields}, default=str
     )
-    if reservation is None:
-        # A counter of this period or scope value does not exist yet: create it outside the
-        # locking transaction (see _ensure_counters), then lock again.
-        _ensure_counters(tenant, applicable)
-        reservation = _reserve_locked(
-            tenant, applicable, micros=micros, tokens=tokens, at=now, fields=fields, allow_over=allow_over, names=names
-        )
-        if reservation is None:
-            raise ConflictError("A budget changed during the reservation; retry.")
+    for _ in range(2):
+        holds = [Hold._make(row) for row in _fetch(RESERVE_SQL, [record, day, month, list(allow_over)])]
+        if not (holds and holds[0].verdict == "missing"):
+            break
+    else:
+        raise ConflictError("A budget changed during the reservation; retry.")
+
+    # Holds come by budget name (then id), as applicable_budgets orders them: the first refusal
+    # named is the first exhausted budget by name.
+    for hold in holds:
+        if hold.verdict == "refused":
+            logger.info("budget %s refused %s %s for %s", hold.budget_id, hold.amount, hold.unit, hold.scope_value)
+            names = {Budget.Scope.AGENT.value: agent.name} if agent else {}
+            if api_key is not None:
+                names[Budget.Scope.API_KEY.value] = api_key.name
+            a, counter = hold.applicable(tenant, resets[hold.period])
+            raise _exceeded(a, counter, hold.amount, names)
+        if hold.verdict == "over":
+            logger.info("budget %s let %s %s through, approved by a reviewer", hold.budget_id, hold.amount, hold.unit)
+    reservation.tightest = tightest(holds, resets)
+    _announce_alerts(tenant, [alert for hold in holds for alert in hold.alerts or ()])
     return reservation
 
 
-def _locked_reservation(reservation: Reservation) -> Reservation:
-    # of=("self",): a plain FOR UPDATE would lock the joined tenant row as well, which every
-    # concurrent insert of a tenant-owned row needs a key-share lock on (a deadlock, found by
-    # test_concurrency).
-    return (
-        Reservation.objects.for_tenant(reservation.tenant)
-        .select_for_update(of=("self",))
-        .select_related("model", "tenant")
-        .get(pk=reservation.pk)
-    )
+def _reference(reservation: Reservation | UUID | str, tenant: Tenant | None) -> tuple[Tenant, UUID]:
+    if isinstance(reservation, Reservation):
+        return tenant or reservation.tenant, reservation.pk
+    if tenant is None:
+        raise TypeError("A reservation given by its id needs its tenant.")
+    try:
+        return tenant, reservation if isinstance(reservation, UUID) else UUID(str(reservation))
+    except ValueError as exc:  # a malformed id is as absent as someone else's
+        raise Http404("No reservation matches the given query.") from exc
 
 
-def _lines(reservation: Reservation) -> list[tuple[ReservationLine, BudgetCounter]]:
-    """The reservation's lines with their counters locked, in counter id order (the one lock order
-    every service uses), in one statement."""
-    lines = (
-        ReservationLine.objects.for_tenant(reservation.tenant)
-        .filter(reservation=reservation)
-        .select_related("counter", "counter__budget")
-        .select_for_update(of=("counter",))
-        .order_by("counter_id")
-    )
-    return [(line, line.counter) for line in lines]
+def _finish(
+    reservation: Reservation | UUID | str,
+    tenant: Tenant | None,
+    *,
+    kind: str,
+    at: datetime | None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cached_input_tokens: int = 0,
+    estimated: bool = False,
+    note: str = "",
+) -> Reservation:
+    """Settle, release or expire one reservation in one statement (`budgets_finish`)."""
+    tenant, pk = _reference(reservation, tenant)
+    params = [
+        tenant.pk,
+        pk,
+        kind,
+        input_tokens,
+        output_tokens,
+        cached_input_tokens,
+        estimated,
+        at or timezone.now(),
+        note,
+    ]
+    ((outcome, model_name, alerts, *values),) = _fetch(FINISH_SQL, params)
+    if outcome == "not_found":
+        raise Http404("No reservation matches the given query.")
+    if outcome != "done":
+        raise ConflictError(f"Reservation {pk} is already {outcome}.", status=outcome)
+    finished = Reservation.from_db(connection.alias, [attname for attname, _ in RESERVATION_COLUMNS], values)
+    finished.tenant = tenant
+    given = reservation if isinstance(reservation, Reservation) else None
+    if given is not None and "model" in given._state.fields_cache:
+        finished.model = given.model
+    else:
+        finished.model = _instance(
+            LanguageModel, {"id": finished.model_id, "tenant_id": tenant.pk, "model_id": model_name}
+        )
+    _announce_alerts(tenant, alerts or [])
+    return finished
 
 
 def budget_settle(
     *,
-    reservation: Reservation,
+    reservation: Reservation | UUID | str,
+    tenant: Tenant | None = None,
     input_tokens: int,
     output_tokens: int,
     cached_input_tokens: int = 0,
@@ -712,63 +827,25 @@ def budget_settle(
     note: str = "",
 ) -> Reservation:
     """Replace the reservation's hold with what the call really cost, in every counter it holds.
+    `reservation` is the Reservation, or its id with its `tenant` (no read of it first).
 
     The actual cost may exceed the reservation (a provider that overran max output): it is
     recorded as it happened. An expired reservation still settles (the spend happened; its hold
     was already released, so only the spend is added). Settling a settled or released reservation
-    is a ConflictError (409)."""
-    input_tokens = _check_tokens("input_tokens", input_tokens)
-    output_tokens = _check_tokens("output_tokens", output_tokens)
-    cached_input_tokens = _check_tokens("cached_input_tokens", cached_input_tokens)
-    now = at or timezone.now()
-    with transaction.atomic():
-        locked = _locked_reservation(reservation)
-        if locked.status in (Reservation.Status.SETTLED, Reservation.Status.RELEASED):
-            raise ConflictError(f"Reservation {locked.pk} is already {locked.status}.", status=locked.status)
-        was_open = locked.is_open
-        micros = locked.cost_micros(
-            input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_input_tokens
-        )
-        entries = []
-        lines = _lines(locked)
-        for line, counter in lines:
-            spent = _amount(counter.budget.unit, micros=micros, tokens=input_tokens + output_tokens)
-            released = line.amount if was_open else 0
-            before = counter.used
-            counter.reserved -= released
-            counter.settled += spent
-            entries.append(
-                LedgerEntry(
-                    tenant=locked.tenant,
-                    kind=LedgerEntry.Kind.SETTLE,
-                    counter=counter,
-                    reservation=locked,
-                    reserved_delta=-released,
-                    settled_delta=spent,
-                    note=note or ("" if was_open else "settled after expiry"),
-                    created_at=now,
-                )
-            )
-            _alert_crossings(counter, counter.budget, before=before, at=now)
-        _save_counters([counter for _, counter in lines])
-        LedgerEntry.objects.bulk_create(entries)
-        locked.status = Reservation.Status.SETTLED
-        locked.actual_input_tokens = input_tokens
-        locked.actual_output_tokens = output_tokens
-        locked.actual_micros = micros
-        locked.usage_estimated = estimated
-        locked.finished_at = now
-        locked.save(
-            update_fields=[
-                "status",
-                "actual_input_tokens",
-                "actual_output_tokens",
-                "actual_micros",
-                "usage_estimated",
-                "finished_at",
-            ]
-        )
-    return locked
+    is a ConflictError (409); an id the tenant has no reservation under is Http404. Returns the
+    reservation as written. One statement (`budgets_finish`), plus an alert's audit row when the
+    spend crossed a threshold."""
+    return _finish(
+        reservation,
+        tenant,
+        kind=LedgerEntry.Kind.SETTLE.value,
+        at=at,
+        input_tokens=_check_tokens("input_tokens", input_tokens),
+        output_tokens=_check_tokens("output_tokens", output_tokens),
+        cached_input_tokens=_check_tokens("cached_input_tokens", cached_input_tokens),
+        estimated=estimated,
+        note=note,
+    )
 
 
 def budget_settle_cancelled(*, reservation: Reservation, at: datetime | None = None) -> Reservation:
@@ -783,39 +860,13 @@ def budget_settle_cancelled(*, reservation: Reservation, at: datetime | None = N
     )
 
 
-def _unhold(reservation: Reservation, *, kind: str, status: str, at: datetime) -> Reservation:
-    entries = []
-    lines = _lines(reservation)
-    for line, counter in lines:
-        counter.reserved -= line.amount
-        entries.append(
-            LedgerEntry(
-                tenant=reservation.tenant,
-                kind=kind,
-                counter=counter,
-                reservation=reservation,
-                reserved_delta=-line.amount,
-                created_at=at,
-            )
-        )
-    _save_counters([counter for _, counter in lines])
-    LedgerEntry.objects.bulk_create(entries)
-    reservation.status = status
-    reservation.finished_at = at
-    reservation.save(update_fields=["status", "finished_at"])
-    return reservation
-
-
-def budget_release(*, reservation: Reservation, at: datetime | None = None) -> Reservation:
-    """The call failed before anything was spent: drop the hold. Releasing a reservation that is
-    not open is a ConflictError (409)."""
-    with transaction.atomic():
-        locked = _locked_reservation(reservation)
-        if not locked.is_open:
-            raise ConflictError(f"Reservation {locked.pk} is already {locked.status}.", status=locked.status)
-        return _unhold(
-            locked, kind=LedgerEntry.Kind.RELEASE, status=Reservation.Status.RELEASED, at=at or timezone.now()
-        )
+def budget_release(
+    *, reservation: Reservation | UUID | str, tenant: Tenant | None = None, at: datetime | None = None
+) -> Reservation:
+    """The call failed before anything was spent: drop the hold. `reservation` is the Reservation,
+    or its id with its `tenant`. Releasing a reservation that is not open is a ConflictError (409);
+    an unknown id is Http404. One statement (`budgets_finish`)."""
+    return _finish(reservation, tenant, kind=LedgerEntry.Kind.RELEASE.value, at=at)
 
 
 def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
@@ -823,7 +874,7 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
     A run engine's reservation is settled at its worst case instead (its worker died mid-call).
 
     Each reservation in its own transaction: holding one reservation's counter locks while taking
-    the next one's would break the single lock order (counters by id) and could deadlock with a
+    the next one's would break the single lock order (counters by key) and could deadlock with a
     concurrent reserve. A reservation another worker holds locked is skipped (it is settling or
     expiring it)."""
     now = at or timezone.now()
@@ -839,7 +890,7 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
             with transaction.atomic():
                 reservation = (
                     Reservation.objects.filter(pk=pk, status=Reservation.Status.OPEN, expires_at__lt=now)
-                    .select_for_update(skip_locked=True, of=("self",))
+                    .select_for_update(skip_locked=True, of=("self",), no_key=True)
                     .select_related("tenant")
                     .first()
                 )
@@ -858,7 +909,7 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
                         note="worker lost during the call: settled at the worst case",
                     )
                 else:
-                    _unhold(reservation, kind=LedgerEntry.Kind.EXPIRE, status=Reservation.Status.EXPIRED, at=now)
+                    _finish(reservation, None, kind=LedgerEntry.Kind.EXPIRE.value, at=now)
                 done += 1
         expired += done
         if len(due) < batch or done == 0:
@@ -930,7 +981,9 @@ def budget_adjust(
 def _alert_crossings(counter: BudgetCounter, budget: Budget, *, before: int, at: datetime) -> list[BudgetAlert]:
     """Record each threshold `counter` crossed upwards (settled + reserved against the limit): a
     BudgetAlert once per (budget, period, scope value, threshold), an audit row and a live event.
-    Called with the counter locked, so no other transaction can fire the same alert meanwhile."""
+    Called with the counter locked, so no other transaction can fire the same alert meanwhile.
+    (budget_adjust's; a reservation and a settlement record theirs in their SQL function, with the
+    same rule, and announce them with `_announce_alerts`.)"""
     after = counter.used
     crossed = [t for t in budget.thresholds if before * 100 < t * budget.limit <= after * 100]
     if not crossed:
@@ -956,27 +1009,50 @@ def _alert_crossings(counter: BudgetCounter, budget: Budget, *, before: int, at:
             limit=budget.limit,
             created_at=at,
         )
-        audit_record(
-            tenant=budget.tenant,
-            actor=SYSTEM,
-            action="budget.alert",
-            target=budget,
-            after={
-                "threshold": threshold,
-                "scope_value": counter.scope_value,
-                "period_start": counter.period_start.isoformat(),
-                "used": after,
-                "limit": budget.limit,
-                "unit": budget.unit,
-            },
-        )
-        events.send_budget_alert(alert)
-        if budget.notify_emails:
-            _email_after_commit(alert)
-        if budget.webhook_url:
-            _webhook_after_commit(alert)
+        _alert_effects(alert)
         alerts.append(alert)
     return alerts
+
+
+def _announce_alerts(tenant: Tenant, alert_ids: list[Any]) -> None:
+    """The audit row, live event, email and webhook of alerts a SQL function recorded (each once:
+    the function inserted the alert only if its crossing had not fired). One read of the alerts
+    and an audit row each, in one transaction; nothing when there are none (the common case)."""
+    if not alert_ids:
+        return
+    with transaction.atomic():
+        alerts = (
+            BudgetAlert.objects.for_tenant(tenant)
+            .filter(pk__in=alert_ids)
+            .select_related("budget")
+            .order_by("budget__name", "budget_id", "threshold")
+        )
+        for alert in alerts:
+            alert.tenant = alert.budget.tenant = tenant
+            _alert_effects(alert)
+
+
+def _alert_effects(alert: BudgetAlert) -> None:
+    budget = alert.budget
+    audit_record(
+        tenant=alert.tenant,
+        actor=SYSTEM,
+        action="budget.alert",
+        target=budget,
+        after={
+            "threshold": alert.threshold,
+            "scope_value": alert.scope_value,
+            "period_start": alert.period_start.isoformat(),
+            "used": alert.used,
+            "limit": alert.limit,
+            "unit": budget.unit,
+        },
+    )
+    events.send_budget_alert(alert)
+    if budget.notify_emails:
+        _email_after_commit(alert)
+    if budget.webhook_url:
+        _webhook_after_commit(alert)
 
 
 def _email_after_commit(alert: BudgetAlert) -> None:
