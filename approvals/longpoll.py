@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -239,6 +239,62 @@ def _unavailable() -> Answer:
         "The wait could not be set up (the channel layer is unavailable); poll again shortly.",
         retry_after=1,
     )
+
+
+POLL_SECONDS = 1.0  # how often `decisions_of` reads again when the channel layer fails
+
+type Sleep = Callable[[float, asyncio.Event | None], Awaitable[bool]]
+
+
+@contextlib.asynccontextmanager
+async def decisions_of(approval_ids: Sequence[object]) -> AsyncIterator[Sleep]:
+    """One channel subscribed to the waiters' groups of several requests (the push that wakes a
+    long-poll GET), for a caller that holds something while they wait (gateway.holds). Yields
+    `sleep(seconds, left)`, which returns when one of the requests may have changed, `seconds`
+    have passed or `left` is set (True then); the caller reads the requests after each sleep,
+    since a push only says "look again". Without a channel layer, or once Redis fails, `sleep`
+    waits POLL_SECONDS at most, so the caller falls back to polling instead of failing."""
+    layer = get_channel_layer()
+    channel = ""
+    groups = [events.waiters_group(pk) for pk in approval_ids]
+    if layer is not None:
+        try:
+            channel = await layer.new_channel()
+            for group in groups:
+                await layer.group_add(group, channel)
+        except LAYER_ERRORS:
+            logger.exception("approvals %s: could not subscribe; polling instead", groups)
+    listening = bool(channel)
+
+    async def sleep(seconds: float, left: asyncio.Event | None = None) -> bool:
+        nonlocal listening
+        waking = asyncio.ensure_future(
+            layer.receive(channel) if listening and layer is not None else asyncio.sleep(min(seconds, POLL_SECONDS))
+        )
+        leaving = asyncio.ensure_future(left.wait()) if left is not None else None
+        waits = [waking] if leaving is None else [waking, leaving]
+        try:
+            await asyncio.wait(waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                if not waiting.done():
+                    waiting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await waiting
+        if listening and waking.done() and not waking.cancelled() and waking.exception() is not None:
+            logger.warning("approvals %s: a receive failed (%r); polling instead", groups, waking.exception())
+            listening = False
+        return left is not None and left.is_set()
+
+    try:
+        yield sleep
+    finally:
+        if channel and layer is not None:
+            for group in groups:
+                try:
+                    await layer.group_discard(group, channel)
+                except LAYER_ERRORS:  # the group's entry expires on its own (channels_redis group_expiry)
+                    logger.warning("%s: could not unsubscribe a waiter", group)
 
 
 type Scope_ = dict[str, Any]

@@ -135,6 +135,9 @@ class ApprovalRequest(TenantOwned):
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     step_index = models.PositiveIntegerField(null=True, blank=True)
     call_id = models.CharField(max_length=200, blank=True)
+    # A tool call a model proposed in a gateway call (no run): the gateway request (x-request-id)
+    # whose answer waits for the decision. The trace, end user and conversation are in `context`.
+    gateway_request_id = models.CharField(max_length=64, blank=True)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     tool = models.ForeignKey(Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=200, help_text="The tool or action name.")
@@ -176,7 +179,12 @@ class ApprovalRequest(TenantOwned):
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "call_id"], condition=Q(run__isnull=False), name="approval_once_per_call"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "gateway_request_id", "call_id"],
+                condition=~Q(gateway_request_id=""),
+                name="approval_once_per_gateway_call",
+            ),
         ]
 
     def __str__(self) -> str:

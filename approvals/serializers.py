@@ -41,6 +41,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "context",
             "run",
             "call_id",
+            "gateway_request_id",
             "quorum",
             "requester",
             "created_at",

@@ -64,7 +64,7 @@ class Created:
 # --- Creating requests -------------------------------------------------------------------------
 
 
-def _times(rule: ApprovalRule | None, timeout: int) -> dict[str, Any]:
+def _times(rule: ApprovalRule | None, timeout: float) -> dict[str, Any]:
     """created_at, expires_at and escalate_at of a request created now under `rule`."""
     now = timezone.now()
     share = rule.escalate_at_share if rule is not None else None
@@ -118,6 +118,82 @@ def approval_request_for_run(
         **times,
     )
     events.approval_changed(approval)
+    return approval
+
+
+def approval_request_for_call(
+    *,
+    call: hooks.CallContext,
+    tool: Tool,
+    call_id: str,
+    arguments: dict[str, Any],
+    reason: str,
+    request_id: str,
+    messages: list[dict[str, Any]],
+    wait_seconds: float | None = None,
+) -> ApprovalRequest:
+    """The request for a tool call a model proposed in a gateway call (`call.run` is None): the
+    gateway holds the client's answer until it is decided (gateway.holds). Idempotent per
+    (gateway request, call). The rule that governs the agent and tool sets the quorum, timeout
+    and escalation; the request expires at the rule's timeout or after `wait_seconds` if that
+    is sooner, since nobody waits for a decision after that. `reason` is a guardrail's reason
+    (require_approval), or "" when the rules ask. `messages` is the conversation so far, the
+    proposed call last; a reviewer sees its last messages."""
+    tenant = call.tenant
+    existing = ApprovalRequest.objects.for_tenant(tenant).filter(gateway_request_id=request_id, call_id=call_id).first()
+    if existing is not None:
+        return existing
+    need = policy.evaluate(tenant=tenant, agent=call.agent, tool=tool, arguments=arguments)
+    code: str
+    if reason:
+        rule = need.rule if need is not None else policy.rule_for(tenant=tenant, agent=call.agent, tool=tool)
+        code, detail = Reason.GUARDRAIL, reason
+    elif need is not None:
+        code, detail, rule = need.reason, need.detail, need.rule
+    else:
+        rule = policy.rule_for(tenant=tenant, agent=call.agent, tool=tool)
+        code, detail = Reason.POLICY, f"{tool.name} ({tool.get_risk_display().lower()}) needs a reviewer's approval."
+    timeout: float = rule.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
+    if wait_seconds is not None:
+        timeout = min(timeout, wait_seconds)
+    context: dict[str, Any] = {
+        "messages": [
+            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))[:MAX_MESSAGE_CHARS]}
+            for m in messages[-MAX_CONTEXT_MESSAGES:]
+            if m.get("content")
+        ],
+        "trace_id": call.trace_id,
+        "gateway_request_id": request_id,
+        "gateway_span_id": call.parent_span_id,
+        "end_user_id": call.end_user_id,
+        "session_id": call.session_id,
+    }
+    if code == Reason.GUARDRAIL:
+        context["guardrail_findings"] = [{"reason": detail}]
+    key = call.api_key
+    with transaction.atomic():
+        approval = ApprovalRequest.objects.create(
+            tenant=tenant,
+            run=None,
+            call_id=call_id[:200],
+            gateway_request_id=request_id[:64],
+            agent=call.agent,
+            tool=tool,
+            action=tool.name,
+            arguments=arguments,
+            arguments_hash=tools.arguments_hash(arguments),
+            arguments_shape=policy.arguments_shape(arguments),
+            risk=tool.risk,
+            reason=code,
+            reason_detail=detail[:2000],
+            context=context,
+            rule=rule if rule.pk and not rule._state.adding else None,
+            quorum=rule.quorum,
+            requested_by_api_key=key,
+            requester_label=(f"gateway call {request_id}" + (f" (key {key.display_prefix})" if key else ""))[:200],
+            **_times(rule, timeout),
+        )
+        events.approval_changed(approval)
     return approval
 
 
@@ -281,20 +357,49 @@ def _checked_edit(approval: ApprovalRequest, arguments: Any) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise FieldError("arguments", "an edit needs the new arguments as a JSON object.")
     tool = approval.tool
-    if tool is None or approval.run is None:
+    if tool is None or (approval.run is None and not approval.gateway_request_id):
         # An external client's action is performed by the client itself, to its own schema: a tool
         # of the same name in the console only picks the rule.
         return arguments
     problem = tools.validation_error(tool, arguments)
     if problem:
         raise FieldError("arguments", problem)
-    if approval.run is not None:
-        verdict = hooks.check_tool_call(call=hooks.CallContext.of_run(approval.run), tool=tool, arguments=arguments)
-        if verdict.action == "block":
-            raise FieldError("arguments", f"a guardrail blocks the edited call: {verdict.reason or 'blocked'}.")
-        if verdict.action == "redact" and isinstance(verdict.redacted, dict):
-            return verdict.redacted
+    call = _call_of(approval)
+    if approval.run is None:
+        # The check's guardrail span joins the gateway call's trace under its gateway span.
+        from traces.context import current_span
+
+        token = current_span.set((call.trace_id, call.parent_span_id))
+        try:
+            verdict = hooks.check_tool_call(call=call, tool=tool, arguments=arguments)
+        finally:
+            current_span.reset(token)
+    else:
+        verdict = hooks.check_tool_call(call=call, tool=tool, arguments=arguments)
+    if verdict.action == "block":
+        raise FieldError("arguments", f"a guardrail blocks the edited call: {verdict.reason or 'blocked'}.")
+    if verdict.action == "redact" and isinstance(verdict.redacted, dict):
+        return verdict.redacted
     return arguments
+
+
+def _call_of(approval: ApprovalRequest) -> hooks.CallContext:
+    """Who the request's call is for: its run, or the gateway call it was proposed in."""
+    if approval.run is not None:
+        return hooks.CallContext.of_run(approval.run)
+    context = approval.context if isinstance(approval.context, dict) else {}
+    agent = approval.agent
+    return hooks.CallContext(
+        tenant=approval.tenant,
+        trace_id=str(context.get("trace_id") or ""),
+        api_key=approval.requested_by_api_key,
+        agent=agent,
+        agent_version=agent.current_version if agent is not None else None,
+        end_user_id=str(context.get("end_user_id") or ""),
+        session_id=str(context.get("session_id") or ""),
+        source="gateway",
+        parent_span_id=str(context.get("gateway_span_id") or ""),
+    )
 
 
 def _already_decided(approval: ApprovalRequest) -> ConflictError:
