@@ -515,10 +515,10 @@ def report(cells: list[Cell], statements: dict[str, Statements], args: argparse.
                     ratios.append(f"{c.clients} clients {c.pps:.0f}/{me.pps:.0f} = {c.pps / me.pps:.0%}")
             one = by.get(("rest", scenario, 1))
             p50 = f"{one.p50_ms:.2f} ms" if one else "not measured"
-            st = statements.get(scenario)
+            counted = statements.get(scenario)
             print(
                 f"{scenario:<6} pairs/s / me req/s: {'; '.join(ratios) or 'not measured'};"
-                f" p50 at 1 client {p50}; statements {st.pair if st else '?'} a pair"
+                f" p50 at 1 client {p50}; statements {counted.pair if counted else '?'} a pair"
             )
 
 

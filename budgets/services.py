@@ -683,7 +683,7 @@ def budget_reserve(
     BudgetExceededError (402) naming the first exhausted budget by name. Alert-only budgets count
     but never refuse. The admitted reservation's `tightest` is the tightest budget after its hold.
 
-    Queries: resolving a model given by name (pins are cached, see catalog.selectors), then one
+    Queries: resolving a model given by name (catalog.selectors.pinned_model), then one
     statement, `budgets_reserve` (see the module docstring); a crossed threshold adds its alert's
     audit row (and one read of the new alerts)."""
     if isinstance(model, str):
