@@ -394,6 +394,7 @@ class OpenStreams:
     rss_peak: float = 0.0
     rss_after: float = 0.0
     fds_peak: int = 0
+    fds_after: int = 0
 
 
 async def open_streams(
@@ -466,7 +467,9 @@ async def open_streams(
         (await client.post(f"{fake_root}/bench/release")).raise_for_status()
         await asyncio.gather(*tasks)
         sampler.cancel()
+    await asyncio.sleep(1.0)  # the last conclusions are written after [DONE] has been sent
     result.rss_after = rss_mib(web_pid)
+    result.fds_after = len(os.listdir(f"/proc/{web_pid}/fd"))
     return result
 
 
@@ -703,7 +706,8 @@ def run_streams(url: str, headers: dict[str, str], fake_root: str, web_pid: int,
     per_stream = (held.rss_peak - held.rss_idle) * 1024 / max(held.peak, 1)
     print(
         f"web process RSS idle {held.rss_idle:.0f} MiB, peak {held.rss_peak:.0f} MiB "
-        f"(+{per_stream:.0f} KiB a stream), after {held.rss_after:.0f} MiB; open fds at the peak {held.fds_peak}"
+        f"(+{per_stream:.0f} KiB a stream), after {held.rss_after:.0f} MiB; "
+        f"open fds at the peak {held.fds_peak}, after {held.fds_after}"
     )
 
 
