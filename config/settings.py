@@ -149,6 +149,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "aoc"),
+        # One pool per process, not one per asgiref context (see config/redis_pool.py).
+        "OPTIONS": {"pool_class": "config.redis_pool.SharedConnectionPool"},
     }
 }
 CHANNEL_LAYERS = {
@@ -393,6 +395,8 @@ PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", "")
 APPROVAL_MAX_WAITERS_PER_KEY = int(os.environ.get("APPROVAL_MAX_WAITERS_PER_KEY", "100"))
 # The largest request body the gateway (/v1/chat/completions, …) reads: conversations with images are big.
 GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(20 * 1024 * 1024)))
+# A stream held for a reviewer's decision on a tool call sends an SSE comment this often (gateway.holds).
+GATEWAY_APPROVAL_KEEPALIVE_SECONDS = float(os.environ.get("GATEWAY_APPROVAL_KEEPALIVE_SECONDS", "10"))
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 # A worker executing a run renews its lease every third of this; a run whose lease expired lost

@@ -34,6 +34,7 @@ from catalog.clients.base import estimate_usage
 from catalog.clients.openai_compatible import messages_from_openai
 from catalog.clients.transport import check_provider_url
 from catalog.selectors import provider_config
+from gateway import recorder
 from gateway.api import gateway_key
 from gateway.errors import GatewayError, invalid
 from tenants import cache as config_cache
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from agents.models import Agent
     from catalog.clients import ProviderConfig
     from catalog.models import LanguageModel
+    from gateway.models import GatewayRequest
     from tenants.models import ApiKey, Tenant
 
 logger = logging.getLogger(__name__)
@@ -585,23 +587,55 @@ def _refused(call: Call, error: GatewayError) -> None:
 
 
 def conclude(call: Call, result: Result) -> Conclusion:
-    """Record the output verdict (applied in memory already, gateway.guard), settle, and write the
-    model span and the gateway span of a call the provider answered, failed or was refused on:
-    every span of the call in one ingest, then its row in the request log."""
+    """What the client is told about a call the provider answered, failed or was refused on (its
+    cost, the tightest budget's remainder), computed in memory from the provider's usage and the
+    admission's figures; what the console keeps (settlement, the output verdict, the spans, the
+    request log) is handed to the process's recorder (gateway.recorder), which writes it off the
+    client's path. Until then the call's worst case stays held, so a budget is never overspent
+    meanwhile, only held a few milliseconds longer."""
+    usage = _usage_of(call, result)
+    cost = _cost(call.model, usage)
+    latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
+    recorder.submit(lambda: _record(call, result, usage, latency_ms))
+    return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+
+
+def _usage_of(call: Call, result: Result) -> Usage | None:
+    usage = result.usage
+    if usage is None and (result.error is None or result.content or result.tool_calls):
+        # No usage reported: estimated from what was produced (a stream cut short, a provider
+        # that reports none). A call that failed before producing anything costs nothing.
+        usage = estimate_usage(call.request, result.content, result.tool_calls)
+    return usage
+
+
+def _cost(model: LanguageModel, usage: Usage | None) -> int:
+    """What agents.pipeline.settle will settle the call at."""
+    if usage is None:
+        return 0
+    return model.cost_micros(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+    )
+
+
+def _record(call: Call, result: Result, usage: Usage | None, latency_ms: float) -> recorder.Written:
+    """The console's record of a concluded call, in the recorder's transaction: the output verdict
+    and the settlement now; the call's spans and its request-log row handed back, for the recorder
+    to write with those of the other calls of its batch (one ingest, one INSERT)."""
     with config_cache.snapshot(), call.recording():
-        cost, usage = _conclude(call, result)
-    if call.spans is not None:
-        call.spans.write()
+        cost = _settle_and_trace(call, result, usage)
     code = ""
     if result.error is not None:
         code = result.error.type if isinstance(result.error, ProviderError) else result.error.code
     elif result.disconnected:
         code = "client_disconnected"
-    _log(call, status=result.status, error_code=code, usage=usage, cost=cost)
-    return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+    row = _log_row(call, status=result.status, error_code=code, usage=usage, cost=cost, latency_ms=latency_ms)
+    return recorder.Written(spans=call.spans, rows=[row])
 
 
-def _conclude(call: Call, result: Result) -> tuple[int, Usage | None]:
+def _settle_and_trace(call: Call, result: Result, usage: Usage | None) -> int:
     current_span.set((call.context.trace_id, call.span.span_id))
     if call.output_rules and (result.original_content or result.content):
         hooks.check_output(call=call.context, text=result.original_content or result.content)
@@ -621,11 +655,6 @@ def _conclude(call: Call, result: Result) -> tuple[int, Usage | None]:
         if call.span_input is not None
         else {"messages": call.request.messages, "tools": [spec.name for spec in call.request.tools]}
     )
-    usage = result.usage
-    if usage is None and (result.error is None or result.content or result.tool_calls):
-        # No usage reported: estimated from what was produced (a stream cut short, a provider
-        # that reports none). A call that failed before producing anything costs nothing.
-        usage = estimate_usage(call.request, result.content, result.tool_calls)
     if result.error is not None:
         model_span.status = "error"
         kind = result.error.type if isinstance(result.error, ProviderError) else result.error.code
@@ -667,36 +696,47 @@ def _conclude(call: Call, result: Result) -> tuple[int, Usage | None]:
         span.attributes["gateway.guardrails"] = call.guarded
     _budget_attributes(call)
     hooks.record_span(call=call.context, span=span)
-    return cost, usage
+    return cost
 
 
-def _log(call: Call, *, status: int, error_code: str, usage: Usage | None, cost: int) -> None:
+def _log(
+    call: Call, *, status: int, error_code: str, usage: Usage | None, cost: int, latency_ms: float | None = None
+) -> None:
     """The request's row in the console's request log (gateway.models)."""
+    row = _log_row(call, status=status, error_code=error_code, usage=usage, cost=cost, latency_ms=latency_ms)
+    try:
+        row.save(force_insert=True)
+    except Exception:  # the log never fails a call that was answered
+        logger.exception("gateway request %s: could not write the request log", call.request_id)
+
+
+def _log_row(
+    call: Call, *, status: int, error_code: str, usage: Usage | None, cost: int, latency_ms: float | None = None
+) -> GatewayRequest:
     from gateway.models import GatewayRequest
 
     context = call.context
-    try:
-        GatewayRequest.objects.create(
-            tenant=context.tenant,
-            api_key=call.key,
-            request_id=call.request_id,
-            endpoint=call.endpoint,
-            alias=call.alias[:200],
-            model_id=call.model.model_id,
-            stream=call.stream,
-            status=status,
-            error_code=error_code[:64],
-            end_user_id=context.end_user_id,
-            session_id=context.session_id,
-            agent_id=str(context.agent_id or ""),
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cost_micros=cost,
-            latency_ms=round((time.perf_counter() - call.started) * 1000, 1),
-            trace_id=context.trace_id,
-        )
-    except Exception:  # the log never fails a call that was answered
-        logger.exception("gateway request %s: could not write the request log", call.request_id)
+    if latency_ms is None:
+        latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
+    return GatewayRequest(
+        tenant=context.tenant,
+        api_key=call.key,
+        request_id=call.request_id,
+        endpoint=call.endpoint,
+        alias=call.alias[:200],
+        model_id=call.model.model_id,
+        stream=call.stream,
+        status=status,
+        error_code=error_code[:64],
+        end_user_id=context.end_user_id,
+        session_id=context.session_id,
+        agent_id=str(context.agent_id or ""),
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        cost_micros=cost,
+        latency_ms=latency_ms,
+        trace_id=context.trace_id,
+    )
 
 
 def _budget_attributes(call: Call) -> None:

@@ -32,6 +32,8 @@ from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
+from config.redis_pool import client as redis_client
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -46,7 +48,7 @@ _lock = threading.Lock()
 
 def _read_version() -> int | None:
     try:
-        value = cache.get(VERSION_KEY)
+        value = redis_client().get(cache.make_and_validate_key(VERSION_KEY))
         if value is None:
             cache.add(VERSION_KEY, 1, timeout=None)
             value = cache.get(VERSION_KEY)

@@ -18,6 +18,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from config.redis_pool import client as redis_client
 from tenants.models import ApiKey
 
 
@@ -40,7 +41,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         now = self.timer()
         window = int(now // period)
         current, previous = (cache.make_and_validate_key(f"{self.key}:{w}") for w in (window, window - 1))
-        client = cache._cache.get_client(current, write=True)  # type: ignore[attr-defined]
+        client = redis_client()
         pipe = client.pipeline(transaction=False)
         pipe.incr(current)
         pipe.expire(current, period * 2)

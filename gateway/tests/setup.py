@@ -38,3 +38,11 @@ def gateway_tenant(base_url: str, *, kind: str = Provider.Kind.OPENAI_COMPATIBLE
     ModelPin.objects.create(tenant=tenant, alias="default", model=model)
     key, secret = make_key(tenant, [Scope.GATEWAY])
     return Gateway(tenant=tenant, provider=provider, model=model, key=key, secret=secret)
+
+
+def recorded() -> None:
+    """Wait until the gateway has written what it keeps of every call answered so far: the
+    settlement, spans and request log are written just after the answer (gateway.recorder)."""
+    from gateway.recorder import wait_idle
+
+    assert wait_idle(10), "the gateway's recorder did not finish writing within 10 s"

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from catalog.fake_openai import FakeOpenAI, completion
-from gateway.tests.setup import EXACT, Gateway, gateway_tenant
+from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,6 +65,7 @@ def test_the_call_is_one_trace_the_gateway_span_over_the_model_span(
     )
     trace_id = raw.headers["x-aoc-trace-id"]
     assert trace_id == "0af7651916cd43dd8448eb211c80319c", "traceparent joins the client's own trace"
+    recorded()
     spans = {s.kind: s for s in Span.objects.for_tenant(gw.tenant).filter(trace_id=trace_id)}
     root, llm = spans["agent"], spans["llm"]
     assert root.parent_span_id == "b7ad6b7169203331" and llm.parent_span_id == root.span_id
@@ -130,6 +131,7 @@ def test_the_providers_rate_limit_is_a_429_with_retry_after_and_nothing_stays_he
         sdk(live_asgi, gw.secret).chat.completions.create(model="default", messages=[{"role": "user", "content": "x"}])
     assert raised.value.response.headers["retry-after"] == "7"
     assert "x-should-retry" not in raised.value.response.headers, "a rate limit is worth retrying"
+    recorded()
     assert not Reservation.objects.for_tenant(gw.tenant).filter(status=Reservation.Status.OPEN).exists()
 
 
@@ -164,6 +166,7 @@ def test_a_full_budget_is_a_402_naming_it_and_the_provider_is_never_called(
     assert isinstance(body, dict) and body["code"] == "budget_exceeded"
     assert "Gateway daily" in raised.value.message and body["budget"]["budget_name"] == "Gateway daily"
     assert fake.requests == []
+    recorded()
     assert not Reservation.objects.for_tenant(gw.tenant).filter(status=Reservation.Status.OPEN).exists()
 
 
@@ -180,6 +183,7 @@ def test_a_budget_holds_the_worst_case_and_settles_at_the_real_cost(
     assert fake.requests[-1].body["max_tokens"] == 50
     cost = gw.model.cost_micros(input_tokens=100, output_tokens=10)
     assert raw.headers["x-aoc-budget-remaining"] == f"{(1_000_000 - cost) / 1_000_000:.6f} USD"
+    recorded()
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED
     assert reservation.actual_micros == gw.model.cost_micros(input_tokens=100, output_tokens=10)
@@ -210,6 +214,7 @@ def test_a_secret_in_the_input_is_redacted_before_it_reaches_the_provider(
     )
     sent = fake.requests[-1].body["messages"][0]["content"]
     assert secret not in sent and "keep it safe" in sent
+    recorded()
     event = GuardrailEvent.objects.for_tenant(gw.tenant).get(action="redact", stage="input")
     assert event.source == GuardrailEvent.Source.GATEWAY and event.trace_id
 
@@ -250,6 +255,7 @@ def test_an_answer_a_guardrail_blocks_is_refused(live_asgi: str, fake: FakeOpenA
     with pytest.raises(openai.BadRequestError) as raised:
         sdk(live_asgi, gw.secret).chat.completions.create(model="default", messages=[{"role": "user", "content": "x"}])
     assert "AKIAIOSFODNN7EXAMPLE" not in str(raised.value.body)
+    recorded()
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED, (
         "the provider was paid: the answer is settled, not released"

@@ -12,7 +12,7 @@ import pytest
 
 from catalog.fake_openai import FakeOpenAI, RecordedRequest, Reply
 from catalog.models import Provider
-from gateway.tests.setup import EXACT, Gateway, gateway_tenant
+from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +58,7 @@ def _budget(gw: Gateway) -> None:
 def _settled(gw: Gateway) -> int:
     from budgets.models import Reservation
 
+    recorded()
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED
     return int(reservation.actual_micros or 0)

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from catalog.fake_openai import FakeOpenAI, Reply
-from gateway.tests.setup import EXACT, Gateway, gateway_tenant
+from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,6 +88,7 @@ def test_a_stream_is_relayed_and_settled_at_the_providers_usage_the_client_did_n
     assert text == "Hello there."
     assert all(c.choices for c in chunks), "the usage chunk goes only to a client that asked for it"
     assert fake.requests[-1].body["stream_options"] == {"include_usage": True}
+    recorded()
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED
     assert reservation.actual_micros == gw.model.cost_micros(input_tokens=20, output_tokens=5)
@@ -150,6 +151,7 @@ def test_a_stream_the_provider_breaks_off_ends_in_an_error_event_and_is_settled_
         for _ in stream:
             pass
     assert "without [DONE]" in raised.value.message
+    recorded()
     (reservation,) = Reservation.objects.for_tenant(gw.tenant)
     assert reservation.status == Reservation.Status.SETTLED and (reservation.actual_micros or 0) > 0
 
@@ -254,6 +256,7 @@ def test_a_client_that_leaves_mid_stream_is_settled_for_what_was_produced(live_a
         logged = GatewayRequest.objects.for_tenant(gw.tenant).get()
         assert logged.error_code == "client_disconnected"
         assert not slow.finished, "the provider's stream was closed when the client left"
+        recorded()
         (reservation,) = Reservation.objects.for_tenant(gw.tenant)
         assert reservation.status == Reservation.Status.SETTLED
         # Estimated from the words produced before the client left: more than nothing, far less

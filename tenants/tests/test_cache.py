@@ -93,7 +93,12 @@ def test_a_commit_here_bumps_the_version_every_process_reads(cast: Cast) -> None
 def test_one_snapshot_reads_the_version_once(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = []
     real = config_cache._read_version
-    monkeypatch.setattr(config_cache, "_read_version", lambda: reads.append(1) or real())
+
+    def counted() -> int | None:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(config_cache, "_read_version", counted)
     with config_cache.snapshot():
         pinned_model(tenant=cast.acme, alias="default")
         pinned_model(tenant=cast.globex, alias="default")
