@@ -28,7 +28,7 @@ from typing import Any
 
 from approvals.longpoll import pooled
 from catalog.clients import ChatResponse, ProviderError, ToolCall, Usage, client_for
-from gateway import calls, guard, messages, responses, upstream
+from gateway import calls, guard, holds, messages, responses, upstream
 from gateway.asgi import Exchange, Handler
 from gateway.errors import GatewayError, Shape
 
@@ -65,16 +65,22 @@ async def failed(exchange: Exchange, call: calls.Call, result: calls.Result, err
     return error
 
 
+type Rewrite = Callable[[dict[str, Any], list[holds.Outcome]], None]
+
+
 async def relay(
     exchange: Exchange,
     call: calls.Call,
     read: Reader,
     guard_output: OutputGuard | None = None,
     answer: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    held: tuple[Rewrite, float | None] | None = None,
 ) -> None:
     """A non-streamed call: the provider's JSON (`answer`, else a POST of the call's body), its
-    facts read into the result, output guardrails applied to it, the call concluded, then the
-    answer sent with its cost in the headers (or the guardrail's refusal)."""
+    facts read into the result, output guardrails applied to it, the call concluded, its tool
+    calls reviewed and held for a reviewer when `held` (the endpoint's rewrite of its answer, and
+    X-AOC-Approval-Wait) says so (gateway.holds), then the answer sent with its cost in the
+    headers (or the guardrail's refusal)."""
     result = calls.Result()
     try:
         data = await (answer() if answer is not None else upstream.post(call))
@@ -88,23 +94,31 @@ async def relay(
     exchange.extra_headers.extend(_headers(call, conclusion))
     if blocked is not None:
         raise blocked
+    if held is not None and result.tool_calls:
+        rewrite, wait = held
+        outcomes = await holds.hold(exchange, call, result.tool_calls, wait=wait, said=result.content)
+        if exchange.disconnected.is_set():
+            return  # nobody to answer; the held calls were settled (gateway.holds)
+        if outcomes is not None:
+            rewrite(data, outcomes)
     await exchange.send_json(200, data)
 
 
 async def chat_completions(exchange: Exchange) -> None:
     body = await exchange.json()
+    wait = holds.requested_wait(exchange.headers)
     call: calls.Call = await pooled(calls.admit, exchange.headers, body, CHAT)
     if call.stream:
-        await _stream_chat(exchange, call, calls.Result())
+        await _stream_chat(exchange, call, calls.Result(), wait)
         return
     if call.passthrough:
-        await relay(exchange, call, _read_completion, _guard_choices)
+        await relay(exchange, call, _read_completion, _guard_choices, held=(holds.completion, wait))
         return
 
     async def neutral() -> dict[str, Any]:
         return _completion_body(call, await _neutral_chat(call))
 
-    await relay(exchange, call, _read_completion, _guard_choices, answer=neutral)
+    await relay(exchange, call, _read_completion, _guard_choices, answer=neutral, held=(holds.completion, wait))
 
 
 async def _neutral_chat(call: calls.Call) -> ChatResponse:
@@ -289,11 +303,13 @@ class _Accumulated:
         result.finish_reason, result.model_id, result.usage = self.finish_reason, self.model, self.usage
 
 
-async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Result) -> None:
+async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Result, wait: float | None = None) -> None:
     """Relay a stream: chunks as they come (content held back by the output guard when the policy
-    has output rules), the usage chunk only when the client asked for it, `[DONE]` last. An error
-    after the first event is a final error event, never a silent cut."""
+    has output rules; tool calls kept until the stream has ended, then reviewed and held for a
+    reviewer if they need one, gateway.holds), the usage chunk only when the client asked for
+    it, `[DONE]` last. An error after the first event is a final error event, never a silent cut."""
     acc = _Accumulated()
+    tool_calls = holds.ChatStream()
     window = guard.StreamGuard(call.output_rules) if call.output_rules else None
     usage_chunk: dict[str, Any] | None = None
     template: dict[str, Any] = {}
@@ -318,6 +334,8 @@ async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Resul
                 template = template or {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
                 if not call.include_usage:
                     chunk.pop("usage", None)
+                if tool_calls.take(chunk):
+                    continue
                 if window is not None:
                     finishing = any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
                     for choice in choices:
@@ -349,6 +367,12 @@ async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Resul
     if window is not None and (rest := window.flush()):
         await exchange.event(_content_chunk(template, rest))
     conclusion = await _conclude(call, result)
+    if tool_calls.calls:
+        outcomes = await holds.hold(exchange, call, tool_calls.proposed(), wait=wait, said=result.content, stream=True)
+        if exchange.disconnected.is_set():
+            return  # nobody to answer; the held calls were settled (gateway.holds)
+        for chunk in tool_calls.release(outcomes):
+            await exchange.event(chunk)
     if call.include_usage and usage_chunk is not None:
         await exchange.event(usage_chunk)
     await exchange.raw(f": aoc cost_usd={conclusion.cost_micros / 1_000_000:.6f}\n\n".encode())

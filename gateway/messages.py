@@ -14,7 +14,7 @@ from typing import Any
 from approvals.longpoll import pooled
 from catalog.clients import ChatRequest, Message, ToolCall
 from catalog.clients.anthropic import _usage as anthropic_usage
-from gateway import calls, guard, upstream
+from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
 
@@ -186,11 +186,12 @@ async def handle(exchange: Exchange) -> None:
     from gateway.endpoints import relay
 
     body = await exchange.json()
+    wait = holds.requested_wait(exchange.headers)
     call: calls.Call = await pooled(admit, exchange.headers, body, PATH)
     if call.stream:
-        await _stream(exchange, call, calls.Result())
+        await _stream(exchange, call, calls.Result(), wait)
         return
-    await relay(exchange, call, _read, _guard_answer)
+    await relay(exchange, call, _read, _guard_answer, held=(holds.message, wait))
 
 
 async def _events(call: calls.Call, response: Any) -> Any:
@@ -229,9 +230,12 @@ async def _events(call: calls.Call, response: Any) -> Any:
     )
 
 
-async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) -> None:
+async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wait: float | None = None) -> None:
+    """Relay a Messages stream; from its first tool_use block on, the events are kept until the
+    calls are reviewed and held for a reviewer if they need one (gateway.holds)."""
     from gateway.endpoints import _conclude, _headers, failed
 
+    kept = holds.MessagesStream()
     window = guard.StreamGuard(call.output_rules) if call.output_rules else None
     texts: list[str] = []
     tools: dict[int, dict[str, Any]] = {}
@@ -271,11 +275,13 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
                         "index": data.get("index", 0),
                         "delta": {"type": "text_delta", "text": rest},
                     }
-                    await exchange.event(flushed, event="content_block_delta")
+                    if not kept.take("content_block_delta", flushed):
+                        await exchange.event(flushed, event="content_block_delta")
                 elif kind == "message_delta":
                     usage.update(data.get("usage") or {})
                     result.finish_reason = str((data.get("delta") or {}).get("stop_reason") or "")
-                await exchange.event(data, event=kind)
+                if not kept.take(kind, data):
+                    await exchange.event(data, event=kind)
     except guard.BlockedError as blocked:
         error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
         _collect(result, texts, tools, usage)
@@ -289,8 +295,15 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
     if window is not None and window.changed:
         result.original_content, result.content = result.content, window.sent
     await _conclude(call, result)
-    if not result.disconnected:
-        await exchange.end()
+    if result.disconnected:
+        return
+    if kept.events:
+        outcomes = await holds.hold(exchange, call, result.tool_calls, wait=wait, said=result.content, stream=True)
+        if exchange.disconnected.is_set():
+            return  # nobody to answer; the held calls were settled (gateway.holds)
+        for kind, data in kept.release(outcomes):
+            await exchange.event(data, event=kind)
+    await exchange.end()
 
 
 def _collect(result: calls.Result, texts: list[str], tools: dict[int, dict[str, Any]], usage: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from approvals.longpoll import pooled
 from catalog.clients import ChatRequest, Message, ToolCall, ToolSpec, Usage
-from gateway import calls, guard, upstream
+from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
 
@@ -215,11 +215,12 @@ async def handle(exchange: Exchange) -> None:
     from gateway.endpoints import relay
 
     body = await exchange.json()
+    wait = holds.requested_wait(exchange.headers)
     call: calls.Call = await pooled(admit, exchange.headers, body, PATH)
     if call.stream:
-        await _stream(exchange, call, calls.Result())
+        await _stream(exchange, call, calls.Result(), wait)
         return
-    await relay(exchange, call, _read, _guard_output)
+    await relay(exchange, call, _read, _guard_output, held=(holds.response, wait))
 
 
 async def _events(call: calls.Call, response: Any) -> Any:
@@ -267,9 +268,12 @@ def _part(data: dict[str, Any]) -> tuple[str, int]:
     return str(data.get("item_id", "")), int(data.get("content_index", 0) or 0)
 
 
-async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) -> None:
+async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wait: float | None = None) -> None:
+    """Relay a Responses stream; from its first function_call item on, the events are kept until
+    the calls are reviewed and held for a reviewer if they need one (gateway.holds)."""
     from gateway.endpoints import _conclude, _headers, failed
 
+    kept = holds.ResponsesStream()
     guards: dict[tuple[str, int], guard.StreamGuard] = {}
     texts: list[str] = []
     try:
@@ -291,7 +295,8 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
                     if rest := window.flush():
                         extra = {k: v for k, v in data.items() if k != "text"}
                         extra.update(type="response.output_text.delta", delta=rest)
-                        await exchange.event(extra, event="response.output_text.delta")
+                        if not kept.take("response.output_text.delta", extra):
+                            await exchange.event(extra, event="response.output_text.delta")
                     data["text"] = window.sent
                 elif kind == "response.content_part.done" and call.output_rules:
                     part_guard = guards.get(_part(data))
@@ -305,7 +310,8 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
                         for item in answer.get("output") or []:
                             _mask_item(item, guards)
                     _read(answer, result)
-                await exchange.event(data, event=kind)
+                if not kept.take(kind, data):
+                    await exchange.event(data, event=kind)
     except guard.BlockedError as blocked:
         error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
         result.content, result.error, result.status = "".join(texts), error, 400
@@ -319,8 +325,15 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result) ->
     if any(window.changed for window in guards.values()):
         result.original_content = "".join(texts)
     await _conclude(call, result)
-    if not result.disconnected:
-        await exchange.end()
+    if result.disconnected:
+        return
+    if kept.events:
+        outcomes = await holds.hold(exchange, call, result.tool_calls, wait=wait, said=result.content, stream=True)
+        if exchange.disconnected.is_set():
+            return  # nobody to answer; the held calls were settled (gateway.holds)
+        for kind, data in kept.release(outcomes):
+            await exchange.event(data, event=kind)
+    await exchange.end()
 
 
 def _mask_item(item: Any, guards: dict[tuple[str, int], guard.StreamGuard]) -> None:
