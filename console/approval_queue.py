@@ -138,6 +138,20 @@ def pending_rows(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
     return qs.select_related("run").defer("run__messages", "run__approval_decisions", "run__metadata")
 
 
+def _gateway_call(approval: ApprovalRequest) -> tuple[str, str]:
+    """The end user and the last user message of a gateway call's request ("" for other requests)."""
+    context = approval.context if isinstance(approval.context, dict) else {}
+    if not approval.gateway_request_id:
+        return "", ""
+    messages = context.get("messages")
+    said = [
+        str(m.get("content", ""))
+        for m in (messages if isinstance(messages, list) else [])
+        if isinstance(m, dict) and m.get("role") == "user"
+    ]
+    return str(context.get("end_user_id") or ""), said[-1] if said else ""
+
+
 def build_groups(tenant: Tenant, approvals: list[ApprovalRequest]) -> list[QueueGroup]:
     """Rows grouped by call, groups in the order of their oldest request. Two queries at most:
     the demo orders named and the latest decision on each call."""
@@ -147,13 +161,14 @@ def build_groups(tenant: Tenant, approvals: list[ApprovalRequest]) -> list[Queue
         key = group_key(a.action, a.arguments_hash)
         group = groups.setdefault(key, QueueGroup(key=key, action=a.action))
         run = a.run
+        end_user, asked = (run.end_user_id, run.input) if run is not None else _gateway_call(a)
         group.rows.append(
             QueueRow(
                 approval=a,
                 short_id=short_id(a),
                 summary=argument_summary(a.action, a.arguments, a.tool, orders),
-                end_user=run.end_user_id if run is not None else "",
-                run_input=clip(run.input, PREVIEW_CHARS) if run is not None else "",
+                end_user=end_user,
+                run_input=clip(asked, PREVIEW_CHARS),
                 run_status=run.get_status_display() if run is not None else "",
             )
         )

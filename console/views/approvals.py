@@ -201,7 +201,10 @@ def _detail_context(
     findings: list[Any] = context.get("guardrail_findings") or []
     messages_ = messages_ if isinstance(messages_, list) else []
     findings = findings if isinstance(findings, list) else []
-    extra = {k: v for k, v in context.items() if k not in ("messages", "guardrail_findings", "run_id", "trace_id")}
+    shown: tuple[str, ...] = ("messages", "guardrail_findings", "run_id", "trace_id")
+    if approval.gateway_request_id:  # what the gateway recorded, not what a client sent
+        shown += ("gateway_request_id", "gateway_span_id", "end_user_id", "session_id")
+    extra = {k: v for k, v in context.items() if k not in shown}
     votes = list(approval.votes.order_by("created_at"))
     return {
         "approval": approval,
@@ -227,6 +230,7 @@ def _detail_context(
         "findings": [reveal(pretty(f.get("reason") if isinstance(f, dict) else f)) for f in findings],
         "extra_context": reveal(pretty(extra)) if extra else "",
         "trace_id": str(context.get("trace_id", "")),
+        "end_user": str(context.get("end_user_id") or "") if approval.gateway_request_id else "",
         "votes": votes,
         "approvals_so_far": sum(
             1 for v in votes if v.decision != "reject" and v.arguments_hash == approval.effective_hash
