@@ -3,8 +3,6 @@ service call decides, and the tenant comes from the API key (TenantScopedViewSet
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
@@ -25,6 +23,8 @@ from budgets.serializers import (
     ReservationSerializer,
     SettleSerializer,
     UsageSerializer,
+    plain_reservation_input,
+    plain_settle_input,
     reservation_body,
 )
 from tenants.audit import Actor
@@ -138,9 +138,11 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
 
     @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, 402: EXCEEDED})
     def create(self, request: Request) -> Response:
-        form = ReservationCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data: dict[str, Any] = dict(form.validated_data)
+        data = plain_reservation_input(request.data)
+        if data is None:
+            form = ReservationCreateSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            data = dict(form.validated_data)
         agent = None
         if ref := (data.pop("agent", None) or "").strip():
             agent = find_agent(tenant=self.tenant, ref=ref)
@@ -154,11 +156,14 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
     @action(detail=True, methods=["post"])
     def settle(self, request: Request, pk: str) -> Response:
         """Settle with the provider's usage (409 when already settled or released)."""
-        form = SettleSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        usage = plain_settle_input(request.data)
+        if usage is None:
+            form = SettleSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            usage = dict(form.validated_data)
         # By id and the key's tenant, in one statement: the service answers the same 404 as
         # get_object for another tenant's reservation and for none.
-        reservation = services.budget_settle(reservation=pk, tenant=self.tenant, **form.validated_data)
+        reservation = services.budget_settle(reservation=pk, tenant=self.tenant, **usage)
         return Response(reservation_body(reservation))
 
     @extend_schema(request=None, responses=ReservationSerializer)

@@ -132,6 +132,73 @@ class ReservationCreateSerializer(serializers.Serializer):
         return attrs
 
 
+def plain_reservation_input(data: Any) -> dict[str, Any] | None:
+    """ReservationCreateSerializer's validated_data for a body that is plainly valid, without
+    building the serializer (its fields are deep-copied for every instance: about 0.1 ms on every
+    model call's path): JSON whose fields already have the exact types and forms the serializer
+    would keep (whole numbers in range, ASCII text without a NUL, no blank model or agent). None
+    for anything else, which the serializer then validates and words the errors of. test_api
+    checks that what this accepts, the serializer accepts with the same values."""
+    if type(data) is not dict:
+        return None
+    model = _text(data.get("model"), 200)
+    max_output_tokens = _count(data.get("max_output_tokens"))
+    if not model or max_output_tokens is None:
+        return None
+    plain: dict[str, Any] = {"model": model, "max_output_tokens": max_output_tokens}
+    if "input_tokens" in data:
+        if data["input_tokens"] is not None and _count(data["input_tokens"]) is None:
+            return None
+        plain["input_tokens"] = data["input_tokens"]
+    if "input_text" in data:
+        if _text(data["input_text"], 4 * MAX_TOKENS, strip=False) is None:
+            return None
+        plain["input_text"] = data["input_text"]
+    if plain.get("input_tokens") is None and "input_text" not in plain:
+        return None
+    for field in ("end_user_id", "session_id"):
+        value = _text(data.get(field, ""), 200)
+        if value is None:
+            return None
+        plain[field] = value
+    if "agent" in data:
+        agent = data["agent"]
+        if agent is not None:
+            agent = _text(agent, None)
+            if not agent:  # not plain text, or blank
+                return None
+        plain["agent"] = agent
+    return plain
+
+
+def plain_settle_input(data: Any) -> dict[str, Any] | None:
+    """SettleSerializer's validated_data for a plainly valid body (see plain_reservation_input)."""
+    if type(data) is not dict:
+        return None
+    plain = {
+        "input_tokens": _count(data.get("input_tokens")),
+        "output_tokens": _count(data.get("output_tokens")),
+        "cached_input_tokens": _count(data.get("cached_input_tokens", 0)),
+        "estimated": data.get("estimated", False),
+    }
+    if None in plain.values() or type(plain["estimated"]) is not bool:
+        return None
+    return plain
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else None
+
+
+def _text(value: Any, max_length: int | None, *, strip: bool = True) -> str | None:
+    # ASCII: no surrogate to refuse; the serializer strips (unless told not to) before it measures.
+    if type(value) is not str or not value.isascii() or "\x00" in value:
+        return None
+    if strip:
+        value = value.strip()
+    return value if max_length is None or len(value) <= max_length else None
+
+
 class ReservationSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.model_id", read_only=True)
     amount = serializers.IntegerField(source="worst_case_micros", read_only=True, help_text="Worst case, micro-USD.")

@@ -216,3 +216,85 @@ def test_a_budget_change_applies_to_the_very_next_call(cast: Cast) -> None:
     reserve()
     counter = BudgetCounter.objects.for_tenant(cast.acme).get(budget=budget)
     assert counter.reserved == 4_000
+
+
+RESERVATION_BODIES: list[Any] = [
+    RESERVE,
+    {**RESERVE, "end_user_id": "u-1", "session_id": "s-1", "agent": "Support agent"},
+    {**RESERVE, "end_user_id": "  u-1 ", "agent": " Support agent "},
+    {**RESERVE, "end_user_id": "", "session_id": "   ", "agent": None},
+    {**RESERVE, "input_tokens": None, "input_text": "hello"},
+    {**RESERVE, "input_tokens": None, "input_text": ""},
+    {"model": "default", "input_text": "  spaced  ", "max_output_tokens": 0},
+    {"model": "default", "max_output_tokens": 1},
+    {**RESERVE, "input_tokens": None},
+    {**RESERVE, "model": ""},
+    {**RESERVE, "model": "   "},
+    {**RESERVE, "model": " default "},
+    {**RESERVE, "model": "x" * 201},
+    {**RESERVE, "model": 7},
+    {**RESERVE, "model": None},
+    {**RESERVE, "input_tokens": True},
+    {**RESERVE, "input_tokens": -1},
+    {**RESERVE, "input_tokens": 10_000_001},
+    {**RESERVE, "input_tokens": 10_000_000},
+    {**RESERVE, "input_tokens": "12"},
+    {**RESERVE, "input_tokens": 12.0},
+    {**RESERVE, "max_output_tokens": None},
+    {**RESERVE, "end_user_id": None},
+    {**RESERVE, "end_user_id": "x" * 200},
+    {**RESERVE, "end_user_id": "x" * 201},
+    {**RESERVE, "end_user_id": " " + "x" * 200 + " "},
+    {**RESERVE, "end_user_id": "nul\x00"},
+    {**RESERVE, "end_user_id": "ünïcode"},
+    {**RESERVE, "end_user_id": "\ud800"},
+    {**RESERVE, "agent": ""},
+    {**RESERVE, "agent": 5},
+    {**RESERVE, "input_text": None},
+    {**RESERVE, "unknown": "ignored"},
+    ["not", "an", "object"],
+]
+SETTLE_BODIES: list[Any] = [
+    {"input_tokens": 1, "output_tokens": 2},
+    {"input_tokens": 1, "output_tokens": 2, "cached_input_tokens": 1, "estimated": True},
+    {"input_tokens": 1, "output_tokens": 2, "estimated": "true"},
+    {"input_tokens": 1, "output_tokens": 2, "estimated": None},
+    {"input_tokens": 1, "output_tokens": 2, "cached_input_tokens": None},
+    {"input_tokens": 1},
+    {"input_tokens": False, "output_tokens": 2},
+    {"input_tokens": 1, "output_tokens": -2},
+    {"input_tokens": "1", "output_tokens": 2},
+    "text",
+]
+
+
+@pytest.mark.parametrize("body", RESERVATION_BODIES)
+def test_a_plain_reservation_body_is_read_as_the_serializer_reads_it(body: Any) -> None:
+    from budgets.serializers import ReservationCreateSerializer, plain_reservation_input
+
+    plain = plain_reservation_input(body)
+    form = ReservationCreateSerializer(data=body)
+    if plain is not None:
+        assert form.is_valid(), form.errors
+        assert plain == dict(form.validated_data)
+
+
+@pytest.mark.parametrize("body", SETTLE_BODIES)
+def test_a_plain_settle_body_is_read_as_the_serializer_reads_it(body: Any) -> None:
+    from budgets.serializers import SettleSerializer, plain_settle_input
+
+    plain = plain_settle_input(body)
+    form = SettleSerializer(data=body)
+    if plain is not None:
+        assert form.is_valid(), form.errors
+        assert plain == dict(form.validated_data)
+
+
+def test_ordinary_bodies_take_the_plain_path() -> None:
+    from budgets.serializers import plain_reservation_input, plain_settle_input
+
+    assert plain_reservation_input(RESERVATION_BODIES[1]) is not None
+    assert plain_reservation_input({**RESERVE, "input_tokens": None, "input_text": "hello"}) is not None
+    assert plain_settle_input(SETTLE_BODIES[1]) is not None
+    accepted = sum(plain_reservation_input(b) is not None for b in RESERVATION_BODIES)
+    assert 8 <= accepted < len(RESERVATION_BODIES)
