@@ -2,16 +2,23 @@
 rules and detectors the check service runs; the verdict is recorded afterwards by
 `calls.conclude`).
 
-A stream is guarded by holding back a window: text is released to the client only once
-WINDOW_CHARS more have arrived after it, and each release re-checks everything said so far, so a
-secret or a card number split across chunks is found whole and masked before any of it leaves;
-a finding that reaches into the window holds the release back to its start. A block ends the
-stream with an error event. With no output rules nothing is held back.
+A stream is guarded by holding back only what could still become part of a finding: the word
+being written (no whitespace after it yet) and, before it, the run of words that could belong to
+a secret, a card, phone or account number or an address (`_suspect`: a digit, `@`, `:`, `=`, `/`,
+`_`, `+`, `#`, or a long word), never more than WINDOW_CHARS. Plain prose is released word by
+word as it arrives, so the time to first token stays the provider's; "4111 1111 1111" waits until
+a plain word follows it. Each release checks the text around it (the last WINDOW_CHARS already
+released and everything since: every detector that masks is a pattern shorter than that), and the
+whole text every STEP_CHARS and at the end, for rules that judge the whole answer. A finding is
+masked whole when none of it has left; one that began in text already released (a keyword before
+a value) has the rest of it masked. A block ends the stream with an error event. With no output
+rules nothing is held back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from guardrails.checks import CheckResult, evaluate
@@ -19,7 +26,10 @@ from guardrails.detectors.base import Finding
 from guardrails.detectors.redaction import label
 
 WINDOW_CHARS = 96  # longer than any secret or card number a detector masks
-STEP_CHARS = 160  # new text between two checks of a stream
+STEP_CHARS = 160  # new text between two checks of the whole text of a stream
+LONG_WORD = 20  # a word this long may be a key or a token
+SUSPECT = re.compile(r"[0-9@:=/_+#]")
+SPACE = re.compile(r"\s")
 
 
 class BlockedError(Exception):
@@ -64,6 +74,37 @@ def _apply(text: str, findings: list[Finding], start: int, end: int) -> str:
     return "".join(out)
 
 
+def _suspect(word: str) -> bool:
+    """Whether `word` could be part of something a detector masks (see the module docstring)."""
+    return len(word) >= LONG_WORD or SUSPECT.search(word) is not None
+
+
+def _safe_end(text: str, released: int) -> int:
+    """How far `text` may be released now: up to the word being written, less the run of suspect
+    words before it, and never holding back more than WINDOW_CHARS."""
+    end = len(text)
+    # The word being written: everything after the last whitespace.
+    while end > released and not text[end - 1].isspace():
+        end -= 1
+    # Complete words before it that could still be the start of a finding.
+    while end > released:
+        word_end = end
+        while word_end > released and text[word_end - 1].isspace():
+            word_end -= 1
+        word_start = word_end
+        while word_start > released and not text[word_start - 1].isspace():
+            word_start -= 1
+        if word_start == word_end or not _suspect(text[word_start:word_end]):
+            break
+        end = word_start
+    cap = len(text) - WINDOW_CHARS
+    if end < cap:
+        # Held back more than the window: release up to the last word boundary before it.
+        boundary = max(text.rfind(" ", released, cap + 1), text.rfind("\n", released, cap + 1))
+        end = boundary + 1 if boundary >= released else cap
+    return max(end, released)
+
+
 class StreamGuard:
     """Feed a stream's text deltas; get back what may be released now (see the module docstring)."""
 
@@ -71,7 +112,7 @@ class StreamGuard:
         self.rules = rules
         self.text = ""
         self.released = 0  # characters of `text` already released
-        self.checked_at = 0
+        self.checked_at = 0  # length of `text` at its last whole check
         self.sent = ""  # what was released, masks included
 
     @property
@@ -80,31 +121,45 @@ class StreamGuard:
 
     def feed(self, delta: str) -> str:
         self.text += delta
-        if (
-            len(self.text) - self.checked_at < STEP_CHARS + WINDOW_CHARS
-            and len(self.text) - self.released < 4 * STEP_CHARS
-        ):
+        if _safe_end(self.text, self.released) <= self.released:
             return ""
         return self._release(final=False)
 
     def flush(self) -> str:
         return self._release(final=True)
 
-    def _release(self, *, final: bool) -> str:
-        if self.released >= len(self.text):
-            return ""
-        checked = evaluate(self.rules, stage="output", content=self.text)
-        self.checked_at = len(self.text)
+    def _findings(self, *, whole: bool) -> list[Finding]:
+        """The masking findings around what is about to be released (offsets into `text`), or
+        BlockedError. The whole text when `whole`, else from WINDOW_CHARS before the release on."""
+        start = 0 if whole else max(0, self.released - WINDOW_CHARS)
+        checked = evaluate(self.rules, stage="output", content=self.text[start:] if start else self.text)
+        if whole:
+            self.checked_at = len(self.text)
         if checked.action in ("block", "require_approval"):
             raise BlockedError(checked.reason or "refused by policy")
-        findings = _masked(checked)
-        end = len(self.text) if final else max(len(self.text) - WINDOW_CHARS, self.released)
+        found = _masked(checked)
+        return [replace(f, start=f.start + start, end=f.end + start) for f in found] if start else found
+
+    def _release(self, *, final: bool) -> str:
+        if self.released >= len(self.text) and not final:
+            return ""
+        whole = final or len(self.text) - self.checked_at >= STEP_CHARS
+        findings = self._findings(whole=whole)
+        if self.released >= len(self.text):
+            return ""
+        end = len(self.text) if final else _safe_end(self.text, self.released)
         for finding in findings:
             if finding.start < end < finding.end:
                 end = max(finding.start, self.released)
         if end <= self.released:
             return ""
-        out = _apply(self.text, findings, self.released, end)
+        # A finding that began in text already released: the rest of it is masked.
+        clipped = [
+            replace(f, start=self.released) if f.start < self.released < f.end else f
+            for f in findings
+            if f.end > self.released
+        ]
+        out = _apply(self.text, clipped, self.released, end)
         self.released = end
         self.sent += out
         return out
