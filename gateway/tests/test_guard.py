@@ -75,8 +75,12 @@ def test_a_run_of_suspect_words_is_never_held_longer_than_the_window() -> None:
 def test_a_block_rule_ends_the_stream() -> None:
     rules = [{"stage": "output", "detector": "secrets", "parameters": {}, "action": "block"}]
     guard = StreamGuard(rules)
-    with pytest.raises(BlockedError):
+
+    def send_all() -> None:
         for chunk in ("The key is AKIA", "IOSFODNN7EXAMPLE ", "and more text follows here."):
             guard.feed(chunk)
         guard.flush()
+
+    with pytest.raises(BlockedError):
+        send_all()
     assert "AKIA" not in guard.sent
