@@ -62,6 +62,8 @@ def test_it_shows_the_snippets_the_log_and_usage_per_key(client: Client, cast: C
     client.force_login(cast.alice)
     page = client.get(reverse("console:gateway", args=["acme"])).content.decode()
     assert 'base_url="http://testserver/v1"' in page and 'model="default"' in page
+    # The Agents SDK snippet never lets the SDK upload its traces to api.openai.com with the key.
+    assert "use_for_tracing=False" in page and "set_tracing_disabled(True)" in page
     assert "customer-7" in page and "budget_exceeded" in page and "$0.001234" in page
     assert "support bot" in page and "globex-only" not in page
     assert reverse("console:trace", args=["acme", "a" * 32]) in page
