@@ -125,10 +125,20 @@ class Conclusion:
 # --- admit ---------------------------------------------------------------------------------------
 
 
-def identify(headers: dict[str, str], body: Any) -> tuple[ApiKey, CallContext, str, LanguageModel]:
+def identify(headers: dict[str, str], body: Any, endpoint: str = "") -> tuple[ApiKey, CallContext, str, LanguageModel]:
     """The key (401/403), its rate limit (429), who the call is for, and the exact model its
-    `model` names (404 for an unknown alias, 403 for a model that may not be called)."""
+    `model` names (404 for an unknown alias, 403 for a model that may not be called). A refusal
+    once the key is known is written to the tenant's request log (without a trace: no call was
+    opened); a bad key has no tenant to log it under."""
     key = gateway_key(headers.get("authorization", ""))
+    try:
+        return _identify(key, headers, body)
+    except GatewayError as refused:
+        _log_unopened(key, headers, body, endpoint, refused)
+        raise
+
+
+def _identify(key: ApiKey, headers: dict[str, str], body: Any) -> tuple[ApiKey, CallContext, str, LanguageModel]:
     wait = key_throttle_wait(key)
     if wait is not None:
         raise GatewayError(
@@ -167,7 +177,7 @@ def open_call(
     identified: tuple[ApiKey, CallContext, str, LanguageModel] | None = None,
 ) -> Call:
     """A Call with its gateway span open (guardrail and budget spans hang under it)."""
-    key, context, alias, model = identified or identify(headers, body)
+    key, context, alias, model = identified or identify(headers, body, endpoint)
     span = Span(
         trace_id=context.trace_id,
         kind="gateway",
@@ -225,7 +235,7 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
 
 
 def _admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
-    identified = identify(headers, body)
+    identified = identify(headers, body, endpoint)
     model = identified[3]
     stream = _flag(body, "stream")
     options = body.get("stream_options")
@@ -273,7 +283,7 @@ def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
 
 
 def _admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
-    identified = identify(headers, body)
+    identified = identify(headers, body, endpoint)
     model = identified[3]
     raw = body.get("input")
     texts: list[str] = []
@@ -737,6 +747,29 @@ def _log_row(
         latency_ms=latency_ms,
         trace_id=context.trace_id,
     )
+
+
+def _log_unopened(key: ApiKey, headers: dict[str, str], body: Any, endpoint: str, error: GatewayError) -> None:
+    """The request-log row of a request refused before its call was opened (rate limit, bad body,
+    unknown alias), written by the recorder like any other."""
+    from gateway.models import GatewayRequest
+
+    alias = body.get("model") if isinstance(body, dict) else None
+    user = body.get("user") if isinstance(body, dict) else None
+    end_user = headers.get("x-aoc-end-user", "").strip() or (user if isinstance(user, str) else "")
+    row = GatewayRequest(
+        tenant_id=key.tenant_id,
+        api_key=key,
+        request_id="req_" + secrets.token_hex(12),
+        endpoint=endpoint[:40],
+        alias=(alias if isinstance(alias, str) else "")[:200],
+        status=error.status,
+        error_code=error.code[:64],
+        end_user_id=end_user[:200],
+        session_id=headers.get("x-aoc-session", "").strip()[:200],
+        trace_id="",
+    )
+    recorder.submit(lambda: recorder.Written(rows=[row]))
 
 
 def _budget_attributes(call: Call) -> None:

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from catalog.fake_openai import FakeOpenAI, completion
+from gateway.models import GatewayRequest
 from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,6 +84,11 @@ def test_an_unknown_alias_is_the_sdks_not_found_error_naming_the_aliases(live_as
     assert "'default'" in raised.value.message
     assert raised.value.response.headers["x-should-retry"] == "false"
     assert isinstance(raised.value.body, dict) and raised.value.body["code"] == "model_not_found"
+    # The refusal is in the tenant's request log, though no call was opened for it.
+    recorded()
+    (logged,) = GatewayRequest.objects.for_tenant(gw.tenant)
+    assert (logged.alias, logged.status, logged.error_code) == ("gpt-4o", 404, "model_not_found")
+    assert logged.endpoint == "/v1/chat/completions" and logged.api_key_id == gw.key.pk and not logged.trace_id
 
 
 def test_the_exact_model_id_an_alias_is_pinned_to_is_accepted(live_asgi: str, fake: FakeOpenAI, gw: Gateway) -> None:
