@@ -869,6 +869,22 @@ def budget_release(
     return _finish(reservation, tenant, kind=LedgerEntry.Kind.RELEASE.value, at=at)
 
 
+def budget_hold_extend(*, tenant: Tenant, reservation_ids: Iterable[Any], seconds: float) -> int:
+    """Keep open reservations held `seconds` from now (a call that outlives the TTL: a long
+    stream, a slow provider), so `budget_expire_stale` does not release a hold whose call still
+    runs; returns how many were extended. Settled, released or expired ones are left as they are.
+    One UPDATE."""
+    ids = [str(pk) for pk in reservation_ids]
+    if not ids:
+        return 0
+    until = timezone.now() + timedelta(seconds=seconds)
+    return (
+        Reservation.objects.for_tenant(tenant)
+        .filter(pk__in=ids, status=Reservation.Status.OPEN, expires_at__lt=until)
+        .update(expires_at=until)
+    )
+
+
 def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
     """Release every open reservation past its `expires_at` as `expire` entries; returns how many.
     A run engine's reservation is settled at its worst case instead (its worker died mid-call).

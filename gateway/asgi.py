@@ -143,6 +143,21 @@ class Exchange:
         )
 
 
+async def _conclude_failed(failure: GatewayError) -> None:
+    """An endpoint failed unexpectedly after admitting its call: conclude it as failed, so its
+    hold is settled for what was produced or released, not kept until the keeper's deadline."""
+    from approvals.longpoll import pooled
+    from gateway import calls
+
+    call = calls.current_call.get()
+    if call is None or call.concluded:
+        return
+    try:
+        await asyncio.shield(pooled(calls.conclude, call, calls.Result(error=failure, status=500)))
+    except Exception:
+        logger.exception("gateway: could not conclude call %s after its failure", call.request_id)
+
+
 class GatewayRouter:
     """ASGI: the gateway's POST endpoints (ROUTES) here; everything else to `app` (Django)."""
 
@@ -168,8 +183,8 @@ class GatewayRouter:
             await exchange.send_error(error)
         except Exception:
             logger.exception("gateway %s failed", path)
-            await exchange.send_error(
-                GatewayError(500, "internal_error", "The gateway failed on this request; it is logged.")
-            )
+            failure = GatewayError(500, "internal_error", "The gateway failed on this request; it is logged.")
+            await _conclude_failed(failure)
+            await exchange.send_error(failure)
         finally:
             exchange.close()

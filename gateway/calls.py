@@ -18,6 +18,7 @@ relays the request to the provider (gateway.upstream) between the two.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -34,7 +35,7 @@ from catalog.clients.base import estimate_usage
 from catalog.clients.openai_compatible import messages_from_openai
 from catalog.clients.transport import check_provider_url
 from catalog.selectors import provider_config
-from gateway import recorder
+from gateway import keeper, recorder
 from gateway.api import gateway_key
 from gateway.errors import GatewayError, invalid
 from tenants import cache as config_cache
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
     from tenants.models import ApiKey, Tenant
 
 logger = logging.getLogger(__name__)
+
+# The call the current request admitted (asgiref carries it back from the admission's thread), so
+# the router can still conclude it when an endpoint fails unexpectedly (gateway.asgi).
+current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("gateway_call", default=None)
 
 MAX_TAGS = 20
 TAG = re.compile(r"^[\w.:/@+-]{1,64}$")
@@ -84,6 +89,7 @@ class Call:
     # Every span of the call (guardrail verdicts, the model span, the gateway span), written in
     # one ingest when the call ends (traces.services.collecting).
     spans: SpanBatch | None = None
+    concluded: bool = False
 
     def recording(self) -> contextlib.AbstractContextManager[Any]:
         """Spans recorded in the block go to the call's batch."""
@@ -220,6 +226,8 @@ def hold(call: Call, worst: ChatRequest, *, output_rules: bool = True) -> None:
         )
         _refused(call, over)
         raise over
+    keeper.track(call)  # held past the TTL while the call runs, until its settlement is written
+    current_call.set(call)
     if output_rules:
         from guardrails.services import effective_rules
 
@@ -603,6 +611,7 @@ def conclude(call: Call, result: Result) -> Conclusion:
     request log) is handed to the process's recorder (gateway.recorder), which writes it off the
     client's path. Until then the call's worst case stays held, so a budget is never overspent
     meanwhile, only held a few milliseconds longer."""
+    call.concluded = True
     usage = _usage_of(call, result)
     cost = _cost(call.model, usage)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
@@ -634,8 +643,11 @@ def _record(call: Call, result: Result, usage: Usage | None, latency_ms: float) 
     """The console's record of a concluded call, in the recorder's transaction: the output verdict
     and the settlement now; the call's spans and its request-log row handed back, for the recorder
     to write with those of the other calls of its batch (one ingest, one INSERT)."""
-    with config_cache.snapshot(), call.recording():
-        cost = _settle_and_trace(call, result, usage)
+    try:
+        with config_cache.snapshot(), call.recording():
+            cost = _settle_and_trace(call, result, usage)
+    finally:
+        keeper.done(call)
     code = ""
     if result.error is not None:
         code = result.error.type if isinstance(result.error, ProviderError) else result.error.code
