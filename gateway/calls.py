@@ -1,18 +1,24 @@
-"""The synchronous half of a gateway request: what runs in the event loop's thread pool, once
-before the provider is called (`admit`) and once after (`conclude`), so a request makes exactly two
-thread hops whatever it carries.
+"""The synchronous half of a gateway request: `admit` runs in the event loop's thread pool
+before the provider is called; `conclude` runs after, in memory, and hands what the console keeps
+to the recorder (gateway.recorder), which writes it off the client's path.
 
     admit(headers, body)   key (401/403) → rate limit (429) → who: agent, end user, session, tags,
                            traceparent → the exact pinned model (404/403) → input guardrails on the
                            messages the client added since the model last spoke, tool results
                            checked for indirect injection (400 guardrail_blocked, or the redacted
-                           text forwarded) → the worst case reserved with every budget (402)
-    conclude(call, result) output guardrails → settle at the provider's usage (or release) →
-                           the gateway span and the model span, with the budget decision and the
-                           guardrail verdicts hanging under it in the same trace
+                           text forwarded) → the worst case reserved with every budget (402), the
+                           hold kept past its TTL while the call runs (gateway.keeper)
+    conclude(call, result) the cost and the tightest budget's remainder, for the client's headers;
+                           then, by the recorder: the output verdict recorded → settle at the
+                           provider's usage (or release) → the gateway span and the model span,
+                           with the budget decision and the guardrail verdicts under it in the
+                           same trace, written in one ingest → the request-log row
 
-Every refusal after the reservation releases it. Nothing here touches the network: the caller
-relays the request to the provider (gateway.upstream) between the two.
+The key, pin, rules and settings come from the configuration cache (tenants.cache), so an
+admission costs one Redis GET for the cache's version, one pipelined round trip for the rate
+limit and one SQL statement for the reservation. Every refusal after the reservation releases it.
+Nothing here touches the network: the caller relays the request to the provider
+(gateway.upstream) between the two.
 """
 
 from __future__ import annotations
