@@ -135,29 +135,67 @@ async def hold(
 
 
 def review_calls(call: Call, proposed: list[ToolCall], wait: float | None, said: str) -> Review:
-    """Each proposed call's outcome; an ApprovalRequest for each that needs a human."""
-    from agents.models import AgentVersionTool, Tool
+    """Each proposed call's outcome; an ApprovalRequest for each that needs a human. The tenant's
+    tools and the agent's grants come from the configuration cache (tenants.cache): a call of
+    the client's own tools costs no query."""
+    from tenants import cache as config_cache
+
+    with config_cache.snapshot():
+        tools = _catalog(call)
+        granted = _granted(call)
+    if not {p.name for p in proposed} & tools.keys() and call.context.agent is None:
+        return Review([Outcome(p, p.arguments) for p in proposed])
+    return _review(call, proposed, wait, said, tools, granted)
+
+
+def _catalog(call: Call) -> dict[str, Tool]:
+    from agents.models import Tool
+    from tenants import cache as config_cache
+
+    tenant = call.context.tenant
+    return config_cache.cached("gateway_tools", tenant.pk, lambda: {t.name: t for t in Tool.objects.for_tenant(tenant)})
+
+
+def _granted(call: Call) -> frozenset[str] | None:
+    """The names of the tools granted to the call's agent (its current version), None without one."""
+    from agents.models import AgentVersionTool
+    from tenants import cache as config_cache
+
+    tenant, version = call.context.tenant, call.context.agent_version
+    if version is None:
+        return None
+    return config_cache.cached(
+        "granted_tools",
+        version.pk,
+        lambda: frozenset(
+            AgentVersionTool.objects.for_tenant(tenant)
+            .filter(agent_version=version)
+            .values_list("tool__name", flat=True)
+        ),
+    )
+
+
+def _review(
+    call: Call,
+    proposed: list[ToolCall],
+    wait: float | None,
+    said: str,
+    catalog: dict[str, Tool],
+    granted: frozenset[str] | None,
+) -> Review:
     from approvals import policy, services
     from traces.context import current_span
 
     context = call.context
     current_span.set((context.trace_id, call.span.span_id))  # guardrail spans under the gateway span
-    names = {p.name for p in proposed}
-    catalog = {t.name: t for t in Tool.objects.for_tenant(context.tenant).filter(name__in=names)}
     review = Review()
-    if not catalog and context.agent is None:
-        review.outcomes = [Outcome(p, p.arguments) for p in proposed]
-        return review
-    granted: set[str] | None = None
-    if context.agent_version is not None:
-        granted = set(
-            AgentVersionTool.objects.for_tenant(context.tenant)
-            .filter(agent_version=context.agent_version)
-            .values_list("tool__name", flat=True)
-        )
     conversation: list[dict[str, Any]] = [dict(m) for m in call.request.messages]
+    ids: set[str] = set()
     for index, p in enumerate(proposed):
-        p = ToolCall(id=p.id or f"call_{index}", name=p.name, arguments=p.arguments)
+        # A request is for one call of the answer: an id missing or given twice is made unique.
+        call_id = p.id if p.id and p.id not in ids else f"{p.id or 'call'}#{index}"
+        ids.add(call_id)
+        p = ToolCall(id=call_id, name=p.name, arguments=p.arguments)
         tool = catalog.get(p.name)
         if tool is None and context.agent is None:
             review.outcomes.append(Outcome(p, p.arguments))  # the client's own tool
@@ -203,7 +241,7 @@ def review_calls(call: Call, proposed: list[ToolCall], wait: float | None, said:
     return review
 
 
-def _not_allowed(call: Call, tool: Tool | None, name: str, granted: set[str] | None) -> str:
+def _not_allowed(call: Call, tool: Tool | None, name: str, granted: frozenset[str] | None) -> str:
     """Why the call's agent or key may not call the tool ("" when it may), as the run engine
     says it (agents.tools.permission_error)."""
     context = call.context
@@ -315,8 +353,9 @@ def settle(call: Call, review: Review, left: bool) -> None:
                 with contextlib.suppress(ConflictError):  # decided meanwhile: the decision stands
                     services.approval_cancel(approval=row, actor=Actor.system_actor("gateway: the client left"))
             elif not services.approval_expire(approval=row):
-                row.refresh_from_db()
-                if row.is_pending:  # not yet due (a clock apart): nobody waits any longer
+                # Not due by the database's clock, or being decided this instant (locked): nobody
+                # waits any longer, unless the decision is committing now, which then stands.
+                with contextlib.suppress(ConflictError):
                     services.approval_cancel(approval=row, actor=Actor.system_actor("gateway: the wait ended"))
             row = rows.get(pk=outcome.approval_id)
         _decided(call, outcome, row)

@@ -488,6 +488,31 @@ def test_a_guardrail_that_requires_approval_holds_a_call_the_rules_would_let_thr
     assert call.function.name == "lookup_order"
 
 
+def test_an_agents_earned_autonomy_lets_its_call_through_and_a_guardrail_block_revokes_it(
+    live_asgi: str, fake: FakeUpstream, gw: Gateway
+) -> None:
+    from approvals.models import AutonomyGrant
+
+    agent = _agent(gw, tools=("lookup_order",))
+    lookup = Tool.objects.for_tenant(gw.tenant).get(name="lookup_order")
+    ApprovalRule.objects.create(tenant=gw.tenant, mode=ApprovalRule.Mode.ALWAYS, autonomy_after=2)
+    grant = AutonomyGrant.objects.create(
+        tenant=gw.tenant, agent=agent, tool=lookup, streak=2, granted_by_label="earned: 2 consecutive approvals"
+    )
+    client = sdk(live_asgi, gw.secret, **{"X-AOC-Agent": "Support"})
+    fake.queue(Scripted(tool_calls=[("lookup_order", LOOKUP)]))
+    assert names_of(
+        client.chat.completions.create(model="default", messages=ASK, tools=TOOLS).choices[0].message.tool_calls
+    ) == ["lookup_order"]
+    grant.refresh_from_db()
+    assert grant.auto_approved == 1 and not ApprovalRequest.objects.for_tenant(gw.tenant).exists()
+    fake.queue(Scripted(tool_calls=[("lookup_order", {"order_number": "A-1004", "note": "AKIAIOSFODNN7EXAMPLE"})]))
+    choice = client.chat.completions.create(model="default", messages=ASK, tools=TOOLS).choices[0]
+    assert (choice.message.content or "").startswith("The call to lookup_order was blocked by a guardrail: ")
+    grant.refresh_from_db()
+    assert grant.revoked_at is not None and "a guardrail blocked a call it proposed" in grant.revoke_reason
+
+
 # --- the trace and the queue -------------------------------------------------------------------
 
 
