@@ -10,9 +10,9 @@ The protocol keeps two invariants (docs/DESIGN.md 2 and 3):
 
 The hot path is one statement each way: `budget_reserve` is `SELECT * FROM budgets_reserve(…)`
 and `budget_settle`/`budget_release` are `SELECT … FROM budgets_finish(…)`, PL/pgSQL functions
-installed by migrations 0008 and 0009 (the SQL is there; 0009 has the current bodies). A function runs in the caller's transaction, or
-in its own when the caller has none (autocommit): all of it commits or none of it, in one round
-trip, with no BEGIN or COMMIT sent.
+installed by migrations 0008 and 0009 (the SQL is there; 0009 has the current bodies). A function
+runs in the caller's transaction, or in its own when the caller has none (autocommit): all of it
+commits or none of it, in one round trip, with no BEGIN or COMMIT sent.
 
 Why one `budgets_reserve` call is exact under any concurrency (READ COMMITTED):
 
