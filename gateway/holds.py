@@ -125,9 +125,14 @@ async def hold(
     if not review.changed:
         return None
     if review.held:
-        await _wait(exchange, call, review, stream=stream)
-        # Settled even when the request's task is cancelled: no request is left pending for nobody.
-        await asyncio.shield(pooled(settle, call, review, exchange.disconnected.is_set()))
+        answered = False
+        try:
+            await _wait(exchange, call, review, stream=stream)
+            answered = not exchange.disconnected.is_set()
+        finally:
+            # Also when the request's task is cancelled (the server stops): nobody will receive
+            # the answer, so what is still pending is cancelled rather than left for a reviewer.
+            await asyncio.shield(pooled(settle, call, review, not answered))
     return review.outcomes
 
 
