@@ -223,7 +223,7 @@ APPROVAL_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("APPROVAL_WEBHOOK_BACKOF
 
 # How long a budget reservation holds its worst-case cost before the beat task releases it.
 BUDGET_RESERVATION_TTL_SECONDS = int(os.environ.get("BUDGET_RESERVATION_TTL_SECONDS", "120"))
-# A gateway call (a stream, a call held for a reviewer) keeps its budget hold past the TTL while it
+# A gateway call (a long stream, a slow provider) keeps its budget hold past the TTL while it
 # runs, up to this long (gateway.keeper).
 GATEWAY_MAX_CALL_SECONDS = int(os.environ.get("GATEWAY_MAX_CALL_SECONDS", "3600"))
 

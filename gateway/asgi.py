@@ -146,14 +146,13 @@ class Exchange:
 async def _conclude_failed(failure: GatewayError) -> None:
     """An endpoint failed unexpectedly after admitting its call: conclude it as failed, so its
     hold is settled for what was produced or released, not kept until the keeper's deadline."""
-    from approvals.longpoll import pooled
     from gateway import calls
 
     call = calls.current_call.get()
     if call is None or call.concluded:
         return
     try:
-        await asyncio.shield(pooled(calls.conclude, call, calls.Result(error=failure, status=500)))
+        calls.conclude(call, calls.Result(error=failure, status=500))
     except Exception:
         logger.exception("gateway: could not conclude call %s after its failure", call.request_id)
 

@@ -1,16 +1,17 @@
 """`POST /v1/chat/completions` (and the other provider-shaped endpoints): one request is
 
     body     = await exchange.json()                      400 for what is not JSON, 413 over the limit
-    call     = await pooled(calls.admit, headers, body)   thread hop 1: key, who, pin, input
-                                                          guardrails, the worst case reserved
+    call     = await pooled(calls.admit, headers, body)   the one thread hop: key, who, pin,
+                                                          input guardrails, the worst case reserved
     answer   = await upstream.post(call) | stream(call)   the provider, on the loop's pooled client
                                                           (a demo or Anthropic provider: its
                                                           neutral client, in the pool)
     verdict  = guard.check(call.output_rules, text)       output guardrails in memory; a stream
                                                           holds back a window (gateway.guard)
     send the answer, headers x-aoc-trace-id, x-request-id, x-aoc-cost-usd, x-aoc-budget-remaining
-    await pooled(calls.conclude, call, result)            thread hop 2: settle, record verdicts,
-                                                          spans (a stream: after its last event)
+    calls.conclude(call, result)                          in memory: the cost and the budget's
+                                                          remainder; the settlement, verdicts,
+                                                          spans and log go to the recorder
 
 A non-streamed answer is concluded before it is sent, so its cost and remaining budget are exact
 in its headers; a stream is concluded after its last event, and a client that leaves mid-stream
@@ -19,7 +20,6 @@ is settled for what the provider produced until then.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -47,8 +47,9 @@ def _headers(call: calls.Call, conclusion: calls.Conclusion | None = None) -> li
 
 
 async def _conclude(call: calls.Call, result: calls.Result) -> calls.Conclusion:
-    """Conclude even when the request's task is being cancelled: a reservation is never left held."""
-    return await asyncio.shield(pooled(calls.conclude, call, result))
+    """Conclude in the loop, without a thread hop: `calls.conclude` only computes and hands over,
+    and nothing can cancel it halfway, so a reservation is never left held."""
+    return calls.conclude(call, result)
 
 
 type Reader = Callable[[dict[str, Any], calls.Result], None]

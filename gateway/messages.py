@@ -17,15 +17,21 @@ from catalog.clients.anthropic import _usage as anthropic_usage
 from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
+from tenants import cache as config_cache
 
 PATH = "/v1/messages"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
+    with config_cache.snapshot():
+        return _admit(headers, body, endpoint)
+
+
+def _admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
     if "authorization" not in headers and headers.get("x-api-key"):
         headers = {**headers, "authorization": f"Bearer {headers['x-api-key']}"}
-    identified = calls.identify(headers, body)
+    identified = calls.identify(headers, body, endpoint)
     alias, model = identified[2], identified[3]
     if str(model.provider.kind) != "anthropic":
         raise invalid(
@@ -46,19 +52,20 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
         headers, body, endpoint, operation="chat", request=request, stream=stream, identified=identified
     )
     call.span.attributes["gen_ai.request.max_tokens"] = bound
-    try:
-        _guard(call, messages)
-        call.body.update(model=model.model_id, max_tokens=bound)
-        calls._upstream_address(call, "/v1/messages")
-        call.headers.pop("authorization", None)
-        call.headers["x-api-key"] = call.config.api_key
-        call.headers["anthropic-version"] = headers.get("anthropic-version") or ANTHROPIC_VERSION
-        if beta := headers.get("anthropic-beta"):
-            call.headers["anthropic-beta"] = beta
-    except GatewayError as refused:
-        calls._refused(call, refused)
-        raise
-    calls.hold(call, request)
+    with call.recording():  # the guardrail spans go out with the call's other spans
+        try:
+            _guard(call, messages)
+            call.body.update(model=model.model_id, max_tokens=bound)
+            calls._upstream_address(call, "/v1/messages")
+            call.headers.pop("authorization", None)
+            call.headers["x-api-key"] = call.config.api_key
+            call.headers["anthropic-version"] = headers.get("anthropic-version") or ANTHROPIC_VERSION
+            if beta := headers.get("anthropic-beta"):
+                call.headers["anthropic-beta"] = beta
+        except GatewayError as refused:
+            calls._refused(call, refused)
+            raise
+        calls.hold(call, request)
     return call
 
 

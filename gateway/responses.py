@@ -21,6 +21,7 @@ from catalog.clients import ChatRequest, Message, ToolCall, ToolSpec, Usage
 from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
+from tenants import cache as config_cache
 
 PATH = "/v1/responses"
 
@@ -69,7 +70,12 @@ def _neutral(body: dict[str, Any], items: list[dict[str, Any]]) -> list[Message]
 
 
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
-    identified = calls.identify(headers, body)
+    with config_cache.snapshot():
+        return _admit(headers, body, endpoint)
+
+
+def _admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
+    identified = calls.identify(headers, body, endpoint)
     alias, model = identified[2], identified[3]
     if str(model.provider.kind) != "openai_compatible":
         raise invalid(
@@ -98,14 +104,15 @@ def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
         headers, body, endpoint, operation="chat", request=request, stream=stream, identified=identified
     )
     call.span.attributes["gen_ai.request.max_tokens"] = bound
-    try:
-        _guard(call, items, isinstance(body.get("input"), str))
-        call.body.update(model=model.model_id, max_output_tokens=bound)
-        calls._upstream_address(call, "/responses")
-    except GatewayError as refused:
-        calls._refused(call, refused)
-        raise
-    calls.hold(call, request)
+    with call.recording():  # the guardrail spans go out with the call's other spans
+        try:
+            _guard(call, items, isinstance(body.get("input"), str))
+            call.body.update(model=model.model_id, max_output_tokens=bound)
+            calls._upstream_address(call, "/responses")
+        except GatewayError as refused:
+            calls._refused(call, refused)
+            raise
+        calls.hold(call, request)
     return call
 
 
