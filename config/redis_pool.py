@@ -32,7 +32,7 @@ class SharedConnectionPool(redis.ConnectionPool):
             return pool
 
 
-_clients: dict[int, redis.Redis] = {}
+_client: redis.Redis | None = None
 
 
 def client() -> redis.Redis:
@@ -40,11 +40,15 @@ def client() -> redis.Redis:
     table of response callbacks in every `Redis()` (about 0.2 ms), and Django's cache makes one
     per command. For the commands on the path of every call (tenants.cache, tenants.throttling).
     Keys are the cache's (`cache.make_key`); integers are stored as digits, as the cache does."""
+    global _client
+    if _client is not None:
+        # Not through `cache._cache`: each asgiref context builds its own RedisCacheClient, and
+        # its DriverInfo reads the package metadata (about 0.3 ms).
+        return _client
     from django.core.cache import cache
 
     pool = cache._cache._get_connection_pool(True)  # type: ignore[attr-defined]
-    found = _clients.get(id(pool))
-    if found is None:
-        with _lock:
-            found = _clients.setdefault(id(pool), redis.Redis(connection_pool=pool))
-    return found
+    with _lock:
+        if _client is None:
+            _client = redis.Redis(connection_pool=pool)
+        return _client

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Model
 
 if TYPE_CHECKING:
@@ -123,6 +123,11 @@ class Recorder:
                         logger.exception("gateway recorder: a record was lost (its reservation expires by TTL)")
             try:
                 with transaction.atomic():
+                    # Spans and log rows are not the ledger: their commit does not wait for the
+                    # disk (a database crash may lose the last fraction of a second of them), so
+                    # the admissions' and settlements' own commits do not queue behind its fsync.
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit TO off")
                     _flush(written)
             except Exception:
                 logger.exception("gateway recorder: the spans and log rows of %d records were lost", len(batch))
