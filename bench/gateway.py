@@ -333,6 +333,25 @@ async def throughput(url: str, headers: dict[str, str], clients: int, seconds: f
     return done / elapsed, errors
 
 
+def commit_floor(n: int) -> list[float]:
+    """Durable commits of one small row on the bench's database, measured in the same run: the
+    floor under the gateway's admission, whose one statement commits and waits for the disk (this
+    machine's fsync costs from 0.1 to 3 ms depending on what else writes)."""
+    import psycopg
+
+    out = []
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_floor (x int)")
+        try:
+            for _ in range(n):
+                started = time.perf_counter()
+                conn.execute("INSERT INTO bench_commit_floor VALUES (1)")
+                out.append(time.perf_counter() - started)
+        finally:
+            conn.execute("DROP TABLE bench_commit_floor")
+    return out
+
+
 def ms(values: list[float], p: float) -> float:
     return round(pct(values, p) * 1000, 2)
 
@@ -630,6 +649,11 @@ def main() -> None:
                         f"added by {name:8s} p50 {ms(one[name], 0.5) - ms(one['direct'], 0.5):7.2f} ms   "
                         f"p99 {ms(one[name], 0.99) - ms(one['direct'], 0.99):7.2f} ms"
                     )
+            floor = commit_floor(args.requests)
+            print(
+                f"floor: one durable commit (INSERT of one row, autocommit) p50 {ms(floor, 0.5):.2f} ms   "
+                f"p99 {ms(floor, 0.99):.2f} ms: the reservation's own commit waits for it"
+            )
         if "throughput" in parts:
             for clients in (int(c) for c in args.clients.split(",")):
                 for name, (url, headers) in targets.items():
