@@ -3,8 +3,9 @@
 A reservation expires BUDGET_RESERVATION_TTL_SECONDS after it was made (120 s by default), so
 that a client or process that died never blocks a budget for long. A gateway call may run longer:
 a stream from a reasoning model, a slow provider. (An answer held while a reviewer decides on a
-tool call is settled before the hold, gateway.holds.) Released mid-call, its hold would stop counting against the budget while the call
-still spends, and other calls could be admitted past the limit. So every admitted call is tracked
+tool call is settled before the hold, gateway.holds.) Released mid-call, its hold would stop
+counting against the budget while the call still spends, and other calls could be admitted past
+the limit. So every admitted call is tracked
 here until its settlement is written (gateway.recorder), and one thread per process extends the
 holds of every tracked call each third of the TTL, one UPDATE per tenant
 (budgets.services.budget_hold_extend). A process that dies stops extending: its holds expire by
