@@ -740,7 +740,13 @@ def run_budget(url: str, fake_url: str, args: argparse.Namespace) -> None:
     _, secret = setup(fake_url, slug=slug, limit=args.budget_limit)
     clients, calls = args.budget_clients, args.budget_requests
     answers, reported = asyncio.run(budget_race(url, {"Authorization": f"Bearer {secret}"}, clients, calls))
+    # The gateway writes settlements just after each answer (gateway.recorder): wait for the last.
+    answered = time.perf_counter()
     books = budget_books(slug)
+    while books["reserved"] and time.perf_counter() - answered < 10:
+        time.sleep(0.01)
+        books = budget_books(slug)
+    lag = (time.perf_counter() - answered) * 1000
     refused = sum(v for k, v in answers.items() if k.startswith("402"))
     other = sum(v for k, v in answers.items() if k not in ("200",) and not k.startswith("402"))
     print(
@@ -750,7 +756,7 @@ def run_budget(url: str, fake_url: str, args: argparse.Namespace) -> None:
     print(
         f"budget spend {books['settled']} µUSD of {books['limit']} (overspend "
         f"{max(0, books['settled'] - books['limit'])}); reported to clients {reported} µUSD; "
-        f"left reserved {books['reserved']}"
+        f"left reserved {books['reserved']} (every settlement written {lag:.0f} ms after the last answer)"
     )
     print(
         f"budget each call held {books['worst_case']} µUSD (its worst case) and settled {books['actual']}; "
