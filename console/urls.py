@@ -20,6 +20,7 @@ from console.views import catalog as catalog_pages
 from console.views import evals as eval_pages
 from console.views import guardrails as guardrail_pages
 from gateway.views import gateway as gateway_page
+from gateway.views import key_binding as gateway_key_binding
 
 app_name = "console"
 
@@ -71,6 +72,7 @@ tenant_patterns = [
     path("guardrails/settings/", guardrail_pages.guardrail_settings, name="guardrail_settings"),
     path("guardrails/events/", guardrail_pages.guardrail_events, name="guardrail_events"),
     path("gateway/", gateway_page, name="gateway"),
+    path("gateway/keys/<uuid:pk>/binding/", gateway_key_binding, name="gateway_key_binding"),
     path("traces/", traces.traces, name="traces"),
     path("traces/settings/", traces.trace_settings, name="trace_settings"),
     path("traces/sessions/<path:session_id>/", traces.session, name="trace_session"),

@@ -37,7 +37,7 @@ from agents import hooks, pipeline
 from agents.hooks import CallContext, Span
 from agents.pipeline import Admission, CallRefusedError
 from catalog.clients import ChatRequest, ProviderError, ToolCall, ToolSpec, Usage
-from catalog.clients.base import estimate_usage
+from catalog.clients.base import estimate_request_tokens, estimate_usage
 from catalog.clients.openai_compatible import messages_from_openai
 from catalog.clients.transport import check_provider_url
 from catalog.selectors import provider_config
@@ -270,6 +270,8 @@ def _admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     tools = _tools(body.get("tools"))
     bound = _output_bound(body, model)
     request = ChatRequest(model_id=model.model_id, messages=neutral, tools=tools, max_output_tokens=bound)
+    bound = _fit_cap(identified, body, request, bound)
+    request = replace(request, max_output_tokens=bound)
     call = open_call(headers, body, endpoint, operation="chat", request=request, stream=stream, identified=identified)
     call.include_usage = bool(stream and options and options.get("include_usage") is True)
     call.span.attributes["gen_ai.request.max_tokens"] = bound
@@ -387,7 +389,8 @@ def _header_id(headers: dict[str, str], name: str) -> str:
 def _context(tenant: Tenant, key: ApiKey, headers: dict[str, str], body: dict[str, Any]) -> CallContext:
     """Who the call is for: agent (X-AOC-Agent: its id or name), end user (X-AOC-End-User, else
     the body's `user`), session (X-AOC-Session), tags (X-AOC-Tags, comma-separated), and the
-    client's trace (traceparent) the call's spans join."""
+    client's trace (traceparent) the call's spans join. An agent or end user the key is bound to
+    (gateway.models.KeyBinding) wins over the request's."""
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise invalid("`user` must be a string.", param="user")
@@ -399,6 +402,19 @@ def _context(tenant: Tenant, key: ApiKey, headers: dict[str, str], body: dict[st
             f"X-AOC-Tags: at most {MAX_TAGS} comma-separated tags of letters, digits and ._:/@+- (64 characters each)."
         )
     agent = _agent(tenant, headers.get("x-aoc-agent", "").strip())
+    # What the key itself is bound to wins over what the request says (gateway.services).
+    from gateway.services import binding_of
+
+    if (binding := binding_of(key)) is not None:
+        if binding.agent is not None:
+            if binding.agent.archived:
+                raise GatewayError(
+                    403,
+                    "agent_archived",
+                    f"This API key is bound to the agent {binding.agent.name}, which is archived.",
+                )
+            agent = binding.agent
+        end_user = binding.end_user_id or end_user
     trace_id, parent = secrets.token_hex(16), ""
     if raw := headers.get("traceparent"):
         joined = parse_traceparent(raw)
@@ -478,6 +494,25 @@ def _output_bound(body: dict[str, Any], model: LanguageModel) -> int:
             raise invalid(f"`{name}` must be a positive integer.", param=name)
         asked = value if asked is None else min(asked, value)
     return min(asked, model.max_output_tokens) if asked is not None else model.max_output_tokens
+
+
+def _fit_cap(
+    identified: tuple[ApiKey, CallContext, str, LanguageModel], body: dict[str, Any], request: ChatRequest, bound: int
+) -> int:
+    """The output bound, lowered to fit the per-request token cap of the agent the call is for
+    and of the key (input + output), when the client set none itself: the gateway chose the bound,
+    so it chooses one the caps admit, as the run engine does. A bound the client set is kept, and
+    a cap it exceeds refuses the call (402) saying so."""
+    if body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None:
+        return bound
+    key, context = identified[0], identified[1]
+    caps = [key.max_tokens_per_request]
+    if context.agent_version is not None:
+        caps.append(context.agent_version.max_tokens_per_request)
+    cap = min((c for c in caps if c), default=None)
+    if cap is None:
+        return bound
+    return max(1, min(bound, cap - estimate_request_tokens(request)))
 
 
 def _guard_input(call: Call, messages: list[Any]) -> None:

@@ -38,3 +38,17 @@ class GatewayRequest(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.alias} {self.status}"
+
+
+class KeyBinding(TenantOwned):
+    """What every gateway call made with one API key is for, whatever the request says: a catalog
+    agent (its guardrail policy, tools and approval rules) and an end user (its budgets)."""
+
+    api_key = models.OneToOneField(ApiKey, on_delete=models.CASCADE, related_name="+")
+    # PROTECT: a key bound to an agent must never silently lose the policy it was bound to.
+    agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    end_user_id = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return f"binding of key {self.api_key_id}"
