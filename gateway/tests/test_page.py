@@ -59,8 +59,22 @@ def test_it_shows_the_snippets_the_log_and_usage_per_key(client: Client, cast: C
         status=200,
         trace_id="c" * 32,
     )
+    # A request refused before its call was opened (an unknown alias) has no trace to link to.
+    GatewayRequest.objects.create(
+        tenant=cast.acme,
+        api_key=key,
+        request_id="req_2",
+        endpoint="/v1/chat/completions",
+        alias="gpt-4o",
+        status=404,
+        error_code="model_not_found",
+        trace_id="",
+    )
     client.force_login(cast.alice)
-    page = client.get(reverse("console:gateway", args=["acme"])).content.decode()
+    response = client.get(reverse("console:gateway", args=["acme"]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "model_not_found" in page
     assert 'base_url="http://testserver/v1"' in page and 'model="default"' in page
     # The Agents SDK snippet never lets the SDK upload its traces to api.openai.com with the key.
     assert "use_for_tracing=False" in page and "set_tracing_disabled(True)" in page
