@@ -107,3 +107,32 @@ def test_a_call_through_the_gateway_appears_in_the_live_log(
     assert "customer-9" in row.inner_text()
     row.get_by_role("link", name="trace").click()
     alice.wait_for_url("**/t/acme/traces/*/")
+
+
+@pytest.mark.browser
+def test_an_admin_binds_a_key_on_the_gateway_page_and_sees_a_bad_end_user_refused(
+    page_for: Callable[[], Any], cast: Cast, live_asgi: str
+) -> None:
+    from console.tests.test_browser import sign_in
+    from gateway.models import KeyBinding
+
+    key, _ = make_key(cast.acme, [Scope.GATEWAY], name="bound bot")
+    alice = page_for()
+    sign_in(alice, "alice@acme.test")
+    alice.goto("/t/acme/gateway/")
+    row = alice.locator("#gateway-keys tr", has_text="bound bot")
+    row.locator("summary").click()
+    row.locator("input[name=end_user_id]").fill("two words")
+    row.get_by_role("button", name="Save binding").click()
+    # Refused: the form stays open on the row, saying why, and nothing is bound.
+    row = alice.locator("#gateway-keys tr", has_text="bound bot")
+    row.get_by_text("printable characters without spaces").wait_for()
+    assert not KeyBinding.objects.for_tenant(cast.acme).exists()
+    row.locator("select[name=agent]").select_option(label="Support agent")
+    row.locator("input[name=end_user_id]").fill("customer-42")
+    row.get_by_role("button", name="Save binding").click()
+    alice.wait_for_url("**/t/acme/gateway/")
+    row = alice.locator("#gateway-keys tr", has_text="bound bot")
+    assert "Support agent" in row.inner_text() and "customer-42" in row.inner_text()
+    binding = KeyBinding.objects.for_tenant(cast.acme).get(api_key=key)
+    assert binding.end_user_id == "customer-42" and binding.agent is not None and binding.agent.name == "Support agent"
