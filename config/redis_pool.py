@@ -1,54 +1,65 @@
-"""One Redis connection pool per process for Django's cache.
+"""Django's Redis cache with one client per process (the CACHES backend in settings).
 
-Django's RedisCache keeps its pool on the cache instance, and `caches["default"]` is one instance
-per asgiref context: every `sync_to_async` call (the gateway's and the long-poll's thread hops)
-got a fresh instance, hence a fresh pool and a new TCP or Unix-socket connection for its first
-command, about 1 ms each, on every model call. With this pool class every instance of the process
-shares one pool per URL. redis-py pools are thread-safe and reset themselves in a forked child
-(Celery's prefork workers), so sharing is safe.
+Django's RedisCache builds its RedisCacheClient once per cache instance, and `caches["default"]`
+is one instance per asgiref context: every `sync_to_async` call (the gateway's and the long-poll's
+thread hops) got a fresh one, with a fresh connection pool (a new TCP or Unix-socket connection
+for its first command, about 1 ms) and a DriverInfo that reads the package metadata (about
+0.3 ms). And RedisCacheClient builds a new `redis.Redis` for every command (its table of response
+callbacks, about 0.1 ms). Here every instance of the process shares one client, with one pool
+and one `redis.Redis` per pool. redis-py clients and pools are thread-safe and reset their
+connections in a forked child (Celery's prefork workers), so sharing is safe.
 """
 
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import Any
 
 import redis
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 
-_pools: dict[tuple[str, tuple[tuple[str, str], ...]], redis.ConnectionPool] = {}
 _lock = threading.Lock()
+_shared: dict[tuple[Any, ...], SharedRedisCacheClient] = {}
 
 
-class SharedConnectionPool(redis.ConnectionPool):
-    """`from_url` answers the process's pool for that URL and options, made once."""
+class SharedRedisCacheClient(DjangoRedisCacheClient):
+    """One `redis.Redis` per pool, made on first use, instead of one per command."""
 
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Any:
-        key = (url, tuple(sorted((name, repr(value)) for name, value in kwargs.items() if name != "driver_info")))
-        with _lock:
-            pool = _pools.get(key)
-            if pool is None:
-                pool = _pools[key] = super().from_url(url, **kwargs)
-            return pool
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, redis.Redis] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+        found = self._clients.get(id(pool))
+        if found is None:
+            with _lock:
+                found = self._clients.setdefault(id(pool), redis.Redis(connection_pool=pool))
+        return found
 
 
-_client: redis.Redis | None = None
+class RedisCache(DjangoRedisCache):
+    """Django's RedisCache, whose client is the process's one for this location and options."""
+
+    @cached_property
+    def _cache(self) -> SharedRedisCacheClient:
+        servers, options = self._servers, self._options  # type: ignore[attr-defined]
+        key = (tuple(servers), repr(sorted(options.items())))
+        found = _shared.get(key)
+        if found is None:
+            with _lock:
+                found = _shared.get(key)
+                if found is None:
+                    found = _shared[key] = SharedRedisCacheClient(servers, **options)
+        return found
 
 
 def client() -> redis.Redis:
-    """A Redis client on the default cache's pool, made once per process: redis-py builds its
-    table of response callbacks in every `Redis()` (about 0.2 ms), and Django's cache makes one
-    per command. For the commands on the path of every call (tenants.cache, tenants.throttling).
-    Keys are the cache's (`cache.make_key`); integers are stored as digits, as the cache does."""
-    global _client
-    if _client is not None:
-        # Not through `cache._cache`: each asgiref context builds its own RedisCacheClient, and
-        # its DriverInfo reads the package metadata (about 0.3 ms).
-        return _client
+    """The default cache's Redis client, for the commands on the path of every call
+    (tenants.cache, tenants.throttling). Keys are the cache's (`cache.make_key`); integers are
+    stored as digits, as the cache does."""
     from django.core.cache import cache
 
-    pool = cache._cache._get_connection_pool(True)  # type: ignore[attr-defined]
-    with _lock:
-        if _client is None:
-            _client = redis.Redis(connection_pool=pool)
-        return _client
+    return cache._cache.get_client(write=True)  # type: ignore[attr-defined]

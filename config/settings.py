@@ -146,11 +146,10 @@ def celery_broker_url(redis_url: str) -> str:
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with one client per process, not one per asgiref context (see there).
+        "BACKEND": "config.redis_pool.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "aoc"),
-        # One pool per process, not one per asgiref context (see config/redis_pool.py).
-        "OPTIONS": {"pool_class": "config.redis_pool.SharedConnectionPool"},
     }
 }
 CHANNEL_LAYERS = {
