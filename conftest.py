@@ -36,6 +36,19 @@ def _test_settings(settings) -> None:
     settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test's gateway calls are written (gateway.recorder) right after its body, before any
+    fixture tears its data down, so no record of one test lands in the next test's tables."""
+    try:
+        return (yield)
+    finally:
+        from gateway.recorder import recorder
+
+        if recorder.pending:
+            recorder.wait_idle(10)
+
+
 @pytest.fixture
 def celery_queue() -> None:
     """An empty Celery queue, for a test that starts a worker: tasks that earlier transactional tests
