@@ -52,6 +52,15 @@ async def _conclude(call: calls.Call, result: calls.Result) -> calls.Conclusion:
     return calls.conclude(call, result)
 
 
+async def blocked_answer(call: calls.Call, result: calls.Result, blocked: guard.BlockedError) -> GatewayError:
+    """A stream an output guardrail blocked: concluded (settled for what came) and the error to
+    end it with, for every endpoint's stream."""
+    error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
+    result.error, result.status = error, 400
+    await _conclude(call, result)
+    return error
+
+
 type Reader = Callable[[dict[str, Any], calls.Result], None]
 type OutputGuard = Callable[[calls.Call, dict[str, Any], calls.Result], GatewayError | None]
 
@@ -349,11 +358,8 @@ async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Resul
                         continue
                 await exchange.event(chunk)
     except guard.BlockedError as blocked:
-        error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
         acc.into(result)
-        result.error, result.status = error, 400
-        await _conclude(call, result)
-        raise error from None
+        raise await blocked_answer(call, result, blocked) from None
     except GatewayError as error:
         acc.into(result)
         raise await failed(exchange, call, result, error) from None

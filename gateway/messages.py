@@ -240,7 +240,7 @@ async def _events(call: calls.Call, response: Any) -> Any:
 async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wait: float | None = None) -> None:
     """Relay a Messages stream; from its first tool_use block on, the events are kept until the
     calls are reviewed and held for a reviewer if they need one (gateway.holds)."""
-    from gateway.endpoints import _conclude, _headers, failed
+    from gateway.endpoints import _conclude, _headers, blocked_answer, failed
 
     kept = holds.MessagesStream()
     window = guard.StreamGuard(call.output_rules) if call.output_rules else None
@@ -290,11 +290,8 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wa
                 if not kept.take(kind, data):
                     await exchange.event(data, event=kind)
     except guard.BlockedError as blocked:
-        error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
         _collect(result, texts, tools, usage)
-        result.error, result.status = error, 400
-        await _conclude(call, result)
-        raise error from None
+        raise await blocked_answer(call, result, blocked) from None
     except GatewayError as error:
         _collect(result, texts, tools, usage)
         raise await failed(exchange, call, result, error) from None

@@ -278,7 +278,7 @@ def _part(data: dict[str, Any]) -> tuple[str, int]:
 async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wait: float | None = None) -> None:
     """Relay a Responses stream; from its first function_call item on, the events are kept until
     the calls are reviewed and held for a reviewer if they need one (gateway.holds)."""
-    from gateway.endpoints import _conclude, _headers, failed
+    from gateway.endpoints import _conclude, _headers, blocked_answer, failed
 
     kept = holds.ResponsesStream()
     guards: dict[tuple[str, int], guard.StreamGuard] = {}
@@ -320,10 +320,8 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wa
                 if not kept.take(kind, data):
                     await exchange.event(data, event=kind)
     except guard.BlockedError as blocked:
-        error = GatewayError(400, "guardrail_blocked", f"A guardrail blocked the model's answer: {blocked.reason}.")
-        result.content, result.error, result.status = "".join(texts), error, 400
-        await _conclude(call, result)
-        raise error from None
+        result.content = "".join(texts)
+        raise await blocked_answer(call, result, blocked) from None
     except GatewayError as error:
         result.content = result.content or "".join(texts)
         raise await failed(exchange, call, result, error) from None

@@ -137,6 +137,36 @@ def test_a_secret_split_across_chunks_is_redacted_before_any_of_it_leaves(
     assert text.startswith("Your key: [SECRET") and text.endswith("Keep it safe.")
 
 
+def test_a_stream_an_output_guardrail_blocks_ends_in_an_error_event_with_none_of_it_sent_and_is_settled(
+    live_asgi: str, fake: FakeOpenAI, gw: Gateway
+) -> None:
+    from budgets.models import Reservation
+    from guardrails.checks import DEFAULT_RULES
+    from guardrails.models import Policy
+
+    rules = [dict(r) for r in DEFAULT_RULES if r["stage"] != "output"]
+    rules.append({"stage": "output", "detector": "secrets", "parameters": {}, "action": "block"})
+    Policy.objects.update_or_create(tenant=gw.tenant, agent=None, defaults={"rules": rules})
+    _budget(gw)
+    fake.queue(sse(["Your key: AKIAIOSF", "ODNN7EX", "AMPLE. ", "Keep it safe."]))
+    stream = sdk(live_asgi, gw.secret).chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    received: list[str] = []
+
+    def read() -> None:
+        for chunk in stream:
+            received.extend(c.delta.content or "" for c in chunk.choices)
+
+    with pytest.raises(openai.APIError) as raised:
+        read()
+    assert "A guardrail blocked the model's answer" in raised.value.message
+    assert "AKIA" not in "".join(received) and "ODNN7" not in "".join(received)
+    recorded()
+    (reservation,) = Reservation.objects.for_tenant(gw.tenant)
+    assert reservation.status == Reservation.Status.SETTLED and (reservation.actual_micros or 0) > 0
+
+
 def test_a_stream_the_provider_breaks_off_ends_in_an_error_event_and_is_settled_for_what_came(
     live_asgi: str, fake: FakeOpenAI, gw: Gateway
 ) -> None:
