@@ -432,3 +432,30 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.for_tenant(api_key.tenant).filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# --- End users ---------------------------------------------------------------------------------
+
+
+class _NothingErasedError(Exception):
+    def __init__(self, receipt: dict[str, Any]) -> None:
+        super().__init__("nothing stored")
+        self.receipt = receipt
+
+
+def end_user_erase(*, actor: Actor, tenant: Tenant, end_user_id: str) -> dict[str, Any]:
+    """Erase an end user (traces.services.end_user_erase: traces, payloads, runs' content; budget
+    amounts pseudonymised; audited) and say whether anything was: the receipt's `erased` is False
+    and every count zero for an end user with nothing stored, and then no audit event claims an
+    erasure (the erasure's transaction, which changed nothing, is rolled back with its audit row).
+    The API and the console both erase through here."""
+    from traces import services as traces_services
+
+    try:
+        with transaction.atomic():
+            receipt = traces_services.end_user_erase(actor=actor, tenant=tenant, end_user_id=end_user_id)
+            if not any(receipt["counts"].values()):
+                raise _NothingErasedError(receipt)
+    except _NothingErasedError as nothing:
+        return {**nothing.receipt, "erased": False}
+    return {**receipt, "erased": True}

@@ -14,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tenants import services as tenant_services
 from tenants.audit import Actor
 from tenants.errors import ServiceError
 from tenants.models import ApiKey, Scope
@@ -158,9 +159,9 @@ class EndUserViewSet(TenantScopedViewSet[Trace]):
     @extend_schema(request=None, responses=ErasureReceiptSerializer)
     def destroy(self, request: Request, end_user_id: str) -> Response:
         """Erase their traces, spans, payloads and runs' inputs and outputs; budget amounts stay
-        under a pseudonym; audited. Answers the receipt with counts per kind (zeros when nothing
-        was stored)."""
-        receipt = services.end_user_erase(
+        under a pseudonym; audited. Answers the receipt with counts per kind; for an end user with
+        nothing stored, zeros and `erased: false`, and no erasure is audited."""
+        receipt = tenant_services.end_user_erase(
             actor=Actor.from_request(request), tenant=self.tenant, end_user_id=end_user_id
         )
         return Response(ErasureReceiptSerializer(receipt).data)

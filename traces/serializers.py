@@ -196,3 +196,4 @@ class ErasureReceiptSerializer(serializers.Serializer):
     end_user = serializers.CharField(help_text="The pseudonym that replaces the erased id where amounts are kept.")
     erased_at = serializers.DateTimeField()
     counts = serializers.DictField(child=serializers.IntegerField())
+    erased = serializers.BooleanField(help_text="False when nothing was stored for this end user (no erasure audited).")

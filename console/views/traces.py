@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from tenants import services as tenant_services
 from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import Membership, Role
@@ -218,11 +219,14 @@ def end_user(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
 def end_user_erase(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
     """Erase the end user (traces, spans, payloads, runs' content; budget amounts pseudonymised)."""
     try:
-        receipt = services.end_user_erase(
+        receipt = tenant_services.end_user_erase(
             actor=Actor.from_request(request), tenant=request.tenant, end_user_id=end_user_id
         )
     except FieldError as exc:
         messages.error(request, exc.message)
+        return redirect("console:traces", tenant_slug=request.tenant.slug)
+    if not receipt["erased"]:
+        messages.info(request, "Nothing is stored for this end user: nothing was erased.")
         return redirect("console:traces", tenant_slug=request.tenant.slug)
     counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in receipt["counts"].items() if count)
     messages.success(request, f"Erased as {receipt['end_user']}: {counts or 'nothing was stored'}.")
