@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -310,7 +311,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
-WHITENOISE_AUTOREFRESH = DEBUG
+# make run sets it: static files edited while it runs are served fresh, with DEBUG off.
+WHITENOISE_AUTOREFRESH = env_bool("WHITENOISE_AUTOREFRESH", DEBUG)
 
 # Invitations and notifications. The console backend prints mail to the log (development);
 # production sets EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc.
@@ -405,15 +407,48 @@ INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
 # its worker and is resumed by another (agents/runtime.py).
 RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "30"))
 
+
+def _one_line_forbidden(record: logging.LogRecord) -> bool:
+    """A 403 is an answer, not a fault: Django logs it with the PermissionDenied's traceback, which
+    is noise (issue 19). Keep the line, drop the traceback."""
+    if getattr(record, "status_code", None) == 403:
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+# The periodic tasks' "Sending due task", "received" and "succeeded" lines (INFO) were 29 % of
+# `make run`'s log, every few seconds; their warnings and errors are kept. LOG_PERIODIC_TASKS=true shows them.
+_PERIODIC_TASKS = tuple(sorted({str(entry["task"]) for entry in CELERY_BEAT_SCHEDULE.values()}))
+
+
+def _quiet_periodic_tasks(record: logging.LogRecord) -> bool:
+    if record.levelno > logging.INFO:
+        return True
+    message = record.getMessage()
+    return not any(task in message for task in _PERIODIC_TASKS)
+
+
+_periodic_filters = [] if env_bool("LOG_PERIODIC_TASKS", False) else ["quiet_periodic_tasks"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "one_line_forbidden": {"()": lambda: _one_line_forbidden},
+        "quiet_periodic_tasks": {"()": lambda: _quiet_periodic_tasks},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["one_line_forbidden"]},
+        # Logger filters see only their own logger's records: the three that write the chatter.
+        "celery.beat": {"filters": _periodic_filters},
+        "celery.worker.strategy": {"filters": _periodic_filters},
+        "celery.app.trace": {"filters": _periodic_filters},
     },
 }
 CSRF_FAILURE_VIEW = "console.views.errors.csrf_failure"

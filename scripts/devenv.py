@@ -354,10 +354,16 @@ def shielded(stop: Callable[[Users], None], users: Users) -> None:
 class Child:
     """An app process in the foreground; its output is prefixed with its name."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
         assert self.proc.stdout is not None
         threading.Thread(target=self._relay, args=(self.proc.stdout,), daemon=True).start()
@@ -431,31 +437,37 @@ def foreground(cmd: list[str], env: dict[str, str]) -> int:
 # --- Subcommands -------------------------------------------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As uvicorn binds: a port held only by connections in TIME_WAIT counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def bind(port: int) -> socket.socket | None:
+    """A listening socket on 127.0.0.1:port, or None when the port is taken. Listening at once
+    holds the port: two sockets with SO_REUSEADDR may share a port until one of them listens."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn binds: a port held only by connections in TIME_WAIT counts as free.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
-def choose_port() -> int:
+def bind_port() -> socket.socket:
+    """The web server's socket, bound here and handed to uvicorn: probing for a free port and letting
+    uvicorn bind it later raced with any other server starting meanwhile (issue 19)."""
     if os.environ.get("PORT"):
         try:
             port = int(os.environ["PORT"])
         except ValueError:
             raise DevenvError(f"PORT={os.environ['PORT']!r} is not a port number") from None
-        if not port_is_free(port):
+        if (sock := bind(port)) is None:
             raise DevenvError(f"port {port} on 127.0.0.1 is busy: stop what listens there, or choose another PORT")
-        return port
+        return sock
     for port in range(DEFAULT_PORT, DEFAULT_PORT + 100):
-        if port_is_free(port):
+        if (sock := bind(port)) is not None:
             if port != DEFAULT_PORT:
                 say(f"port {DEFAULT_PORT} is busy; using {port} (set PORT to choose)")
-            return port
+            return sock
     raise DevenvError(f"ports {DEFAULT_PORT}-{DEFAULT_PORT + 99} on 127.0.0.1 are all busy; set PORT")
 
 
@@ -501,23 +513,34 @@ def banner(url: str, logins: str, api_key: str) -> None:
     print("\n".join(lines), flush=True)
 
 
-def app_processes(port: int) -> dict[str, list[str]]:
-    """The foreground processes of `make run`: `python -m` arguments by name."""
+def app_processes(fd: int) -> dict[str, list[str]]:
+    """The foreground processes of `make run`: `python -m` arguments by name. The web server serves
+    the socket devenv bound (file descriptor `fd`, inherited)."""
     return {
         # --lifespan off: Django's ASGI handler speaks no lifespan protocol.
-        "web": ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"],
+        "web": ["uvicorn", "config.asgi:application", "--fd", str(fd), "--lifespan", "off"],
         "worker": ["celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery"],
         "beat": ["celery", "-A", "config", "beat", "--loglevel", "INFO"],
     }
 
 
-def cmd_run(env: dict[str, str]) -> int:
-    env.setdefault("DEBUG", "true")
-    port = choose_port()
-    url = f"http://127.0.0.1:{port}"
+def run_env(env: dict[str, str], url: str) -> dict[str, str]:
+    """`make run`'s settings: plain HTTP on loopback, static files re-read as they are edited, and
+    the console's own error pages. DEBUG stays off unless set (DEBUG=true make run shows Django's
+    debug pages and tracebacks in the browser)."""
+    env.setdefault("DEBUG", "false")
+    env.setdefault("SECURE_COOKIES", "false")
+    env.setdefault("WHITENOISE_AUTOREFRESH", "true")
     env.setdefault("CONSOLE_BASE_URL", url)
+    return env
+
+
+def cmd_run(env: dict[str, str]) -> int:
+    sock = bind_port()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    run_env(env, url)
     children: list[Child] = []
-    with services(env):
+    with contextlib.closing(sock), services(env):
         try:
             say("migrating")
             manage(env, "migrate", "--noinput")
@@ -528,13 +551,16 @@ def cmd_run(env: dict[str, str]) -> int:
                 raise DevenvError("manage.py apikey create printed no key")
             api_key = key_output.strip().splitlines()[-1]
             say("starting web (uvicorn), worker and beat (Celery)")
-            for name, args in app_processes(port).items():
+            for name, args in app_processes(sock.fileno()).items():
                 child_env = env
                 if name == "web" and "DATABASE_CONN_MAX_AGE" not in env:
                     # Under ASGI every sync view runs on a pool thread, and a persistent connection
                     # per thread piles up (40 idle connections seen); close each after its request.
                     child_env = {**env, "DATABASE_CONN_MAX_AGE": "0"}
-                children.append(Child(name, [PYTHON, "-m", *args], child_env))
+                fds = (sock.fileno(),) if name == "web" else ()
+                children.append(Child(name, [PYTHON, "-m", *args], child_env, pass_fds=fds))
+            # Only the web server holds the port from here: were it to exit, the port is free again.
+            sock.close()
             wait_healthy(url, children)
             banner(url, logins, api_key)
             while True:
