@@ -179,3 +179,14 @@ async def test_the_async_client_waits_and_hands_back_the_edit(
     async with async_console:
         assert await reorder("A-2", qty=40) == ("A-2", 1)
     assert reviewed.result(timeout=30).status == "approved"
+
+
+def test_a_rate_limited_wait_is_waited_out_not_raised(console: Console, settings) -> None:
+    # A key at its cap of waiting long-polls gets 429 with retry_after=1: the client asks again.
+    settings.APPROVAL_MAX_WAITERS_PER_KEY = 0
+    started = time.monotonic()
+    with pytest.raises(ApprovalTimeoutError) as raised:
+        console.request_approval("close_ticket", {"ticket": "T-2"}, wait_timeout=2.5)
+
+    assert time.monotonic() - started >= 2.4
+    assert raised.value.approval.status == "pending"

@@ -38,3 +38,40 @@ def test_without_the_sdk_instrument_names_the_extra_to_install(monkeypatch: pyte
 
     with pytest.raises(ImportError, match=r"aoc-client\[otel\]"):
         instrument("http://127.0.0.1:9", "aoc_key")
+
+
+SCRIPT = """
+import sys
+from aoc_client import instrument
+from opentelemetry import trace
+
+provider = instrument(sys.argv[1], sys.argv[2], service_name="one-line")
+with trace.get_tracer("agent").start_as_current_span("plan_refund") as span:
+    print(format(span.get_span_context().trace_id, "032x"))
+provider.shutdown()
+"""
+
+
+def test_the_one_line_global_setup_exports_what_the_global_tracer_records(
+    live_asgi: str, setup, console: Console
+) -> None:
+    # In a process of its own: the global provider can be set once per process.
+    import os
+    import subprocess
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "src"
+    ran = subprocess.run(
+        [sys.executable, "-c", SCRIPT, live_asgi, setup.agent_key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(source)},
+    )
+    assert ran.returncode == 0, ran.stderr
+    trace_id = ran.stdout.strip()
+
+    trace = console.trace(trace_id)
+
+    assert [s["name"] for s in trace["spans"]] == ["plan_refund"]
