@@ -167,10 +167,11 @@ def as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _payload(row: SpanRow, name: str, value: Any) -> int:
-    """Put `value` on the row, capped, keeping the whole of a large one aside; returns its size."""
+def _payload(row: SpanRow, name: str, value: Any) -> str:
+    """Put `value` on the row, capped, keeping the whole of a large one aside; returns it as text
+    (its length is its size)."""
     if value is None:
-        return 0
+        return ""
     value = _strip_nul(value)
     text = as_text(value)
     if len(text) > MAX_PAYLOAD_CHARS:
@@ -181,7 +182,7 @@ def _payload(row: SpanRow, name: str, value: Any) -> int:
         row.payloads[name] = value
     else:
         setattr(row, name, value)
-    return len(text)
+    return text
 
 
 def redacted(value: Any, redact: Callable[[str], str]) -> Any:
@@ -280,11 +281,14 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     attributes = item.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise SpanRejected("invalid_field", "attributes must be an object.")
-    attributes = _strip_nul(attributes)
-    attributes_size = len(json.dumps(attributes, ensure_ascii=False, default=str))
-    if attributes_size > MAX_ATTRIBUTES_CHARS:
-        raise SpanRejected("attributes_too_large", f"attributes exceed {MAX_ATTRIBUTES_CHARS} characters.")
-    row.attributes = json.loads(json.dumps(attributes, default=str))
+    attributes_size = 2  # "{}"
+    if attributes:
+        # Once as JSON text: its size, and the attributes as JSON gives them back (non-JSON values as strings).
+        attributes_text = json.dumps(_strip_nul(attributes), ensure_ascii=False, default=str)
+        attributes_size = len(attributes_text)
+        if attributes_size > MAX_ATTRIBUTES_CHARS:
+            raise SpanRejected("attributes_too_large", f"attributes exceed {MAX_ATTRIBUTES_CHARS} characters.")
+        row.attributes = json.loads(attributes_text)
     tags = item.get("tags") or []
     if not isinstance(tags, list) or len(tags) > MAX_TAGS:
         raise SpanRejected("invalid_tags", f"tags must be a list of at most {MAX_TAGS} strings.")
@@ -312,16 +316,20 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
             k: v if k in UNREDACTED_ATTRIBUTES else redacted(v, redact) for k, v in row.attributes.items()
         }
         row.error_message, row.error_stack = redact(row.error_message), redact(row.error_stack)
-    size = _payload(row, "input", inputs) + _payload(row, "output", outputs)
-    row.search_text = finish_search_text(row)
-    row.stored_bytes = size + attributes_size + len(row.error_stack) + len(row.error_message) + 200
+    input_text, output_text = _payload(row, "input", inputs), _payload(row, "output", outputs)
+    row.search_text = finish_search_text(row, input_text, output_text)
+    row.stored_bytes = len(input_text) + len(output_text) + attributes_size
+    row.stored_bytes += len(row.error_stack) + len(row.error_message) + 200
     return row
 
 
-def finish_search_text(row: SpanRow) -> str:
-    """What full-text search matches: the name, input, output and error message, capped."""
-    inputs = as_text(row.payloads.get("input", row.input))
-    outputs = as_text(row.payloads.get("output", row.output))
+def finish_search_text(row: SpanRow, inputs: str | None = None, outputs: str | None = None) -> str:
+    """What full-text search matches: the name, input, output and error message, capped. `inputs`
+    and `outputs` are the whole input and output as text, when the caller has them already."""
+    if inputs is None:
+        inputs = as_text(row.payloads.get("input", row.input))
+    if outputs is None:
+        outputs = as_text(row.payloads.get("output", row.output))
     half = SEARCH_TEXT_CHARS // 2
     text = "\n".join(part for part in (row.name, inputs[:half], outputs[:half], row.error_message[:500]) if part)
     return text[:SEARCH_TEXT_CHARS].replace("\x00", "")

@@ -191,6 +191,14 @@ class IngestReceiptSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     results = ItemResultSerializer(many=True)
 
+    def to_representation(self, instance: Any) -> Any:
+        """The receipt's fields as DRF writes them, and its results as given: they are already in
+        ItemResultSerializer's shape (ItemResult.as_dict), and going through it field by field
+        cost ~25 ms for a batch of 1,000."""
+        data = super().to_representation({**instance, "results": []})
+        data["results"] = instance["results"]
+        return data
+
 
 class ErasureReceiptSerializer(serializers.Serializer):
     end_user = serializers.CharField(help_text="The pseudonym that replaces the erased id where amounts are kept.")

@@ -1,8 +1,17 @@
 """Writes of traces: ingest (native, OTLP and the run engine all come here), retention and erasure.
 
-Ingestion is idempotent on (tenant, trace_id, span_id): spans are inserted with
-INSERT … ON CONFLICT DO NOTHING RETURNING, and only the rows really inserted feed the trace
-rollups, in the same transaction, so a replayed batch creates nothing twice and counts nothing twice.
+Ingestion is idempotent on (tenant, trace_id, span_id): only the spans really inserted feed the
+trace rollups, in the same transaction, so a replayed batch creates nothing twice and counts
+nothing twice. How a batch is written, cheapest first (bench/traces_hot.py measures it next to
+PostgreSQL's COPY of the same rows):
+
+- each distinct text is masked once per batch (`batch_redactor`): spans repeat their texts;
+- the spans are written by COPY in a savepoint; only when one of them is stored already (a replay,
+  a retry, a concurrent batch with the same ids) does the unique constraint stop the COPY, and the
+  batch goes through INSERT … ON CONFLICT DO NOTHING RETURNING instead (`_insert_spans`);
+- one upsert adds the batch's rollups to its traces, one row per trace, and says which traces had
+  no span stored before: those need no push-down of context to stored children (a trace's spans are
+  only ever written with its row, in one transaction, so a trace created now has none stored).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,15 +95,17 @@ def spans_ingest(
     rejections per reason, and (with `keep_receipt`) store an IngestBatch receipt. `prevalidated`
     holds items an adapter (OTLP) already refused, by index; those items may be None.
 
-    Cost: one INSERT for the spans, one for large payloads, one upsert of the traces, one of the
-    rejection counters and one for the receipt, in one transaction."""
-    from guardrails.services import trace_redactor
+    Cost, in one transaction: a COPY of the spans in a savepoint (or, when some are stored
+    already, an INSERT … ON CONFLICT after it), one INSERT for large payloads, one upsert of the
+    traces, one UPDATE pushing context down only for traces that had spans stored before, one
+    upsert of the rejection counters when there are rejections, one INSERT for the receipt."""
+    from guardrails.services import redacts_traces, trace_redactor
 
     now = timezone.now()
     results: list[ItemResult | None] = [None] * len(items)
     rows: dict[tuple[str, str], tuple[int, SpanRow]] = {}
     # The tenant's guardrail setting "redact personal data and secrets from traces" (on by default).
-    redact = trace_redactor(tenant=tenant)
+    redact = batch_redactor(trace_redactor(tenant=tenant)) if redacts_traces(tenant) else None
     for index, item in enumerate(items):
         refused = (prevalidated or {}).get(index)
         try:
@@ -119,8 +130,8 @@ def spans_ingest(
             results[index] = ItemResult(index, "accepted" if key in inserted else "duplicate", *key)
         fresh = [row for key, (_, row) in rows.items() if key in inserted]
         _insert_payloads(tenant, fresh)
-        _push_context_down(tenant, fresh)
-        _upsert_traces(tenant, fresh, now)
+        new_traces = _upsert_traces(tenant, fresh, now)
+        _push_context_down(tenant, [row for row in fresh if row.trace_id not in new_traces])
         final = [r for r in results if r is not None]
         receipt = Receipt(results=final)
         for result in final:
@@ -149,6 +160,22 @@ def spans_ingest(
                 rejections=[r.as_dict() for r in final if r.status == "rejected"][:MAX_RECEIPT_REJECTIONS],
             )
     return receipt
+
+
+def batch_redactor(redact: Callable[[str], str]) -> Callable[[str], str]:
+    """`redact`, run once per distinct text of a batch: spans repeat their texts (a system prompt
+    in every call's input, each earlier turn again in the next call's, roles, tool names), and
+    masking is a function of the text alone, so a repeat gets the first one's result (kept for
+    the batch only: the texts are the batch's own)."""
+    seen: dict[str, str] = {}
+
+    def once(text: str) -> str:
+        found = seen.get(text)
+        if found is None:
+            found = seen[text] = redact(text)
+        return found
+
+    return once
 
 
 CONTEXT_FIELDS = ("end_user_id", "session_id", "agent_id")
@@ -461,23 +488,86 @@ def _unnest_insert(table: str, columns: list[tuple[str, str, str]], data: list[l
     return f"INSERT INTO {table} ({names}) SELECT {selected} FROM unnest({arrays}) AS v({', '.join(aliases)}) {tail}"  # noqa: S608
 
 
+def _span_values(tenant_id: Any, row: SpanRow, now: datetime, source: str) -> list[Any]:
+    """One span's values in SPAN_COLUMNS order, as COPY takes them: JSON columns as JSON text, tags
+    as a list (psycopg writes the array), or `{}` when empty (most spans: no list to adapt)."""
+    return [
+        tenant_id,
+        row.trace_id,
+        row.span_id,
+        row.parent_span_id,
+        row.kind,
+        row.name,
+        row.started_at,
+        row.ended_at,
+        row.duration_ms,
+        row.status,
+        row.error_type,
+        row.error_message,
+        row.error_stack,
+        _dumps(row.input),
+        _dumps(row.output),
+        row.input_truncated,
+        row.output_truncated,
+        row.model,
+        row.request_model,
+        row.span_kind,
+        row.scope_name,
+        row.scope_version,
+        row.agent_name,
+        row.tool_name,
+        row.input_tokens,
+        row.cached_input_tokens,
+        row.output_tokens,
+        row.reasoning_tokens,
+        row.reported_cost_micros,
+        row.cost_micros,
+        json.dumps(row.attributes, ensure_ascii=False),
+        row.tags or "{}",
+        json.dumps(row.links),
+        row.end_user_id,
+        row.session_id,
+        row.agent_id,
+        row.run_id,
+        row.search_text,
+        row.stored_bytes,
+        source,
+        now,
+    ]
+
+
+_TAGS = [name for name, _, _ in SPAN_COLUMNS].index("tags")
+COPY_SPANS = f"COPY traces_span ({', '.join(name for name, _, _ in SPAN_COLUMNS)}) FROM STDIN"
+
+
 def _insert_spans(tenant: Tenant, rows: list[SpanRow], now: datetime, source: str) -> set[tuple[str, str]]:
-    """Insert `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted."""
+    """Store `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted.
+
+    COPY first, in a savepoint: when no span of the batch is stored yet (the common case) that is
+    the whole write, at COPY's cost. COPY has no ON CONFLICT, so a batch holding a span already
+    stored (a replay, a retry, a concurrent batch with the same ids) fails on the unique
+    constraint; the savepoint is rolled back and the batch goes through INSERT … ON CONFLICT DO
+    NOTHING RETURNING, which tells which spans were new. Either way a span is stored once."""
     if not rows:
         return set()
-    n = len(rows)
-    values: dict[str, list[Any]] = {
-        "tenant_id": [tenant.pk] * n,
-        "input": [_dumps(r.input) for r in rows],
-        "output": [_dumps(r.output) for r in rows],
-        "attributes": [json.dumps(r.attributes, ensure_ascii=False) for r in rows],
-        "tags": [json.dumps(r.tags, ensure_ascii=False) for r in rows],
-        "links": [json.dumps(r.links) for r in rows],
-        "source": [source] * n,
-        "ingested_at": [now] * n,
-        "duration_ms": [r.duration_ms for r in rows],
-    }
-    params = [values[name] if name in values else [getattr(r, name) for r in rows] for name, _, _ in SPAN_COLUMNS]
+    tenant_id = str(tenant.pk)
+    values = [_span_values(tenant_id, row, now, source) for row in rows]
+    try:
+        with transaction.atomic(), _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
+            for value in values:
+                copy.write_row(value)
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "span_unique_id":
+            raise
+        return _insert_spans_on_conflict(tenant, values)
+    return {row.key for row in rows}
+
+
+def _insert_spans_on_conflict(tenant: Tenant, values: list[list[Any]]) -> set[tuple[str, str]]:
+    """INSERT … ON CONFLICT DO NOTHING of `values` (_span_values); the keys really inserted."""
+    params = [list(column) for column in zip(*values, strict=True)]
+    params[0] = [tenant.pk] * len(values)
+    params[_TAGS] = [json.dumps(tags if isinstance(tags, list) else [], ensure_ascii=False) for tags in params[_TAGS]]
     sql = _unnest_insert(
         "traces_span",
         SPAN_COLUMNS,
@@ -566,59 +656,86 @@ TRACE_UPSERT_TAIL = (
 )
 
 
-def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> None:
+def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: datetime) -> list[Any]:
+    """The rollup of `spans` (fresh spans of one trace) in TRACE_COLUMNS order, in one pass."""
+    first = spans[0]
+    started, ended = first.started_at, first.ended_at
+    errors = ok = input_tokens = cached = output_tokens = reasoning = cost = reported = stored = 0
+    root_name = ""
+    # end user, session, agent, run: a root's when it has one, else the first span's that has one
+    context = ["", "", "", ""]
+    from_root = [False, False, False, False]
+    models: set[str] = set()
+    tags: set[str] = set()
+    for span in spans:
+        started = min(started, span.started_at)
+        ended = max(ended, span.ended_at)
+        if span.status == "error":
+            errors += 1
+        elif span.status == "ok":
+            ok += 1
+        input_tokens += span.input_tokens
+        cached += span.cached_input_tokens
+        output_tokens += span.output_tokens
+        reasoning += span.reasoning_tokens
+        cost += span.cost_micros or 0
+        reported += span.reported_cost_micros or 0
+        stored += span.stored_bytes
+        root = not span.parent_span_id
+        if root and not root_name:
+            root_name = span.name
+        for slot, value in enumerate((span.end_user_id, span.session_id, span.agent_id, span.run_id)):
+            if value and (not context[slot] or (root and not from_root[slot])):
+                context[slot], from_root[slot] = value, root
+        if span.model:
+            models.add(span.model)
+        if span.tags:
+            tags.update(span.tags)
+    by_start = spans if len(spans) == 1 else sorted(spans, key=lambda s: s.started_at)
+    return [
+        tenant_id,
+        trace_id,
+        root_name,
+        started,
+        ended,
+        (ended - started).total_seconds() * 1000,
+        "error" if errors else ("ok" if ok else "unset"),
+        len(spans),
+        errors,
+        input_tokens,
+        cached,
+        output_tokens,
+        reasoning,
+        cost,
+        reported,
+        stored,
+        *context,
+        json.dumps(sorted(models)),
+        json.dumps(sorted(tags)[:64]),
+        "\n".join(s.search_text for s in by_start)[:TRACE_SEARCH_CHARS],
+        now,
+        now,
+    ]
+
+
+def _upsert_traces(tenant: Tenant, rows: list[SpanRow], now: datetime) -> set[str]:
     """Add the rollups of freshly inserted `rows` to their traces (created when new), in trace order,
-    so concurrent batches lock trace rows in one order."""
+    so concurrent batches lock trace rows in one order. One statement. Returns the traces that had
+    no span stored before these (their span count is what this batch added): no stored span of
+    theirs can be a child waiting for context (_push_context_down)."""
     if not rows:
-        return
+        return set()
     by_trace: dict[str, list[SpanRow]] = defaultdict(list)
     for row in rows:
         by_trace[row.trace_id].append(row)
-    records: list[list[Any]] = []
-    for trace_id in sorted(by_trace):
-        spans = by_trace[trace_id]
-        roots = [s for s in spans if not s.parent_span_id]
-        started = min(s.started_at for s in spans)
-        ended = max(s.ended_at for s in spans)
-        errors = sum(1 for s in spans if s.status == "error")
-        status = "error" if errors else ("ok" if any(s.status == "ok" for s in spans) else "unset")
-
-        def first(name: str, spans: list[SpanRow] = spans, roots: list[SpanRow] = roots) -> str:
-            return next((getattr(s, name) for s in [*roots, *spans] if getattr(s, name)), "")
-
-        records.append(
-            [
-                tenant.pk,
-                trace_id,
-                roots[0].name if roots else "",
-                started,
-                ended,
-                (ended - started).total_seconds() * 1000,
-                status,
-                len(spans),
-                errors,
-                sum(s.input_tokens for s in spans),
-                sum(s.cached_input_tokens for s in spans),
-                sum(s.output_tokens for s in spans),
-                sum(s.reasoning_tokens for s in spans),
-                sum(s.cost_micros or 0 for s in spans),
-                sum(s.reported_cost_micros or 0 for s in spans),
-                sum(s.stored_bytes for s in spans),
-                first("end_user_id"),
-                first("session_id"),
-                first("agent_id"),
-                first("run_id"),
-                json.dumps(sorted({s.model for s in spans if s.model})),
-                json.dumps(sorted({t for s in spans for t in s.tags})[:64]),
-                "\n".join(s.search_text for s in sorted(spans, key=lambda s: s.started_at))[:TRACE_SEARCH_CHARS],
-                now,
-                now,
-            ]
-        )
+    records = [_trace_record(tenant.pk, trace_id, by_trace[trace_id], now) for trace_id in sorted(by_trace)]
     params = [list(column) for column in zip(*records, strict=True)]
-    sql = _unnest_insert("traces_trace AS t", TRACE_COLUMNS, params, TRACE_UPSERT_TAIL)
+    sql = _unnest_insert(
+        "traces_trace AS t", TRACE_COLUMNS, params, TRACE_UPSERT_TAIL + " RETURNING t.trace_id, t.span_count"
+    )
     with _bound_cursor() as cursor:
         cursor.execute(sql, params)
+        return {trace_id for trace_id, count in cursor.fetchall() if count == len(by_trace[trace_id])}
 
 
 def span_record(

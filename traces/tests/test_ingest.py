@@ -1,0 +1,288 @@
+"""Span ingestion's write path: spans written by COPY, or by INSERT … ON CONFLICT when some are
+stored already (the same rows either way), context inherited and pushed down across batches,
+concurrent overlapping batches, and redaction done once per distinct text with the same result as
+redacting each text."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+import pytest
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from guardrails.services import redact_text
+from tenants.models import Tenant
+from tenants.testing import Cast
+from traces import services
+from traces.ingest import SpanRejected, parse_span
+from traces.models import Span, Trace
+from traces.tests.factories import span_item
+
+COMPARED = [
+    f.attname
+    for f in Span._meta.concrete_fields
+    if f.attname not in ("id", "tenant_id", "ingested_at")  # the tenant and the clock differ by design
+]
+
+
+def stored(tenant: Tenant, trace_ids: list[str]) -> list[tuple[Any, ...]]:
+    return list(
+        Span.objects.for_tenant(tenant)
+        .filter(trace_id__in=trace_ids)
+        .order_by("trace_id", "span_id")
+        .values_list(*COMPARED)
+    )
+
+
+def varied_items(trace_id: str) -> list[dict[str, Any]]:
+    """Spans that use every column: payloads of each JSON shape, a large one, errors, tags, links,
+    attributes, usage, context, text COPY must escape (tabs, newlines, backslashes, quotes)."""
+    root = secrets.token_hex(8)
+    return [
+        span_item(
+            trace_id,
+            root,
+            name="invoke_agent\tsupport\\desk",
+            kind="agent",
+            ms=900,
+            end_user_id="ann@acme.test",
+            session_id="s-1",
+            agent_id="ag-1",
+            run_id="run-1",
+            tags=["vip", 'quote"d', "back\\slash", "comma,tag", "{brace}"],
+            status="ok",
+            input={"messages": [{"role": "user", "content": 'line one\nline two\ttab \\ "quoted"'}]},
+            output=["a list", 1, 2.5, None, True],
+        ),
+        span_item(
+            trace_id,
+            parent_span_id=root,
+            name="chat",
+            kind="llm",
+            offset_ms=10,
+            model="gpt-4o-2024-08-06",
+            request_model="gpt-4o",
+            usage={"input_tokens": 100, "cached_input_tokens": 20, "output_tokens": 30, "cost_usd": 0.0125},
+            attributes={"server.address": "10.0.0.1", "nested": {"k": [1, "two", {"x": None}]}, "n": 3},
+            input="x" * 9000,  # kept whole aside, capped on the span
+            output=42,
+            scope={"name": "openai-v2", "version": "1.0"},
+            span_kind="client",
+            links=[{"trace_id": secrets.token_hex(16), "span_id": secrets.token_hex(8)}],
+        ),
+        span_item(
+            trace_id,
+            parent_span_id=root,
+            name="tool: lookup",
+            kind="tool",
+            offset_ms=50,
+            tool_name="lookup",
+            agent_name="Support",
+            error={"type": "TimeoutError", "message": "timed out\nafter 30 s", "stack": "Traceback…\n  line 1"},
+            input={"order": "A-1"},
+        ),
+    ]
+
+
+@pytest.mark.django_db
+def test_copy_and_insert_on_conflict_store_the_same_rows(cast: Cast) -> None:
+    trace_id = secrets.token_hex(16)
+    items = varied_items(trace_id)
+    receipt = services.spans_ingest(tenant=cast.acme, items=items)
+    assert receipt.accepted == 3
+    # Globex gets the same batch, one span of which it has stored already: COPY fails on the unique
+    # constraint and the batch goes through INSERT … ON CONFLICT.
+    assert services.spans_ingest(tenant=cast.globex, items=[items[2]]).accepted == 1
+    again = services.spans_ingest(tenant=cast.globex, items=items)
+    assert (again.accepted, again.duplicates) == (2, 1)
+    assert [r.status for r in again.results] == ["accepted", "accepted", "duplicate"]
+    copied, inserted = stored(cast.acme, [trace_id]), stored(cast.globex, [trace_id])
+    assert len(copied) == 3
+    assert copied == inserted
+    by_name = {row[COMPARED.index("name")]: row for row in copied}
+    root = dict(zip(COMPARED, by_name["invoke_agent\tsupport\\desk"], strict=True))
+    assert root["tags"] == ["vip", 'quote"d', "back\\slash", "comma,tag", "{brace}"]
+    assert root["input"]["messages"][0]["content"] == 'line one\nline two\ttab \\ "quoted"'
+    for tenant in (cast.acme, cast.globex):
+        trace = Trace.objects.for_tenant(tenant).get(trace_id=trace_id)
+        assert (trace.span_count, trace.error_count, trace.input_tokens, trace.end_user_id) == (
+            3,
+            1,
+            100,
+            "ann@acme.test",
+        )
+
+
+@pytest.mark.django_db
+def test_a_replayed_batch_is_all_duplicates_and_counts_nothing_twice(cast: Cast) -> None:
+    trace_id = secrets.token_hex(16)
+    items = varied_items(trace_id)
+    services.spans_ingest(tenant=cast.acme, items=items)
+    replay = services.spans_ingest(tenant=cast.acme, items=items)
+    assert (replay.accepted, replay.duplicates, replay.rejected) == (0, 3, 0)
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert (trace.span_count, trace.input_tokens) == (3, 100)
+
+
+@pytest.mark.django_db
+def test_spans_stored_before_their_parent_take_its_context_when_it_arrives(cast: Cast) -> None:
+    trace_id, root, child = secrets.token_hex(16), secrets.token_hex(8), secrets.token_hex(8)
+    # An exporter sends the children first (they end first): a grandchild and a child, no context.
+    services.spans_ingest(
+        tenant=cast.acme,
+        items=[
+            span_item(trace_id, parent_span_id=child, name="grandchild", offset_ms=20),
+            span_item(trace_id, child, parent_span_id=root, name="child", offset_ms=10),
+        ],
+    )
+    services.spans_ingest(
+        tenant=cast.acme,
+        items=[span_item(trace_id, root, name="root", end_user_id="u-1", session_id="s-1", agent_id="a-1")],
+    )
+    context = dict(
+        Span.objects.for_tenant(cast.acme).filter(trace_id=trace_id).values_list("name", "end_user_id").order_by("name")
+    )
+    assert context == {"child": "u-1", "grandchild": "u-1", "root": "u-1"}
+    assert Span.objects.for_tenant(cast.acme).get(name="grandchild", trace_id=trace_id).session_id == "s-1"
+    assert Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id).end_user_id == "u-1"
+
+
+@pytest.mark.django_db
+def test_a_span_takes_the_context_of_a_parent_stored_in_an_earlier_batch(cast: Cast) -> None:
+    trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
+    services.spans_ingest(tenant=cast.acme, items=[span_item(trace_id, root, name="root", session_id="s-9")])
+    services.spans_ingest(tenant=cast.acme, items=[span_item(trace_id, parent_span_id=root, name="late child")])
+    assert Span.objects.for_tenant(cast.acme).get(trace_id=trace_id, name="late child").session_id == "s-9"
+
+
+@pytest.mark.django_db
+def test_only_spans_of_traces_stored_before_are_pushed_down(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    sources: list[list[str]] = []
+    push_down = services._push_context_down
+
+    def recording(tenant: Tenant, fresh: list[Any]) -> None:
+        sources.append(sorted(row.name for row in fresh))
+        push_down(tenant, fresh)
+
+    monkeypatch.setattr(services, "_push_context_down", recording)
+    trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
+    new_trace = [
+        span_item(trace_id, root, name="root", end_user_id="u-2"),
+        span_item(trace_id, parent_span_id=root, name="child", offset_ms=5),
+    ]
+    services.spans_ingest(tenant=cast.acme, items=new_trace)
+    # A span of a trace with stored spans may be the parent of one of them.
+    services.spans_ingest(tenant=cast.acme, items=[span_item(trace_id, name="second root", session_id="s-2")])
+    assert sources == [[], ["second root"]]
+    assert Span.objects.for_tenant(cast.acme).get(trace_id=trace_id, name="child").end_user_id == "u-2"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_overlapping_batches_store_each_span_once_and_count_it_once(cast: Cast) -> None:
+    trace_id = secrets.token_hex(16)
+    items = [span_item(trace_id, name=f"s{i}", offset_ms=i, usage={"input_tokens": 1}) for i in range(40)]
+    batches = [items[:30], items[10:], items[5:35], items]  # every span is in two to four batches
+    barrier = threading.Barrier(len(batches))
+    receipts: list[services.Receipt] = []
+    failures: list[BaseException] = []
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        try:
+            barrier.wait()
+            receipts.append(services.spans_ingest(tenant=cast.acme, items=batch))
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    close_old_connections()
+    assert not failures, failures
+    assert sum(r.accepted for r in receipts) == 40
+    assert sum(r.duplicates for r in receipts) == sum(len(b) for b in batches) - 40
+    assert Span.objects.for_tenant(cast.acme).filter(trace_id=trace_id).count() == 40
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert (trace.span_count, trace.input_tokens) == (40, 40)
+
+
+TEXTS = [
+    "Where is my order? Wo ist meine Bestellung?",
+    "I am ann@example.com, card 4111 1111 1111 1111",
+    "call +1 415 555 0100 or +49 30 1234567",
+    "Use the key sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vX7zB9dF1hJ3lN5 to log in.",
+    'config: api_key = "Zx8vQ2mL9pW4tR7yK3nB6cD1"',
+    "postgres://admin:hunter22secret@db.internal:5432/app",
+    "IBAN DE89 3704 0044 0532 0130 00, SSN 078-05-1120, IP 192.168.1.20",
+    "Released 2026-12-04T13:19:45.123456+00:00, version 10.0.19045.3803",
+    "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "",
+    "   ",
+    "ok",
+    "user",
+    "ünïcödé text with émoji 🙂 and ann.o'neil@example.co.uk",
+    "AKIAIOSFODNN7EXAMPLE and ghp_" + "a" * 36,
+]
+
+
+def spans_with_texts() -> list[dict[str, Any]]:
+    """Spans whose payloads, attributes and errors hold the texts above, repeated across spans
+    (as system prompts and earlier turns are), in strings, lists and nested objects."""
+    items = []
+    for i in range(60):
+        a, b = TEXTS[i % len(TEXTS)], TEXTS[(i * 7 + 3) % len(TEXTS)]
+        items.append(
+            span_item(
+                name=f"span {i}",
+                input={"messages": [{"role": "system", "content": TEXTS[0]}, {"role": "user", "content": a}]},
+                output=b if i % 3 else [b, {"text": a}],
+                attributes={"note": a, "server.address": "10.1.2.3", "count": i},
+                error={"type": "E", "message": b, "stack": a} if i % 5 == 0 else None,
+            )
+        )
+    return items
+
+
+def test_redacting_each_distinct_text_once_stores_what_redacting_each_text_stores() -> None:
+    now = timezone.now()
+    memo = services.batch_redactor(redact_text)
+    for item in spans_with_texts():
+        try:
+            expected = parse_span(item, now=now, redact=redact_text)
+        except SpanRejected as exc:
+            with pytest.raises(SpanRejected, match=exc.message):
+                parse_span(item, now=now, redact=memo)
+            continue
+        assert parse_span(item, now=now, redact=memo) == expected
+    # and the texts were masked at all (the comparison is not between two no-ops)
+    assert "4111 1111 1111 1111" not in redact_text(TEXTS[1])
+
+
+def test_the_receipt_is_what_drf_writes_field_by_field() -> None:
+    from rest_framework import serializers
+
+    from traces.serializers import IngestReceiptSerializer
+
+    results = [
+        services.ItemResult(0, "accepted", "a" * 32, "b" * 16),
+        services.ItemResult(1, "duplicate", "a" * 32, "c" * 16),
+        services.ItemResult(2, "rejected", reason="invalid_id", message="trace_id must be 32 hex digits"),
+    ]
+    data = {
+        "receipt_id": "0b5f3a52-3b5e-4a7e-9f43-2f6f1a1d2c3b",
+        "received_at": timezone.now(),
+        "accepted": 1,
+        "duplicates": 1,
+        "rejected": 1,
+        "results": [r.as_dict() for r in results],
+    }
+    serializer = IngestReceiptSerializer(data)
+    field_by_field = serializers.Serializer.to_representation(serializer, data)
+    assert serializer.data == field_by_field
+    assert list(serializer.data["results"][2]) == ["index", "status", "reason", "message"]
