@@ -99,6 +99,21 @@ def spans_ingest(
     already, an INSERT … ON CONFLICT after it), one INSERT for large payloads, one upsert of the
     traces, one UPDATE pushing context down only for traces that had spans stored before, one
     upsert of the rejection counters when there are rejections, one INSERT for the receipt."""
+    from tenants import cache as config_cache
+
+    with config_cache.snapshot():  # one read of the configuration version for the settings and prices
+        return _spans_ingest(tenant, items, source, api_key, size_bytes, keep_receipt, prevalidated or {})
+
+
+def _spans_ingest(
+    tenant: Tenant,
+    items: list[Any],
+    source: str,
+    api_key: ApiKey | None,
+    size_bytes: int,
+    keep_receipt: bool,
+    prevalidated: dict[int, SpanRejected],
+) -> Receipt:
     from guardrails.services import redacts_traces, trace_redactor
 
     now = timezone.now()
@@ -107,7 +122,7 @@ def spans_ingest(
     # The tenant's guardrail setting "redact personal data and secrets from traces" (on by default).
     redact = batch_redactor(trace_redactor(tenant=tenant)) if redacts_traces(tenant) else None
     for index, item in enumerate(items):
-        refused = (prevalidated or {}).get(index)
+        refused = prevalidated.get(index)
         try:
             if refused is not None:
                 raise refused
