@@ -28,7 +28,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import httpx
 import jsonschema
@@ -251,53 +252,135 @@ def call_webhook(
 
 
 # --- Built-in demo tools ------------------------------------------------------------------------
+#
+# The built-ins act on a `DemoStore`: the tenant's demo tables (DemoOrder, DemoEmail) for every
+# run, except where a registered sandbox claims the run. Evals register one (evals/sandbox.py), so
+# an eval case's look-ups, refunds and emails read and change that case's own fixture state and
+# never the tenant's live orders or outbox. A sandboxed side effect commits with its ToolExecution
+# row like a live one (execute_tool), so it too happens at most once per call.
 
 
-def _order_view(order: DemoOrder) -> dict[str, Any]:
-    return {
-        "order_number": order.number,
-        "status": order.status,
-        "item": order.item,
-        "amount_cents": order.amount_cents,
-        "customer_email": order.customer_email,
-        "refunded_at": order.refunded_at.isoformat() if order.refunded_at else None,
-    }
+@dataclass
+class DemoOrderState:
+    """One demo order as the built-ins see and change it, wherever it is kept."""
+
+    number: str
+    customer_email: str
+    item: str
+    amount_cents: int
+    status: str = "paid"
+    refunded_at: datetime | None = None
+    refund_count: int = 0
+
+    def view(self) -> dict[str, Any]:
+        """What the model sees of the order."""
+        return {
+            "order_number": self.number,
+            "status": self.status,
+            "item": self.item,
+            "amount_cents": self.amount_cents,
+            "customer_email": self.customer_email,
+            "refunded_at": self.refunded_at.isoformat() if self.refunded_at else None,
+        }
+
+
+class DemoStore(Protocol):
+    """Where the built-in demo tools read and write. `order(lock=True)` is called inside a
+    transaction and holds the order until it commits; `save_order` writes it back."""
+
+    def order(self, number: str, *, lock: bool = False) -> DemoOrderState | None: ...
+
+    def save_order(self, order: DemoOrderState) -> None: ...
+
+    def add_email(self, *, to: str, subject: str, body: str) -> str: ...
+
+    def now(self) -> datetime: ...
+
+
+class TenantDemoTables:
+    """The live store: the run's tenant's DemoOrder and DemoEmail rows."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._rows: dict[str, DemoOrder] = {}
+
+    def order(self, number: str, *, lock: bool = False) -> DemoOrderState | None:
+        orders = DemoOrder.objects.for_tenant(self.run.tenant)
+        row = (orders.select_for_update() if lock else orders).filter(number=number).first()
+        if row is None:
+            return None
+        self._rows[number] = row
+        return DemoOrderState(
+            number=row.number,
+            customer_email=row.customer_email,
+            item=row.item,
+            amount_cents=row.amount_cents,
+            status=row.status,
+            refunded_at=row.refunded_at,
+            refund_count=row.refund_count,
+        )
+
+    def save_order(self, order: DemoOrderState) -> None:
+        row = self._rows[order.number]
+        row.status, row.refunded_at, row.refund_count = order.status, order.refunded_at, order.refund_count
+        row.save(update_fields=["status", "refunded_at", "refund_count"])
+
+    def add_email(self, *, to: str, subject: str, body: str) -> str:
+        email = DemoEmail.objects.create(tenant_id=self.run.tenant_id, run=self.run, to=to, subject=subject, body=body)
+        return str(email.pk)
+
+    def now(self) -> datetime:
+        return timezone.now()
+
+
+# Each takes a run and returns the store that claims it, or None; the first claim wins, and a run
+# nobody claims uses the tenant's demo tables. Registered from an AppConfig.ready() (evals).
+SANDBOXES: list[Callable[[Run], DemoStore | None]] = []
+
+
+def demo_store(run: Run) -> DemoStore:
+    """The store the built-ins act on for `run`: a sandbox that claims it, else the live tables."""
+    for sandbox in SANDBOXES:
+        store = sandbox(run)
+        if store is not None:
+            return store
+    return TenantDemoTables(run)
+
+
+def _order_number(arguments: dict[str, Any]) -> str:
+    return str(arguments["order_number"]).strip().upper()
 
 
 def lookup_order(run: Run, arguments: dict[str, Any]) -> ToolResult:
-    number = str(arguments["order_number"]).strip().upper()
-    order = DemoOrder.objects.for_tenant(run.tenant).filter(number=number).first()
+    number = _order_number(arguments)
+    order = demo_store(run).order(number)
     if order is None:
         return ToolResult.failure(f"There is no order {number}.")
-    return ToolResult(content=_order_view(order))
+    return ToolResult(content=order.view())
 
 
 def refund_order(run: Run, arguments: dict[str, Any]) -> ToolResult:
     """Refund a paid order. Locks the order: two refunds of one order cannot both succeed."""
-    number = str(arguments["order_number"]).strip().upper()
+    number = _order_number(arguments)
+    store = demo_store(run)
     with transaction.atomic():
-        order = DemoOrder.objects.for_tenant(run.tenant).select_for_update().filter(number=number).first()
+        order = store.order(number, lock=True)
         if order is None:
             return ToolResult.failure(f"There is no order {number}.")
         if order.status == DemoOrder.Status.REFUNDED:
             return ToolResult.failure(f"Order {number} was already refunded.")
         order.status = DemoOrder.Status.REFUNDED
-        order.refunded_at = timezone.now()
+        order.refunded_at = store.now()
         order.refund_count += 1
-        order.save(update_fields=["status", "refunded_at", "refund_count"])
-    return ToolResult(content={"ok": True, "refunded": True, **_order_view(order)})
+        store.save_order(order)
+    return ToolResult(content={"ok": True, "refunded": True, **order.view()})
 
 
 def send_email(run: Run, arguments: dict[str, Any]) -> ToolResult:
-    """'Send' an email: it lands in the tenant's demo outbox, never on the network."""
-    email = DemoEmail.objects.create(
-        tenant_id=run.tenant_id,
-        run=run,
-        to=arguments["to"],
-        subject=arguments["subject"],
-        body=arguments["body"],
-    )
-    return ToolResult(content={"ok": True, "sent": True, "id": str(email.pk), "to": email.to})
+    """'Send' an email: it lands in the tenant's demo outbox (or the sandbox's), never on the network."""
+    to = arguments["to"]
+    email_id = demo_store(run).add_email(to=to, subject=arguments["subject"], body=arguments["body"])
+    return ToolResult(content={"ok": True, "sent": True, "id": email_id, "to": to})
 
 
 # Implementations by Tool.builtin; their Tool rows (description, JSON Schema, risk, scope) are

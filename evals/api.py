@@ -326,7 +326,13 @@ class GateViewSet(TenantScopedViewSet[PinChange]):
                 "pin_change": str(report.change.pk),
                 "passes": report.passes,
                 "problems": report.problems,
-                "override": {"reason": report.override.reason, "by": report.override.by_label}
+                "override": {
+                    "reason": report.override.reason,
+                    "by": report.override.by_label,
+                    "at": report.override.created_at,
+                    "holds": report.override_holds,
+                    "problems": report.override.problems,
+                }
                 if report.override
                 else None,
                 "suites": [
@@ -335,6 +341,11 @@ class GateViewSet(TenantScopedViewSet[PinChange]):
                         "name": s.suite.name,
                         "run": str(s.run.pk) if s.run else None,
                         "run_status": s.run.status if s.run else None,
+                        "run_finished_at": s.run.finished_at if s.run else None,
+                        "newer_runs": [
+                            {"id": str(r.pk), "status": r.status, "finished_at": r.finished_at} for r in s.newer
+                        ],
+                        "notes": s.notes,
                         "baseline": str(s.baseline.pk) if s.baseline else None,
                         "problem": s.problem,
                         "comparison": s.comparison.as_dict() if s.comparison else None,

@@ -9,11 +9,15 @@ class EvalsConfig(AppConfig):
         # Eval cases are agent runs with a model, approvals and tool results of their own
         # (evals/hooks.py); pin changes start the suites on the candidate and are gated on them.
         from agents import hooks as agent_hooks
+        from agents import tools as agent_tools
         from catalog import services as catalog_services
-        from evals import gates, services
+        from evals import gates, sandbox, services
         from evals.hooks import EvalHooks
 
         agent_hooks.register(EvalHooks.instance)
+        # The built-in tools of an eval case act on the case's fixture state (evals/sandbox.py).
+        if sandbox.sandbox_for not in agent_tools.SANDBOXES:
+            agent_tools.SANDBOXES.append(sandbox.sandbox_for)
         if gates.candidate_passed_suites not in catalog_services.PIN_CHANGE_GATES:
             catalog_services.PIN_CHANGE_GATES.append(gates.candidate_passed_suites)
         if services.pin_change_requested not in catalog_services.PIN_CHANGE_REQUEST_HOOKS:

@@ -2,9 +2,11 @@
 offline demo model, and a first eval run (executed by the worker after the seed) that becomes the
 suite's baseline.
 
-The refund cases simulate `refund_order` (its declared result), so running the suite again and
-again never refunds a demo order twice; look-ups read the demo orders, and email lands in the demo
-outbox (the demo tables), never on the network.
+Every case runs in the eval sandbox (evals/sandbox.py): look-ups, refunds and emails act on the
+case's own copy of the demo orders as the seed creates them, never on the tenant's demo tables, so
+a refund made in production does not change what the suite sees, and running the suite again and
+again refunds nothing in production. A case may still declare a tool's result (`tool_results`),
+as "Does not refund an order twice" does for an order it needs already refunded.
 """
 
 from __future__ import annotations
@@ -25,15 +27,6 @@ from tenants.models import Tenant
 
 DEMO_SUITE = "Support agent: the ten must-dos"
 JUDGE_RUBRIC = "The answer is helpful and addresses the customer's request."
-
-_REFUNDED = {
-    "ok": True,
-    "refunded": True,
-    "order_number": "A-1002",
-    "status": "refunded",
-    "item": "Espresso machine",
-    "amount_cents": 34950,
-}
 
 DEMO_CASES: list[dict[str, Any]] = [
     {
@@ -61,7 +54,6 @@ DEMO_CASES: list[dict[str, Any]] = [
         "input": "Please refund order A-1002, it arrived broken.",
         "critical": True,
         "tags": ["refund", "approval"],
-        "tool_results": {"refund_order": _REFUNDED},
         "approval": "approve",
         "assertions": [
             {"type": "approval_requested", "name": "refund_order"},
@@ -74,7 +66,6 @@ DEMO_CASES: list[dict[str, Any]] = [
         "input": "Refund order A-1004 please.",
         "critical": True,
         "tags": ["refund", "approval"],
-        "tool_results": {"refund_order": _REFUNDED},
         "approval": "reject",
         "assertions": [
             {"type": "approval_requested", "name": "refund_order"},

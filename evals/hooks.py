@@ -10,7 +10,8 @@ For an eval run:
   default approve), recorded on the run, and never reaches the approval queue;
 - a tool named in the case's `tool_results` returns that result instead of running; a
   side-effecting webhook tool the case does not simulate is simulated anyway (never called: eval
-  runs do not reach production webhooks); built-in demo tools run against the demo tables;
+  runs do not reach production webhooks); built-in demo tools act on the case's own fixture state
+  (evals/sandbox.py), never on the tenant's demo tables;
 - every model call (the agent's and the judge's) is reserved on the eval run's own budget, after
   the tenant's budgets (budgets/hooks.py, registered first) admitted it. Each result records what
   its calls hold; a case whose execution died mid-call has that hold charged at the worst case when

@@ -24,6 +24,9 @@ class Suite(TenantOwned):
     gates_pin_changes = models.BooleanField(default=True)
     # What one eval run of this suite may spend (model calls of the cases and of the judge).
     run_budget_micros = models.PositiveBigIntegerField(default=1_000_000)
+    # The state the built-in tools start from in each case ({"orders": [...]}, evals/sandbox.py);
+    # empty: the demo orders as the seed creates them. Never the tenant's live tables.
+    fixtures = models.JSONField(default=dict, blank=True)
     # The last accepted run on the current pin: what new runs are compared with.
     baseline = models.ForeignKey("EvalRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=now)
@@ -118,6 +121,8 @@ class EvalRun(TenantOwned):
     spent_micros = models.PositiveBigIntegerField(default=0)
     reserved_micros = models.PositiveBigIntegerField(default=0)
     budget_exhausted = models.BooleanField(default=False)
+    # The sandbox's starting state for every case of this run, copied from the suite at the start.
+    fixtures = models.JSONField(default=dict, blank=True)
     accepted = models.BooleanField(default=False, help_text="Accepted as the suite's baseline.")
     error_message = models.TextField(blank=True)
     started_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -178,6 +183,12 @@ class EvalResult(TenantOwned):
     # What this case's model calls (the agent's and the judge's) hold on the eval run's budget now:
     # the eval run's reserved_micros is the sum over its results (evals/hooks.py).
     reserved_micros = models.PositiveBigIntegerField(default=0)
+    # This case's own copy of the run's fixtures, as its tool calls changed it (evals/sandbox.py);
+    # empty until a built-in tool first touches it.
+    sandbox = models.JSONField(default=dict, blank=True)
+    # Every tool call of the case's run: {"name", "arguments", "result", "error"}, what the
+    # comparison matches against the baseline's to tell changed data from a changed model.
+    tool_calls = models.JSONField(default=list, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -208,11 +219,19 @@ class GateOverride(TenantOwned):
     """An admin's written decision to let a pin change through although its evals refuse it."""
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    pin_change = models.OneToOneField("catalog.PinChange", on_delete=models.CASCADE, related_name="eval_override")
+    pin_change = models.ForeignKey("catalog.PinChange", on_delete=models.CASCADE, related_name="eval_overrides")
+    # The evidence overridden: suite id -> the id of the run the gate judged (None: not run). An
+    # override holds only while the gate judges the same runs; newer evidence needs a new one.
+    evidence = models.JSONField(default=dict)
+    # What the gate said when it was overridden.
+    problems = models.JSONField(default=list)
     reason = models.TextField()
     by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     by_label = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"override of {self.pin_change_id} by {self.by_label}"

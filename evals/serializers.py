@@ -30,6 +30,7 @@ class SuiteSerializer(serializers.ModelSerializer):
             "tolerance",
             "gates_pin_changes",
             "run_budget_micros",
+            "fixtures",
             "baseline",
             "case_count",
             "created_at",
@@ -46,6 +47,9 @@ class SuiteWriteSerializer(serializers.Serializer):
     tolerance = serializers.FloatField(required=False, min_value=0, max_value=1)
     gates_pin_changes = serializers.BooleanField(required=False)
     run_budget_micros = serializers.IntegerField(required=False, min_value=1, max_value=MAX_RUN_BUDGET_MICROS)
+    fixtures = serializers.JSONField(
+        required=False, help_text='The sandbox\'s starting state: {"orders": [...]}; {} for the demo orders.'
+    )
 
 
 class CaseSerializer(serializers.ModelSerializer):
@@ -138,6 +142,8 @@ class ResultSerializer(serializers.ModelSerializer):
             "trace_link",
             "output",
             "verdicts",
+            "tool_calls",
+            "sandbox",
             "judge_score",
             "judge_passed",
             "judge_reason",
@@ -185,6 +191,7 @@ class EvalRunSerializer(serializers.ModelSerializer):
             "p95_latency_ms",
             "budget_micros",
             "spent_micros",
+            "fixtures",
             "accepted",
             "error_message",
             "started_by_label",

@@ -34,7 +34,7 @@ from catalog.clients import ChatClient
 from catalog.models import LanguageModel, PinChange
 from catalog.selectors import PinNotFoundError, pinned_model
 from evals import assertions as checks
-from evals import events, hooks, judge
+from evals import events, hooks, judge, sandbox
 from evals.models import Case, EvalResult, EvalRun, GateOverride, Review, Suite
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldConflictError, FieldError, ServiceError
@@ -79,6 +79,7 @@ def _suite_state(suite: Suite) -> dict[str, Any]:
         "tolerance": suite.tolerance,
         "gates_pin_changes": suite.gates_pin_changes,
         "run_budget_micros": suite.run_budget_micros,
+        "fixtures": suite.fixtures,
     }
 
 
@@ -123,6 +124,8 @@ def _clean_suite(values: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
         if isinstance(budget, bool) or not isinstance(budget, int) or not 0 < budget <= MAX_RUN_BUDGET_MICROS:
             raise FieldError("run_budget_micros", f"a whole number of micro-USD from 1 to {MAX_RUN_BUDGET_MICROS}.")
         clean["run_budget_micros"] = budget
+    if "fixtures" in values:
+        clean["fixtures"] = sandbox.validated_fixtures(values["fixtures"])
     return clean
 
 
@@ -137,8 +140,8 @@ def _save_suite(suite: Suite, fields: list[str] | None = None) -> None:
 @transaction.atomic
 def suite_create(*, actor: Actor, tenant: Tenant, name: str, agent: Agent, **options: Any) -> Suite:
     """A new suite for `agent` (audited). Options: description, tags, tolerance, gates_pin_changes,
-    run_budget_micros."""
-    unknown = set(options) - {"description", "tags", "tolerance", "gates_pin_changes", "run_budget_micros"}
+    run_budget_micros, fixtures (the sandbox's starting state, evals/sandbox.py)."""
+    unknown = set(options) - {"description", "tags", "tolerance", "gates_pin_changes", "run_budget_micros", "fixtures"}
     if unknown:
         raise ServiceError(f"unknown suite fields: {', '.join(sorted(unknown))}")
     clean = _clean_suite({"name": name, "agent": agent, **options}, tenant)
@@ -451,6 +454,7 @@ def eval_run_start(
         trigger=trigger,
         total_cases=len(cases),
         budget_micros=suite.run_budget_micros,
+        fixtures=sandbox.fixtures_for(suite),
         started_by=actor.user,
         started_by_label=actor.label[:200],
     )
@@ -700,7 +704,9 @@ def _executing_elsewhere(run_id: Any, tenant: Tenant) -> bool:
     )
 
 
-def _outcome(run: Run) -> checks.Outcome:
+def _outcome(run: Run) -> tuple[checks.Outcome, list[dict[str, Any]]]:
+    """What the run did, for the assertions, and its tool calls with their results (recorded on
+    the result for the comparison with the baseline)."""
     steps = list(Step.objects.for_tenant(run.tenant).filter(run=run).order_by("index"))
     latency = 0
     if run.started_at and run.finished_at:
@@ -715,7 +721,17 @@ def _outcome(run: Run) -> checks.Outcome:
     for call_id in run.approval_decisions or {}:
         if call_id in tool_names and tool_names[call_id] not in approvals:
             approvals.append(tool_names[call_id])
-    return checks.Outcome(
+    tool_calls = [
+        {
+            "name": s.tool_name,
+            "arguments": s.request.get("arguments") or {},
+            "result": s.response.get("result"),
+            "error": s.error,
+        }
+        for s in steps
+        if s.kind == Step.Kind.TOOL
+    ]
+    outcome = checks.Outcome(
         output=run.output,
         run_status=run.status,
         error_type=run.error_type,
@@ -730,6 +746,7 @@ def _outcome(run: Run) -> checks.Outcome:
         cost_micros=run.cost_micros,
         latency_ms=latency,
     )
+    return outcome, tool_calls
 
 
 # Run endings that are the environment's fault rather than the agent's: the case is an error.
@@ -738,7 +755,7 @@ ERROR_TYPES_OF_RUNS = ("internal_error", "pin_not_found", "model_unpriced", "pro
 
 def _score(result: EvalResult, run: Run, *, client: ChatClient | None) -> EvalResult:
     snapshot = result.case_snapshot
-    outcome = _outcome(run)
+    outcome, tool_calls = _outcome(run)
     verdicts: list[dict[str, Any]] = []
     status = EvalResult.Status.PASSED
     error = ""
@@ -808,6 +825,7 @@ def _score(result: EvalResult, run: Run, *, client: ChatClient | None) -> EvalRe
         result.trace_id = run.trace_id
         result.output = run.output
         result.verdicts = verdicts
+        result.tool_calls = tool_calls
         result.judge_score = sum(judge_scores) / len(judge_scores) if judge_scores else None
         result.judge_passed = judge_passed
         result.judge_reason = "\n".join(judge_reasons)
@@ -935,27 +953,50 @@ def _is_admin(actor: Actor, tenant: Tenant) -> bool:
 @transaction.atomic
 def gate_override(*, actor: Actor, change: PinChange, reason: str) -> GateOverride:
     """Let an open pin change through the eval gate despite its results, with a written reason
-    (admins only; audited). The change still needs an admin's approval."""
+    (admins only; audited with who, why, and the runs and problems overridden). It holds for the
+    evidence it was made on: once a newer run on the candidate finishes, the gate judges that run
+    and a refusal needs a new override. The change still needs an admin's approval."""
     from catalog.services import NotAllowedError
+    from evals.selectors import gate_report
 
     if not _is_admin(actor, change.tenant):
         raise NotAllowedError("Only tenant admins can override the eval gate.")
     reason = (reason or "").strip()
     if len(reason) < 10:
         raise FieldError("reason", "write why the evals may be overridden (at least 10 characters).")
+    # The change's row lock orders this after a decision in progress (pin_change_decide locks it).
+    change = (
+        PinChange.objects.select_for_update(of=("self",))
+        .select_related("tenant", "to_model")
+        .get(pk=change.pk, tenant=change.tenant)
+    )
     if not change.is_open:
         raise ConflictError("The pin change is no longer open.")
-    if GateOverride.objects.for_tenant(change.tenant).filter(pin_change=change).exists():
-        raise ConflictError("The eval gate of this change was already overridden.")
+    report = gate_report(change)
+    if report.override_holds:
+        raise ConflictError("The eval gate of this change was already overridden on the same evidence.")
     override = GateOverride.objects.create(
-        tenant=change.tenant, pin_change=change, reason=reason, by=actor.user, by_label=actor.label[:200]
+        tenant=change.tenant,
+        pin_change=change,
+        evidence=report.evidence,
+        problems=report.problems,
+        reason=reason,
+        by=actor.user,
+        by_label=actor.label[:200],
     )
     audit_record(
         tenant=change.tenant,
         actor=actor,
         action="eval_gate.override",
         target=change,
-        after={"reason": reason, "alias": change.alias, "model": str(change.to_model_id)},
+        after={
+            "reason": reason,
+            "by": actor.label[:200],
+            "alias": change.alias,
+            "model": str(change.to_model_id),
+            "problems": report.problems,
+            "runs": {s.suite.name: str(s.run.pk) if s.run else None for s in report.suites},
+        },
     )
     return override
 

@@ -151,3 +151,85 @@ def test_the_gate_answers_over_the_api_and_refuses_the_decision_with_409(
     created = admin.post(f"/api/v1/evals/pin-changes/{change.pk}/override", {"reason": "Accepted by the CTO today."})
     assert created.status_code == 201, created.content
     assert admin.post(f"/api/v1/pin-changes/{change.pk}/decision", {"approve": True}).status_code == 200
+
+
+def console_run(cast: Cast, suite: Suite, model: LanguageModel) -> EvalRun:
+    """A run of `suite` on the candidate started from the console, not by the change."""
+    return services.eval_run_start(
+        actor=Actor(user=cast.alice), suite=suite, model=model, trigger=EvalRun.Trigger.CONSOLE, dispatch=False
+    )
+
+
+def test_a_newer_run_on_the_candidate_that_regresses_refuses_a_change_its_own_run_passed(
+    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, model = request_change(cast)
+    first = execute(candidate_run(change), client=WorseOnCandidate())
+    assert selectors.gate_report(change).passes
+
+    newer = console_run(cast, suite, model)
+    report = selectors.gate_report(change)
+    # While the newer run goes, the gate waits for it, and says so.
+    assert not report.passes and report.suites[0].run == first and report.suites[0].newer == [newer]
+    assert "a newer run of 'Support agent: the ten must-dos' on the candidate is still going" in report.problems[0]
+    with pytest.raises(PinChangeGateError, match="still going"):
+        approve(cast, change)
+
+    execute(newer, client=WorseOnCandidate("Please refund order A-1002"))
+    report = selectors.gate_report(change)
+    [gate] = report.suites
+    assert gate.run == newer and gate.latest == newer and gate.newer == []
+    assert not report.passes
+    assert "critical case 'Asks approval before a refund'" in report.problems[0]
+    assert "newest complete run on the candidate" in report.problems[0]
+    with pytest.raises(PinChangeGateError, match="Asks approval before a refund"):
+        approve(cast, change)
+
+
+def test_a_newer_run_that_did_not_complete_is_said_and_its_critical_regression_counts(
+    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, model = request_change(cast)
+    complete = execute(candidate_run(change), client=WorseOnCandidate())
+    cancelled = console_run(cast, suite, model)
+    execute(cancelled, client=WorseOnCandidate(), limit=2)
+    services.eval_run_cancel(actor=Actor(user=cast.alice), eval_run=cancelled)
+    report = selectors.gate_report(change)
+    [gate] = report.suites
+    assert gate.run == complete and gate.latest == EvalRun.objects.get(pk=cancelled.pk)
+    assert report.passes and len(gate.notes) == 1
+    assert "A newer run on the candidate" in gate.notes[0] and "ended cancelled" in gate.notes[0]
+
+    broken = console_run(cast, suite, model)
+    execute(broken, client=WorseOnCandidate("Where is my order A-1001?"), limit=1)
+    services.eval_run_cancel(actor=Actor(user=cast.alice), eval_run=broken)
+    report = selectors.gate_report(change)
+    assert not report.passes and report.suites[0].run == complete
+    assert "critical case 'Looks an order up before answering'" in report.problems[0]
+    assert "regresses in the newest run on the candidate" in report.problems[0]
+
+
+def test_an_override_holds_only_for_the_evidence_it_was_made_on(
+    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun]
+) -> None:
+    change, model = request_change(cast)
+    execute(candidate_run(change), client=WorseOnCandidate("Where is my order A-1001?"))
+    services.gate_override(actor=Actor(user=cast.alice), change=change, reason="Lookups are fixed by the vendor.")
+    report = selectors.gate_report(change)
+    assert report.passes and report.override_holds
+
+    # A newer run finishes (and regresses on another critical case): the override no longer counts.
+    execute(console_run(cast, suite, model), client=WorseOnCandidate("Please refund order A-1002"))
+    report = selectors.gate_report(change)
+    assert not report.passes and report.stale_override is not None
+    with pytest.raises(PinChangeGateError, match="Asks approval before a refund"):
+        approve(cast, change)
+
+    services.gate_override(actor=Actor(user=cast.alice), change=change, reason="Refund approvals are checked by ops.")
+    assert approve(cast, change).status == "applied"
+    audited = list(AuditEvent.objects.filter(tenant=cast.acme, action="eval_gate.override").order_by("created_at"))
+    assert [a.actor_label for a in audited] == ["alice@acme.test", "alice@acme.test"]
+    assert audited[1].after is not None
+    assert audited[1].after["reason"] == "Refund approvals are checked by ops."
+    assert audited[1].after["by"] == "alice@acme.test"
+    assert "Asks approval before a refund" in audited[1].after["problems"][0]
