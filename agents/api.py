@@ -158,9 +158,6 @@ class CanReadRuns(BasePermission):
         return isinstance(key, ApiKey) and (key.has_scope(Scope.READ) or key.has_scope(Scope.RUNS_WRITE))
 
 
-RUN_STATUSES = ", ".join(Run.Status.values)
-
-
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Run]):
     """Runs: start one (202, executed by a worker), follow it, cancel it."""
 
@@ -172,32 +169,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedV
     def get_serializer_class(self) -> type[RunSerializer]:
         return RunDetailSerializer if self.action == "retrieve" else RunSerializer
 
-    def scope_queryset(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
-        if self.action != "list":
-            return queryset
-        params = self.request.query_params
-        if ref := params.get("agent", "").strip():
-            agent = selectors.find_agent(tenant=self.tenant, ref=ref)
-            if agent is None:
-                raise FieldError("agent", f"no agent has the id or name {ref!r}.")
-            queryset = queryset.filter(agent=agent)
-        if run_status := params.get("status", "").strip():
-            if run_status not in Run.Status.values:
-                raise FieldError("status", f"{run_status!r} is not a run status; use one of {RUN_STATUSES}.")
-            queryset = queryset.filter(status=run_status)
-        for field in ("end_user_id", "session_id"):
-            if value := params.get(field, "").strip():
-                queryset = queryset.filter(**{field: value})
-        return queryset
+    filterset_class = selectors.RunFilterSet
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("agent", str, description="The agent's id or name."),
-            OpenApiParameter("status", str, enum=Run.Status.values),
-            OpenApiParameter("end_user_id", str),
-            OpenApiParameter("session_id", str),
-        ]
-    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

@@ -137,6 +137,11 @@ class Run(TenantOwned):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     cost_micros = models.PositiveBigIntegerField(default=0)
+    # Tool calls the model asked for that did not happen, counted when the run ends (`action_counts`):
+    # a run may succeed with a refund a reviewer rejected, and the list must say so.
+    actions_rejected = models.PositiveIntegerField(default=0)
+    actions_expired = models.PositiveIntegerField(default=0)
+    actions_blocked = models.PositiveIntegerField(default=0)
     # W3C trace id (32 hex digits): the run's trace, continued across resumptions.
     trace_id = models.CharField(max_length=32, blank=True)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -163,6 +168,40 @@ class Run(TenantOwned):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    ACTION_COUNT_FIELDS = ("actions_rejected", "actions_expired", "actions_blocked")
+
+    def action_counts(self) -> tuple[int, int, int]:
+        """(rejected, expired, blocked) tool calls: reviewers' (or an eval case's) rejections and
+        expiries in `approval_decisions` (budget overrides are not tool calls), and the call a
+        guardrail blocked when that ended the run."""
+        decisions = [
+            d
+            for key, d in (self.approval_decisions or {}).items()
+            if isinstance(d, dict) and not str(key).startswith("budget:") and not d.get("approved")
+        ]
+        expired = sum(1 for d in decisions if d.get("expired"))
+        blocked = int(self.error_type in ("guardrail_tool_call", "guardrail_tool_result"))
+        return len(decisions) - expired, expired, blocked
+
+    @property
+    def actions_summary(self) -> str:
+        """What did not happen, for a status line: "1 action rejected · 2 expired" ("" for none)."""
+        parts: list[str] = []
+        for count, what in (
+            (self.actions_rejected, "rejected"),
+            (self.actions_expired, "expired"),
+            (self.actions_blocked, "blocked"),
+        ):
+            if count:
+                noun = "" if parts else (" action" if count == 1 else " actions")
+                parts.append(f"{count}{noun} {what}")
+        return " · ".join(parts)
+
+    @property
+    def is_rehearsal(self) -> bool:
+        """An eval case's run (a rehearsal), not production traffic."""
+        return isinstance(self.metadata, dict) and "eval_result" in self.metadata
 
 
 class Step(TenantOwned):

@@ -143,6 +143,7 @@ def _set_final(
     row.finished_at = now or timezone.now()
     row.lease_owner = ""
     row.lease_expires_at = None
+    row.actions_rejected, row.actions_expired, row.actions_blocked = row.action_counts()
     row.save(
         update_fields=[
             "status",
@@ -152,6 +153,7 @@ def _set_final(
             "finished_at",
             "lease_owner",
             "lease_expires_at",
+            *Run.ACTION_COUNT_FIELDS,
         ]
     )
     run_changed(row)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+import django_filters
+from django.db.models import Prefetch, Q, QuerySet
 
 from agents.models import Agent, AgentVersion, DemoEmail, DemoOrder, Run, Step, Tool
+from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -111,3 +113,45 @@ def demo_orders_of(*, tenant: Tenant) -> QuerySet[DemoOrder]:
 
 def demo_emails_of(*, tenant: Tenant) -> QuerySet[DemoEmail]:
     return DemoEmail.objects.for_tenant(tenant).select_related("run").order_by("-created_at")
+
+
+def rehearsal_runs(*, tenant: Tenant | None) -> QuerySet[Run]:
+    """Eval cases' runs (rehearsals): their metadata names the eval result they execute."""
+    queryset = Run.objects.filter(metadata__has_key="eval_result")
+    return queryset.filter(tenant=tenant) if tenant is not None else queryset
+
+
+ACTION_OUTCOMES = [
+    ("any", "any action not done"),
+    ("rejected", "an action rejected"),
+    ("expired", "an approval expired"),
+    ("blocked", "an action blocked"),
+]
+
+
+class RunFilterSet(StrictFilterSet):
+    """The runs list's filters, for the API and the console: agent (id or name), status, end user,
+    session, what did not happen (`actions`: rejected, expired, blocked or any) and rehearsals
+    (eval runs, left out unless asked for)."""
+
+    agent = AgentFilter(help_text="The agent's id or name.")
+    status = django_filters.ChoiceFilter(choices=Run.Status.choices, empty_label="any status")
+    actions = django_filters.ChoiceFilter(
+        choices=ACTION_OUTCOMES,
+        method="filter_actions",
+        empty_label="any outcome",
+        label="Actions",
+        help_text="Runs with a tool call rejected by a reviewer, expired, blocked by a guardrail, or any of these.",
+    )
+    end_user_id = django_filters.CharFilter(max_length=200, label="End user")
+    session_id = django_filters.CharFilter(max_length=200, label="Session")
+    rehearsals = RehearsalFilter(rehearsal=lambda tenant: Q(metadata__has_key="eval_result"))
+
+    class Meta:
+        model = Run
+        fields: list[str] = []
+
+    def filter_actions(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        if value == "any":
+            return queryset.filter(Q(actions_rejected__gt=0) | Q(actions_expired__gt=0) | Q(actions_blocked__gt=0))
+        return queryset.filter(**{f"actions_{value}__gt": 0})

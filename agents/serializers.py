@@ -179,6 +179,7 @@ class RunSerializer(serializers.ModelSerializer):
     agent_version = serializers.IntegerField(source="agent_version.number", read_only=True)
     error = serializers.SerializerMethodField()
     cost_usd = serializers.SerializerMethodField()
+    is_rehearsal = serializers.BooleanField(read_only=True, help_text="An eval case's run, not production traffic.")
 
     class Meta:
         model = Run
@@ -187,6 +188,10 @@ class RunSerializer(serializers.ModelSerializer):
             "agent",
             "agent_version",
             "status",
+            "actions_rejected",
+            "actions_expired",
+            "actions_blocked",
+            "is_rehearsal",
             "input",
             "output",
             "error",

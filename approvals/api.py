@@ -18,6 +18,7 @@ from agents.models import Agent, Run, Tool
 from agents.selectors import find_agent, find_tool, is_uuid
 from approvals import longpoll, services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
+from approvals.selectors import ApprovalFilterSet
 from approvals.serializers import (
     ApprovalCreatedSerializer,
     ApprovalCreateSerializer,
@@ -47,17 +48,8 @@ class ApprovalViewSet(mixins.ListModelMixin, TenantScopedViewSet[ApprovalRequest
         "decision": Scope.APPROVALS_DECIDE,
     }
 
-    def scope_queryset(self, queryset: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
-        wanted = self.request.query_params.get("status", "") if self.action == "list" else ""
-        if wanted:
-            if wanted not in ApprovalRequest.Status.values:
-                raise FieldError("status", f"one of {', '.join(ApprovalRequest.Status.values)}.")
-            queryset = queryset.filter(status=wanted)
-        return queryset
+    filterset_class = ApprovalFilterSet
 
-    @extend_schema(
-        parameters=[OpenApiParameter("status", str, description="Only requests in this status (e.g. pending).")]
-    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The tenant's requests, newest first."""
         return super().list(request, *args, **kwargs)

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import django_filters
 from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Extract
 
-from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, Reason, Risk
+from tenants.filters import AgentFilter, IsoTimeFilter, StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -36,35 +38,29 @@ def approvals_pending_count(*, tenant: Tenant) -> int:
     return ApprovalRequest.objects.for_tenant(tenant).filter(status=ApprovalRequest.Status.PENDING).count()
 
 
-def approvals_history(
-    *,
-    tenant: Tenant,
-    status: str = "",
-    action: str = "",
-    reason: str = "",
-    risk: str = "",
-    decided_by: str = "",
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> QuerySet[ApprovalRequest]:
-    """Every request, newest first, filtered by status, action, reason, risk, decider (substring)
-    and creation time range."""
-    qs = ApprovalRequest.objects.for_tenant(tenant).select_related("agent", "tool").order_by("-created_at", "-id")
-    if status:
-        qs = qs.filter(status=status)
-    if action:
-        qs = qs.filter(action=action)
-    if reason:
-        qs = qs.filter(reason=reason)
-    if risk:
-        qs = qs.filter(risk=risk)
-    if decided_by:
-        qs = qs.filter(decided_by_label__icontains=decided_by)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
-    return qs
+def approvals_history(*, tenant: Tenant) -> QuerySet[ApprovalRequest]:
+    """Every request, newest first; narrow them with ApprovalFilterSet."""
+    return ApprovalRequest.objects.for_tenant(tenant).select_related("agent", "tool").order_by("-created_at", "-id")
+
+
+class ApprovalFilterSet(StrictFilterSet):
+    """The requests' filters, for the API list and the console's history: status, action, reason,
+    risk, agent (id or name), decider (substring) and creation time range (ISO 8601)."""
+
+    status = django_filters.ChoiceFilter(choices=ApprovalRequest.Status.choices, empty_label="any status")
+    action = django_filters.CharFilter(max_length=200)
+    reason = django_filters.ChoiceFilter(choices=Reason.choices, empty_label="any reason")
+    risk = django_filters.ChoiceFilter(choices=Risk.choices, empty_label="any risk")
+    agent = AgentFilter(help_text="The agent's id or name.")
+    decided_by = django_filters.CharFilter(
+        field_name="decided_by_label", lookup_expr="icontains", max_length=200, label="Decided by"
+    )
+    since = IsoTimeFilter(field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601).")
+    until = IsoTimeFilter(field_name="created_at", lookup_expr="lt", help_text="Created before.")
+
+    class Meta:
+        model = ApprovalRequest
+        fields: list[str] = []
 
 
 def approval_actions(*, tenant: Tenant) -> list[str]:

@@ -39,6 +39,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
     queryset = Budget.objects.select_related("agent")
     serializer_class = BudgetSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "usage": Scope.READ, "*": Scope.ADMIN}
+    filterset_class = selectors.BudgetFilterSet
 
     def scope_queryset(self, queryset: QuerySet[Budget]) -> QuerySet[Budget]:
         return queryset.order_by("-id")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -16,6 +17,7 @@ from django.utils import timezone
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
 from catalog.models import LanguageModel
 from catalog.selectors import PinNotFoundError, pinned_model
+from tenants.filters import AgentFilter, StrictFilterSet, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -239,3 +241,17 @@ def ledger_discrepancies(*, tenant: Tenant | None = None) -> list[Discrepancy]:
         Discrepancy(counter=c, ledger_reserved=c.ledger_reserved, ledger_settled=c.ledger_settled)
         for c in annotated.order_by("id")
     ]
+
+
+class BudgetFilterSet(StrictFilterSet):
+    """The budgets list's filters: scope, agent (id or name), period, unit, enabled."""
+
+    scope = django_filters.ChoiceFilter(choices=Budget.Scope.choices)
+    agent = AgentFilter(help_text="The agent's id or name (budgets of that agent).")
+    period = django_filters.ChoiceFilter(choices=Budget.Period.choices)
+    unit = django_filters.ChoiceFilter(choices=Budget.Unit.choices)
+    enabled = YesNoFilter()
+
+    class Meta:
+        model = Budget
+        fields: list[str] = []

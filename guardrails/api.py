@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +15,7 @@ from agents.selectors import find_agent
 from guardrails import services
 from guardrails.checks import CheckResult
 from guardrails.models import GuardrailEvent, Policy
+from guardrails.selectors import GuardrailEventFilterSet
 from guardrails.serializers import (
     CheckRequestSerializer,
     CheckResultSerializer,
@@ -85,21 +85,8 @@ class GuardrailEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     queryset = GuardrailEvent.objects.all()
     serializer_class = GuardrailEventSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ}
+    filterset_class = GuardrailEventFilterSet
 
-    def scope_queryset(self, queryset: QuerySet[GuardrailEvent]) -> QuerySet[GuardrailEvent]:
-        params = self.request.query_params
-        if action := params.get("action", ""):
-            queryset = queryset.filter(action=action)
-        if stage := params.get("stage", ""):
-            queryset = queryset.filter(stage=stage)
-        return queryset
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("action", str, description="block, redact, flag or require_approval"),
-            OpenApiParameter("stage", str, description="input, output, tool_call or tool_result"),
-        ]
-    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

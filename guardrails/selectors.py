@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import django_filters
+from django.db.models import Q, QuerySet
 
-from guardrails.models import GuardrailEvent, Policy
+from guardrails.models import Action, GuardrailEvent, Policy, Stage
+from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 
 
@@ -27,3 +29,18 @@ def guardrail_events(
     if run_id:
         events = events.filter(run_id=run_id)
     return events
+
+
+class GuardrailEventFilterSet(StrictFilterSet):
+    """The events list's filters, for the API and the console: action, stage, agent (id or name),
+    run, and rehearsals (events of eval runs, left out unless asked for)."""
+
+    action = django_filters.ChoiceFilter(choices=Action.choices, empty_label="any action")
+    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="any stage")
+    agent = AgentFilter(help_text="The agent's id or name.")
+    run = django_filters.UUIDFilter(field_name="run_id", help_text="A run id.")
+    rehearsals = RehearsalFilter(rehearsal=lambda tenant: Q(run__metadata__has_key="eval_result"))
+
+    class Meta:
+        model = GuardrailEvent
+        fields: list[str] = []

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, cast
 from django.db.models import Model, QuerySet
 from rest_framework import viewsets
 
+from tenants.filters import StrictFilterBackend
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -23,9 +24,12 @@ class TenantScopedViewSet[M: Model](viewsets.GenericViewSet[M]):
     - `required_scopes` maps actions to the key scope they need (`"*"` for the rest; default admin).
     - Overriding `get_queryset` or `get_object` raises TypeError when the subclass is defined;
       narrow rows with `scope_queryset` (called on the already-scoped queryset) instead.
+    - A list's filters are a `filterset_class` (tenants.filters.StrictFilterSet): an unknown name or
+      a bad value is a 400 naming it, and the OpenAPI schema lists them.
     """
 
     required_scopes: ClassVar[dict[str, str | None]] = {}
+    filter_backends = [StrictFilterBackend]
     lookup_value_regex = "[^/]+"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

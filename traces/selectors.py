@@ -3,13 +3,16 @@ subtree rollups (lazy loading of large traces), sessions, end users, ingestion h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+import django_filters
+from django.db.models import CharField, Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
+from tenants.filters import IsoTimeFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 from traces.models import IngestBatch, IngestRejection, Span, SpanPayload, SpanStatus, Trace
@@ -17,118 +20,68 @@ from traces.models import IngestBatch, IngestRejection, Span, SpanPayload, SpanS
 MAX_QUERY = 200
 
 
-@dataclass
-class TraceFilters:
-    """The trace list's filters; `from_params` reads them from a query string (bad values dropped,
-    never an error: a shared URL with a stale value still opens)."""
+def _rehearsal_traces(tenant: Tenant | None) -> Q:
+    """Traces of eval (rehearsal) runs: their run id is one whose metadata names an eval result."""
+    from agents.selectors import rehearsal_runs
 
-    since: datetime | None = None
-    until: datetime | None = None
-    status: str = ""
-    agent: str = ""
-    model: str = ""
-    end_user: str = ""
-    session: str = ""
-    tag: str = ""
-    min_latency_ms: float | None = None
-    min_cost_micros: int | None = None
-    q: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
+    run_ids = rehearsal_runs(tenant=tenant).annotate(text_id=Cast("id", CharField())).values("text_id")
+    return Q(run_id__in=run_ids)
 
-    NAMES = (
-        "since",
-        "until",
-        "status",
-        "agent",
-        "model",
-        "end_user",
-        "session",
-        "tag",
-        "min_latency_ms",
-        "min_cost_usd",
-        "q",
+
+class TraceFilterSet(StrictFilterSet):
+    """The trace list's filters, for the API and the console (combined with AND). Every filter is
+    on the trace row, indexed with the tenant first; `q` matches the trace's search text (its spans'
+    names, inputs, outputs and errors, the first 64 KiB) through a trigram index, in any language.
+    Eval rehearsals are left out unless `rehearsals` says otherwise."""
+
+    q = django_filters.CharFilter(
+        method="filter_q",
+        max_length=MAX_QUERY,
+        label="Search inputs and outputs",
+        help_text="Text in any span's name, input, output or error (any language).",
     )
+    status = django_filters.ChoiceFilter(choices=SpanStatus.choices, empty_label="any status")
+    since = IsoTimeFilter(
+        field_name="started_at", lookup_expr="gte", label="From (ISO time)", help_text="Started at or after (ISO 8601)."
+    )
+    until = IsoTimeFilter(
+        field_name="started_at", lookup_expr="lt", label="Until (ISO time)", help_text="Started before (ISO 8601)."
+    )
+    agent = django_filters.CharFilter(field_name="agent_id", max_length=MAX_QUERY, help_text="Agent id.")
+    model = django_filters.CharFilter(
+        method="filter_model", max_length=MAX_QUERY, help_text="A model id used by any span."
+    )
+    end_user = django_filters.CharFilter(field_name="end_user_id", max_length=MAX_QUERY, label="End user")
+    session = django_filters.CharFilter(field_name="session_id", max_length=MAX_QUERY)
+    tag = django_filters.CharFilter(method="filter_tag", max_length=64)
+    min_latency_ms = django_filters.NumberFilter(
+        field_name="duration_ms", lookup_expr="gte", min_value=0, label="Min latency (ms)"
+    )
+    min_cost_usd = django_filters.NumberFilter(method="filter_cost", min_value=0, label="Min cost ($)")
+    rehearsals = RehearsalFilter(rehearsal=_rehearsal_traces)
 
-    @classmethod
-    def from_params(cls, params: Any) -> TraceFilters:
-        found = cls()
-        for name in ("status", "agent", "model", "end_user", "session", "tag", "q"):
-            value = (params.get(name) or "").strip()[:MAX_QUERY]
-            setattr(found, name, value)
-        if found.status and found.status not in SpanStatus.values:
-            found.errors["status"] = f"{found.status!r} is not a status ({', '.join(SpanStatus.values)})."
-            found.status = ""
-        for name in ("since", "until"):
-            raw = (params.get(name) or "").strip()
-            if raw:
-                try:
-                    when = datetime.fromisoformat(raw)
-                    setattr(found, name, when if when.tzinfo else timezone.make_aware(when))
-                except ValueError:
-                    found.errors[name] = f"{raw[:40]!r} is not an ISO 8601 time."
-        raw = (params.get("min_latency_ms") or "").strip()
-        if raw:
-            try:
-                found.min_latency_ms = max(float(raw), 0.0)
-            except ValueError:
-                found.errors["min_latency_ms"] = "must be a number of milliseconds."
-        raw = (params.get("min_cost_usd") or "").strip()
-        if raw:
-            try:
-                found.min_cost_micros = max(round(float(raw) * 1_000_000), 0)
-            except ValueError:
-                found.errors["min_cost_usd"] = "must be a number of dollars."
-        return found
+    class Meta:
+        model = Trace
+        fields: list[str] = []
 
-    def query(self) -> dict[str, str]:
-        """The filters as query parameters (for links that keep them)."""
-        out: dict[str, str] = {}
-        for name in ("status", "agent", "model", "end_user", "session", "tag", "q"):
-            if value := getattr(self, name):
-                out[name] = value
-        if self.since:
-            out["since"] = self.since.isoformat()
-        if self.until:
-            out["until"] = self.until.isoformat()
-        if self.min_latency_ms is not None:
-            out["min_latency_ms"] = f"{self.min_latency_ms:g}"
-        if self.min_cost_micros is not None:
-            out["min_cost_usd"] = f"{self.min_cost_micros / 1_000_000:g}"
-        return out
+    def filter_q(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
+        return queryset.filter(search_text__ilike_contains=value)
+
+    def filter_model(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
+        return queryset.filter(models_used__contains=[value])
+
+    def filter_tag(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
+        return queryset.filter(tags__contains=[value])
+
+    def filter_cost(self, queryset: QuerySet[Trace], name: str, value: Any) -> QuerySet[Trace]:
+        micros = round(float(value) * 1_000_000)
+        return queryset.filter(Q(cost_micros__gte=micros) | Q(reported_cost_micros__gte=micros))
 
 
-def traces_of(*, tenant: Tenant, filters: TraceFilters | None = None) -> QuerySet[Trace]:
-    """The tenant's traces matching `filters`, newest first (ordered by -started_at, -id). Every
-    filter is on the trace row, indexed with the tenant first; `q` matches the trace's search text
-    (its spans' names, inputs, outputs and errors, the first 64 KiB) through a trigram index, in
-    any language."""
-    filters = filters or TraceFilters()
-    qs = Trace.objects.for_tenant(tenant)
-    if filters.since:
-        qs = qs.filter(started_at__gte=filters.since)
-    if filters.until:
-        qs = qs.filter(started_at__lt=filters.until)
-    if filters.status:
-        qs = qs.filter(status=filters.status)
-    if filters.agent:
-        qs = qs.filter(agent_id=filters.agent)
-    if filters.model:
-        qs = qs.filter(models_used__contains=[filters.model])
-    if filters.end_user:
-        qs = qs.filter(end_user_id=filters.end_user)
-    if filters.session:
-        qs = qs.filter(session_id=filters.session)
-    if filters.tag:
-        qs = qs.filter(tags__contains=[filters.tag])
-    if filters.min_latency_ms is not None:
-        qs = qs.filter(duration_ms__gte=filters.min_latency_ms)
-    if filters.min_cost_micros is not None:
-        qs = qs.filter(
-            Q(cost_micros__gte=filters.min_cost_micros) | Q(reported_cost_micros__gte=filters.min_cost_micros)
-        )
-    if filters.q:
-        qs = qs.filter(search_text__ilike_contains=filters.q)
-    return qs.defer("search_text").order_by("-started_at", "-id")
+def traces_of(*, tenant: Tenant) -> QuerySet[Trace]:
+    """The tenant's traces, newest first (ordered by -started_at, -id), without their search text;
+    narrow them with TraceFilterSet."""
+    return Trace.objects.for_tenant(tenant).defer("search_text").order_by("-started_at", "-id")
 
 
 def get_trace_for_tenant(tenant: Tenant, trace_id: str) -> Trace:

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 
 from agents.models import Agent, Tool
 from approvals import selectors, services
-from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Risk
 from console import approval_queue, live
 from console.access import ConsoleRequest, render_page, role_required
 from console.templatetags.untrusted import has_hidden as has_hidden_text
@@ -302,43 +302,32 @@ def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
 # --- History, autonomy, metrics -----------------------------------------------------------------
 
 
-class HistoryFilterForm(forms.Form):
-    status = forms.ChoiceField(required=False, choices=[("", "any status"), *ApprovalRequest.Status.choices])
-    action = forms.ChoiceField(required=False)
-    reason = forms.ChoiceField(required=False, choices=[("", "any reason"), *Reason.choices])
-    risk = forms.ChoiceField(required=False, choices=[("", "any risk"), *Risk.choices])
-    decided_by = forms.CharField(required=False, max_length=200, label="Decided by")
-    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["action"]
-        assert isinstance(field, forms.ChoiceField)
-        field.choices = [("", "any action"), *[(a, a) for a in selectors.approval_actions(tenant=tenant)]]
+def _history_filters(tenant: Tenant, params: Any) -> selectors.ApprovalFilterSet:
+    """The history's filters (selectors.ApprovalFilterSet, as the API's list), with the action and
+    agent shown as choices of the tenant's and the times as local date-time inputs."""
+    filters = selectors.ApprovalFilterSet(
+        params, selectors.approvals_history(tenant=tenant), tenant=tenant, passthrough=("before",)
+    )
+    fields = filters.form.fields
+    actions = selectors.approval_actions(tenant=tenant)
+    fields["action"].widget = forms.Select(choices=[("", "any action"), *[(a, a) for a in actions]])
+    for name in ("since", "until"):
+        fields[name].widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
+    return filters
 
 
 @role_required(Role.REVIEWER)
 def approvals_history(request: ConsoleRequest) -> HttpResponse:
     """Every request, newest first, with filters; `before` pages to older ones."""
-    form = HistoryFilterForm(request.GET or None, tenant=request.tenant)
+    filters = _history_filters(request.tenant, request.GET)
+    form = filters.form
     status = 200
     rows: list[ApprovalRequest] = []
     older = ""
-    if form.is_bound and not form.is_valid():
+    if not filters.is_valid():
         status = 400
     else:
-        data = form.cleaned_data if form.is_bound else {}
-        qs = selectors.approvals_history(
-            tenant=request.tenant,
-            status=data.get("status") or "",
-            action=data.get("action") or "",
-            reason=data.get("reason") or "",
-            risk=data.get("risk") or "",
-            decided_by=data.get("decided_by") or "",
-            since=data.get("since"),
-            until=data.get("until"),
-        )
+        qs = filters.qs
         before = request.GET.get("before", "")
         if before:
             try:

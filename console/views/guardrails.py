@@ -330,25 +330,27 @@ def guardrail_settings(request: ConsoleRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 @require_http_methods(["GET"])
 def guardrail_events(request: ConsoleRequest) -> HttpResponse:
-    action = request.GET.get("action", "")
-    stage = request.GET.get("stage", "")
-    action = action if action in Action.values else ""
-    stage = stage if stage in Stage.values else ""
-    events = selectors.guardrail_events(tenant=request.tenant, action=action, stage=stage)
+    """What guardrails did, newest first, filtered (selectors.GuardrailEventFilterSet, as the API):
+    a bad or unknown filter is shown next to its field (400) and lists nothing."""
+    filters = _event_filters(request.tenant, request.GET)
+    valid = filters.is_valid()
+    events = filters.qs if valid else GuardrailEvent.objects.none()
     page = Paginator(events, EVENTS_PAGE).get_page(request.GET.get("page"))
+    query = {k: v for k, v in request.GET.items() if k in filters.filters and v} if valid else {}
     context = {
         "page": page,
         "events": list(page.object_list),
-        "action": action,
-        "stage": stage,
-        "actions": ACTION_CHOICES,
-        "stages": STAGE_CHOICES,
+        "form": filters.form,
+        "filter_query": urlencode(query),
         # Only the first page follows new events live; with filters, the same filters apply.
-        "live_query": urlencode({"page": "guardrail_events", "action": action, "stage": stage})
-        if page.number == 1
-        else urlencode({"page": ""}),
+        "live_query": urlencode({"page": "guardrail_events", **query}) if page.number == 1 else urlencode({"page": ""}),
     }
-    return render_page(request, "guardrails/events.html", context, fragment="events")
+    return render_page(request, "guardrails/events.html", context, fragment="events", status=200 if valid else 400)
+
+
+def _event_filters(tenant: Tenant, params: Any) -> selectors.GuardrailEventFilterSet:
+    events = selectors.guardrail_events(tenant=tenant)
+    return selectors.GuardrailEventFilterSet(params, events, tenant=tenant, passthrough=("page",))
 
 
 @live.page
@@ -359,13 +361,10 @@ class GuardrailEventsLive(live.LivePage):
     events = frozenset({"guardrails.event"})
 
     def render(self, membership: Membership, event: dict[str, Any]) -> str:
-        action = self.params.get("action", "")
-        stage = self.params.get("stage", "")
-        rows = selectors.guardrail_events(
-            tenant=self.tenant,
-            action=action if action in Action.values else "",
-            stage=stage if stage in Stage.values else "",
-        )
+        filters = _event_filters(self.tenant, self.params)
+        if not filters.is_valid():
+            return ""
+        rows = filters.qs
         return render_to_string(
             "guardrails/events.html#events",
             {"events": list(rows[:EVENTS_PAGE]), "tenant": self.tenant, "live": True, "page": None},

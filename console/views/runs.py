@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from agents import selectors, services
-from agents.models import Agent, Run, Step
+from agents.models import Run, Step
 from agents.selectors import is_uuid
 from agents.serializers import step_arguments, step_result, usd
 from console import live
@@ -31,58 +31,26 @@ PAGE_SIZE = 50
 FILTERS = ("agent", "status", "end_user_id", "session_id")
 
 
-class RunFilterForm(forms.Form):
-    agent = forms.ChoiceField(required=False)
-    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Run.Status.choices])
-    end_user_id = forms.CharField(required=False, max_length=200, label="End user")
-    session_id = forms.CharField(required=False, max_length=200, label="Session")
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["agent"]
-        assert isinstance(field, forms.ChoiceField)
-        agents = selectors.agents_of(tenant=tenant, include_archived=True).values_list("pk", "name")
-        field.choices = [("", "any agent"), *[(str(pk), name) for pk, name in agents]]
+# Parameters of the runs list that are not filters: the cursor, and the live socket's page name.
+LIST_PARAMS = ("before", "page")
 
 
-@dataclass
-class RunFilters:
-    """The list's filters, as the page and the live socket both apply them."""
-
-    agent: str = ""
-    status: str = ""
-    end_user_id: str = ""
-    session_id: str = ""
-    query: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, params: Any) -> RunFilters:
-        values = {name: (params.get(name) or "").strip() for name in FILTERS}
-        if values["status"] not in Run.Status.values:
-            values["status"] = ""
-        return cls(**values, query={k: v for k, v in values.items() if v})
-
-    def runs(self, tenant: Tenant) -> Any:
-        agent: Agent | None = None
-        if self.agent:
-            agent = selectors.find_agent(tenant=tenant, ref=self.agent)
-            if agent is None:
-                return Run.objects.none()
-        return selectors.runs_of(
-            tenant=tenant,
-            agent=agent,
-            status=self.status,
-            end_user_id=self.end_user_id,
-            session_id=self.session_id,
-        )
+def run_filters(tenant: Tenant, params: Any) -> selectors.RunFilterSet:
+    """The list's filters (agents, API and console alike: selectors.RunFilterSet); the console
+    shows the agent as a choice of the tenant's agents."""
+    filters = selectors.RunFilterSet(params, selectors.runs_of(tenant=tenant), tenant=tenant, passthrough=LIST_PARAMS)
+    agents = selectors.agents_of(tenant=tenant, include_archived=True).values_list("pk", "name")
+    filters.form.fields["agent"].widget = forms.Select(choices=[("", "any agent"), *[(str(pk), n) for pk, n in agents]])
+    return filters
 
 
 @role_required(Role.VIEWER)
 def runs(request: ConsoleRequest) -> HttpResponse:
     """The newest runs matching the filters; `before` pages to older ones. Rows update live."""
-    form = RunFilterForm(request.GET or None, tenant=request.tenant)
-    filters = RunFilters.from_params(request.GET)
-    queryset = filters.runs(request.tenant)
+    filters = run_filters(request.tenant, request.GET)
+    valid = filters.is_valid()
+    queryset = filters.qs if valid else Run.objects.none()
+    query = {k: v for k, v in request.GET.items() if k in filters.filters and v} if valid else {}
     before = request.GET.get("before", "")
     if before and is_uuid(before):
         # Ids are UUIDv7: older runs have smaller ids, so the last row's id is the cursor.
@@ -92,14 +60,14 @@ def runs(request: ConsoleRequest) -> HttpResponse:
     rows = _with_cost(rows[:PAGE_SIZE])
     context = {
         "runs": rows,
-        "form": form,
+        "form": filters.form,
         "older": rows[-1].pk if has_older else None,
         "paged": bool(before),
-        "filter_query": urlencode(filters.query),
-        "live_query": urlencode({"page": "runs", **filters.query}),
+        "filter_query": urlencode(query),
+        "live_query": urlencode({"page": "runs", **query}),
         "can_cancel": request.membership.has_role(Role.REVIEWER),
     }
-    return render_page(request, "runs/index.html", context, fragment="run_rows")
+    return render_page(request, "runs/index.html", context, fragment="run_rows", status=200 if valid else 400)
 
 
 def _with_cost(runs: list[Run]) -> list[Run]:
@@ -199,7 +167,7 @@ class LiveRunsPage:
 
     page: str
     run_id: str = ""
-    filters: RunFilters = field(default_factory=RunFilters)
+    filtered: Any = None  # the list's rows (a queryset), narrowed by its filters
     shown: set[str] = field(default_factory=set)
     empty: bool = False
 
@@ -208,9 +176,10 @@ class LiveRunsPage:
         page = params.get("page", "")
         if page == "run":
             return cls(page="run", run_id=params.get("run", ""))
-        filters = RunFilters.from_params(params)
-        shown = {str(pk) for pk in filters.runs(tenant).values_list("pk", flat=True)[:PAGE_SIZE]}
-        return cls(page="runs", filters=filters, shown=shown, empty=not shown)
+        filters = run_filters(tenant, params)
+        filtered = filters.qs if filters.is_valid() else Run.objects.none()
+        shown = {str(pk) for pk in filtered.values_list("pk", flat=True)[:PAGE_SIZE]}
+        return cls(page="runs", filtered=filtered, shown=shown, empty=not shown)
 
     def render(self, tenant: Tenant, membership: Membership, event: dict[str, Any]) -> str:
         """The HTML to push for a `run.changed` event: out-of-band swaps of what this page shows
@@ -231,7 +200,7 @@ class LiveRunsPage:
                 return ""
             context = {"run": _with_cost([run])[0], "tenant": tenant, "live": True, "can_cancel": can_cancel}
             return render_to_string("runs/index.html#run_row", context)
-        run = self.filters.runs(tenant).filter(pk=run_id).first()
+        run = self.filtered.filter(pk=run_id).first() if self.filtered is not None else None
         if run is None:
             return ""
         self.shown.add(run_id)

@@ -26,24 +26,12 @@ from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import Membership, Role
 from traces import selectors, services
-from traces.models import Span, SpanStatus, Trace
+from traces.models import Span, Trace
 
 PAGE_SIZE = 50
+# Parameters of console lists that are not filters: the cursor of older rows, a page number.
+CONSOLE_PAGING = ("before", "page")
 CHILDREN_PAGE = 200
-
-
-class TraceFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=200, label="Search inputs and outputs")
-    status = forms.ChoiceField(required=False, choices=[("", "any status"), *SpanStatus.choices])
-    since = forms.CharField(required=False, label="From (ISO time)")
-    until = forms.CharField(required=False, label="Until (ISO time)")
-    agent = forms.CharField(required=False, max_length=200)
-    model = forms.CharField(required=False, max_length=200)
-    end_user = forms.CharField(required=False, max_length=200, label="End user")
-    session = forms.CharField(required=False, max_length=200)
-    tag = forms.CharField(required=False, max_length=64)
-    min_latency_ms = forms.CharField(required=False, label="Min latency (ms)")
-    min_cost_usd = forms.CharField(required=False, label="Min cost ($)")
 
 
 def _cursor(trace: Trace) -> str:
@@ -62,23 +50,37 @@ def _after_cursor(queryset: Any, cursor: str) -> Any:
     return queryset.filter(Q(started_at__lt=when) | Q(started_at=when, pk__lt=key))
 
 
+def _mark_rehearsals(tenant: Any, rows: list[Trace]) -> None:
+    """Set `is_rehearsal` on the traces of eval runs (one query), for their badge."""
+    from agents.selectors import is_uuid, rehearsal_runs
+
+    run_ids = {t.run_id for t in rows if t.run_id and is_uuid(t.run_id)}
+    rehearsed = {str(pk) for pk in rehearsal_runs(tenant=tenant).filter(pk__in=run_ids).values_list("pk", flat=True)}
+    for trace in rows:
+        trace.is_rehearsal = trace.run_id in rehearsed  # type: ignore[attr-defined]
+
+
 @role_required(Role.VIEWER)
 def traces(request: ConsoleRequest) -> HttpResponse:
-    """The newest traces matching the filters (kept in the URL), with the ingestion health card."""
-    filters = selectors.TraceFilters.from_params(request.GET)
-    form = TraceFilterForm(request.GET or None)
-    queryset = selectors.traces_of(tenant=request.tenant, filters=filters)
+    """The newest traces matching the filters (kept in the URL), with the ingestion health card. A
+    bad or unknown filter is shown next to its field (400) and lists nothing, never everything."""
+    filters = selectors.TraceFilterSet(
+        request.GET, selectors.traces_of(tenant=request.tenant), tenant=request.tenant, passthrough=CONSOLE_PAGING
+    )
+    valid = filters.is_valid()
+    queryset = filters.qs if valid else Trace.objects.none()
     before = request.GET.get("before", "")
     if before:
         queryset = _after_cursor(queryset, before)
     rows = list(queryset[: PAGE_SIZE + 1])
     has_older = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    query = filters.query()
+    if request.GET.get("rehearsals"):
+        _mark_rehearsals(request.tenant, rows)
+    query = {k: v for k, v in request.GET.items() if k in filters.filters and v} if valid else {}
     context = {
         "traces": rows,
-        "form": form,
-        "filter_errors": filters.errors,
+        "form": filters.form,
         "older": _cursor(rows[-1]) if has_older else "",
         "paged": bool(before),
         "filter_query": urlencode(query),
@@ -86,7 +88,7 @@ def traces(request: ConsoleRequest) -> HttpResponse:
         "retention_days": services.trace_settings_for(request.tenant).retention_days,
         "is_admin": request.membership.has_role(Role.ADMIN),
     }
-    return render_page(request, "traces/index.html", context, fragment="trace_list")
+    return render_page(request, "traces/index.html", context, fragment="trace_list", status=200 if valid else 400)
 
 
 @dataclass
