@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # After TenantMiddleware: the tenant's time zone for the request, flash messages on htmx answers.
+    "console.middleware.ConsoleMiddleware",
     # Last, so a lockout answers after authentication has been attempted.
     "axes.middleware.AxesMiddleware",
 ]

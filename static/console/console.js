@@ -10,6 +10,13 @@
   document.addEventListener("click", function (event) {
     var dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) { dismiss.closest("article").remove(); return; }
+    var toggle = event.target.closest(".nav-toggle");
+    if (toggle) {
+      var sidebar = document.getElementById("sidebar");
+      var open = sidebar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      return;
+    }
     var button = event.target.closest("[data-copy]");
     if (!button) { return; }
     var input = document.querySelector(button.dataset.copy);
@@ -18,4 +25,14 @@
     if (navigator.clipboard) { navigator.clipboard.writeText(input.value).catch(function () {}); }
     button.textContent = "Copied";
   });
+  // Required fields: mark each one's label (Django renders the `required` attribute on the control).
+  function markRequired(root) {
+    root.querySelectorAll("input[required], select[required], textarea[required]").forEach(function (control) {
+      if (!control.id || control.type === "checkbox" || control.type === "radio" || control.type === "hidden") { return; }
+      var label = document.querySelector('label[for="' + control.id + '"]');
+      if (label) { label.classList.add("required"); }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { markRequired(document); });
+  document.addEventListener("htmx:load", function (event) { markRequired(event.target); });
 })();
