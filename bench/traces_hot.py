@@ -6,10 +6,17 @@
 2. span ingestion: `POST /api/v1/traces/ingest` (native JSON) and `POST /v1/traces` (OTLP
    protobuf) with batches of 100 and 1,000 new spans from C concurrent clients, spans/s and the
    acknowledgement p50/p99 of a batch, next to `COPY traces_span FROM STDIN` of the same rows (every
-   column ingestion writes, the same table and indexes; one transaction per batch, C connections).
+   column ingestion writes, the same table and indexes; one transaction per batch, C connections),
+   and next to a second floor, COPY of those spans and of their traces' rows (`traces_trace`, its
+   indexes): every row ingestion must write. The bench's spans are each in a trace of their own, so
+   a batch of 1,000 spans also writes 1,000 trace rows.
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/traces_hot.py [--clients 1,4] [--seconds 6]
-        [--only trace|ingest] [--big 10000]
+        [--only trace|ingest] [--big 10000] [--texts same|unique] [--redaction on|off]
+
+`--texts unique` gives every span an input and output of its own (by default every span has the
+same two, which ingestion masks once per batch); `--redaction off` turns the bench tenant's
+"redact personal data and secrets from traces" setting off for the run (it is on by default).
 
 Server: gunicorn, 2 gthread workers x 4 threads, DEBUG=false (bench/traces.py's command). The load
 runs in this process on loopback and shares the machine's cores with gunicorn and PostgreSQL; the
@@ -115,26 +122,69 @@ COPY_COLUMNS = [
 ]  # fmt: skip
 
 
-def copy_rows(tenant_id: Any, size: int) -> str:
-    """The rows a native batch of `size` (bench_traces.batch) becomes, as COPY text."""
+TEXTS = "same"  # or "unique" (--texts)
+
+
+def _word() -> str:
+    """Letters only: a digit would wake the PII patterns that need one, which the fixed texts do not."""
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))
+
+
+def unique_texts(body: bytes) -> bytes:
+    """A native batch whose spans each get an input and output of their own."""
+    document = json.loads(body)
+    for item in document["spans"]:
+        item["input"] = f"Where is my order {_word()}? Wo ist meine Bestellung {_word()}?"
+        item["output"] = f"It ships {_word()} tomorrow."
+    return json.dumps(document).encode()
+
+
+_same_texts_batch = bench_traces.batch
+
+
+def native_batch(size: int, **kwargs: Any) -> bytes:
+    """bench_traces.batch, with an input and output of its own per span under `--texts unique`."""
+    body = _same_texts_batch(size, **kwargs)
+    return unique_texts(body) if TEXTS == "unique" else body
+
+
+TRACE_COPY_COLUMNS = [
+    "tenant_id", "trace_id", "name", "started_at", "ended_at", "duration_ms", "status", "span_count", "error_count",
+    "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_micros",
+    "reported_cost_micros", "stored_bytes", "end_user_id", "session_id", "agent_id", "run_id", "models_used", "tags",
+    "search_text", "created_at", "updated_at",
+]  # fmt: skip
+
+
+def copy_rows(tenant_id: Any, size: int) -> tuple[str, str]:
+    """The span rows a native batch of `size` (native_batch) becomes, and its traces' rows (one
+    trace per span), as COPY text."""
     now = datetime.now(UTC)
-    lines = []
-    for item in json.loads(bench_traces.batch(size))["spans"]:
+    lines, traces = [], []
+    for item in json.loads(native_batch(size))["spans"]:
         start = datetime.fromisoformat(item["start_time"])
+        search = f"{item['name']} {item['input']} {item['output']}"
         row = [
             tenant_id, item["trace_id"], item["span_id"], "", "llm", item["name"], start.isoformat(),
             item["end_time"], "1.0", "unset", "", "", "", json.dumps(item["input"]), json.dumps(item["output"]),
             "f", "f", item["model"], item["model"], 120, 0, 30, 0, r"\N", 1650, "", "", "", "", "", "{}", "{}", "[]",
             item["end_user_id"], item["session_id"], "", "",
-            f"{item['name']} {item['input']} {item['output']}", 200, "native", now.isoformat(),
+            search, 200, "native", now.isoformat(),
         ]  # fmt: skip
         lines.append("\t".join(str(value) for value in row) + "\n")
-    return "".join(lines)
+        trace = [
+            tenant_id, item["trace_id"], item["name"], start.isoformat(), item["end_time"], "1.0", "unset", 1, 0,
+            120, 0, 30, 0, 1650, 0, 200, item["end_user_id"], item["session_id"], "", "", "{" + item["model"] + "}",
+            "{}", search, now.isoformat(), now.isoformat(),
+        ]  # fmt: skip
+        traces.append("\t".join(str(value) for value in trace) + "\n")
+    return "".join(lines), "".join(traces)
 
 
-def copy_load(tenant_id: Any, size: int, clients: int, seconds: float) -> dict[str, Any]:
-    """COPY batches of `size` fresh rows for `seconds` from `clients` connections, one transaction
-    per batch (the rows are built before the clock starts for each batch)."""
+def copy_load(tenant_id: Any, size: int, clients: int, seconds: float, *, traces: bool = False) -> dict[str, Any]:
+    """COPY batches of `size` fresh span rows for `seconds` from `clients` connections, one
+    transaction per batch (the rows are built before the clock starts for each batch); with
+    `traces`, their traces' rows too, in the same transaction."""
     import psycopg
 
     counts = [0] * clients
@@ -144,13 +194,14 @@ def copy_load(tenant_id: Any, size: int, clients: int, seconds: float) -> dict[s
         with psycopg.connect(os.environ["DATABASE_URL"]) as pg:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                data = copy_rows(tenant_id, size)
+                spans, trace_rows = copy_rows(tenant_id, size)
                 t0 = time.perf_counter()
-                with (
-                    pg.cursor() as cursor,
-                    cursor.copy(f"COPY traces_span ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
-                ):
-                    copy.write(data)
+                with pg.cursor() as cursor:
+                    with cursor.copy(f"COPY traces_span ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+                        copy.write(spans)
+                    if traces:
+                        with cursor.copy(f"COPY traces_trace ({', '.join(TRACE_COPY_COLUMNS)}) FROM STDIN") as copy:
+                            copy.write(trace_rows)
                 pg.commit()
                 latencies.append(time.perf_counter() - t0)
                 counts[slot] += size
@@ -185,6 +236,9 @@ def otlp_batch(size: int) -> bytes:
             "user.id": f"u{i % 50}",
             "session.id": f"s{i % 20}",
         }
+        if TEXTS == "unique":
+            attributes["gen_ai.input.messages"] = f"Where is my order {_word()}? Wo ist meine Bestellung {_word()}?"
+            attributes["gen_ai.output.messages"] = f"It ships {_word()} tomorrow."
         kv = [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()]
         kv += [
             KeyValue(key="gen_ai.usage.input_tokens", value=AnyValue(int_value=120)),
@@ -250,9 +304,10 @@ def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -
     cells = []
     print(
         "\n| batch | clients | native spans/s | ack p50 ms | ack p99 ms | OTLP protobuf spans/s | OTLP p50 ms | "
-        "OTLP p99 ms | COPY spans/s | COPY p50 ms | native / COPY | OTLP / COPY | load |"
+        "OTLP p99 ms | COPY spans/s | COPY p50 ms | native / COPY | OTLP / COPY | COPY spans+traces spans/s | "
+        "native / COPY+traces | OTLP / COPY+traces | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for clients in clients_list:
         for size in (100, 1000):
             asyncio.run(bench_traces.ingest_load(base, key, size, clients, 1.0))  # warm-up
@@ -261,13 +316,24 @@ def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -
             native = asyncio.run(bench_traces.ingest_load(base, key, size, clients, seconds))
             otlp = asyncio.run(otlp_load(base, key, size, clients, seconds))
             floor = copy_load(tenant_id, size, clients, seconds)
-            cell = {"batch": size, "clients": clients, "native": native, "otlp": otlp, "copy": floor}
+            both = copy_load(tenant_id, size, clients, seconds, traces=True)
+            cell = {
+                "batch": size,
+                "clients": clients,
+                "native": native,
+                "otlp": otlp,
+                "copy": floor,
+                "copy_traces": both,
+            }
             cells.append(cell)
             print(
                 f"| {size} | {clients} | {native['spans_per_s']:.0f} | {native['p50_ms']:.1f} | "
                 f"{native['p99_ms']:.1f} | {otlp['spans_per_s']} | {otlp['p50_ms']} | {otlp['p99_ms']} | "
                 f"{floor['spans_per_s']} | {floor['p50_ms']} | {native['spans_per_s'] / floor['spans_per_s']:.0%} | "
-                f"{otlp['spans_per_s'] / floor['spans_per_s']:.0%} | {started_load} |",
+                f"{otlp['spans_per_s'] / floor['spans_per_s']:.0%} | {both['spans_per_s']} | "
+                f"{native['spans_per_s'] / both['spans_per_s']:.0%} | "
+                f"{otlp['spans_per_s'] / both['spans_per_s']:.0%} | "
+                f"{started_load}-{load()} |",
                 flush=True,
             )
             if native["errors"] or otlp["errors"]:
@@ -285,7 +351,13 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--only", choices=("trace", "ingest"))
+    parser.add_argument("--texts", choices=("same", "unique"), default="same")
+    parser.add_argument("--redaction", choices=("on", "off"), default="on")
     args = parser.parse_args()
+    global TEXTS
+    TEXTS = args.texts
+    if TEXTS == "unique":
+        bench_traces.batch = native_batch  # type: ignore[attr-defined]  # what bench_traces.ingest_load sends
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         sys.exit("DATABASE_URL and REDIS_URL must be set.")
     env = {
@@ -307,7 +379,13 @@ def main() -> None:
 
     from tenants.models import Tenant
 
-    Tenant.objects.get_or_create(slug=SLUG, defaults={"name": "Bench: traces hot paths"})
+    tenant, _ = Tenant.objects.get_or_create(slug=SLUG, defaults={"name": "Bench: traces hot paths"})
+    from guardrails.services import guardrail_settings_update, redacts_traces
+    from tenants.audit import Actor
+
+    redaction_was = redacts_traces(tenant)
+    guardrail_settings_update(actor=Actor.system_actor("bench"), tenant=tenant, redact_traces=args.redaction == "on")
+    print(f"texts: {TEXTS}; the tenant's trace redaction: {args.redaction}")
     connections.close_all()
     key = bench_traces.manage(
         env, "apikey", "create", "--tenant", SLUG, "--name", "bench", "--scopes", "admin", "--replace"
@@ -324,6 +402,7 @@ def main() -> None:
             results["ingest"] = bench_ingest(base, key, [int(c) for c in args.clients.split(",")], args.seconds)
     finally:
         bench_traces.stop(proc)
+        guardrail_settings_update(actor=Actor.system_actor("bench"), tenant=tenant, redact_traces=redaction_was)
     out = io.StringIO()
     json.dump(results, out, default=str)
     print(out.getvalue()[:4000])
