@@ -20,11 +20,14 @@ and are all imported on first use.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
+
+import redis.exceptions
 
 from tenants.models import Membership, Tenant
 
@@ -45,6 +48,29 @@ class LivePage:
 
     def render(self, membership: Membership, event: dict[str, Any]) -> str:
         raise NotImplementedError
+
+
+# What a broken or slow Redis raises through the channel layer: a read timeout, a dropped or
+# refused connection. Each channel-layer call of the consumer is retried on these.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+RETRY_DELAYS = (0.1, 0.3, 1.0)
+
+
+async def with_retries[T](call: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """`await call()`, tried again after 0.1, 0.3 and 1 s when Redis fails; the last failure is
+    raised (the consumer then closes the socket, and the page reconnects and refetches)."""
+    for delay in RETRY_DELAYS:
+        try:
+            return await call()
+        except REDIS_ERRORS as exc:
+            logger.warning("live: %s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+    return await call()
 
 
 _pages: dict[str, type[LivePage]] = {}

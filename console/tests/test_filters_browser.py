@@ -37,3 +37,37 @@ def test_a_bad_trace_filter_is_shown_next_to_its_field(page_for: Callable[[], An
 
     page.goto("/t/acme/traces/?colour=red")
     assert "'colour' is not a filter of this list" in page.get_by_test_id("filter-errors").inner_text()
+
+
+def test_a_broken_live_socket_says_so_reconnects_and_refetches(page_for: Callable[[], Any], cast: Cast) -> None:
+    import os
+    import time
+
+    import redis
+
+    from agents.models import Agent, Run
+
+    page = page_for()
+    sign_in(page, "alice@acme.test")
+    page.goto("/t/acme/runs/")
+    page.locator('#live-status[data-state="open"]').wait_for()
+    # A run the page was never told about (no live event): only a refetch can show it.
+    agent = Agent.objects.for_tenant(cast.acme).select_related("current_version").get(name="Support agent")
+    assert agent.current_version is not None
+    missed = Run.objects.create(tenant=cast.acme, agent=agent, agent_version=agent.current_version, input="missed")
+    assert page.locator(f"#run-{missed.pk}").count() == 0
+
+    # Redis keeps dropping the socket's blocking read: past its retries, the server closes the socket.
+    admin = redis.Redis.from_url(os.environ["REDIS_URL"])
+    db = int(admin.connection_pool.connection_kwargs.get("db", 0))
+    deadline = time.monotonic() + 15
+    while page.get_by_test_id("live-lost").count() == 0 and time.monotonic() < deadline:
+        for client in admin.client_list():
+            if int(client.get("db", -1)) == db and client.get("cmd", "") in ("bzpopmin", "blpop", "brpop"):
+                admin.client_kill_filter(_id=client["id"])
+        page.wait_for_timeout(50)
+
+    page.get_by_test_id("live-lost").filter(has_text="reconnecting").wait_for()
+    page.locator(f"#run-{missed.pk}").wait_for(timeout=20_000)
+    page.locator('#live-status[data-state="open"]').wait_for()
+    assert page.get_by_test_id("live-lost").count() == 0

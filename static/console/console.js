@@ -5,8 +5,51 @@
     var el = document.getElementById("live-status");
     if (el) { el.dataset.state = state; el.textContent = text; }
   }
-  document.addEventListener("htmx:wsOpen", function () { setLive("open", "live"); });
-  document.addEventListener("htmx:wsClose", function () { setLive("closed", "live updates reconnecting…"); });
+  // A broken live socket: say so on the page while the ws extension reconnects (with backoff), and
+  // once it is back, refetch the page's live parts (#live and [data-live-refetch]) so nothing
+  // pushed meanwhile is missed.
+  var lost = false;
+  function lostBanner(show) {
+    var el = document.getElementById("live-lost");
+    if (show && !el) {
+      el = document.createElement("p");
+      el.id = "live-lost";
+      el.setAttribute("role", "status");
+      el.setAttribute("data-testid", "live-lost");
+      el.textContent = "Live updates interrupted: reconnecting…";
+      var main = document.querySelector("main") || document.body;
+      main.insertBefore(el, main.firstChild);
+    } else if (!show && el) {
+      el.remove();
+    }
+  }
+  function refetchLiveParts() {
+    var parts = document.querySelectorAll("#live, [data-live-refetch]");
+    if (!parts.length || !window.fetch) { return; }
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        parts.forEach(function (part) {
+          var replacement = part.id ? fresh.getElementById(part.id) : null;
+          if (replacement) {
+            part.replaceWith(replacement);
+            if (window.htmx) { window.htmx.process(replacement); }
+          }
+        });
+        document.body.dispatchEvent(new CustomEvent("console:liveRefetched"));
+      })
+      .catch(function () { /* the next reconnect tries again */ lost = true; });
+  }
+  document.addEventListener("htmx:wsOpen", function () {
+    setLive("open", "live");
+    if (lost) { lost = false; lostBanner(false); refetchLiveParts(); }
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    lost = true;
+    setLive("closed", "live updates reconnecting…");
+    lostBanner(true);
+  });
   document.addEventListener("click", function (event) {
     var dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) { dismiss.closest("article").remove(); return; }
