@@ -25,6 +25,7 @@ from budgets import selectors, services
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.templatetags.fmt import format_usd
 from tenants.audit import Actor
 from tenants.errors import ServiceError
 from tenants.models import Membership, Role, Tenant
@@ -39,9 +40,7 @@ CHART_SERIES = 8  # the biggest spenders of each dimension; the rest are summed 
 def format_amount(amount: int, unit: str) -> str:
     """An amount in its unit as people read it: dollars (micro-USD / 10^6) or tokens."""
     if unit == Budget.Unit.USD_MICROS:
-        return (
-            f"${Decimal(amount) / 1_000_000:,.2f}" if abs(amount) >= 10_000 else f"${Decimal(amount) / 1_000_000:,.6f}"
-        )
+        return format_usd(amount)  # the console's one money format: cents, or two digits under a cent
     return f"{amount:,} tokens"
 
 
