@@ -431,8 +431,6 @@ async def _iterate(chunks: list[dict[str, Any]]) -> Any:
 
 
 async def _parse_sse(call: calls.Call, response: Any) -> Any:
-    import httpx
-
     try:
         async for line in response.aiter_lines():
             if not line.startswith("data:"):
@@ -453,11 +451,11 @@ async def _parse_sse(call: calls.Call, response: Any) -> Any:
                 )
             if isinstance(chunk, dict):
                 yield chunk
-    except httpx.HTTPError as exc:
+    except upstream.StreamBrokenError as exc:
         raise GatewayError(
             502,
             "upstream_stream_broken",
-            f"The provider {call.model.provider.name} broke off the stream: {type(exc).__name__}.",
+            f"The provider {call.model.provider.name} broke off the stream: {exc}.",
         ) from None
     raise GatewayError(
         502, "upstream_stream_broken", f"The provider {call.model.provider.name} ended the stream without [DONE]."

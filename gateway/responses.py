@@ -231,8 +231,6 @@ async def handle(exchange: Exchange) -> None:
 
 
 async def _events(call: calls.Call, response: Any) -> Any:
-    import httpx
-
     name = ""
     try:
         async for line in response.aiter_lines():
@@ -258,11 +256,11 @@ async def _events(call: calls.Call, response: Any) -> Any:
                 yield kind, data
                 if kind in ("response.completed", "response.incomplete"):
                     return
-    except httpx.HTTPError as exc:
+    except upstream.StreamBrokenError as exc:
         raise GatewayError(
             502,
             "upstream_stream_broken",
-            f"The provider {call.model.provider.name} broke off the stream: {type(exc).__name__}.",
+            f"The provider {call.model.provider.name} broke off the stream: {exc}.",
         ) from None
     raise GatewayError(
         502,

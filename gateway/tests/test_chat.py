@@ -45,6 +45,23 @@ def test_a_chat_completion_goes_through_to_the_pinned_model(live_asgi: str, fake
     assert len(raw.headers["x-aoc-trace-id"]) == 32 and raw.headers["x-request-id"].startswith("req_")
 
 
+def test_a_provider_named_by_host_is_called_at_the_address_the_guard_approved(
+    live_asgi: str, fake: FakeOpenAI, settings
+) -> None:
+    """The SSRF guard resolves the provider's host once; the call goes to the approved address
+    (a later DNS answer cannot redirect it) with the real host in the Host header."""
+    settings.PROVIDER_ALLOWED_HOSTS = ["localhost"]
+    port = fake.base_url.split(":")[-1].split("/")[0]
+    gw = gateway_tenant(f"http://localhost:{port}/v1")
+    fake.queue(completion("Pinned."))
+    answer = sdk(live_asgi, gw.secret).chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert answer.choices[0].message.content == "Pinned."
+    assert fake.requests[-1].headers["host"] == f"localhost:{port}"
+    assert fake.requests[-1].path == "/v1/chat/completions"
+
+
 def test_the_call_is_one_trace_the_gateway_span_over_the_model_span(
     live_asgi: str, fake: FakeOpenAI, gw: Gateway
 ) -> None:
