@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db.models import F, Q, Sum, Window
+from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDay
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -187,26 +187,55 @@ class BudgetRow:
     settled: int
     reserved: int
     consumers: list[BudgetCounter]
+    # Per-member budgets (each end user, session, key or agent against the whole limit): how many
+    # members were metered this period and how many are at their limit.
+    members_metered: int = 0
+    members_over: int = 0
+
+    @property
+    def worst(self) -> BudgetCounter | None:
+        """The member closest to (or past) the limit, for a per-member budget."""
+        return self.consumers[0] if self.budget.per_member and self.consumers else None
+
+    @property
+    def bar_settled(self) -> int:
+        """What the bar measures against the limit: the worst member's spend for a per-member
+        budget (each member has the whole limit: their sum means nothing against it), else the total."""
+        if self.budget.per_member:
+            return self.worst.settled if self.worst else 0
+        return self.settled
+
+    @property
+    def bar_reserved(self) -> int:
+        if self.budget.per_member:
+            return self.worst.reserved if self.worst else 0
+        return self.reserved
 
     @property
     def used(self) -> int:
-        return self.settled + self.reserved
+        return self.bar_settled + self.bar_reserved
 
     def _pct(self, amount: int) -> float:
         return min(100.0, 100.0 * amount / self.budget.limit) if self.budget.limit else 0.0
 
     @property
     def settled_pct(self) -> str:
-        return f"{self._pct(self.settled):.2f}"
+        return f"{self._pct(self.bar_settled):.2f}"
 
     @property
     def reserved_pct(self) -> str:
         # Drawn after the settled part; never past the end of the bar.
-        return f"{min(self._pct(self.reserved), 100.0 - self._pct(self.settled)):.2f}"
+        return f"{min(self._pct(self.bar_reserved), 100.0 - self._pct(self.bar_settled)):.2f}"
 
     @property
     def used_pct(self) -> int:
         return round(100 * self.used / self.budget.limit) if self.budget.limit else 0
+
+    @property
+    def member_noun(self) -> str:
+        return {"end_user": "end user", "session": "session", "api_key": "API key", "agent": "agent"}.get(
+            self.budget.scope, "member"
+        )
 
     @property
     def level(self) -> str:
@@ -215,18 +244,22 @@ class BudgetRow:
 
     @property
     def shows_consumers(self) -> bool:
-        return self.budget.scope in (Budget.Scope.END_USER, Budget.Scope.SESSION)
+        return self.budget.per_member
 
     def fmt(self, amount: int) -> str:
         return format_amount(amount, self.budget.unit)
 
     @property
     def settled_text(self) -> str:
-        return self.fmt(self.settled)
+        return self.fmt(self.bar_settled)
 
     @property
     def reserved_text(self) -> str:
-        return self.fmt(self.reserved)
+        return self.fmt(self.bar_reserved)
+
+    @property
+    def total_text(self) -> str:
+        return self.fmt(self.settled + self.reserved)
 
     @property
     def limit_text(self) -> str:
@@ -234,9 +267,11 @@ class BudgetRow:
 
 
 def budget_rows(*, tenant: Tenant, at: datetime | None = None) -> list[BudgetRow]:
-    """Every budget of `tenant` with its current period's totals and, for per-end-user and
-    per-session budgets, its top consumers. Three queries however many budgets there are: the
-    budgets, the totals of their current counters, and the top counters (a window per budget)."""
+    """Every budget of `tenant` with its current period's totals and, for per-member budgets, its
+    top consumers (the worst first), how many members were metered and how many are at their limit
+    (as budgets.selectors.budget_usage answers one budget). Three queries however many budgets
+    there are: the budgets, the totals of their current counters, and the top counters (a window
+    per budget)."""
     at = at or timezone.now()
     zone = selectors.tenant_zone(tenant)
     budgets = list(selectors.budgets_of(tenant=tenant))
@@ -251,11 +286,14 @@ def budget_rows(*, tenant: Tenant, at: datetime | None = None) -> list[BudgetRow
     totals: dict[Any, dict[str, Any]] = {
         row["budget_id"]: dict(row)
         for row in counters.values("budget_id").annotate(
-            settled_sum=Coalesce(Sum("settled"), 0), reserved_sum=Coalesce(Sum("reserved"), 0)
+            settled_sum=Coalesce(Sum("settled"), 0),
+            reserved_sum=Coalesce(Sum("reserved"), 0),
+            metered=Count("id"),
+            over=Count("id", filter=Q(settled__gte=F("budget__limit") - F("reserved"))),
         )
     }
     ranked = (
-        counters.filter(budget__scope__in=[Budget.Scope.END_USER, Budget.Scope.SESSION])
+        counters.exclude(budget__scope=Budget.Scope.TENANT)
         .annotate(
             total=F("settled") + F("reserved"),
             rank=Window(
@@ -285,6 +323,8 @@ def budget_rows(*, tenant: Tenant, at: datetime | None = None) -> list[BudgetRow
                 settled=total.get("settled_sum", 0),
                 reserved=total.get("reserved_sum", 0),
                 consumers=consumers.get(budget.pk, []),
+                members_metered=total.get("metered", 0) if budget.per_member else 0,
+                members_over=total.get("over", 0) if budget.per_member else 0,
             )
         )
     return rows
