@@ -1,7 +1,7 @@
 """The pin change's eval gate in real Chromium: alice has a change open whose own eval run passed;
-a newer run on the same candidate regresses on a critical case. Her stale page's "Approve and
-apply" is refused, the page then judges the newest run, and only a written override (audited,
-naming her and her reason) lets the change through."""
+a newer run on the same candidate regresses on a critical case. Her open page withdraws its
+"Approve and apply" live, the stale form submitted anyway is refused, the page then judges the
+newest run, and only a written override (audited, naming her and her reason) lets it through."""
 
 from __future__ import annotations
 
@@ -40,16 +40,28 @@ def test_a_stale_gate_cannot_approve_a_change_a_newer_run_refutes(page_for: Call
     assert verdict.get_attribute("data-passes") == "true" and "Passes" in verdict.inner_text()
     assert alice.get_by_test_id("gate-run").get_attribute("href").endswith(f"/evals/runs/{own.pk}/")
 
+    alice.wait_for_selector('#live-status[data-state="open"]')
+
     # Meanwhile a newer run on the same candidate regresses on a critical case.
     newer = services.eval_run_start(
         actor=Actor(user=cast.bob), suite=suite, model=model, trigger=EvalRun.Trigger.CONSOLE, dispatch=False
     )
     run_cases(newer, client=WorseOnCandidate("Please refund order A-1002"))
 
-    # The page alice still has open offers approval; the decision is refused all the same.
-    alice.get_by_role("button", name="Approve and apply").click()
-    alice.get_by_text("This change cannot be applied yet").wait_for()
-    assert "critical case 'Asks approval before a refund'" in alice.locator("main").inner_text()
+    # The open page hears of it: the approval it offered gives way to "reload".
+    alice.get_by_test_id("gate-changed").wait_for()
+    assert alice.get_by_test_id("gate-verdict").get_attribute("data-passes") == "false"
+    assert alice.get_by_role("button", name="Approve and apply").count() == 0
+
+    # The form it had, submitted all the same (a page that missed the update), is refused.
+    csrf = next(c["value"] for c in alice.context.cookies() if c["name"] == "csrftoken")
+    stale = alice.request.post(
+        f"/t/acme/pins/changes/{change.pk}/decide/", form={"approve": "1", "note": ""}, headers={"X-CSRFToken": csrf}
+    )
+    assert stale.status == 200 and "This change cannot be applied yet" in stale.text()
+    assert "critical case &#x27;Asks approval before a refund&#x27;" in stale.text()
+
+    alice.reload()
     verdict = alice.get_by_test_id("gate-verdict")
     assert verdict.get_attribute("data-passes") == "false" and "Refuses approval" in verdict.inner_text()
     assert alice.get_by_test_id("gate-run").get_attribute("href").endswith(f"/evals/runs/{newer.pk}/")

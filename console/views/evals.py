@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -482,7 +483,62 @@ def eval_case_from_run(request: ConsoleRequest, pk: str) -> HttpResponse:
 
 def gate_context(change: PinChange) -> dict[str, Any]:
     """What the pin change request page shows of the eval gate (console/views/catalog.py)."""
-    return {"gate": selectors.gate_report(change)}
+    return {"gate": selectors.gate_report(change), "live_query": f"page=pin_change&change={change.pk}"}
+
+
+def _gate_signature(report: selectors.GateReport) -> tuple[Any, ...]:
+    """What the gate's verdict rests on: the runs it judges and their statuses (not their progress)."""
+    return (
+        report.passes,
+        report.override.pk if report.override else None,
+        tuple((str(s.suite.pk), s.run.pk if s.run else None, s.run.status if s.run else None) for s in report.suites),
+        tuple((r.pk, r.status) for s in report.suites for r in s.newer),
+    )
+
+
+@live.page
+class LivePinChange(live.LivePage):
+    """A pin change's page: when an eval run starts or finishes so that the gate's verdict or the
+    runs it judges change, the gate is redrawn and the decision form gives way to "reload", so an
+    open page never offers an approval on evidence that is no longer the newest."""
+
+    name = "pin_change"
+    events = frozenset({"eval_run.changed"})
+
+    def __init__(self, tenant: Tenant, membership: Membership, params: dict[str, str]) -> None:
+        super().__init__(tenant, membership, params)
+        self.signature: tuple[Any, ...] | None = None
+        change = self._change()
+        if change is not None:
+            self.signature = _gate_signature(selectors.gate_report(change))
+
+    def _change(self) -> PinChange | None:
+        try:
+            return get_for_tenant(
+                PinChange.objects.select_related("tenant", "to_model__provider", "from_model__provider"),
+                self.tenant,
+                pk=self.params.get("change", ""),
+            )
+        except (Http404, ValueError, ValidationError):
+            return None
+
+    def render(self, membership: Membership, event: dict[str, Any]) -> str:
+        change = self._change()
+        if change is None or not change.is_open:
+            return ""
+        report = selectors.gate_report(change)
+        signature = _gate_signature(report)
+        if signature == self.signature:
+            return ""
+        self.signature = signature
+        context = {
+            "change": change,
+            "gate": report,
+            "tenant": self.tenant,
+            "is_admin": membership.has_role(Role.ADMIN),
+            "live": True,
+        }
+        return render_to_string("catalog/pin_change.html#gate_live", context)
 
 
 @role_required(Role.ADMIN)
