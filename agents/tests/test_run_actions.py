@@ -78,3 +78,21 @@ def test_the_runs_list_filters_by_what_did_not_happen(no_tasks: None, client: Cl
     html = client.get(reverse("console:runs", args=[tenant.slug]) + "?actions=rejected").content.decode()
     assert html.count('data-testid="run-status"') == 1
     assert 'data-testid="run-actions">· 1 action rejected<' in html
+
+
+def test_the_approval_page_and_the_run_page_number_the_waiting_call_alike(client: Client) -> None:
+    run = paused()
+    approval = request_of(run)
+    user = reviewer(run.tenant, name="rex").user
+    assert user is not None
+    client.force_login(user)
+
+    approval_html = client.get(reverse("console:approval", args=[run.tenant.slug, approval.pk])).content.decode()
+    run_html = client.get(reverse("console:run", args=[run.tenant.slug, run.pk])).content.decode()
+
+    step = approval.step_index
+    assert step is not None and step == run.step_count  # the number the tool call will run as
+    assert f'#step-{step}" data-testid="approval-step">step {step}<' in approval_html
+    pending = run_html.split(f'id="step-{step}"', 1)[1].split("</article>", 1)[0]
+    assert 'data-testid="pending-step"' in pending and f"{step}. Tool <code>refund_order</code>" in pending
+    assert "call <code>c1</code>" in pending

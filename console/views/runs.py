@@ -114,6 +114,21 @@ def _step_rows(run: Run) -> list[StepRow]:
     return rows
 
 
+def _pending_steps(run: Run) -> list[Any]:
+    """The tool calls a run waits on a reviewer for, each under the step number it will run as
+    (the number its approval page gives): one query, none unless the run is waiting."""
+    if run.status != Run.Status.AWAITING_APPROVAL:
+        return []
+    from approvals.models import ApprovalRequest
+
+    return list(
+        ApprovalRequest.objects.for_tenant(run.tenant)
+        .filter(run=run, status=ApprovalRequest.Status.PENDING, step_index__isnull=False)
+        .select_related("tool")
+        .order_by("step_index", "created_at")
+    )
+
+
 def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
     """What the run page's live part shows; the websocket renders it with this too."""
     duration = None
@@ -122,6 +137,7 @@ def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
     return {
         "run": run,
         "steps": _step_rows(run),
+        "pending_steps": _pending_steps(run),
         "conversation": [
             {**m, "tool_calls_json": _pretty(m.get("tool_calls")) if m.get("tool_calls") else ""}
             for m in (run.messages if isinstance(run.messages, list) else [])
