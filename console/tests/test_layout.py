@@ -160,6 +160,7 @@ def test_the_dashboard_shows_todays_operations(alice_client: Client, cast: Cast)
     agent = Agent.objects.for_tenant(cast.acme).first()
     assert agent is not None
     version = agent.versions.order_by("-number").first()
+    assert version is not None
     for status in ("succeeded", "succeeded", "failed"):
         Run.objects.create(
             tenant=cast.acme, agent=agent, agent_version=version, input="hi", status=status, cost_micros=1_250_000

@@ -76,6 +76,17 @@
       if (label) { label.classList.add("required"); }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { markRequired(document); });
-  document.addEventListener("htmx:load", function (event) { markRequired(event.target); });
+  // A table wider than the screen scrolls inside itself (console.css); make it reachable by keyboard.
+  function focusableScrollers() {
+    document.querySelectorAll("main table").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        if (!table.hasAttribute("tabindex")) { table.setAttribute("tabindex", "0"); }
+      } else if (table.getAttribute("tabindex") === "0") {
+        table.removeAttribute("tabindex");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { markRequired(document); focusableScrollers(); });
+  document.addEventListener("htmx:load", function (event) { markRequired(event.target); focusableScrollers(); });
+  window.addEventListener("resize", focusableScrollers);
 })();
