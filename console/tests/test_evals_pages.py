@@ -253,6 +253,35 @@ def test_the_evals_page_lists_the_demo_suite_and_admins_create_one(client: Clien
 
 
 @pytest.mark.django_db
+def test_an_admin_sets_a_suites_sandbox_fixtures_and_a_bad_one_is_named_beside_the_field(
+    client: Client, cast: Cast
+) -> None:
+    suite = _suite(cast)
+    client.force_login(cast.alice)
+    url = reverse("console:eval_suite", args=["acme", suite.pk])
+    settings = {
+        "form": "settings",
+        "name": suite.name,
+        "agent": str(suite.agent_id),
+        "tolerance": "0.1",
+        "run_budget_usd": "0.2",
+        "gates_pin_changes": "on",
+    }
+    bad = client.post(url, {**settings, "fixtures": '{"orders": [{"order_number": "nope"}]}'})
+    assert bad.status_code == 400 and "orders[0].order_number must look like A-1001" in _text(bad)
+    orders = '{"orders": [{"order_number": "A-1002", "customer_email": "k@example.com", "item": "Espresso machine", '
+    orders += '"amount_cents": 34950, "status": "refunded"}]}'
+    assert client.post(url, {**settings, "fixtures": orders}).status_code == 302
+    suite.refresh_from_db()
+    assert suite.fixtures["orders"][0]["status"] == "refunded"
+    assert "Espresso machine" in _text(client.get(url))  # shown back in the settings form
+    # Emptied: the demo orders again.
+    assert client.post(url, {**settings, "fixtures": ""}).status_code == 302
+    suite.refresh_from_db()
+    assert suite.fixtures == {}
+
+
+@pytest.mark.django_db
 def test_the_case_editor_names_a_bad_assertion_and_saves_a_good_case(client: Client, cast: Cast) -> None:
     client.force_login(cast.alice)
     url = reverse("console:eval_suite", args=["acme", _suite(cast).pk])

@@ -42,30 +42,6 @@ def _error_into(form: forms.Form, exc: ServiceError) -> None:
 # --- Forms: they parse input; the services validate and decide -------------------------------
 
 
-class SuiteForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    tags = forms.CharField(required=False, help_text="Separated by commas.")
-    tolerance = forms.FloatField(
-        min_value=0, max_value=1, initial=0.0, help_text="How far (0-1) the pass rate may fall below the baseline."
-    )
-    gates_pin_changes = forms.BooleanField(required=False, initial=True, label="Gates pin changes of its agent's alias")
-    run_budget_usd = forms.DecimalField(
-        min_value=0.000001, max_digits=12, decimal_places=6, initial=1, label="Budget per run (USD)"
-    )
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
-
-    def values(self) -> dict[str, Any]:
-        data = dict(self.cleaned_data)
-        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
-        data["run_budget_micros"] = int(data.pop("run_budget_usd") * 1_000_000)
-        return data
-
-
 class JsonField(forms.CharField):
     """A JSON value typed into a textarea (the service checks its shape)."""
 
@@ -81,6 +57,37 @@ class JsonField(forms.CharField):
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+
+
+class SuiteForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = forms.CharField(required=False, help_text="Separated by commas.")
+    tolerance = forms.FloatField(
+        min_value=0, max_value=1, initial=0.0, help_text="How far (0-1) the pass rate may fall below the baseline."
+    )
+    gates_pin_changes = forms.BooleanField(required=False, initial=True, label="Gates pin changes of its agent's alias")
+    run_budget_usd = forms.DecimalField(
+        min_value=0.000001, max_digits=12, decimal_places=6, initial=1, label="Budget per run (USD)"
+    )
+    fixtures = JsonField(
+        empty={},
+        label="Sandbox fixtures",
+        help_text="What the built-in tools start from in each case, never the live orders: "
+        '{"orders": [{"order_number": "A-1001", "customer_email": "…", "item": "…", "amount_cents": 100, '
+        '"status": "paid"}]}. Empty: the demo orders.',
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
+        data["run_budget_micros"] = int(data.pop("run_budget_usd") * 1_000_000)
+        return data
 
 
 class CaseForm(forms.Form):
@@ -218,6 +225,7 @@ def _suite_context(request: ConsoleRequest, suite: Suite, **extra: Any) -> dict[
                 "tolerance": suite.tolerance,
                 "gates_pin_changes": suite.gates_pin_changes,
                 "run_budget_usd": suite.run_budget_micros / 1_000_000,
+                "fixtures": json.dumps(suite.fixtures, indent=2) if suite.fixtures else "",
             },
             tenant=request.tenant,
         ),

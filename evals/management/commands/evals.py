@@ -126,6 +126,13 @@ class Command(BaseCommand):
             )
             for case in comparison.regressions:
                 self.stdout.write(f"  REGRESSION {case.label}" + (" [critical]" if case.critical else ""))
+            # Not the model's doing: a tool answered otherwise than for the baseline.
+            for case in comparison.data_changes:
+                self.stdout.write(
+                    f"  DATA CHANGED {case.label}"
+                    + (" [critical]" if case.critical else "")
+                    + ": tool results differed from the baseline's, not counted as a regression"
+                )
         if eval_run.status != EvalRun.Status.SUCCEEDED:
             self.stderr.write(f"The eval run did not complete: {eval_run.error_message or eval_run.status}")
             return EXIT_INCOMPLETE
