@@ -168,6 +168,36 @@ def test_a_tool_result_that_differs_from_the_baseline_is_not_called_a_regression
     assert "regresses" not in problem
 
 
+def test_cases_whose_tools_answered_otherwise_are_left_out_of_the_pass_rate_the_gate_compares(
+    cast: Cast, suite: Suite, execute: Callable[..., EvalRun]
+) -> None:
+    execute(start(suite))
+    fixtures = sandbox.demo_fixtures()
+    for order in fixtures["orders"]:
+        if order["order_number"] == "A-1003":  # another item and customer: two non-critical cases fail
+            order.update(item="Road bike", customer_email="someone.else@example.com")
+    services.suite_update(actor=SYSTEM, suite=suite, fixtures={"orders": fixtures["orders"]})
+    change = catalog_services.pin_change_request(
+        actor=Actor(user=cast.alice),
+        tenant=cast.acme,
+        alias="default",
+        to_model=candidate_model(cast),
+        reason="Newer model",
+    )
+    candidate = execute(EvalRun.objects.get(pin_change=change))
+    assert candidate.passed_cases == 8  # 80 % against 100 %: beyond the suite's 10 % tolerance
+    report = selectors.gate_report(change)
+    [gate] = report.suites
+    assert gate.comparison is not None
+    assert sorted(c.label for c in gate.comparison.data_changes) == [
+        "Emails the customer when asked",
+        "Names the item that was bought",
+    ]
+    assert gate.comparison.regressions == []
+    assert gate.comparison.comparable_pass_rates == (1.0, 1.0)
+    assert report.passes and report.problems == []
+
+
 def test_fixtures_are_checked(cast: Cast, suite: Suite) -> None:
     for bad, message in [
         ([], "a JSON object"),
