@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -51,6 +51,7 @@ class ToolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
     serializer_class = ToolSerializer
     pagination_class = ByName
     required_scopes = {**CONFIG_SCOPES, "*": Scope.ADMIN}
+    filterset_class = selectors.ToolFilterSet
 
     @extend_schema(request=ToolWriteSerializer, responses={201: ToolSavedSerializer})
     def create(self, request: Request) -> Response:
@@ -96,14 +97,8 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     pagination_class = ByName
     required_scopes = {**CONFIG_SCOPES, "*": Scope.ADMIN}
 
-    def scope_queryset(self, queryset: QuerySet[Agent]) -> QuerySet[Agent]:
-        if self.action == "list" and self.request.query_params.get("archived") not in {"true", "1", "yes"}:
-            queryset = queryset.filter(archived=False)
-        return queryset
+    filterset_class = selectors.AgentFilterSet
 
-    @extend_schema(
-        parameters=[OpenApiParameter("archived", bool, description="Include archived agents (default false).")]
-    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

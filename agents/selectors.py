@@ -10,7 +10,7 @@ import django_filters
 from django.db.models import Prefetch, Q, QuerySet
 
 from agents.models import Agent, AgentVersion, DemoEmail, DemoOrder, Run, Step, Tool
-from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet
+from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -155,3 +155,29 @@ class RunFilterSet(StrictFilterSet):
         if value == "any":
             return queryset.filter(Q(actions_rejected__gt=0) | Q(actions_expired__gt=0) | Q(actions_blocked__gt=0))
         return queryset.filter(**{f"actions_{value}__gt": 0})
+
+
+class AgentFilterSet(StrictFilterSet):
+    """The agents list's filters: archived agents are left out unless `archived` is true."""
+
+    archived = YesNoFilter(method="filter_archived", help_text="Include archived agents (default false).")
+
+    class Meta:
+        model = Agent
+        fields: list[str] = []
+
+    def filter_queryset(self, queryset: QuerySet[Agent]) -> QuerySet[Agent]:
+        if not self.form.cleaned_data.get("archived"):
+            queryset = queryset.filter(archived=False)
+        return super().filter_queryset(queryset)
+
+    def filter_archived(self, queryset: QuerySet[Agent], name: str, value: bool) -> QuerySet[Agent]:
+        return queryset  # applied in filter_queryset, where "not given" means false
+
+
+class ToolFilterSet(StrictFilterSet):
+    """The tools list has no filters: any name given is refused."""
+
+    class Meta:
+        model = Tool
+        fields: list[str] = []

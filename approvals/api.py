@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -18,7 +18,7 @@ from agents.models import Agent, Run, Tool
 from agents.selectors import find_agent, find_tool, is_uuid
 from approvals import longpoll, services
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant
-from approvals.selectors import ApprovalFilterSet
+from approvals.selectors import ApprovalFilterSet, ApprovalRuleFilterSet, AutonomyGrantFilterSet
 from approvals.serializers import (
     ApprovalCreatedSerializer,
     ApprovalCreateSerializer,
@@ -128,6 +128,7 @@ class ApprovalRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     queryset = ApprovalRule.objects.select_related("agent", "tool")
     serializer_class = ApprovalRuleSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
+    filterset_class = ApprovalRuleFilterSet
 
     def scope_queryset(self, queryset: QuerySet[ApprovalRule]) -> QuerySet[ApprovalRule]:
         return queryset.order_by("agent__name", "tool__name", "created_at")
@@ -200,15 +201,8 @@ class AutonomyGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     serializer_class = AutonomyGrantSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "revoke": Scope.ADMIN}
 
-    def scope_queryset(self, queryset: QuerySet[AutonomyGrant]) -> QuerySet[AutonomyGrant]:
-        active = self.request.query_params.get("active", "") if self.action == "list" else ""
-        if active not in ("", "true", "false"):
-            raise FieldError("active", "true or false.")
-        if active:
-            queryset = queryset.filter(revoked_at__isnull=active == "true")
-        return queryset
+    filterset_class = AutonomyGrantFilterSet
 
-    @extend_schema(parameters=[OpenApiParameter("active", bool, description="Only active (or only revoked) grants.")])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

@@ -11,7 +11,7 @@ from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Extract
 
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, Reason, Risk
-from tenants.filters import AgentFilter, IsoTimeFilter, StrictFilterSet
+from tenants.filters import AgentFilter, IsoTimeFilter, StrictFilterSet, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -164,3 +164,24 @@ def approval_metrics(*, tenant: Tenant, since: datetime | None = None) -> Metric
         by_tool=by_tool,
         by_reviewer=by_reviewer,
     )
+
+
+class AutonomyGrantFilterSet(StrictFilterSet):
+    """The autonomy grants' filters: `active` true (not revoked) or false (revoked)."""
+
+    active = YesNoFilter(method="filter_active", help_text="Only active (or only revoked) grants.")
+
+    class Meta:
+        model = AutonomyGrant
+        fields: list[str] = []
+
+    def filter_active(self, queryset: QuerySet[AutonomyGrant], name: str, value: bool) -> QuerySet[AutonomyGrant]:
+        return queryset.filter(revoked_at__isnull=value)
+
+
+class ApprovalRuleFilterSet(StrictFilterSet):
+    """The approval rules list has no filters: any name given is refused."""
+
+    class Meta:
+        model = ApprovalRule
+        fields: list[str] = []

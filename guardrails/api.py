@@ -15,7 +15,7 @@ from agents.selectors import find_agent
 from guardrails import services
 from guardrails.checks import CheckResult
 from guardrails.models import GuardrailEvent, Policy
-from guardrails.selectors import GuardrailEventFilterSet
+from guardrails.selectors import GuardrailEventFilterSet, PolicyFilterSet
 from guardrails.serializers import (
     CheckRequestSerializer,
     CheckResultSerializer,
@@ -99,6 +99,7 @@ class GuardrailPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     queryset = Policy.objects.select_related("agent")
     serializer_class = PolicySerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
+    filterset_class = PolicyFilterSet
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.policy_ensure_default(tenant=self.tenant)  # a new tenant's defaults show up too

@@ -44,3 +44,11 @@ class GuardrailEventFilterSet(StrictFilterSet):
     class Meta:
         model = GuardrailEvent
         fields: list[str] = []
+
+
+class PolicyFilterSet(StrictFilterSet):
+    """The policies list has no filters: any name given is refused."""
+
+    class Meta:
+        model = Policy
+        fields: list[str] = []

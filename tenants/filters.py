@@ -205,11 +205,12 @@ class IsoTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class YesNoFilter(django_filters.TypedChoiceFilter):
-    """true or false (1 or 0); anything else is refused (django-filter's BooleanFilter reads an
+    """true or false (1 or 0, yes or no); anything else is refused (django-filter's BooleanFilter reads an
     unknown value as "no filter")."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("choices", [("", "any"), ("true", "yes"), ("false", "no"), ("1", "yes"), ("0", "no")])
-        kwargs.setdefault("coerce", lambda value: value in ("true", "1"))
+        yes, no = ("true", "1", "yes"), ("false", "0", "no")
+        kwargs.setdefault("choices", [("", "any"), *[(v, "yes") for v in yes], *[(v, "no") for v in no]])
+        kwargs.setdefault("coerce", lambda value: value in yes)
         kwargs.setdefault("empty_value", None)
         super().__init__(**kwargs)

@@ -19,7 +19,18 @@ from traces.tests.factories import make_trace
 
 pytestmark = pytest.mark.django_db
 
-LISTS = ["trace-list", "guardrail-event-list", "budget-list", "run-list", "approval-list"]
+LISTS = [
+    "trace-list",
+    "guardrail-event-list",
+    "guardrail-policy-list",
+    "budget-list",
+    "run-list",
+    "approval-list",
+    "approval-rule-list",
+    "autonomy-grant-list",
+    "agent-list",
+    "tool-list",
+]
 
 
 def _agent(cast: Cast, name: str = "Support agent") -> Agent:
