@@ -11,14 +11,22 @@ checkpoint that checks cancel and renews the lease, the step itself, and the too
 
 1. In-process: `agents.runtime.execute` in this process, the provider's real OpenAI-compatible
    client wrapped in a timer. Engine overhead = run wall time - time inside client.chat(), per step.
+   The floor beside it (unless --no-floor): the same runs with no hook registered, one of each
+   alternately, so both see the same machine load.
 2. One real worker: `celery worker --pool prefork --concurrency 1`, runs enqueued with
    execute_run.delay; steps/s = steps / (first enqueue → last run finished).
-Figures are medians over runs (after warm-up runs that are not counted).
+Figures are medians over runs (after warm-up runs that are not counted). Statements per step are
+every round trip to PostgreSQL of one run (after the warm-up), divided by its steps: what Django
+sends (BEGIN, COMMIT and savepoints included) and what goes through raw psycopg cursors (span
+ingestion binds its arrays on one); Redis commands per step likewise (the configuration cache's
+version, live pushes are not counted: they go through the channel layer's own client). The load
+average is printed before and after, since the figures move with it on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -27,6 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,39 +110,120 @@ def new_run(tenant: Any, agent: Any, version: Any) -> Any:
     return Run.objects.create(tenant=tenant, agent=agent, agent_version=version, input="Look the orders up.")
 
 
-def in_process(tenant: Any, agent: Any, version: Any, provider: Any, runs: int, warmup: int) -> dict[str, float]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+class Counted:
+    """Every SQL statement and Redis command sent while the block runs (see the module docstring)."""
 
+    def __enter__(self) -> Counted:
+        import psycopg
+        import redis
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        self.raw = 0
+        self.redis = 0
+        self._django = CaptureQueriesContext(connection)
+        self._django.__enter__()
+        self._patched: list[tuple[Any, str, Any]] = []
+
+        def counting(cls: Any, name: str, attribute: str, exact: bool) -> None:
+            original = getattr(cls, name)
+
+            def wrapper(inner: Any, *args: Any, **kwargs: Any) -> Any:
+                if not exact or type(inner) is cls:  # Django's cursors are subclasses, counted above
+                    setattr(self, attribute, getattr(self, attribute) + 1)
+                return original(inner, *args, **kwargs)
+
+            setattr(cls, name, wrapper)
+            self._patched.append((cls, name, original))
+
+        counting(psycopg.Cursor, "execute", "raw", True)
+        counting(psycopg.Cursor, "executemany", "raw", True)
+        counting(psycopg.Cursor, "copy", "raw", True)
+        counting(redis.Redis, "execute_command", "redis", False)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._django.__exit__(*exc)
+        for cls, name, original in self._patched:
+            setattr(cls, name, original)
+
+    @property
+    def statements(self) -> int:
+        return len(self._django.captured_queries) + self.raw
+
+
+@contextmanager
+def hooks_off() -> Iterator[None]:
+    """No hook registered in the block (no budget, guardrail, approval, trace or eval hook)."""
+    from agents import hooks
+
+    registered = list(hooks._registered)
+    for each in registered:
+        hooks.unregister(each)
+    try:
+        yield
+    finally:
+        for each in registered:
+            hooks.register(each)
+
+
+def in_process(
+    tenant: Any, agent: Any, version: Any, provider: Any, runs: int, warmup: int, *, floor: bool
+) -> dict[str, dict[str, float]]:
+    """Runs with every hook on ("hooks") and, with `floor`, the same runs with none ("floor"),
+    alternating one of each so that both see the same load."""
     from agents import runtime
     from catalog.clients import client_for
     from catalog.selectors import provider_config
 
-    overheads, walls, model_ms, steps_seen = [], [], [], []
-    with CaptureQueriesContext(connection) as queries:
-        counted = runtime.execute(new_run(tenant, agent, version), client=client_for(provider_config(provider)))
-    statements = len(queries.captured_queries) / counted.step_count
+    modes: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {"hooks": contextlib.nullcontext}
+    if floor:
+        modes["floor"] = hooks_off
+    seen: dict[str, dict[str, list[float]]] = {mode: defaultdict(list) for mode in modes}
     for i in range(warmup + runs):
+        for mode, context in modes.items():
+            run = new_run(tenant, agent, version)
+            client = TimedClient(client_for(provider_config(provider)))
+            with context():
+                start = time.perf_counter()
+                run = runtime.execute(run, client=client)
+                wall = time.perf_counter() - start
+            assert run.status == "succeeded", (run.status, run.error_type, run.error_message)
+            if i >= warmup:
+                figures = seen[mode]
+                figures["walls"].append(wall * 1000 / run.step_count)
+                figures["overheads"].append((wall - client.seconds) * 1000 / run.step_count)
+                model_calls = sum(1 for m in run.messages if m["role"] == "assistant")
+                figures["model_ms"].append(client.seconds * 1000 / model_calls)
+                figures["steps"].append(run.step_count)
+    out = {}
+    for mode, context in modes.items():
+        # One more run, counted (warm: what every run costs, not a first run's cache misses).
         run = new_run(tenant, agent, version)
-        client = TimedClient(client_for(provider_config(provider)))
-        start = time.perf_counter()
-        run = runtime.execute(run, client=client)
-        wall = time.perf_counter() - start
-        assert run.status == "succeeded", (run.status, run.error_type, run.error_message)
-        if i >= warmup:
-            walls.append(wall * 1000 / run.step_count)
-            overheads.append((wall - client.seconds) * 1000 / run.step_count)
-            model_calls = sum(1 for m in run.messages if m["role"] == "assistant")
-            model_ms.append(client.seconds * 1000 / model_calls)
-            steps_seen.append(run.step_count)
-    return {
-        "steps_per_run": statistics.median(steps_seen),
-        "engine_ms_per_step": statistics.median(overheads),
-        "wall_ms_per_step": statistics.median(walls),
-        "model_call_ms": statistics.median(model_ms),
-        "steps_per_s": 1000 / statistics.median(walls),
-        "statements_per_step": statements,
-    }
+        with context(), Counted() as counted:
+            one = runtime.execute(run, client=client_for(provider_config(provider)))
+        figures = seen[mode]
+        out[mode] = {
+            "steps_per_run": statistics.median(figures["steps"]),
+            "engine_ms_per_step": statistics.median(figures["overheads"]),
+            "wall_ms_per_step": statistics.median(figures["walls"]),
+            "model_call_ms": statistics.median(figures["model_ms"]),
+            "steps_per_s": 1000 / statistics.median(figures["walls"]),
+            "statements_per_step": counted.statements / one.step_count,
+            "redis_per_step": counted.redis / one.step_count,
+        }
+    return out
+
+
+def vacuum_tables() -> None:
+    """VACUUM ANALYZE the tables every step writes, as autovacuum keeps them in production (this
+    machine's PostgreSQL runs without it, and the bench tenant's rows accumulate run after run)."""
+    import psycopg
+
+    tables = ["agents_run", "agents_step", "budgets_budgetcounter", "budgets_reservation"]
+    tables += ["budgets_reservationline", "budgets_ledgerentry", "traces_span", "traces_trace"]
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) " + ", ".join(tables))
 
 
 def through_worker(tenant: Any, agent: Any, version: Any, runs: int, warmup: int) -> dict[str, float]:
@@ -196,6 +288,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--tools", type=int, default=5, help="tool calls per run (steps = 2 x tools + 1)")
     parser.add_argument("--no-worker", action="store_true", help="skip the real-worker measurement")
+    parser.add_argument("--no-floor", action="store_true", help="skip the measurement without hooks")
     args = parser.parse_args()
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         sys.exit("DATABASE_URL and REDIS_URL must be set: run through `python scripts/devenv.py exec --`.")
@@ -207,13 +300,17 @@ def main() -> None:
     from agents.models import Run
     from catalog.fake_openai import FakeOpenAI
 
+    load_before = os.getloadavg()
     with FakeOpenAI(handler=scripted(args.tools)) as fake:
         tenant, agent, version, provider = setup(fake.base_url, args.tools)
+        vacuum_tables()
         try:
-            local = in_process(tenant, agent, version, provider, args.runs, args.warmup)
+            measured = in_process(tenant, agent, version, provider, args.runs, args.warmup, floor=not args.no_floor)
+            local, floor = measured["hooks"], measured.get("floor")
             worker = None if args.no_worker else through_worker(tenant, agent, version, args.runs, args.warmup)
         finally:
             Run.objects.for_tenant(tenant).delete()  # the bench tenant keeps its setup, not its runs
+    load_after = os.getloadavg()
 
     print(f"\nRun engine, FakeOpenAI at zero latency on loopback, {local['steps_per_run']:.0f} steps a run")
     print(f"({args.tools} tool calls), median of {args.runs} runs after {args.warmup} warm-up runs")
@@ -222,10 +319,18 @@ def main() -> None:
     print(f"in-process   model call ms (HTTP to the fake)   {local['model_call_ms']:6.2f}")
     print(f"in-process   steps/s                            {local['steps_per_s']:6.0f}")
     print(f"in-process   SQL statements/step                {local['statements_per_step']:6.1f}")
+    print(f"in-process   Redis commands/step                {local['redis_per_step']:6.1f}")
+    if floor is not None:
+        print("floor: the same runs with no hook registered, alternating with the runs above")
+        print(f"no hooks     engine ms/step (excl. model call)  {floor['engine_ms_per_step']:6.2f}")
+        print(f"no hooks     steps/s                            {floor['steps_per_s']:6.0f}")
+        print(f"no hooks     SQL statements/step                {floor['statements_per_step']:6.1f}")
     if worker is not None:
         print(f"1 worker     steps/s (enqueue → all finished)  {worker['steps_per_s']:6.0f}")
         print(f"1 worker     run ms/step (started → finished)  {worker['run_ms_per_step']:6.2f}")
         print(f"1 worker     runs, steps                       {worker['runs']:>6} {worker['steps']:>5}")
+    before, after = (" ".join(f"{x:.2f}" for x in load) for load in (load_before, load_after))
+    print(f"load average (1, 5, 15 min): before {before}, after {after}; {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
