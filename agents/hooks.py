@@ -25,7 +25,14 @@ The engine calls every point on every run, in this order:
         check_tool_result(tool, result)          block ends the run `blocked`; redact replaces the result
       check_output(text)                         on the final answer: block ends the run `blocked`,
                                                  redact replaces the output
-    span_end("run")
+      step_committing()                          inside every transaction that writes a step (or
+                                                 the run's final or waiting state), just before it
+                                                 commits: what a hook buffered for the step is
+                                                 written here, so it commits with the step or not
+                                                 at all (the trace hook writes the step's spans)
+    span_end("run")                              in the transaction that ends or pauses the run
+                                                 (before its step_committing), else when the
+                                                 execution stops (a lost lease, a database error)
 
 A capability registers one `RunHooks` subclass from its AppConfig.ready():
 
@@ -78,6 +85,10 @@ class CallContext:
     # The span a hook's own spans (guardrail verdicts, budget decisions) hang under.
     parent_span_id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What hooks keep about this call between their points, each under its own key (the trace
+    # hook's span batch for a run's execution; the budget hook's settled reservation, which the
+    # trace hook puts on the model span). Lives as long as the context: one execution of a run.
+    state: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of_run(cls, run: Run) -> CallContext:
@@ -245,6 +256,13 @@ class RunHooks:
 
     def span_end(self, *, call: CallContext, span: Span) -> None: ...
 
+    # --- persistence -----------------------------------------------------------------------------
+
+    def step_committing(self, *, call: CallContext) -> None:
+        """The engine's transaction writing a step of `call.run` (or its final or waiting state)
+        is about to commit: write what was buffered for it, in that transaction. Must not raise
+        (an error would roll the step back); a write that may fail goes in a savepoint."""
+
 
 _registered: list[RunHooks] = []
 
@@ -410,24 +428,42 @@ def budget_approval_requested(*, run: Run, key: str, step_index: int, details: d
         hooks.budget_approval_requested(run=run, key=key, step_index=step_index, details=details, reason=reason)
 
 
+def step_committing(*, call: CallContext) -> None:
+    for hooks in list(_registered):
+        hooks.step_committing(call=call)
+
+
+def open_span(call: CallContext, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any) -> Span:
+    """Start a span (every hook's span_start); `close_span` ends it. `span()` does both around a block."""
+    current = Span(
+        trace_id=call.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
+    )
+    for hooks in list(_registered):
+        hooks.span_start(call=call, span=current)
+    return current
+
+
+def close_span(call: CallContext, current: Span) -> None:
+    """End `current` now (every hook's span_end), with status "ok" unless one was set; once only."""
+    if current.ended_at is not None:
+        return
+    current.ended_at = time.time()
+    current.status = current.status or "ok"
+    for hooks in list(_registered):
+        hooks.span_end(call=call, span=current)
+
+
 @contextmanager
 def span(
     call: CallContext, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any
 ) -> Iterator[Span]:
     """A span around a block: started before it, ended after it (status "error" if it raised).
     The block may add attributes or set `status` itself."""
-    current = Span(
-        trace_id=call.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
-    )
-    for hooks in list(_registered):
-        hooks.span_start(call=call, span=current)
+    current = open_span(call, kind, name, parent=parent, **attributes)
     try:
         yield current
     except BaseException:
         current.status = "error"
         raise
     finally:
-        current.ended_at = time.time()
-        current.status = current.status or "ok"
-        for hooks in list(_registered):
-            hooks.span_end(call=call, span=current)
+        close_span(call, current)

@@ -27,6 +27,27 @@ When a worker dies (SIGKILL, OOM, machine lost) its heartbeat stops and the leas
 run is claimed again by the redelivered task (acks_late + reject_on_worker_lost) or, if the
 broker does not redeliver (the whole worker died, so nobody rejected the message), by the task
 that beat's `requeue_stuck_runs` sends for running runs with an expired lease.
+
+Cost of a step (bench/engine_steps.py; issue 14). A step is one transaction: one UPDATE of the run
+that locks it and checks the lease and any cancel request at once (`_write_step`; `_locked`'s
+SELECT … FOR UPDATE only when that UPDATE matches nothing, and for the rare writes: pausing,
+ending), the Step's INSERT, and the step's spans (traces/hooks.py collects every span recorded
+during the step, guardrail verdicts included, and writes them through `step_committing` as one
+ingest in that transaction). A model call adds its budget reservation and its settlement, one
+statement each, each its own transaction (budgets/services.py): the ledger does not wait for the
+step, so a lease lost or a crash after the settlement never undoes it.
+
+What is cached, and how a change reaches a running run: the configuration a step reads (guardrail
+policies and settings, a tool and its grants for the tool-scope check, approval rules, span
+prices) comes through the configuration cache (tenants/cache.py), which keeps each value in the
+process under a version kept in Redis and bumped on commit by any save, update or delete of a
+watched model. Each step takes the version once (`config_cache.snapshot()`: one Redis GET) and
+reads every value under it, so an admin's change applies from the next step of every running run,
+in every process. Budgets are never cached: budgets_reserve reads them under its locks. What one
+execution keeps for itself from its claim to its end (as it did before the cache): the run row,
+its agent version, the tools granted to that version (a version's grants never change) and the
+model its alias resolved to when the execution started. What a process that dies mid-step loses:
+that step, its spans with it (traces/hooks.py); the run resumes from its last committed step.
 """
 
 from __future__ import annotations
@@ -54,6 +75,7 @@ from catalog.clients import ChatClient, ChatRequest, ChatResponse, Message, Prov
 from catalog.clients.base import estimate_request_tokens
 from catalog.models import LanguageModel
 from catalog.selectors import provider_config
+from tenants import cache as config_cache
 from tenants.errors import ConflictError
 
 logger = logging.getLogger(__name__)
@@ -228,7 +250,9 @@ class _Engine:
 
     def __init__(self, run: Run, *, owner: str, client: ChatClient | None) -> None:
         self.run = (
-            Run.objects.for_tenant(run.tenant).select_related("tenant", "agent_version", "api_key").get(pk=run.pk)
+            Run.objects.for_tenant(run.tenant)
+            .select_related("tenant", "agent", "agent_version", "api_key")
+            .get(pk=run.pk)
         )
         self.version = self.run.agent_version
         # Who the run's model calls are for: built once, read by every hook of the pipeline.
@@ -240,28 +264,40 @@ class _Engine:
     # --- The loop --------------------------------------------------------------------------------
 
     def go(self) -> None:
-        with hooks.span(
+        # The run span ends in the transaction that ends or pauses the run (_locked), so it
+        # commits with that state; here only when the execution stops otherwise.
+        self.span = span = hooks.open_span(
             self.call, "run", "agent run", run_id=str(self.run.pk), agent_id=str(self.run.agent_id)
-        ) as span:
-            self.span = span
-            try:
+        )
+        try:
+            with config_cache.snapshot():
                 self._prepare()
-                self._loop()
-            except _Stop:
-                pass
-            except _LeaseLostError as exc:
-                span.status = "error"
-                logger.warning("run %s: stopping, %s", self.run.pk, exc)
-            except TRANSIENT_DATABASE_ERRORS:
-                span.status = "error"
-                self._release_lease()
-                raise
-            except Exception as exc:
-                span.status = "error"
-                logger.exception("run %s failed in the engine", self.run.pk)
-                with suppress(_Stop, _LeaseLostError):
-                    self._finish(Run.Status.FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
-            span.attributes["run.status"] = self.run.status
+            self._loop()
+        except _Stop:
+            pass
+        except _LeaseLostError as exc:
+            span.status = "error"
+            logger.warning("run %s: stopping, %s", self.run.pk, exc)
+        except TRANSIENT_DATABASE_ERRORS:
+            span.status = "error"
+            self._release_lease()
+            raise
+        except Exception as exc:
+            span.status = "error"
+            logger.exception("run %s failed in the engine", self.run.pk)
+            with suppress(_Stop, _LeaseLostError):
+                self._finish(Run.Status.FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            span.status = "error"
+            raise
+        finally:
+            self._end_span()
+
+    def _end_span(self) -> None:
+        """End the run span (once), with the run's status."""
+        if self.span is not None and self.span.ended_at is None:
+            self.span.attributes["run.status"] = self.run.status
+            hooks.close_span(self.call, self.span)
 
     def _prepare(self) -> None:
         alias = self.version.model_alias
@@ -309,16 +345,21 @@ class _Engine:
             run.save(update_fields=["messages"])
 
     def _loop(self) -> None:
+        # Each step reads the configuration (guardrail policies and settings, tool grants, pins)
+        # under one version of the configuration cache (tenants/cache.py): one Redis GET a step,
+        # and a change an admin commits applies from the next step on.
         while True:
             pending = _pending_calls(self.run.messages)
             if pending:
                 for call in pending:
-                    self._tool_step(call)
+                    with config_cache.snapshot():
+                        self._tool_step(call)
                 continue
-            last = self.run.messages[-1]
-            if last["role"] == "assistant":
-                self._conclude(last["content"])
-            self._model_step()
+            with config_cache.snapshot():
+                last = self.run.messages[-1]
+                if last["role"] == "assistant":
+                    self._conclude(last["content"])
+                self._model_step()
 
     def _conclude(self, content: str) -> NoReturn:
         verdict = hooks.check_output(call=self.call, text=content)
@@ -416,42 +457,33 @@ class _Engine:
 
         usage = response.usage
         cost = pipeline.settle(call=self.call, model=model, reservations=reservations, usage=usage)
-        with self._locked() as run:
-            Step.objects.create(
-                tenant_id=run.tenant_id,
-                run=run,
-                index=index,
-                kind=Step.Kind.MODEL,
-                model_id=model.model_id,
-                request=summary,
-                response={
-                    "content": response.content,
-                    "tool_calls": [call.as_dict() for call in response.tool_calls],
-                    "finish_reason": response.finish_reason,
-                    "reported_model_id": response.model_id,
-                    "usage": asdict(usage),
-                },
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_micros=cost,
-                latency_ms=latency_ms,
-            )
-            run.messages = [*run.messages, response.as_message()]
-            run.step_count = index + 1
-            run.input_tokens += usage.input_tokens
-            run.output_tokens += usage.output_tokens
-            run.cost_micros += cost
-            run.lease_expires_at = self._lease_expiry()
-            run.save(
-                update_fields=[
-                    "messages",
-                    "step_count",
-                    "input_tokens",
-                    "output_tokens",
-                    "cost_micros",
-                    "lease_expires_at",
-                ]
-            )
+        step = Step(
+            tenant_id=self.run.tenant_id,
+            run=self.run,
+            index=index,
+            kind=Step.Kind.MODEL,
+            model_id=model.model_id,
+            request=summary,
+            response={
+                "content": response.content,
+                "tool_calls": [call.as_dict() for call in response.tool_calls],
+                "finish_reason": response.finish_reason,
+                "reported_model_id": response.model_id,
+                "usage": asdict(usage),
+            },
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_micros=cost,
+            latency_ms=latency_ms,
+        )
+        self._write_step(
+            step,
+            messages=[*self.run.messages, response.as_message()],
+            step_count=index + 1,
+            input_tokens=self.run.input_tokens + usage.input_tokens,
+            output_tokens=self.run.output_tokens + usage.output_tokens,
+            cost_micros=self.run.cost_micros + cost,
+        )
 
     # --- Tool calls ------------------------------------------------------------------------------
 
@@ -479,28 +511,20 @@ class _Engine:
         else:
             arguments, result, final = self._guarded_call(tool, call_id, index, arguments)
         latency_ms = round((time.perf_counter() - started) * 1000)
-        with self._locked() as run:
-            Step.objects.create(
-                tenant_id=run.tenant_id,
-                run=run,
-                index=index,
-                kind=Step.Kind.TOOL,
-                tool_name=name,
-                call_id=call_id,
-                request={"arguments": arguments},
-                response={"result": result.content},
-                latency_ms=latency_ms,
-                error=result.error,
-            )
-            tool_message: Message = {"role": "tool", "tool_call_id": call_id, "name": name, "content": result.as_text()}
-            run.messages = [*run.messages, tool_message]
-            run.step_count = index + 1
-            run.lease_expires_at = self._lease_expiry()
-            run.save(update_fields=["messages", "step_count", "lease_expires_at"])
-            if final is not None:
-                _set_final(run, *final)
-        if final is not None:
-            raise _Stop
+        step = Step(
+            tenant_id=self.run.tenant_id,
+            run=self.run,
+            index=index,
+            kind=Step.Kind.TOOL,
+            tool_name=name,
+            call_id=call_id,
+            request={"arguments": arguments},
+            response={"result": result.content},
+            latency_ms=latency_ms,
+            error=result.error,
+        )
+        tool_message: Message = {"role": "tool", "tool_call_id": call_id, "name": name, "content": result.as_text()}
+        self._write_step(step, final=final, messages=[*self.run.messages, tool_message], step_count=index + 1)
         self.ran.add(key)
 
     def _guarded_call(
@@ -620,10 +644,53 @@ class _Engine:
     def _lease_expiry(self) -> Any:
         return timezone.now() + timedelta(seconds=lease_seconds())
 
+    def _write_step(self, step: Step, *, final: tuple[str, str, str] | None = None, **fields: Any) -> None:
+        """Commit `step` and the run's new `fields` (its lease renewed) in one transaction, with
+        what the hooks buffered for the step; with `final` (status, error type, message) the run
+        ends in the same commit, and the loop stops.
+
+        The common case costs one statement besides the step's INSERT: an UPDATE of the run that
+        only matches while this execution holds it (running, its lease owner) with no cancel
+        request pending, so it locks the row and checks the lease in one round trip, as the
+        SELECT … FOR UPDATE of `_locked` would. When it matches nothing (the lease lost, a cancel
+        pending), nothing was written and `_locked` decides: it stops a lost execution, and
+        commits the step then cancels the run."""
+        fields["lease_expires_at"] = self._lease_expiry()
+        if final is None:
+            with transaction.atomic():
+                held = (
+                    Run.objects.for_tenant(self.run.tenant)
+                    .filter(
+                        pk=self.run.pk,
+                        status=Run.Status.RUNNING,
+                        lease_owner=self.owner,
+                        cancel_requested_at__isnull=True,
+                    )
+                    .update(**fields)
+                )
+                if held:
+                    for name, value in fields.items():
+                        setattr(self.run, name, value)
+                    step.save(force_insert=True)
+                    run_changed(self.run)  # pages showing the run render the new step now
+                    hooks.step_committing(call=self.call)
+                    return
+        with self._locked() as run:
+            for name, value in fields.items():
+                setattr(run, name, value)
+            step.save(force_insert=True)
+            run.save(update_fields=list(fields))
+            if final is not None:
+                _set_final(run, *final)
+        if final is not None:
+            raise _Stop
+
     @contextmanager
     def _locked(self) -> Iterator[Run]:
         """A transaction holding the run's row lock, after checking this execution still owns the
         run; yields the in-memory run (refreshed with a pending cancel request) to modify and save.
+        What the hooks buffered (the step's spans) is written before it commits; a run that stops
+        with this commit (ended, paused, cancelled) has its run span ended and written in it.
         Cancellation is checked here, at the end of every step's transaction: a run still running
         with a cancel request is cancelled in the same commit, and the loop stops after it."""
         cancelled = False
@@ -644,6 +711,10 @@ class _Engine:
             elif self.run.status == Run.Status.RUNNING:
                 # A new step is committed: pages showing the run render it now, not at the next status.
                 run_changed(self.run)
+            if self.run.status != Run.Status.RUNNING:
+                self._end_span()  # the execution stops with this commit (final, paused, cancelled)
+            # What the hooks buffered for this step (its spans) commits with it, or not at all.
+            hooks.step_committing(call=self.call)
         if cancelled:
             raise _Stop
 

@@ -11,10 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
-
 from agents.models import Agent, Tool
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, Reason, Risk
+from tenants import cache as config_cache
 from tenants.models import Tenant
 
 
@@ -24,10 +23,17 @@ def builtin_default_rule(tenant: Tenant) -> ApprovalRule:
 
 
 def rule_for(*, tenant: Tenant, agent: Agent | None, tool: Tool | None) -> ApprovalRule:
-    """The rule that governs `agent` calling `tool` (one query)."""
-    agent_q = Q(agent__isnull=True) | (Q(agent=agent) if agent is not None else Q(pk__in=[]))
-    tool_q = Q(tool__isnull=True) | (Q(tool=tool) if tool is not None else Q(pk__in=[]))
-    rules = list(ApprovalRule.objects.for_tenant(tenant).filter(agent_q, tool_q))
+    """The rule that governs `agent` calling `tool`: from the tenant's rules in the configuration
+    cache (tenants.cache; ApprovalRule is watched), else one query. Shared: never modify it."""
+    agent_id = agent.pk if agent is not None else None
+    tool_id = tool.pk if tool is not None else None
+    rules = [
+        rule
+        for rule in config_cache.cached(
+            "approval_rules", tenant.pk, lambda: list(ApprovalRule.objects.for_tenant(tenant))
+        )
+        if rule.agent_id in (None, agent_id) and rule.tool_id in (None, tool_id)
+    ]
     if not rules:
         return builtin_default_rule(tenant)
     # Specificity: a tool match outranks an agent match; both outrank either.

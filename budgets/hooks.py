@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 ALL_BUDGETS = frozenset({"*"})
+SETTLED = "budgets.settled"  # the CallContext.state key of a run's settled reservation
 
 
 def _approved(run: Run | None) -> bool:
@@ -116,9 +117,9 @@ class BudgetHooks(RunHooks):
         try:
             # By id: one statement, no read of the reservation first.
             if usage is None:
-                services.budget_release(reservation=held, tenant=call.tenant)
+                finished = services.budget_release(reservation=held, tenant=call.tenant)
             else:
-                services.budget_settle(
+                finished = services.budget_settle(
                     reservation=held,
                     tenant=call.tenant,
                     input_tokens=usage.input_tokens,
@@ -126,6 +127,15 @@ class BudgetHooks(RunHooks):
                     cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
                     estimated=usage.estimated,
                 )
+            if call.run is not None:
+                # For the run's model span (traces/hooks.py, registered after this hook): the
+                # reservation as written, so the trace need not read it back.
+                call.state[SETTLED] = {
+                    "id": str(finished.pk),
+                    "status": finished.status,
+                    "worst_case_micros": finished.worst_case_micros,
+                    "actual_micros": finished.actual_micros,
+                }
         except Http404:
             logger.warning("reservation %s is gone (trace %s)", held, call.trace_id)
         except ConflictError as exc:

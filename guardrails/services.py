@@ -209,7 +209,20 @@ def redact_for_trace(*, tenant: Tenant, text: str) -> str:
 def _tool_context(
     *, tenant: Tenant, tool_name: str, version: AgentVersion | None, api_key: ApiKey | None
 ) -> ToolContext:
-    """The tool (by name) and the grants of the agent version and the API key, for tool_scope."""
+    """The tool (by name) and the grants of the agent version and the API key, for tool_scope. The
+    tool and the version's grants from the configuration cache (Tool, AgentVersion and
+    AgentVersionTool are watched), else two queries; the key's scopes from `api_key` itself."""
+    version_key = version.pk if version is not None else None
+    grant, granted, agent_scopes = config_cache.cached(
+        "tool_context", (tenant.pk, tool_name, version_key), lambda: _tool_grants(tenant, tool_name, version)
+    )
+    key_scopes = frozenset(api_key.scopes) if api_key is not None else None
+    return ToolContext(grant, tool_name, granted, agent_scopes, key_scopes)
+
+
+def _tool_grants(
+    tenant: Tenant, tool_name: str, version: AgentVersion | None
+) -> tuple[ToolGrant | None, frozenset[str] | None, frozenset[str] | None]:
     tool = Tool.objects.for_tenant(tenant).filter(name=tool_name).first()
     grant = ToolGrant(tool.name, tool.required_scope, tool.parameters or {}) if tool is not None else None
     granted = agent_scopes = None
@@ -220,8 +233,7 @@ def _tool_context(
             .values_list("tool__name", flat=True)
         )
         agent_scopes = frozenset(version.scopes)
-    key_scopes = frozenset(api_key.scopes) if api_key is not None else None
-    return ToolContext(grant, tool_name, granted, agent_scopes, key_scopes)
+    return grant, granted, agent_scopes
 
 
 def _content(stage: str, text: Any, tool: Any, arguments: Any, result: Any) -> Any:

@@ -1,10 +1,29 @@
 """The run engine's trace: every span the engine opens (the run, each model call, each tool call,
 and what other capabilities record through agents.hooks) is written as a Span of the run's trace.
 
-Registered from TracesConfig.ready(). A span is written when it ends, committed at once, so it is
-queryable while the run goes on. A model call's span is written just after its settlement (the
-engine settles right after the span ends) so it carries the usage, the computed cost and the
-budget reservation. Recording never fails a run: an error is logged and the run goes on.
+Registered from TracesConfig.ready(). A model call's span is written just after its settlement
+(the engine settles right after the span ends) so it carries the usage, the computed cost and the
+budget reservation (the budget hook, registered before this one, leaves the settled reservation in
+`call.state`: no query). Recording never fails a run: an error is logged and the run goes on.
+
+One write per step. While the engine executes a run (from its run span's start to its end), every
+span of the run's tenant recorded in that thread, the engine's own and what other apps record
+through traces.services.span_record (guardrail verdicts, an approval request), is collected in one
+SpanBatch (traces.services.collecting) and written by `step_committing`, inside the transaction
+that writes the step (or the run's final or waiting state), as one ingest in a savepoint: a step's
+spans commit with the step or not at all, and a span that cannot be written is logged without
+rolling the step back. A step's spans are queryable as soon as the step is. The run span itself
+ends in the transaction that ends or pauses the run; when the execution stops otherwise (its lease
+lost, a database error) the run span and whatever is still collected are written at once, in a
+transaction of their own.
+
+What a process that dies mid-step loses: the spans collected since its last committed step (the
+guardrail verdicts, model call and tool call of the step in flight), exactly as it loses that step
+itself. The run is resumed from its last committed step and records the redone step's spans then.
+What was already made durable elsewhere stays: a model call's settlement (its ledger entries
+commit on their own, before the step's transaction), a side-effecting tool's ToolExecution. So the
+trace may lack the span of a model call whose cost the ledger holds, when the worker died between
+the settlement and the step's commit (a window of a few milliseconds per model call).
 """
 
 from __future__ import annotations
@@ -13,6 +32,8 @@ import logging
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db import connection
 
 from agents.hooks import BudgetDecision, CallContext, RunHooks, Span
 from traces import services
@@ -27,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 ENGINE_KINDS = {"run": "agent", "gateway": "agent", "model": "llm", "tool": "tool"}
 FAILED_RUN_STATUSES = ("failed", "budget_exceeded", "blocked")
+# Keys of CallContext.state: this hook's batch of a run's spans (and the block collecting into it),
+# and the settled reservation the budget hook leaves for the model span (budgets/hooks.py).
+BATCH = "traces.batch"
+COLLECTING = "traces.collecting"
+SETTLED = "budgets.settled"
 
 
 def _when(seconds: float | None) -> datetime:
@@ -53,6 +79,12 @@ class TraceHooks(RunHooks):
             # Sent from inside a span of this trace (W3C context in the Celery headers): its child.
             span.parent_id = incoming[1]
         current_span.set((span.trace_id, span.span_id))
+        if span.kind == "run" and call.run is not None and COLLECTING not in call.state:
+            # The run's execution starts: collect its spans for step_committing (module docstring).
+            batch = call.state[BATCH] = services.SpanBatch(call.tenant)
+            collecting = services.collecting(batch)
+            collecting.__enter__()
+            call.state[COLLECTING] = collecting
 
     def span_end(self, *, call: CallContext, span: Span) -> None:
         current_span.set((span.trace_id, span.parent_id) if span.parent_id else None)
@@ -65,6 +97,16 @@ class TraceHooks(RunHooks):
             if unsettled is not None:
                 self._write(call, unsettled, model=str(unsettled.name))
         self._write(call, span)
+        if span.kind == "run" and (collecting := call.state.pop(COLLECTING, None)) is not None:
+            collecting.__exit__(None, None, None)
+            if not connection.in_atomic_block:
+                # Not in a step's transaction (the execution stopped otherwise): write them now.
+                self.step_committing(call=call)
+
+    def step_committing(self, *, call: CallContext) -> None:
+        batch = call.state.get(BATCH)
+        if batch is not None and batch.items:
+            batch.write()  # one ingest, in a savepoint of the step's transaction; never raises
 
     def settle_after_model_call(
         self,
@@ -154,20 +196,17 @@ def _key(call: CallContext) -> str:
 
 
 def _reservation_attributes(call: CallContext) -> dict[str, Any]:
-    """The budget reservation of the run's model call just settled (the run's latest), if budgets
-    made one. A gateway call records its reservation on its span itself (gateway/)."""
-    from budgets.models import Reservation
-
-    if call.run is None:
-        return {}
-    reservation = Reservation.objects.for_tenant(call.tenant).filter(run=call.run).order_by("-created_at").first()
-    if reservation is None:
+    """The budget reservation of the run's model call just settled, as the budget hook left it in
+    `call.state` (nothing when no budget hook settled one). A gateway call records its reservation
+    on its span itself (gateway/)."""
+    settled = call.state.pop(SETTLED, None) if call.run is not None else None
+    if not settled:
         return {}
     return {
-        "budget.reservation_id": str(reservation.pk),
-        "budget.reservation_status": reservation.status,
-        "budget.reserved_micros": reservation.worst_case_micros,
-        "budget.settled_micros": reservation.actual_micros,
+        "budget.reservation_id": settled["id"],
+        "budget.reservation_status": settled["status"],
+        "budget.reserved_micros": settled["worst_case_micros"],
+        "budget.settled_micros": settled["actual_micros"],
     }
 
 
