@@ -28,6 +28,7 @@ from console.access import ConsoleRequest, render_page, role_required
 from console.templatetags.fmt import format_usd
 from tenants.audit import Actor
 from tenants.errors import ServiceError
+from tenants.filters import StrictFilterForm
 from tenants.models import Membership, Role, Tenant
 
 TOP_CONSUMERS = 5
@@ -433,7 +434,9 @@ def budget_edit(request: ConsoleRequest, pk: str) -> HttpResponse:
 # --- The ledger --------------------------------------------------------------------------------
 
 
-class LedgerFilterForm(forms.Form):
+class LedgerFilterForm(StrictFilterForm):
+    """The ledger's filters; a name that is none of them is refused (tenants.filters)."""
+
     budget = forms.ModelChoiceField(queryset=Budget.objects.none(), required=False, empty_label="Every budget")
     kind = forms.ChoiceField(choices=[("", "Every kind"), *LedgerEntry.Kind.choices], required=False)
     since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))

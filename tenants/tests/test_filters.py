@@ -145,3 +145,9 @@ def test_an_unknown_console_filter_is_named(alice_client: Client) -> None:
         response = alice_client.get(reverse(name, args=["acme"]) + "?colour=red")
         assert response.status_code == 400, name
         assert "&#x27;colour&#x27; is not a filter of this list" in response.content.decode(), name
+
+
+def test_the_budgets_ledger_refuses_an_unknown_filter(alice_client: Client) -> None:
+    response = alice_client.get(reverse("console:budget_ledger", args=["acme"]) + "?colour=red")
+    assert response.status_code == 400
+    assert "&#x27;colour&#x27; is not a filter of this list" in response.content.decode()
