@@ -137,6 +137,8 @@ def _text(item: dict[str, Any], name: str, limit: int = MAX_ID_FIELD) -> str:
         raise SpanRejected("field_too_long", f"{name} is longer than {limit} characters.")
     if "\x00" in value:
         raise SpanRejected("invalid_field", f"{name} contains a NUL character.")
+    if not value.isascii() and _SURROGATE.search(value):
+        raise SpanRejected("invalid_field", f"{name} contains a lone surrogate (\\ud800-\\udfff), which is not text.")
     return value
 
 
@@ -148,14 +150,24 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
+# A lone surrogate (JSON's "\\ud800" unpaired) decodes to a str that cannot be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    text = text.replace("\x00", "\ufffd")
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def _strip_nul(value: Any) -> Any:
-    """PostgreSQL's jsonb refuses \\u0000: replace it, so such a payload is kept, not lost."""
+    """PostgreSQL's jsonb refuses \\u0000, and no lone surrogate can be sent to it as UTF-8: replace
+    them (U+FFFD), so such a payload is kept, not lost."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _storable(value)
     if isinstance(value, list):
         return [_strip_nul(v) for v in value]
     if isinstance(value, dict):
-        return {str(k).replace("\x00", "\ufffd"): _strip_nul(v) for k, v in value.items()}
+        return {_storable(str(k)): _strip_nul(v) for k, v in value.items()}
     return value
 
 
@@ -293,7 +305,7 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     if not isinstance(tags, list) or len(tags) > MAX_TAGS:
         raise SpanRejected("invalid_tags", f"tags must be a list of at most {MAX_TAGS} strings.")
     for tag in tags:
-        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG or "\x00" in tag:
+        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG or _storable(tag) != tag:
             raise SpanRejected("invalid_tags", f"each tag must be a string of 1 to {MAX_TAG} characters.")
     row.tags = list(dict.fromkeys(tags))
     links = item.get("links") or []

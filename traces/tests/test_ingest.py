@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from guardrails.services import redact_text
 from tenants.models import Tenant
-from tenants.testing import Cast
+from tenants.testing import ApiClient, Cast
 from traces import services
 from traces.ingest import SpanRejected, parse_span
 from traces.models import Span, Trace
@@ -286,3 +286,26 @@ def test_the_receipt_is_what_drf_writes_field_by_field() -> None:
     field_by_field = serializers.Serializer.to_representation(serializer, data)
     assert serializer.data == field_by_field
     assert list(serializer.data["results"][2]) == ["index", "status", "reason", "message"]
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_is_replaced_in_payloads_and_refused_in_fields_never_a_500(
+    acme_admin_api: ApiClient, cast: Cast
+) -> None:
+    trace_id = secrets.token_hex(16)
+    # JSON's \ud800 unpaired: it decodes to a str no UTF-8 encoder writes.
+    body = (
+        '{"spans": ['
+        f'{{"trace_id": "{trace_id}", "span_id": "{"a1" * 8}", "name": "kept", "start_time": "2026-11-25T10:00:00Z",'
+        ' "input": "bad \\ud800 text", "attributes": {"k\\udfff": "v"}},'
+        f'{{"trace_id": "{trace_id}", "span_id": "{"b2" * 8}", "name": "bad \\ud800 name",'
+        ' "start_time": "2026-11-25T10:00:00Z"}]}'
+    )
+    response = acme_admin_api.post("/api/v1/traces/ingest", data=body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+    assert results[1]["reason"] == "invalid_field" and "surrogate" in results[1]["message"]
+    span = Span.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert span.input == "bad \ufffd text"
+    assert span.attributes == {"k\ufffd": "v"}
