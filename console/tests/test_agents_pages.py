@@ -427,7 +427,7 @@ def test_the_run_page_shows_steps_and_escapes_untrusted_content(alice_client: Cl
     assert "&lt;script&gt;alert(&#x27;args&#x27;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;Done" in html
     assert 'data-testid="model-id">demo-support-2025-06-01<' in html
-    assert "$0.001234" in html
+    assert "$0.0012" in html  # two significant digits under a cent (console/templatetags/fmt.py)
 
 
 @pytest.mark.django_db
