@@ -9,7 +9,9 @@
    column ingestion writes, the same table and indexes; one transaction per batch, C connections),
    and next to a second floor, COPY of those spans and of their traces' rows (`traces_trace`, its
    indexes): every row ingestion must write. The bench's spans are each in a trace of their own, so
-   a batch of 1,000 spans also writes 1,000 trace rows.
+   a batch of 1,000 spans also writes 1,000 trace rows. The written tables are VACUUM ANALYZEd
+   before each batch size (autovacuum is off on the development machine), and every server worker
+   is warmed (its first masked batch loads the PII recognizers).
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/traces_hot.py [--clients 1,4] [--seconds 6]
         [--only trace|ingest] [--big 10000] [--texts same|unique] [--redaction on|off]
@@ -36,7 +38,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +192,14 @@ def copy_load(tenant_id: Any, size: int, clients: int, seconds: float, *, traces
     import psycopg
 
     counts = [0] * clients
+    cpu = [0.0] * clients
     latencies: list[float] = []
 
     def client(slot: int) -> None:
         with psycopg.connect(os.environ["DATABASE_URL"]) as pg:
+            backend = pg.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            pg.commit()
+            started_cpu = CpuMeter.cpu_of(backend)
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 spans, trace_rows = copy_rows(tenant_id, size)
@@ -205,6 +213,7 @@ def copy_load(tenant_id: Any, size: int, clients: int, seconds: float, *, traces
                 pg.commit()
                 latencies.append(time.perf_counter() - t0)
                 counts[slot] += size
+            cpu[slot] = CpuMeter.cpu_of(backend) - started_cpu
 
     threads = [threading.Thread(target=client, args=(slot,)) for slot in range(clients)]
     started = time.perf_counter()
@@ -217,6 +226,7 @@ def copy_load(tenant_id: Any, size: int, clients: int, seconds: float, *, traces
         "spans_per_s": round(sum(counts) / wall),
         "p50_ms": round(median_ms(latencies), 1),
         "p99_ms": round(bench_traces.pct(latencies, 99) * 1000, 1),
+        "backend_cpu_s": sum(cpu),
     }
 
 
@@ -297,11 +307,87 @@ async def otlp_load(base: str, key: str, size: int, clients: int, seconds: float
     }
 
 
-def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -> list[dict[str, Any]]:
+INGEST_TABLES = ("traces_span", "traces_trace", "traces_spanpayload", "traces_ingestbatch", "traces_ingestrejection")
+
+
+def vacuum_analyze() -> None:
+    """VACUUM ANALYZE the tables ingestion writes, as autovacuum keeps them in production (this
+    machine's PostgreSQL runs without it): run after run they grow by 100,000s of rows, and plans
+    made on stale statistics, or a trigram index's pending list grown long, are not what
+    ingestion costs."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) " + ", ".join(INGEST_TABLES))
+
+
+class CpuMeter:
+    """CPU time (user + system) of the server's workers and of this database's PostgreSQL
+    backends, read from /proc: what a measurement cost the machine, whatever else shares it (on a
+    loaded machine spans/s says as much about the neighbours as about ingestion)."""
+
+    def __init__(self, server_pid: int) -> None:
+        import psycopg
+
+        self.server_pid = server_pid
+        self.workers: set[int] = set()
+        self.pg = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+
+    @staticmethod
+    def _stat(pid: int) -> list[str] | None:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return text[text.rindex(")") + 2 :].split()  # fields from the state on (the name may hold spaces)
+
+    def pids(self) -> list[int]:
+        self.workers = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (fields := self._stat(int(entry.name))) and int(fields[1]) == self.server_pid:
+                self.workers.add(int(entry.name))
+        rows = self.pg.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        return [*self.workers, *(row[0] for row in rows)]
+
+    @classmethod
+    def cpu_of(cls, pid: int) -> float:
+        """CPU seconds (user + system) of process `pid` so far; 0 when it is gone."""
+        fields = cls._stat(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+    def snapshot(self) -> dict[int, float]:
+        return {pid: self.cpu_of(pid) for pid in self.pids()}
+
+    def since(self, before: dict[int, float]) -> tuple[float, float]:
+        """CPU seconds spent since `before` by the server's workers and by the backends alive now
+        (a new one counts whole)."""
+        spent = {pid: cpu - before.get(pid, 0.0) for pid, cpu in self.snapshot().items()}
+        workers = sum(cpu for pid, cpu in spent.items() if pid in self.workers)
+        return workers, sum(spent.values()) - workers
+
+
+def native_load(base: str, key: str, size: int, clients: int, seconds: float) -> Any:
+    return bench_traces.ingest_load(base, key, size, clients, seconds)
+
+
+def measured[T](meter: CpuMeter, run: Callable[[], T]) -> tuple[T, tuple[float, float]]:
+    before = meter.snapshot()
+    result = run()
+    return result, meter.since(before)
+
+
+def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float, server_pid: int) -> list[dict[str, Any]]:
     from tenants.models import Tenant
 
     tenant_id = Tenant.objects.get(slug=SLUG).pk
-    cells = []
+    cells: list[dict[str, Any]] = []
+    cpu_rows: list[tuple[int, int, dict[str, tuple[float, float]]]] = []
+    meter = CpuMeter(server_pid)
+    # Every gunicorn worker loads the PII recognizers on its first masked batch: warm them all.
+    asyncio.run(bench_traces.ingest_load(base, key, 100, 8, 3.0))
+    asyncio.run(otlp_load(base, key, 100, 8, 3.0))
     print(
         "\n| batch | clients | native spans/s | ack p50 ms | ack p99 ms | OTLP protobuf spans/s | OTLP p50 ms | "
         "OTLP p99 ms | COPY spans/s | COPY p50 ms | native / COPY | OTLP / COPY | COPY spans+traces spans/s | "
@@ -310,13 +396,15 @@ def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for clients in clients_list:
         for size in (100, 1000):
+            vacuum_analyze()
             asyncio.run(bench_traces.ingest_load(base, key, size, clients, 1.0))  # warm-up
             asyncio.run(otlp_load(base, key, size, clients, 1.0))
             started_load = load()
-            native = asyncio.run(bench_traces.ingest_load(base, key, size, clients, seconds))
-            otlp = asyncio.run(otlp_load(base, key, size, clients, seconds))
-            floor = copy_load(tenant_id, size, clients, seconds)
+            native, native_cpu = measured(meter, partial(asyncio.run, native_load(base, key, size, clients, seconds)))
+            otlp, otlp_cpu = measured(meter, partial(asyncio.run, otlp_load(base, key, size, clients, seconds)))
+            floor = copy_load(tenant_id, size, clients, seconds)  # its connections' backends, measured inside
             both = copy_load(tenant_id, size, clients, seconds, traces=True)
+            floor_cpu, both_cpu = (0.0, floor.pop("backend_cpu_s")), (0.0, both.pop("backend_cpu_s"))
             cell = {
                 "batch": size,
                 "clients": clients,
@@ -326,6 +414,19 @@ def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -
                 "copy_traces": both,
             }
             cells.append(cell)
+            # CPU ms per 1,000 spans: the server's workers and PostgreSQL's backends.
+            per_k = {
+                name: (sum(cpu) * 1000 / (result["spans_per_s"] * seconds / 1000), cpu[0] / (sum(cpu) or 1))
+                for name, result, cpu in (
+                    ("native", native, native_cpu),
+                    ("otlp", otlp, otlp_cpu),
+                    ("copy", floor, floor_cpu),
+                    ("copy_traces", both, both_cpu),
+                )
+                if result["spans_per_s"]
+            }
+            cell["cpu_ms_per_1000_spans"] = {name: round(value[0]) for name, value in per_k.items()}
+            cpu_rows.append((size, clients, per_k))
             print(
                 f"| {size} | {clients} | {native['spans_per_s']:.0f} | {native['p50_ms']:.1f} | "
                 f"{native['p99_ms']:.1f} | {otlp['spans_per_s']} | {otlp['p50_ms']} | {otlp['p99_ms']} | "
@@ -341,6 +442,22 @@ def bench_ingest(base: str, key: str, clients_list: list[int], seconds: float) -
                     f"  errors: native {native['errors']} {native['first_error']}; "
                     f"otlp {otlp['errors']} {otlp['first_error']}"
                 )
+    print(
+        "\nCPU ms per 1,000 spans: the server's workers and PostgreSQL's backends (the workers' share in"
+        " brackets); COPY: its backend. COPY / ingestion: the share of COPY's spans/s ingestion would reach"
+        " were CPU all that counted.\n"
+    )
+    print("| batch | clients | native | OTLP | COPY | COPY spans+traces | COPY / native | COPY / OTLP |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, clients, per_k in cpu_rows:
+        native_ms, native_share = per_k.get("native", (0.0, 0.0))
+        otlp_ms, otlp_share = per_k.get("otlp", (0.0, 0.0))
+        copy_ms, both_ms = per_k.get("copy", (0.0, 0.0))[0], per_k.get("copy_traces", (0.0, 0.0))[0]
+        print(
+            f"| {size} | {clients} | {native_ms:.0f} ({native_share:.0%}) | {otlp_ms:.0f} ({otlp_share:.0%}) | "
+            f"{copy_ms:.0f} | {both_ms:.0f} | {copy_ms / (native_ms or 1):.0%} | {copy_ms / (otlp_ms or 1):.0%} |"
+        )
+    meter.pg.close()
     return cells
 
 
@@ -399,7 +516,8 @@ def main() -> None:
             results["whole_trace"] = bench_whole_trace(base, key, args.big, args.requests)
             print(f"whole trace {json.dumps(results['whole_trace'])}", flush=True)
         if args.only in (None, "ingest"):
-            results["ingest"] = bench_ingest(base, key, [int(c) for c in args.clients.split(",")], args.seconds)
+            clients = [int(c) for c in args.clients.split(",")]
+            results["ingest"] = bench_ingest(base, key, clients, args.seconds, proc.pid)
     finally:
         bench_traces.stop(proc)
         guardrail_settings_update(actor=Actor.system_actor("bench"), tenant=tenant, redact_traces=redaction_was)
