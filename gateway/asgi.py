@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from gateway.errors import GatewayError, Shape, invalid
 
@@ -180,6 +182,19 @@ class GatewayRouter:
             await handler(exchange)
         except GatewayError as error:
             await exchange.send_error(error)
+        except (DatabaseError, RedisError):
+            # The console's own stores failed (a restart, a dropped connection, no free
+            # connection): nothing the client did, and a retry in a moment may well succeed.
+            logger.exception("gateway %s: the database or Redis failed", path)
+            failure = GatewayError(
+                503,
+                "console_unavailable",
+                "The console's database or cache did not answer; retry in a moment.",
+                retry_after=1.0,
+                retry=True,
+            )
+            await _conclude_failed(failure)
+            await exchange.send_error(failure)
         except Exception:
             logger.exception("gateway %s failed", path)
             failure = GatewayError(500, "internal_error", "The gateway failed on this request; it is logged.")

@@ -29,9 +29,14 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection
 
 from agents import hooks, pipeline
 from agents.hooks import CallContext, Span
@@ -239,6 +244,31 @@ def hold(call: Call, worst: ChatRequest, *, output_rules: bool = True) -> None:
 
         rules = effective_rules(tenant=call.context.tenant, agent_id=call.context.agent_id)
         call.output_rules = [rule for rule in rules if rule.get("stage") == "output"]
+
+
+# A connection that answered an admission this recently is used without Django's health check
+# (a `SELECT 1` round trip before every admission otherwise). If it died meanwhile, the admission
+# fails with a DatabaseError, answered 503 (retryable, nothing held), and the connection is closed.
+HEALTHY_FOR_SECONDS = 5.0
+_healthy = threading.local()
+
+
+def _admitting[T](fn: Callable[..., T], *args: Any) -> T:
+    close_old_connections()
+    if connection.connection is not None and time.monotonic() - getattr(_healthy, "at", -1e9) < HEALTHY_FOR_SECONDS:
+        connection.health_check_done = True  # type: ignore[attr-defined]  # Django's, on every backend
+    try:
+        result = fn(*args)
+        _healthy.at = time.monotonic()
+        return result
+    finally:
+        close_old_connections()
+
+
+async def admitting[T](fn: Callable[..., T], *args: Any) -> T:
+    """Run an admission (`admit`, `admit_embeddings`, …) in the loop's shared thread pool, on that
+    thread's connection, closed afterwards if it failed or grew too old."""
+    return await sync_to_async(_admitting, thread_sensitive=False)(fn, *args)
 
 
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:

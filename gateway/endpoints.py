@@ -1,7 +1,7 @@
 """`POST /v1/chat/completions` (and the other provider-shaped endpoints): one request is
 
     body     = await exchange.json()                      400 for what is not JSON, 413 over the limit
-    call     = await pooled(calls.admit, headers, body)   the one thread hop: key, who, pin,
+    call     = await admitting(calls.admit, headers, body) the one thread hop: key, who, pin,
                                                           input guardrails, the worst case reserved
     answer   = await upstream.post(call) | stream(call)   the provider, on the loop's pooled client
                                                           (a demo or Anthropic provider: its
@@ -117,7 +117,7 @@ async def relay(
 async def chat_completions(exchange: Exchange) -> None:
     body = await exchange.json()
     wait = holds.requested_wait(exchange.headers)
-    call: calls.Call = await pooled(calls.admit, exchange.headers, body, CHAT)
+    call: calls.Call = await calls.admitting(calls.admit, exchange.headers, body, CHAT)
     if call.stream:
         await _stream_chat(exchange, call, calls.Result(), wait)
         return
@@ -493,7 +493,7 @@ EMBEDDINGS = "/v1/embeddings"
 async def embeddings(exchange: Exchange) -> None:
     """`POST /v1/embeddings` to an OpenAI-compatible provider, priced per input token."""
     body = await exchange.json()
-    call: calls.Call = await pooled(calls.admit_embeddings, exchange.headers, body, EMBEDDINGS)
+    call: calls.Call = await calls.admitting(calls.admit_embeddings, exchange.headers, body, EMBEDDINGS)
     await relay(exchange, call, _read_embeddings)
 
 

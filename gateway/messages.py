@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from approvals.longpoll import pooled
 from catalog.clients import ChatRequest, Message, ToolCall
 from catalog.clients.anthropic import _usage as anthropic_usage
 from gateway import calls, guard, holds, upstream
@@ -194,7 +193,7 @@ async def handle(exchange: Exchange) -> None:
 
     body = await exchange.json()
     wait = holds.requested_wait(exchange.headers)
-    call: calls.Call = await pooled(admit, exchange.headers, body, PATH)
+    call: calls.Call = await calls.admitting(admit, exchange.headers, body, PATH)
     if call.stream:
         await _stream(exchange, call, calls.Result(), wait)
         return

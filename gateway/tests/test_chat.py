@@ -4,6 +4,7 @@ local fake provider."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -284,3 +285,54 @@ def test_an_answer_a_guardrail_blocks_is_refused(live_asgi: str, fake: FakeOpenA
         "the provider was paid: the answer is settled, not released"
     )
     assert reservation.actual_micros == gw.model.cost_micros(input_tokens=5, output_tokens=9)
+
+
+def _terminate_other_connections() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def test_a_database_failure_during_admission_is_a_retryable_503_and_the_next_call_reconnects(
+    live_asgi: str, fake: FakeOpenAI, gw: Gateway
+) -> None:
+    """An admission on a connection that died (a database restart) is answered 503
+    `console_unavailable` (retryable), never 500, and holds nothing; the connection is dropped, so
+    the client's retry goes through. The gateway skips Django's per-request health check on a
+    connection that answered in the last seconds: this is what catches the rare dead one."""
+    from django.db import connections
+
+    from budgets.models import Reservation
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 60  # connections kept between requests, as in production
+    try:
+        client = sdk(live_asgi, gw.secret)
+
+        def ask() -> Any:
+            return client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Hi"}])
+
+        assert ask().choices[0].message.content == "echo: Hi"
+        recorded()
+        _terminate_other_connections()
+        failures: list[tuple[int, str, str | None]] = []
+        for _ in range(20):
+            try:
+                answer = ask()
+                break
+            except openai.APIStatusError as exc:
+                error = exc.body if isinstance(exc.body, dict) else {}
+                failures.append((exc.status_code, str(error.get("code")), exc.response.headers.get("x-should-retry")))
+        else:
+            pytest.fail(f"no call went through after the database came back: {failures}")
+        assert answer.choices[0].message.content == "echo: Hi"
+        assert failures, "the admission on the dead connection was expected to fail once"
+        assert set(failures) == {(503, "console_unavailable", None)}
+        recorded()
+        assert not Reservation.objects.filter(tenant=gw.tenant, status=Reservation.Status.OPEN).exists()
+    finally:
+        connections.settings["default"]["CONN_MAX_AGE"] = 0
+        _terminate_other_connections()  # the server threads' kept connections would block teardown
