@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -312,25 +313,45 @@ async def first_chunk(url: str, headers: dict[str, str], n: int) -> list[float]:
     return out
 
 
-async def throughput(url: str, headers: dict[str, str], clients: int, seconds: float) -> tuple[float, int]:
+async def throughput(url: str, headers: dict[str, str], clients: int, seconds: float) -> tuple[float, int, int]:
+    """Requests/s of `clients` concurrent clients, each sending the next request when its last
+    answer came. The load is generated with aiohttp (a fifth of httpx's CPU per request: the
+    bench shares the machine's two cores with what it measures)."""
+    import aiohttp
+
     done = errors = 0
     stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    body = json.dumps(BODY).encode()
+    sent = {**headers, "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
 
         async def one() -> None:
             nonlocal done, errors
             while time.perf_counter() < stop_at:
-                response = await client.post(url, json=BODY, headers=headers)
-                if response.status_code == 200:
-                    done += 1
-                else:
-                    errors += 1
+                async with client.post(url, data=body, headers=sent) as response:
+                    await response.read()
+                    if response.status == 200:
+                        done += 1
+                    else:
+                        errors += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return done / elapsed, errors
+    return done / elapsed, errors, done
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = sum(process.cpu_times()[:2])
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
 
 
 def vacuum_budget_tables() -> None:
@@ -644,8 +665,10 @@ def main() -> None:
             "direct": (f"{fake_url}/chat/completions", {}),
             "gateway": (gateway_url, {"Authorization": f"Bearer {secret}"}),
         }
+        pids = {"gateway": web.pid}
         if args.litellm:
             targets["litellm"] = start_litellm(fake_url, logdir, processes)
+            pids["litellm"] = processes[-1].pid
         print(
             f"# bench/gateway.py: {args.requests} sequential requests per latency, "
             f"{args.seconds:g} s per throughput; parts {','.join(parts)}; logs in {logdir}"
@@ -673,8 +696,13 @@ def main() -> None:
                 for name, (url, headers) in targets.items():
                     if name == "direct":
                         continue
-                    rate, errors = asyncio.run(throughput(url, headers, clients, args.seconds))
-                    print(f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}")
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rate, errors, served = asyncio.run(throughput(url, headers, clients, args.seconds))
+                    cpu = (cpu_seconds(pids[name]) - before) / max(served, 1) * 1000 if name in pids else 0.0
+                    print(
+                        f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}   "
+                        f"its processes' CPU {cpu:.2f} ms a request"
+                    )
         if "ttfc" in parts:
             ttft = {
                 name: asyncio.run(first_chunk(url, headers, max(50, args.requests // 3)))
