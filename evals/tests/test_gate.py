@@ -187,7 +187,7 @@ def test_a_newer_run_on_the_candidate_that_regresses_refuses_a_change_its_own_ru
 
 
 def test_a_newer_run_that_did_not_complete_is_said_and_its_critical_regression_counts(
-    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun]
+    cast: Cast, suite: Suite, baseline: EvalRun, execute: Callable[..., EvalRun], api: Callable[..., ApiClient]
 ) -> None:
     change, model = request_change(cast)
     complete = execute(candidate_run(change), client=WorseOnCandidate())
@@ -199,6 +199,11 @@ def test_a_newer_run_that_did_not_complete_is_said_and_its_critical_regression_c
     assert gate.run == complete and gate.latest == EvalRun.objects.get(pk=cancelled.pk)
     assert report.passes and len(gate.notes) == 1
     assert "A newer run on the candidate" in gate.notes[0] and "ended cancelled" in gate.notes[0]
+    body = api("read").get(f"/api/v1/evals/pin-changes/{change.pk}").json()
+    [answered] = body["suites"]
+    assert body["passes"] is True and answered["run"] == str(complete.pk) and answered["notes"] == gate.notes
+    assert [r["id"] for r in answered["newer_runs"]] == [str(cancelled.pk)]
+    assert answered["newer_runs"][0]["status"] == "cancelled"
 
     broken = console_run(cast, suite, model)
     execute(broken, client=WorseOnCandidate("Where is my order A-1001?"), limit=1)
