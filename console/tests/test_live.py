@@ -90,7 +90,7 @@ async def test_a_budget_alert_reaches_every_page_of_the_tenant_as_a_banner(cast:
     assert 'id="live-banners" hx-swap-oob="afterbegin"' in html
     assert 'data-testid="budget-alert-banner"' in html
     assert "Live &lt;alerting&gt;" in html and "<alerting>" not in html
-    assert "reached 50%" in html and "$0.002000 of $0.002500" in html
+    assert "reached 50%" in html and "$0.0020 of $0.0025" in html
     await communicator.disconnect()
 
 
