@@ -182,3 +182,23 @@ def test_a_viewer_sees_no_approvals_card(client: Client, cast: Cast) -> None:
     client.force_login(cast.vera)
     page = client.get(reverse("console:dashboard", args=["acme"])).content.decode()
     assert 'data-testid="ops-runs"' in page and 'data-testid="ops-approvals"' not in page
+
+
+@pytest.mark.django_db
+def test_an_empty_page_says_what_it_is_for_and_how_to_fill_it(alice_client: Client, cast: Cast) -> None:
+    page = alice_client.get(reverse("console:runs", args=["acme"])).content.decode()
+    empty = page[page.index('id="runs-empty"') :]
+    assert "No runs yet." in empty and "every model and tool step" in empty
+    assert f'href="{reverse("console:agents", args=["acme"])}"' in empty[:1000]
+    assert "curl -X POST http://testserver/api/v1/runs" in empty
+    filtered = alice_client.get(reverse("console:runs", args=["acme"]) + "?status=failed").content.decode()
+    assert "No runs match these filters." in filtered and "curl" not in filtered
+
+
+@pytest.mark.django_db
+def test_a_viewer_is_not_offered_an_action_they_cannot_take(client: Client, cast: Cast) -> None:
+    client.force_login(cast.vera)
+    page = client.get(reverse("console:budgets", args=["acme"])).content.decode()
+    empty = page[page.index('data-testid="empty-state"') :]
+    assert "No budgets yet." in empty and "spend is unlimited" in empty
+    assert reverse("console:budget_new", args=["acme"]) not in empty and "/api/v1/budgets" in empty

@@ -1,0 +1,100 @@
+"""Empty states: what an empty page is for and the one action that fills it, with the API call that
+does the same (`{% empty_state "runs" %}`). One registry, so every page says it the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django import template
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import SafeString
+
+from tenants.models import Role
+
+register = template.Library()
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    what: str  # the things the page lists, plural ("runs")
+    purpose: str
+    action: str
+    url_name: str
+    role: Role
+    snippet: str  # {base} is this console's URL
+
+
+STEPS = {
+    "runs": FirstStep(
+        "runs",
+        "Each execution of an agent lands here: its input, every model and tool step, cost and outcome.",
+        "Open an agent and use Try it",
+        "agents",
+        Role.REVIEWER,
+        "curl -X POST {base}/api/v1/runs \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"agent": "Support agent", "input": "Where is order A-1001?"}}\'',
+    ),
+    "traces": FirstStep(
+        "traces",
+        "Every agent run and every call through the gateway is traced here: prompts, completions, tool"
+        " calls, tokens, cost and timing. Other systems send spans over the API or OTLP.",
+        "Start a run from an agent",
+        "agents",
+        Role.REVIEWER,
+        "curl -X POST {base}/api/v1/traces/ingest \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"spans": [{{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",'
+        ' "name": "invoke_agent support", "kind": "agent",'
+        ' "start_time": "2026-01-05T10:00:00Z", "end_time": "2026-01-05T10:00:02Z"}}]}}\'',
+    ),
+    "budgets": FirstStep(
+        "budgets",
+        "Hard caps on spend or tokens per tenant, agent, API key, end user or session; without one,"
+        " spend is unlimited.",
+        "Create a budget",
+        "budget_new",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/budgets \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"name": "Monthly cap", "scope": "tenant", "period": "month", "unit": "usd_micros",'
+        ' "limit": 50000000}}\'',
+    ),
+    "eval_suites": FirstStep(
+        "eval suites",
+        "A suite is a set of cases an agent must pass; run it before changing a model or a prompt, and"
+        " compare against the baseline.",
+        "Create a suite over the API",
+        "",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/evals/suites \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"name": "Refunds", "agent": "Support agent"}}\'',
+    ),
+}
+
+
+@register.simple_tag(takes_context=True)
+def empty_state(context: template.Context, kind: str, element_id: str = "", filtered: Any = "") -> SafeString:
+    """The empty state of `kind` (a key of STEPS); `filtered`: the list is empty only because of
+    the filters, so say that instead."""
+    step = STEPS[kind]
+    request = context.get("request")
+    tenant = context.get("tenant")
+    membership = context.get("membership")
+    base = request.build_absolute_uri("/").rstrip("/") if request is not None else ""
+    action_url = ""
+    if step.url_name and tenant is not None and membership is not None and membership.has_role(step.role):
+        action_url = reverse(f"console:{step.url_name}", args=[tenant.slug])
+    return render_to_string(
+        "console/_empty.html",
+        {
+            "step": step,
+            "element_id": element_id,
+            "filtered": bool(filtered),
+            "action_url": action_url,
+            "snippet": step.snippet.format(base=base),
+        },
+    )
