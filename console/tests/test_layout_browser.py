@@ -142,3 +142,24 @@ def test_the_sidebar_folds_into_a_menu_on_a_phone(page_for: Callable[[], Any], c
     sign_out.focus()
     box = sign_out.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_no_page_of_the_sidebar_scrolls_sideways(device: str, page_for: Callable[[], Any], cast: Cast) -> None:
+    seed(cast)
+    page = page_for()
+    width, height = WIDTHS[device]
+    page.set_viewport_size({"width": width, "height": height})
+    sign_in(page, "alice@acme.test")
+    urls = page.eval_on_selector_all("#sidebar a", "links => links.map((a) => a.getAttribute('href'))")
+    assert len(urls) == 14  # Overview and the thirteen sections an admin sees
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems = {}
+    for url in [*urls, "/t/acme/guardrails/policy/", "/t/acme/pins/", "/t/acme/budgets/ledger/"]:
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        found = page.evaluate(LAYOUT_PROBLEMS, ONE_LINE)
+        if found:
+            problems[url] = found
+            page.screenshot(path=str(SCREENSHOTS / f"problem{url.replace('/', '-')}{width}.png"), full_page=True)
+    assert not problems, problems
