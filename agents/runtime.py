@@ -33,9 +33,12 @@ that locks it and checks the lease and any cancel request at once (`_write_step`
 SELECT … FOR UPDATE only when that UPDATE matches nothing, and for the rare writes: pausing,
 ending), the Step's INSERT, and the step's spans (traces/hooks.py collects every span recorded
 during the step, guardrail verdicts included, and writes them through `step_committing` as one
-ingest in that transaction). A model call adds its budget reservation and its settlement, one
-statement each, each its own transaction (budgets/services.py): the ledger does not wait for the
-step, so a lease lost or a crash after the settlement never undoes it.
+ingest in that transaction). The conversation's start (the input, checked) commits with the first
+step, and a final answer, checked by the output guardrails first, commits with the run's end, so a
+run of n steps commits n + 1 times (its claim, then each step). A model call adds its budget
+reservation and its settlement, one statement each, each its own transaction (budgets/services.py):
+the ledger does not wait for the step, so a lease lost or a crash after the settlement never
+undoes it.
 
 What is cached, and how a change reaches a running run: the configuration a step reads (guardrail
 policies and settings, a tool and its grants for the tool-scope check, approval rules, span
@@ -52,6 +55,7 @@ that step, its spans with it (traces/hooks.py); the run resumes from its last co
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import secrets
@@ -157,6 +161,14 @@ def _set_final(
     row: Run, status: str, error_type: str = "", message: str = "", *, output: str | None = None, now: Any = None
 ) -> None:
     """Write a final status on a locked row and announce it after commit."""
+    row.save(update_fields=_finalize(row, status, error_type, message, output=output, now=now))
+    run_changed(row)
+
+
+def _finalize(
+    row: Run, status: str, error_type: str = "", message: str = "", *, output: str | None = None, now: Any = None
+) -> list[str]:
+    """Set a final status on `row` in memory; the fields to save."""
     row.status = status
     row.error_type = error_type
     row.error_message = message
@@ -166,19 +178,16 @@ def _set_final(
     row.lease_owner = ""
     row.lease_expires_at = None
     row.actions_rejected, row.actions_expired, row.actions_blocked = row.action_counts()
-    row.save(
-        update_fields=[
-            "status",
-            "error_type",
-            "error_message",
-            "output",
-            "finished_at",
-            "lease_owner",
-            "lease_expires_at",
-            *Run.ACTION_COUNT_FIELDS,
-        ]
-    )
-    run_changed(row)
+    return [
+        "status",
+        "error_type",
+        "error_message",
+        "output",
+        "finished_at",
+        "lease_owner",
+        "lease_expires_at",
+        *Run.ACTION_COUNT_FIELDS,
+    ]
 
 
 def budget_approval_key(step_index: int) -> str:
@@ -260,6 +269,9 @@ class _Engine:
         self.owner = owner
         self.client_override = client
         self.span: hooks.Span | None = None
+        # False while the conversation's start (system and user messages) is only in memory: it
+        # is written with the first step (or whatever this execution commits first).
+        self.messages_saved = True
 
     # --- The loop --------------------------------------------------------------------------------
 
@@ -340,9 +352,10 @@ class _Engine:
         if self.version.instructions:
             messages.append({"role": "system", "content": self.version.instructions})
         messages.append({"role": "user", "content": text})
-        with self._locked() as run:
-            run.messages = messages
-            run.save(update_fields=["messages"])
+        # Written with the first model call's step, in its transaction (with the input verdict's
+        # span): an execution that dies before that starts the conversation again when resumed.
+        self.run.messages = messages
+        self.messages_saved = False
 
     def _loop(self) -> None:
         # Each step reads the configuration (guardrail policies and settings, tool grants, pins)
@@ -362,11 +375,20 @@ class _Engine:
                 self._model_step()
 
     def _conclude(self, content: str) -> NoReturn:
+        """End a run whose last model step, already committed, was a final answer (a run resumed
+        after its worker died between that step and its end)."""
+        final, output = self._concluded(content)
+        self._finish(*final, output=output)
+
+    def _concluded(self, content: str) -> tuple[tuple[str, str, str], str | None]:
+        """The output guardrails on a final answer: the final state (status, error type, message)
+        and the output to store (None: keep none)."""
         verdict = hooks.check_output(call=self.call, text=content)
         if verdict.action in ("block", "require_approval"):
-            self._finish(Run.Status.BLOCKED, "guardrail_output", verdict.reason or "A guardrail blocked the answer.")
+            reason = verdict.reason or "A guardrail blocked the answer."
+            return (Run.Status.BLOCKED, "guardrail_output", reason), None
         output = verdict.redacted if verdict.action == "redact" else content
-        self._finish(Run.Status.SUCCEEDED, output=output)
+        return (Run.Status.SUCCEEDED, "", ""), output
 
     # --- Model calls -----------------------------------------------------------------------------
 
@@ -476,14 +498,23 @@ class _Engine:
             cost_micros=cost,
             latency_ms=latency_ms,
         )
-        self._write_step(
-            step,
-            messages=[*self.run.messages, response.as_message()],
-            step_count=index + 1,
-            input_tokens=self.run.input_tokens + usage.input_tokens,
-            output_tokens=self.run.output_tokens + usage.output_tokens,
-            cost_micros=self.run.cost_micros + cost,
-        )
+        fields: dict[str, Any] = {
+            "messages": [*self.run.messages, response.as_message()],
+            "step_count": index + 1,
+            "input_tokens": self.run.input_tokens + usage.input_tokens,
+            "output_tokens": self.run.output_tokens + usage.output_tokens,
+            "cost_micros": self.run.cost_micros + cost,
+        }
+        if response.tool_calls:
+            self._write_step(step, fields)
+            return
+        # A final answer: checked now, so the step and the run's end commit together.
+        try:
+            final, output = self._concluded(response.content)
+        except Exception:
+            self._write_step(step, fields)  # the model call is on record before the run fails
+            raise
+        self._write_step(step, fields, final=final, output=output)
 
     # --- Tool calls ------------------------------------------------------------------------------
 
@@ -524,7 +555,7 @@ class _Engine:
             error=result.error,
         )
         tool_message: Message = {"role": "tool", "tool_call_id": call_id, "name": name, "content": result.as_text()}
-        self._write_step(step, final=final, messages=[*self.run.messages, tool_message], step_count=index + 1)
+        self._write_step(step, {"messages": [*self.run.messages, tool_message], "step_count": index + 1}, final=final)
         self.ran.add(key)
 
     def _guarded_call(
@@ -644,44 +675,56 @@ class _Engine:
     def _lease_expiry(self) -> Any:
         return timezone.now() + timedelta(seconds=lease_seconds())
 
-    def _write_step(self, step: Step, *, final: tuple[str, str, str] | None = None, **fields: Any) -> None:
+    def _write_step(
+        self,
+        step: Step,
+        fields: dict[str, Any],
+        *,
+        final: tuple[str, str, str] | None = None,
+        output: str | None = None,
+    ) -> None:
         """Commit `step` and the run's new `fields` (its lease renewed) in one transaction, with
-        what the hooks buffered for the step; with `final` (status, error type, message) the run
-        ends in the same commit, and the loop stops.
+        what the hooks buffered for the step; with `final` (status, error type, message) and
+        `output` the run ends in the same commit (its run span with it), and the loop stops.
 
         The common case costs one statement besides the step's INSERT: an UPDATE of the run that
         only matches while this execution holds it (running, its lease owner) with no cancel
         request pending, so it locks the row and checks the lease in one round trip, as the
         SELECT … FOR UPDATE of `_locked` would. When it matches nothing (the lease lost, a cancel
         pending), nothing was written and `_locked` decides: it stops a lost execution, and
-        commits the step then cancels the run."""
-        fields["lease_expires_at"] = self._lease_expiry()
-        if final is None:
-            with transaction.atomic():
-                held = (
-                    Run.objects.for_tenant(self.run.tenant)
-                    .filter(
-                        pk=self.run.pk,
-                        status=Run.Status.RUNNING,
-                        lease_owner=self.owner,
-                        cancel_requested_at__isnull=True,
-                    )
-                    .update(**fields)
-                )
-                if held:
-                    for name, value in fields.items():
-                        setattr(self.run, name, value)
-                    step.save(force_insert=True)
-                    run_changed(self.run)  # pages showing the run render the new step now
-                    hooks.step_committing(call=self.call)
-                    return
-        with self._locked() as run:
+        commits the step then cancels the run (or ends it as `final` says)."""
+        fields = {**fields, "lease_expires_at": self._lease_expiry()}
+        values = dict(fields)
+        if final is not None:
+            ended = copy.copy(self.run)  # the run as it would end, without touching it yet
             for name, value in fields.items():
-                setattr(run, name, value)
-            step.save(force_insert=True)
-            run.save(update_fields=list(fields))
-            if final is not None:
-                _set_final(run, *final)
+                setattr(ended, name, value)
+            values = {name: getattr(ended, name) for name in [*fields, *_finalize(ended, *final, output=output)]}
+        with transaction.atomic():
+            held = (
+                Run.objects.for_tenant(self.run.tenant)
+                .filter(
+                    pk=self.run.pk, status=Run.Status.RUNNING, lease_owner=self.owner, cancel_requested_at__isnull=True
+                )
+                .update(**values)
+            )
+            if held:
+                for name, value in values.items():
+                    setattr(self.run, name, value)
+                self.messages_saved = self.messages_saved or "messages" in values
+                step.save(force_insert=True)
+                run_changed(self.run)  # pages showing the run render the new step (or its end) now
+                if final is not None:
+                    self._end_span()
+                hooks.step_committing(call=self.call)
+        if not held:
+            with self._locked() as run:
+                for name, value in fields.items():
+                    setattr(run, name, value)
+                step.save(force_insert=True)
+                run.save(update_fields=list(fields))
+                if final is not None:
+                    _set_final(run, *final, output=output)
         if final is not None:
             raise _Stop
 
@@ -705,6 +748,9 @@ class _Engine:
                 raise _LeaseLostError(f"the run is {row.status} and its lease belongs to {row.lease_owner or 'nobody'}")
             self.run.cancel_requested_at = row.cancel_requested_at
             yield self.run
+            if not self.messages_saved:
+                self.run.save(update_fields=["messages"])
+                self.messages_saved = True
             if self.run.cancel_requested_at is not None and self.run.status == Run.Status.RUNNING:
                 _set_final(self.run, Run.Status.CANCELLED, "cancelled", "Cancelled on request; stopped between steps.")
                 cancelled = True

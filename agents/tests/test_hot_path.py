@@ -15,6 +15,8 @@ from agents import hooks, runtime
 from agents.models import Run
 from agents.tests.test_runtime import Crash, ScriptedClient, answer, build, calls
 from approvals.models import ApprovalRequest, ApprovalRule
+from budgets.models import Budget
+from budgets.tests.factories import make_budget
 from catalog.clients import ChatRequest, ChatResponse
 from traces.models import Span
 
@@ -44,8 +46,9 @@ def test_each_step_is_one_transaction_that_commits_its_spans() -> None:
 
     assert run.status == Run.Status.SUCCEEDED and run.step_count == 5
     commits = [q for q in queries.captured_queries if q["sql"] == "COMMIT"]
-    # The claim, the conversation's start, one per step, the end: no transaction of spans alone.
-    assert len(commits) == 1 + 1 + 5 + 1
+    # The claim, then one per step (the conversation's start commits with the first, the run's end
+    # with the last): no transaction of spans alone.
+    assert len(commits) == 1 + 5
     kinds = sorted(span.kind for span in spans(run))
     assert kinds == sorted(["agent"] + ["llm"] * 3 + ["tool"] * 2 + ["guardrail"] * 6)
 
@@ -129,3 +132,19 @@ def test_an_approval_rule_added_during_a_run_applies_from_its_next_tool_call() -
     assert run.step_count == 3  # the first look-up ran; the second waits for a reviewer
     [request] = ApprovalRequest.objects.for_tenant(setup.tenant).filter(run=run)
     assert request.call_id == "c2"
+
+
+@pytest.mark.django_db
+def test_a_run_refused_before_its_first_model_call_keeps_its_conversation() -> None:
+    setup = build()
+    make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=1)  # one micro-USD: no call fits
+
+    run = runtime.execute(setup.start("Hello"), client=ScriptedClient())
+
+    assert run.status == Run.Status.BUDGET_EXCEEDED and run.step_count == 0
+    # Kept in memory until the first step, written by the transaction that ended the run.
+    assert run.messages == [
+        {"role": "system", "content": "You are a support agent."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert len(spans(run, kind="guardrail", name="guardrail input")) == 1
