@@ -160,7 +160,11 @@ class Run(TenantOwned):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="run_tenant_time")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="run_tenant_time"),
+            # Eval rehearsals, which production lists leave out (agents.selectors.rehearsal_runs).
+            models.Index(fields=["tenant"], condition=models.Q(metadata__has_key="eval_result"), name="run_rehearsal"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.agent_id} ({self.status})"

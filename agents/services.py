@@ -643,7 +643,8 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
             run.finished_at = now
             run.error_type = "cancelled"
             run.error_message = f"Cancelled by {actor.label}."
-            fields += ["status", "finished_at", "error_type", "error_message"]
+            run.actions_rejected, run.actions_expired, run.actions_blocked = run.action_counts()
+            fields += ["status", "finished_at", "error_type", "error_message", *Run.ACTION_COUNT_FIELDS]
         run.save(update_fields=fields)
         send_run_changed(run)
     return run

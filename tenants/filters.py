@@ -22,6 +22,8 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from tenants.errors import ServiceError
 from tenants.models import Tenant
@@ -196,6 +198,7 @@ class RehearsalFilter(django_filters.ChoiceFilter):
         return qs.exclude(rehearsals)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class IsoTimeFilter(django_filters.IsoDateTimeFilter):
     """A time in ISO 8601; anything else ("yesterday") is refused, naming the format."""
 
@@ -204,6 +207,7 @@ class IsoTimeFilter(django_filters.IsoDateTimeFilter):
         super().__init__(**kwargs)
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class YesNoFilter(django_filters.TypedChoiceFilter):
     """true or false (1 or 0, yes or no); anything else is refused (django-filter's BooleanFilter reads an
     unknown value as "no filter")."""

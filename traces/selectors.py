@@ -11,6 +11,8 @@ import django_filters
 from django.db.models import CharField, Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from tenants.filters import IsoTimeFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
@@ -73,6 +75,7 @@ class TraceFilterSet(StrictFilterSet):
     def filter_tag(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
         return queryset.filter(tags__contains=[value])
 
+    @extend_schema_field(OpenApiTypes.NUMBER)
     def filter_cost(self, queryset: QuerySet[Trace], name: str, value: Any) -> QuerySet[Trace]:
         micros = round(float(value) * 1_000_000)
         return queryset.filter(Q(cost_micros__gte=micros) | Q(reported_cost_micros__gte=micros))

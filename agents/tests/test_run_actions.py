@@ -96,3 +96,15 @@ def test_the_approval_page_and_the_run_page_number_the_waiting_call_alike(client
     pending = run_html.split(f'id="step-{step}"', 1)[1].split("</article>", 1)[0]
     assert 'data-testid="pending-step"' in pending and f"{step}. Tool <code>refund_order</code>" in pending
     assert "call <code>c1</code>" in pending
+
+
+def test_a_run_cancelled_after_a_rejection_still_counts_it(no_tasks: None) -> None:
+    from agents.services import run_cancel
+
+    run = paused()
+    services.approval_decide(approval=request_of(run), actor=reviewer(run.tenant), decision="reject", note="No.")
+    run.refresh_from_db()
+    run = run_cancel(actor=reviewer(run.tenant, name="cy"), run=run)
+    assert run.status == Run.Status.CANCELLED and run.actions_rejected == 1
+    run.refresh_from_db()
+    assert run.actions_summary == "1 action rejected"
