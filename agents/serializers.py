@@ -10,6 +10,7 @@ from rest_framework import serializers
 from agents.models import Agent, AgentVersion, Run, Step, Tool
 from agents.services import MAX_STEPS_LIMIT, MAX_TEMPERATURE
 from catalog.models import MICROS_PER_USD
+from tenants import strict
 
 
 def usd(micros: int) -> str:
@@ -20,7 +21,7 @@ def usd(micros: int) -> str:
 # --- Tools -------------------------------------------------------------------------------------
 
 
-class ToolSerializer(serializers.ModelSerializer):
+class ToolSerializer(strict.ModelSerializer):
     has_signing_secret = serializers.SerializerMethodField()
 
     class Meta:
@@ -58,7 +59,7 @@ class ToolSavedSerializer(ToolSerializer):
         read_only_fields = fields
 
 
-class ToolWriteSerializer(serializers.Serializer):
+class ToolWriteSerializer(strict.Serializer):
     name = serializers.CharField(max_length=64)
     description = serializers.CharField()
     parameters = serializers.JSONField(help_text="JSON Schema of the arguments (an object schema).")
@@ -79,7 +80,7 @@ class ToolUpdateSerializer(ToolWriteSerializer):
 # --- Agents ------------------------------------------------------------------------------------
 
 
-class AgentVersionSerializer(serializers.ModelSerializer):
+class AgentVersionSerializer(strict.ModelSerializer):
     version = serializers.IntegerField(source="number", read_only=True)
     tools = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
@@ -104,7 +105,7 @@ class AgentVersionSerializer(serializers.ModelSerializer):
         return [tool.name for tool in version.tools.all()]
 
 
-class AgentSerializer(serializers.ModelSerializer):
+class AgentSerializer(strict.ModelSerializer):
     """An agent and its current version, flattened (the version number is `version`)."""
 
     version = serializers.IntegerField(source="current_version.number", read_only=True, default=None)
@@ -150,7 +151,7 @@ class AgentSerializer(serializers.ModelSerializer):
         return f"/api/v1/agents/{agent.pk}/versions"
 
 
-class AgentWriteSerializer(serializers.Serializer):
+class AgentWriteSerializer(strict.Serializer):
     name = serializers.CharField(max_length=100)
     instructions = serializers.CharField(required=False, allow_blank=True, default="")
     model_alias = serializers.SlugField(max_length=64, required=False, default="default")
@@ -166,7 +167,7 @@ class AgentWriteSerializer(serializers.Serializer):
 # --- Runs --------------------------------------------------------------------------------------
 
 
-class RunCreateSerializer(serializers.Serializer):
+class RunCreateSerializer(strict.Serializer):
     agent = serializers.CharField(help_text="The agent's id or name.")
     input = serializers.CharField(trim_whitespace=False)
     end_user_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -174,7 +175,7 @@ class RunCreateSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(strict.ModelSerializer):
     agent = serializers.SerializerMethodField()
     agent_version = serializers.IntegerField(source="agent_version.number", read_only=True)
     error = serializers.SerializerMethodField()
@@ -222,7 +223,7 @@ class RunSerializer(serializers.ModelSerializer):
         return usd(run.cost_micros)
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(strict.ModelSerializer):
     """One step: a model call (exact model id, tokens, cost) or a tool call (name, arguments,
     result). `request` and `response` are what was sent and received, as recorded."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -10,9 +10,10 @@ from rest_framework import serializers
 
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Reason, Risk
 from approvals.services import MAX_EXPIRES_IN, RULE_FIELDS
+from tenants import strict
 
 
-class ApprovalSerializer(serializers.ModelSerializer):
+class ApprovalSerializer(strict.ModelSerializer):
     """One request as clients see it: what was asked, and (once decided) exactly what was approved."""
 
     approved_arguments = serializers.SerializerMethodField(
@@ -60,7 +61,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
         return approval.effective_arguments if approval.status == ApprovalRequest.Status.APPROVED else None
 
 
-class ApprovalCreateSerializer(serializers.Serializer):
+class ApprovalCreateSerializer(strict.Serializer):
     action = serializers.CharField(max_length=200, help_text="The action the client will perform if approved.")
     arguments = serializers.JSONField(help_text="Its arguments (a JSON object); the approval binds their hash.")
     risk = serializers.ChoiceField(choices=Risk.choices)
@@ -89,7 +90,7 @@ class ApprovalCreatedSerializer(ApprovalSerializer):
         read_only_fields = fields
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(strict.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject", "edit"])
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     arguments = serializers.JSONField(required=False, help_text="The edited arguments (edit only).")
@@ -98,7 +99,7 @@ class DecisionSerializer(serializers.Serializer):
 # --- Rules and autonomy (policy as code) --------------------------------------------------------
 
 
-class ApprovalRuleSerializer(serializers.ModelSerializer):
+class ApprovalRuleSerializer(strict.ModelSerializer):
     """A rule as stored: the tenant default (agent and tool null) or an override."""
 
     agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
@@ -124,7 +125,7 @@ class ApprovalRuleSerializer(serializers.ModelSerializer):
         return bool(rule.escalation_webhook_secret_encrypted)
 
 
-class ApprovalRuleWriteSerializer(serializers.Serializer):
+class ApprovalRuleWriteSerializer(strict.Serializer):
     """The settings to change (PATCH) or to start from (POST); what is left out keeps its value,
     or the built-in default for a new rule. Ranges are checked by the service (400 naming the field)."""
 
@@ -144,17 +145,11 @@ class ApprovalRuleWriteSerializer(serializers.Serializer):
     autonomy_after = serializers.IntegerField(required=False, allow_null=True)
     autonomy_irreversible = serializers.BooleanField(required=False)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Refuse what would otherwise be ignored: a field this rule does not have (or, on a
-        change, its agent or tool, which stay)."""
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
-        if unknown:
-            name = unknown[0]
-            fixed = name in ("agent", "tool")
-            raise serializers.ValidationError(
-                {name: ["a rule's agent and tool stay; create another rule." if fixed else "not a rule setting."]}
-            )
-        return attrs
+    # Unknown fields are refused (tenants.strict); a change's agent and tool say why.
+    refusals: ClassVar[dict[str, str]] = {
+        "agent": "a rule's agent and tool stay; create another rule.",
+        "tool": "a rule's agent and tool stay; create another rule.",
+    }
 
 
 class ApprovalRuleCreateSerializer(ApprovalRuleWriteSerializer):
@@ -166,7 +161,7 @@ class ApprovalRuleCreateSerializer(ApprovalRuleWriteSerializer):
     )
 
 
-class AutonomyGrantSerializer(serializers.ModelSerializer):
+class AutonomyGrantSerializer(strict.ModelSerializer):
     agent_name = serializers.CharField(source="agent.name", read_only=True)
     tool_name = serializers.CharField(source="tool.name", read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
@@ -191,5 +186,5 @@ class AutonomyGrantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AutonomyRevokeSerializer(serializers.Serializer):
+class AutonomyRevokeSerializer(strict.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Why (e.g. the incident); audited.")

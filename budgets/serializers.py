@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.utils import timezone
 from rest_framework import serializers
 
 from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
 from budgets.services import MAX_THRESHOLD, MAX_TOKENS
+from tenants import strict
 
 
-class BudgetSerializer(serializers.ModelSerializer):
+class BudgetSerializer(strict.ModelSerializer):
     webhook_secret_set = serializers.SerializerMethodField(help_text="Whether alert webhooks are signed.")
 
     def get_webhook_secret_set(self, budget: Budget) -> bool:
@@ -41,7 +42,7 @@ class BudgetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BudgetWriteSerializer(serializers.Serializer):
+class BudgetWriteSerializer(strict.Serializer):
     name = serializers.CharField(max_length=100)
     scope = serializers.ChoiceField(choices=Budget.Scope.choices, default=Budget.Scope.TENANT)
     agent = serializers.CharField(
@@ -81,21 +82,21 @@ class BudgetWriteSerializer(serializers.Serializer):
     )
 
 
-class CounterSerializer(serializers.ModelSerializer):
+class CounterSerializer(strict.ModelSerializer):
     class Meta:
         model = BudgetCounter
         fields = ["scope_value", "settled", "reserved"]
         read_only_fields = fields
 
 
-class MemberUsageSerializer(serializers.Serializer):
+class MemberUsageSerializer(strict.Serializer):
     member = serializers.CharField(help_text='The scope value ("" for the anonymous bucket).')
     used = serializers.IntegerField(help_text="Settled spend.")
     reserved = serializers.IntegerField()
     remaining = serializers.IntegerField(help_text="limit - used - reserved, at least 0.")
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageSerializer(strict.Serializer):
     budget = serializers.UUIDField(source="budget.pk")
     unit = serializers.CharField(source="budget.unit")
     limit = serializers.IntegerField(source="budget.limit")
@@ -115,16 +116,36 @@ class UsageSerializer(serializers.Serializer):
     top = CounterSerializer(source="counters", many=True, help_text="The biggest scope values, by settled + reserved.")
 
 
-class ReservationCreateSerializer(serializers.Serializer):
+class ReservationCreateSerializer(strict.Serializer):
     model = serializers.CharField(max_length=200, help_text="A pinned alias or an exact model id.")
-    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False, allow_null=True)
+    input_tokens = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TOKENS,
+        required=False,
+        allow_null=True,
+        help_text="Also accepted as `prompt_tokens`.",
+    )
     input_text = serializers.CharField(
         required=False, allow_blank=True, trim_whitespace=False, max_length=4 * MAX_TOKENS
     )
-    max_output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
-    end_user_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    max_output_tokens = serializers.IntegerField(
+        min_value=0, max_value=MAX_TOKENS, help_text="Also accepted as `max_tokens` or `max_completion_tokens`."
+    )
+    end_user_id = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="", help_text="Also accepted as `user`."
+    )
     session_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     agent = serializers.CharField(required=False, allow_null=True, help_text="The agent's id or name.")
+
+    # OpenAI's names for the same things (a client coming from its API writes those).
+    aliases: ClassVar[dict[str, tuple[str, bool]]] = {
+        "max_tokens": ("max_output_tokens", True),
+        "max_completion_tokens": ("max_output_tokens", True),
+        "prompt_tokens": ("input_tokens", True),
+        "user": ("end_user_id", True),
+        "end_user": ("end_user_id", False),
+        "session": ("session_id", False),
+    }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("input_tokens") is None and "input_text" not in attrs:
@@ -139,7 +160,7 @@ def plain_reservation_input(data: Any) -> dict[str, Any] | None:
     would keep (whole numbers in range, ASCII text without a NUL, no blank model or agent). None
     for anything else, which the serializer then validates and words the errors of. test_api
     checks that what this accepts, the serializer accepts with the same values."""
-    if type(data) is not dict:
+    if type(data) is not dict or not data.keys() <= _RESERVATION_FIELDS:
         return None
     model = _text(data.get("model"), 200)
     max_output_tokens = _count(data.get("max_output_tokens"))
@@ -173,7 +194,7 @@ def plain_reservation_input(data: Any) -> dict[str, Any] | None:
 
 def plain_settle_input(data: Any) -> dict[str, Any] | None:
     """SettleSerializer's validated_data for a plainly valid body (see plain_reservation_input)."""
-    if type(data) is not dict:
+    if type(data) is not dict or not data.keys() <= _SETTLE_FIELDS:
         return None
     plain = {
         "input_tokens": _count(data.get("input_tokens")),
@@ -184,6 +205,14 @@ def plain_settle_input(data: Any) -> dict[str, Any] | None:
     if None in plain.values() or type(plain["estimated"]) is not bool:
         return None
     return plain
+
+
+# A body with any other name (unknown, or another API's alias) goes to the serializer, which
+# renames or refuses it.
+_RESERVATION_FIELDS = frozenset(
+    {"model", "input_tokens", "input_text", "max_output_tokens", "end_user_id", "session_id", "agent"}
+)
+_SETTLE_FIELDS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "estimated"})
 
 
 def _count(value: Any) -> int | None:
@@ -199,7 +228,7 @@ def _text(value: Any, max_length: int | None, *, strip: bool = True) -> str | No
     return value if max_length is None or len(value) <= max_length else None
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class ReservationSerializer(strict.ModelSerializer):
     model = serializers.CharField(source="model.model_id", read_only=True)
     amount = serializers.IntegerField(source="worst_case_micros", read_only=True, help_text="Worst case, micro-USD.")
     unit = serializers.SerializerMethodField()
@@ -270,20 +299,31 @@ def _iso(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-class SettleSerializer(serializers.Serializer):
-    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
-    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
+class SettleSerializer(strict.Serializer):
+    input_tokens = serializers.IntegerField(
+        min_value=0, max_value=MAX_TOKENS, help_text="Also accepted as `prompt_tokens`."
+    )
+    output_tokens = serializers.IntegerField(
+        min_value=0, max_value=MAX_TOKENS, help_text="Also accepted as `completion_tokens`."
+    )
     cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False, default=0)
     estimated = serializers.BooleanField(required=False, default=False, help_text="True when usage is an estimate.")
 
+    # The names of OpenAI's `usage` object, so a client can send it as the provider answered it.
+    aliases: ClassVar[dict[str, tuple[str, bool]]] = {
+        "prompt_tokens": ("input_tokens", True),
+        "completion_tokens": ("output_tokens", True),
+        "total_tokens": ("output_tokens", False),
+    }
 
-class AdjustSerializer(serializers.Serializer):
+
+class AdjustSerializer(strict.Serializer):
     settled_delta = serializers.IntegerField(help_text="Added to the spend (negative to refund), in the budget's unit.")
     note = serializers.CharField(max_length=200, help_text="Why.")
     scope_value = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class LedgerEntrySerializer(strict.ModelSerializer):
     class Meta:
         model = LedgerEntry
         fields = ["id", "kind", "counter", "reservation", "reserved_delta", "settled_delta", "note", "created_at"]

@@ -3,7 +3,7 @@ and are stored, and also returned read-only, as exact integer micro-USD."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
 from catalog.services import micros_to_usd, usd_to_micros
+from tenants import strict
 from tenants.errors import FieldError
 
 
@@ -56,7 +57,7 @@ class TenantModelField(serializers.PrimaryKeyRelatedField):
 # --- Providers ---------------------------------------------------------------------------------
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(strict.ModelSerializer):
     api_key_set = serializers.BooleanField(source="has_api_key", read_only=True, help_text="The key is never returned.")
     effective_base_url = serializers.CharField(read_only=True)
 
@@ -77,7 +78,7 @@ class ProviderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ProviderWriteSerializer(serializers.Serializer):
+class ProviderWriteSerializer(strict.Serializer):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=Provider.Kind.choices)
     base_url = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
@@ -97,7 +98,7 @@ class ProviderWriteSerializer(serializers.Serializer):
 # --- Models ------------------------------------------------------------------------------------
 
 
-class LanguageModelSerializer(serializers.ModelSerializer):
+class LanguageModelSerializer(strict.ModelSerializer):
     provider = serializers.UUIDField(source="provider_id", read_only=True)
     provider_name = serializers.CharField(source="provider.name", read_only=True)
     input_price = UsdPriceField(read_only=True)
@@ -132,7 +133,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LanguageModelWriteSerializer(serializers.Serializer):
+class LanguageModelWriteSerializer(strict.Serializer):
     provider = TenantProviderField()
     model_id = serializers.CharField(max_length=200)
     revision = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
@@ -143,6 +144,14 @@ class LanguageModelWriteSerializer(serializers.Serializer):
     context_window = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     max_output_tokens = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     deprecation_date = serializers.DateField(allow_null=True, required=False, default=None)
+
+    aliases: ClassVar[dict[str, tuple[str, bool]]] = {
+        "input_price_per_million": ("input_price", False),
+        "cached_input_price_per_million": ("cached_input_price", False),
+        "output_price_per_million": ("output_price", False),
+        "max_tokens": ("max_output_tokens", False),
+        "model": ("model_id", False),
+    }
 
 
 class LanguageModelUpdateSerializer(LanguageModelWriteSerializer):
@@ -162,7 +171,7 @@ class LanguageModelUpdateSerializer(LanguageModelWriteSerializer):
         return attrs
 
 
-class _ModelBrief(serializers.ModelSerializer):
+class _ModelBrief(strict.ModelSerializer):
     provider_name = serializers.CharField(source="provider.name", read_only=True)
 
     class Meta:
@@ -174,7 +183,7 @@ class _ModelBrief(serializers.ModelSerializer):
 # --- Pins --------------------------------------------------------------------------------------
 
 
-class PinSerializer(serializers.ModelSerializer):
+class PinSerializer(strict.ModelSerializer):
     model = LanguageModelSerializer(read_only=True)
 
     class Meta:
@@ -183,7 +192,7 @@ class PinSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PinChangeSerializer(serializers.ModelSerializer):
+class PinChangeSerializer(strict.ModelSerializer):
     from_model = serializers.SerializerMethodField()
     to_model = serializers.SerializerMethodField()
     requested_by = serializers.CharField(source="requested_by_label", read_only=True)
@@ -215,11 +224,11 @@ class PinChangeSerializer(serializers.ModelSerializer):
         return _ModelBrief(change.to_model).data
 
 
-class PinChangeRequestSerializer(serializers.Serializer):
+class PinChangeRequestSerializer(strict.Serializer):
     model = TenantModelField(help_text="The id of the model the alias should point at.")
     reason = serializers.CharField(max_length=2000)
 
 
-class PinChangeDecisionSerializer(serializers.Serializer):
+class PinChangeDecisionSerializer(strict.Serializer):
     approve = serializers.BooleanField(help_text="true applies the change, false rejects it.")
     note = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")

@@ -367,6 +367,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "approvals.schema.add_long_poll",
+        "tenants.strict.refuse_unknown_in_schema",
     ],
     # Several models have a `status` or `kind`: name each enum after its model, not a hash.
     "ENUM_NAME_OVERRIDES": {

@@ -8,9 +8,10 @@ from rest_framework import serializers
 
 from evals.models import Case, EvalResult, EvalRun, Review, Suite
 from evals.services import MAX_RUN_BUDGET_MICROS
+from tenants import strict
 
 
-class SuiteSerializer(serializers.ModelSerializer):
+class SuiteSerializer(strict.ModelSerializer):
     agent_name = serializers.CharField(source="agent.name", read_only=True)
     case_count = serializers.SerializerMethodField()
 
@@ -39,7 +40,7 @@ class SuiteSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SuiteWriteSerializer(serializers.Serializer):
+class SuiteWriteSerializer(strict.Serializer):
     name = serializers.CharField(max_length=100)
     agent = serializers.CharField(help_text="The agent's id or name.")
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -52,7 +53,7 @@ class SuiteWriteSerializer(serializers.Serializer):
     )
 
 
-class CaseSerializer(serializers.ModelSerializer):
+class CaseSerializer(strict.ModelSerializer):
     class Meta:
         model = Case
         fields = [
@@ -76,7 +77,7 @@ class CaseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CaseWriteSerializer(serializers.Serializer):
+class CaseWriteSerializer(strict.Serializer):
     """Types only; the service validates assertions, tool results and the rest."""
 
     input = serializers.CharField(trim_whitespace=False)
@@ -98,11 +99,11 @@ class CaseWriteSerializer(serializers.Serializer):
         return fields
 
 
-class ImportSerializer(serializers.Serializer):
+class ImportSerializer(strict.Serializer):
     jsonl = serializers.CharField(trim_whitespace=False, help_text="One case object per line.")
 
 
-class StartRunSerializer(serializers.Serializer):
+class StartRunSerializer(strict.Serializer):
     model = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -110,7 +111,7 @@ class StartRunSerializer(serializers.Serializer):
     )
 
 
-class ResultSerializer(serializers.ModelSerializer):
+class ResultSerializer(strict.ModelSerializer):
     case_name = serializers.CharField(source="label", read_only=True)
     input = serializers.SerializerMethodField()
     run_link = serializers.SerializerMethodField()
@@ -159,7 +160,7 @@ class ResultSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EvalRunSerializer(serializers.ModelSerializer):
+class EvalRunSerializer(strict.ModelSerializer):
     suite_name = serializers.CharField(source="suite.name", read_only=True)
     model_id = serializers.CharField(source="model.model_id", read_only=True)
     agent_version = serializers.IntegerField(source="agent_version.number", read_only=True)
@@ -225,23 +226,23 @@ class EvalRunDetailSerializer(EvalRunSerializer):
         read_only_fields = fields
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(strict.ModelSerializer):
     class Meta:
         model = Review
         fields = ["id", "result", "run", "score", "comment", "reviewer_label", "created_at"]
         read_only_fields = fields
 
 
-class ReviewWriteSerializer(serializers.Serializer):
+class ReviewWriteSerializer(strict.Serializer):
     result = serializers.CharField(required=False, help_text="An eval result's id.")
     run = serializers.CharField(required=False, help_text="A production run's id.")
     score = serializers.IntegerField(min_value=1, max_value=5)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
-class FromTraceSerializer(serializers.Serializer):
+class FromTraceSerializer(strict.Serializer):
     trace_id = serializers.CharField(max_length=64, help_text="The trace's id (32 hex digits).")
 
 
-class OverrideSerializer(serializers.Serializer):
+class OverrideSerializer(strict.Serializer):
     reason = serializers.CharField(max_length=5000)

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from guardrails.models import GuardrailEvent, Policy, Stage
+from tenants import strict
 
 
 class StrictCharField(serializers.CharField):
@@ -18,7 +19,7 @@ class StrictCharField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
-class CheckRequestSerializer(serializers.Serializer):
+class CheckRequestSerializer(strict.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
     text = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="input, output, tool_result: the text."
@@ -47,7 +48,7 @@ class CheckRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class FindingSerializer(serializers.Serializer):
+class FindingSerializer(strict.Serializer):
     detector = serializers.CharField()
     type = serializers.CharField()
     score = serializers.FloatField()
@@ -59,7 +60,7 @@ class FindingSerializer(serializers.Serializer):
     action = serializers.CharField(help_text="That rule's action.")
 
 
-class CheckResultSerializer(serializers.Serializer):
+class CheckResultSerializer(strict.Serializer):
     allowed = serializers.BooleanField()
     action = serializers.ChoiceField(choices=["allow", "flag", "redact", "require_approval", "block"])
     reason = serializers.CharField(allow_blank=True)
@@ -69,14 +70,14 @@ class CheckResultSerializer(serializers.Serializer):
     latency_us = serializers.IntegerField()
 
 
-class RuleSerializer(serializers.Serializer):
+class RuleSerializer(strict.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
     detector = serializers.CharField()
     parameters = serializers.JSONField(required=False)
     action = serializers.ChoiceField(choices=["block", "redact", "flag", "require_approval"])
 
 
-class PolicySerializer(serializers.ModelSerializer):
+class PolicySerializer(strict.ModelSerializer):
     agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
     rules = RuleSerializer(many=True, read_only=True)
 
@@ -86,7 +87,7 @@ class PolicySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PolicyWriteSerializer(serializers.Serializer):
+class PolicyWriteSerializer(strict.Serializer):
     rules = serializers.JSONField(help_text="The ordered rules; each {stage, detector, parameters, action}.")
 
 
@@ -94,7 +95,7 @@ class PolicyCreateSerializer(PolicyWriteSerializer):
     agent = serializers.CharField(help_text="The agent the override is for (its id or name).")
 
 
-class GuardrailEventSerializer(serializers.ModelSerializer):
+class GuardrailEventSerializer(strict.ModelSerializer):
     class Meta:
         model = GuardrailEvent
         fields = [

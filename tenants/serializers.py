@@ -6,10 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tenants import strict
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Scope
 
 
-class TenantSerializer(serializers.Serializer):
+class TenantSerializer(strict.Serializer):
     id = serializers.UUIDField(read_only=True)
     slug = serializers.SlugField(read_only=True)
     name = serializers.CharField(read_only=True)
@@ -17,7 +18,7 @@ class TenantSerializer(serializers.Serializer):
     status = serializers.CharField(read_only=True)
 
 
-class MeSerializer(serializers.Serializer):
+class MeSerializer(strict.Serializer):
     tenant = TenantSerializer()
     key = serializers.SerializerMethodField()
     scopes = serializers.ListField(child=serializers.CharField())
@@ -27,7 +28,7 @@ class MeSerializer(serializers.Serializer):
         return {"id": str(key.pk), "name": key.name, "prefix": key.display_prefix}
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(strict.ModelSerializer):
     email = serializers.EmailField(source="user.email", read_only=True)
     name = serializers.CharField(source="user.name", read_only=True)
 
@@ -37,16 +38,16 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "email", "name", "created_at"]
 
 
-class InviteSerializer(serializers.Serializer):
+class InviteSerializer(strict.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(strict.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(strict.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
 
@@ -67,7 +68,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(strict.Serializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
         child=serializers.CharField(max_length=64),
@@ -95,7 +96,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(strict.ModelSerializer):
     actor = serializers.CharField(source="actor_label", read_only=True)
 
     class Meta:

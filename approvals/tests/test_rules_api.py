@@ -167,7 +167,7 @@ def test_rules_are_kept_as_code_and_govern_the_engine(acme_admin_api: ApiClient,
     moved = assert_error(acme_admin_api.patch(f"/api/v1/approval-rules/{body['id']}", {"tool": "send_email"}), 400)
     assert "stay" in moved["fields"]["tool"][0]
     typo = assert_error(acme_admin_api.patch(f"/api/v1/approval-rules/{body['id']}", {"quorom": 3}), 400)
-    assert typo["fields"] == {"quorom": ["not a rule setting."]}
+    assert typo["fields"] == {"quorom": ["Unknown field; did you mean `quorum`?"]}
 
     assert acme_admin_api.delete(f"/api/v1/approval-rules/{body['id']}").status_code == 204
     fallback = policy.rule_for(tenant=cast.acme, agent=agent, tool=tool)

@@ -1,0 +1,92 @@
+"""Serializers that refuse what they do not know: a field the API does not have is a 400 naming
+it, never dropped in silence (a client's typo, e.g. `input_price_per_million` for
+`input_price`, would otherwise become wrong data: an unpriced model, answered 201).
+
+Every API serializer derives from `Serializer` or `ModelSerializer` here (tenants/tests/
+test_strict.py checks every one in the project). Known read-only fields are accepted and ignored,
+so a client may send back what it read. `aliases` names another API's word for one of ours:
+OpenAI's `max_tokens` for our `max_output_tokens`. An alias that means exactly the same is
+accepted as that field (`accept`), one that only looks alike is refused naming ours.
+
+The gateway's provider-shaped endpoints (/v1/chat/completions, ...) are not DRF serializers and
+pass unknown fields through to the provider, as providers add fields all the time.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from rest_framework import serializers
+
+
+class StrictMixin:
+    """`to_internal_value` refuses names that are not fields of the serializer."""
+
+    # another API's name -> (our field, True when it means exactly the same and is accepted)
+    aliases: ClassVar[dict[str, tuple[str, bool]]] = {}
+    # a name this serializer refuses with a message of its own (a field that cannot change)
+    refusals: ClassVar[dict[str, str]] = {}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = self._resolve(data)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+    def _resolve(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        fields: Mapping[str, Any] = self.fields  # type: ignore[attr-defined]
+        unknown = [name for name in data if name not in fields]
+        if not unknown:
+            return data
+        errors: dict[str, list[str]] = {}
+        renamed = dict(data)
+        for name in unknown:
+            ours, accepted = self.aliases.get(name, ("", False))
+            if name in self.refusals:
+                errors[name] = [self.refusals[name]]
+            elif ours and accepted and ours not in data:
+                renamed[ours] = renamed.pop(name)
+            elif ours and accepted:
+                errors[name] = [f"Give `{ours}` or `{name}`, not both."]
+            elif ours:
+                errors[name] = [f"Unknown field; this API's is `{ours}`."]
+            elif close := difflib.get_close_matches(name, _writable(fields), n=1, cutoff=0.8):
+                errors[name] = [f"Unknown field; did you mean `{close[0]}`?"]
+            else:
+                errors[name] = [f"Unknown field; the fields are: {', '.join(_writable(fields)) or 'none'}."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return renamed
+
+
+def _writable(fields: Mapping[str, Any]) -> list[str]:
+    return [name for name, field in fields.items() if not getattr(field, "read_only", False)]
+
+
+class Serializer(StrictMixin, serializers.Serializer):
+    pass
+
+
+class ModelSerializer(StrictMixin, serializers.ModelSerializer):
+    pass
+
+
+def refuse_unknown_in_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: request bodies say `additionalProperties: false`, as
+    the serializers behind them refuse unknown fields (aliases are in the fields' descriptions)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    names: set[str] = set()
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for media in (operation.get("requestBody") or {}).get("content", {}).values():
+                ref = (media.get("schema") or {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    names.add(ref.rsplit("/", 1)[-1])
+    for name in names:
+        schema = schemas.get(name)
+        if isinstance(schema, dict) and schema.get("type") == "object":
+            schema.setdefault("additionalProperties", False)
+    return result
