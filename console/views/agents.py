@@ -141,11 +141,16 @@ def _pins(tenant: Tenant) -> dict[str, str]:
 
 @role_required(Role.VIEWER)
 def agents(request: ConsoleRequest) -> HttpResponse:
-    """The agents with their current version, tools and what their alias is pinned to."""
-    show_archived = request.GET.get("archived") == "1"
-    rows = list(selectors.agents_of(tenant=request.tenant, include_archived=show_archived))
-    context = {"agents": rows, "pins": _pins(request.tenant), "show_archived": show_archived}
-    return render_page(request, "agents/index.html", context)
+    """The agents with their current version, tools and what their alias is pinned to; archived
+    ones with `?archived=1` (selectors.AgentFilterSet, as the API: anything else is a 400)."""
+    filters = selectors.AgentFilterSet(
+        request.GET, selectors.agents_of(tenant=request.tenant, include_archived=True), tenant=request.tenant
+    )
+    valid = filters.is_valid()
+    rows = list(filters.qs) if valid else []
+    show_archived = valid and bool(filters.form.cleaned_data.get("archived"))
+    context = {"agents": rows, "pins": _pins(request.tenant), "show_archived": show_archived, "form": filters.form}
+    return render_page(request, "agents/index.html", context, status=200 if valid else 400)
 
 
 @role_required(Role.ADMIN)

@@ -151,3 +151,16 @@ def test_the_budgets_ledger_refuses_an_unknown_filter(alice_client: Client) -> N
     response = alice_client.get(reverse("console:budget_ledger", args=["acme"]) + "?colour=red")
     assert response.status_code == 400
     assert "&#x27;colour&#x27; is not a filter of this list" in response.content.decode()
+
+
+def test_the_agents_page_shows_archived_agents_on_request_and_refuses_a_bad_value(
+    alice_client: Client, cast: Cast
+) -> None:
+    agent = _agent(cast)
+    agent.archived = True
+    agent.save(update_fields=["archived"])
+    url = reverse("console:agents", args=["acme"])
+    assert "Support agent" not in alice_client.get(url).content.decode()
+    assert "Support agent" in alice_client.get(url + "?archived=1").content.decode()
+    response = alice_client.get(url + "?archived=perhaps")
+    assert response.status_code == 400 and "Support agent" not in response.content.decode()
