@@ -163,7 +163,9 @@ class Run(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="run_tenant_time"),
             # Eval rehearsals, which production lists leave out (agents.selectors.rehearsal_runs).
-            models.Index(fields=["tenant"], condition=models.Q(metadata__has_key="eval_result"), name="run_rehearsal"),
+            models.Index(
+                fields=["tenant", "id"], condition=models.Q(metadata__has_key="eval_result"), name="run_rehearsal"
+            ),
         ]
 
     def __str__(self) -> str:

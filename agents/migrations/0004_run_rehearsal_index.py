@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="run",
             index=models.Index(
-                condition=models.Q(("metadata__has_key", "eval_result")), fields=["tenant"], name="run_rehearsal"
+                condition=models.Q(("metadata__has_key", "eval_result")), fields=["tenant", "id"], name="run_rehearsal"
             ),
         ),
     ]
