@@ -3,7 +3,7 @@
 Each row of RULES says: this attribute, in this convention, fills this field, read this way. For
 each field the first row present wins (rows are in priority order); every attribute a row reads is
 taken out of the span's attributes, so what is left is kept as given. The conventions, as their
-instrumentation libraries really emit them (traces/tests/test_conventions.py runs each library):
+instrumentation libraries really emit them (traces/tests/test_exporters.py runs each library through its real exporter):
 
     gen_ai       OpenTelemetry GenAI semantic conventions, current names
                  (opentelemetry-instrumentation-openai-v2, LiteLLM's "otel" callback)
@@ -111,6 +111,15 @@ def _usd(value: Any) -> Any:
     return None
 
 
+def _error_type(value: Any) -> Any:
+    """An exception's type name. opentelemetry-instrumentation-openai-v2 writes the class's repr
+    (`<class 'openai.InternalServerError'>`): read the dotted name out of it."""
+    text = _text(value)
+    if text and text.startswith("<class '") and text.endswith("'>"):
+        return text[len("<class '") : -len("'>")] or None
+    return text
+
+
 def maybe_json(value: Any) -> Any:
     """Messages and payloads often arrive as JSON text in a string attribute: keep them structured."""
     if isinstance(value, str) and value[:1] in "[{":
@@ -164,6 +173,7 @@ RULES: list[Rule] = [
     *_rules("openinference", "model", _text, "llm.model_name"),
     *_rules("langfuse", "model", _text, "langfuse.observation.model.name"),
     *_rules("gen_ai", "request_model", _text, "gen_ai.request.model"),
+    Rule("openinference", "llm.invocation_parameters", "request_model", _json_field("model", _text), keep=True),
     # tokens
     *_rules("gen_ai", "input_tokens", _count, "gen_ai.usage.input_tokens"),
     *_rules("gen_ai_prev", "input_tokens", _count, "gen_ai.usage.prompt_tokens"),
@@ -217,7 +227,7 @@ RULES: list[Rule] = [
     *_rules("openinference", "output", maybe_json, "output.value"),
     *_rules("langfuse", "output", maybe_json, "langfuse.observation.output"),
     # errors
-    *_rules("gen_ai", "error_type", _text, "error.type"),
+    *_rules("gen_ai", "error_type", _error_type, "error.type"),
     Rule("langfuse", "langfuse.observation.level", "level", _text),
     Rule("langfuse", "langfuse.observation.status_message", "status_message", _text),
 ]

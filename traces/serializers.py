@@ -13,6 +13,12 @@ from traces.models import Span, Trace
 
 
 class TraceSerializer(serializers.ModelSerializer):
+    priced = serializers.SerializerMethodField(
+        help_text="Whether cost_micros is our price of the trace's tokens: false when tokens were used but no "
+        "model of them is priced in the catalog (an unknown or floating model name), so cost_micros is not a "
+        "price of $0; null when no tokens were used. reported_cost_micros is the client's own figure."
+    )
+
     class Meta:
         model = Trace
         fields = [
@@ -30,6 +36,7 @@ class TraceSerializer(serializers.ModelSerializer):
             "reasoning_tokens",
             "cost_micros",
             "reported_cost_micros",
+            "priced",
             "end_user_id",
             "session_id",
             "agent_id",
@@ -39,6 +46,11 @@ class TraceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_priced(self, trace: Trace) -> bool | None:
+        if not (trace.input_tokens or trace.output_tokens):
+            return None
+        return trace.cost_micros > 0
 
 
 class SpanSerializer(serializers.ModelSerializer):

@@ -1,0 +1,368 @@
+"""Each instrumentation library, unmodified, sends its spans through its real OTLP exporter to the
+live server, with its model calls answered by the local fake OpenAI (catalog/fake_openai.py, never
+the network); the trace is then read back through the API (and once on the trace page in
+Chromium): kind, model asked for and model that answered, tokens, cost (ours, and the client's
+where it sends one), end user, session and errors.
+
+The fake answers for the floating alias `default` with the dated, priced demo model
+`demo-support-2025-06-01` (input $0.50, output $1.50 per million tokens): 2,000 tokens in and
+1,000 out cost 2,500 µ$.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from catalog.demo import DEMO_MODEL_ID
+from catalog.fake_openai import FakeOpenAI, completion, error
+from tenants.models import Scope
+from tenants.testing import Cast, make_key
+from traces.models import Span
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USAGE = {
+    "prompt_tokens": 2000,
+    "completion_tokens": 1000,
+    "total_tokens": 3000,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+}
+COST_MICROS = 2500  # 2,000 x $0.50/M + 1,000 x $1.50/M
+
+
+@dataclass
+class Console:
+    url: str
+    write_key: str
+    read_key: str
+
+    def trace(self, trace_id: str, *, spans: int, timeout: float = 10.0) -> dict[str, Any]:
+        """The trace as the API gives it, once it holds `spans` spans."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = requests.get(
+                f"{self.url}/api/v1/traces/{trace_id}",
+                headers={"Authorization": f"Bearer {self.read_key}"},
+                timeout=10,
+            )
+            if answer.status_code == 200 and len(answer.json()["spans"]) >= spans:
+                return answer.json()
+            assert time.monotonic() < deadline, f"trace {trace_id} not whole: {answer.status_code} {answer.text[:500]}"
+            time.sleep(0.05)
+
+    def traces(self, **params: str) -> list[dict[str, Any]]:
+        answer = requests.get(
+            f"{self.url}/api/v1/traces",
+            params=params,
+            headers={"Authorization": f"Bearer {self.read_key}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["results"]
+
+
+@pytest.fixture
+def console(live_asgi: str, cast: Cast) -> Console:
+    _, write_key = make_key(cast.acme, [Scope.TRACES_WRITE])
+    _, read_key = make_key(cast.acme, [Scope.READ])
+    return Console(live_asgi, write_key, read_key)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=(DEMO_MODEL_ID,)) as server:
+        yield server
+
+
+def answered(content: str = "Your order ships tomorrow.") -> dict[str, Any]:
+    return completion(content, model=DEMO_MODEL_ID, usage=USAGE)
+
+
+def otlp_provider(console: Console, service: str) -> Any:
+    """A TracerProvider exporting through the real OTLP/HTTP (protobuf) exporter to the console,
+    span by span; every export must succeed."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{console.url}/v1/traces", headers={"Authorization": f"Bearer {console.write_key}"}
+    )
+    export = exporter.export
+
+    def checked_export(spans: Any) -> SpanExportResult:
+        result = export(spans)
+        assert result == SpanExportResult.SUCCESS, [s.name for s in spans]
+        return result
+
+    exporter.export = checked_export  # type: ignore[method-assign]
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def hex_trace_id(span: Any) -> str:
+    return format(span.get_span_context().trace_id, "032x")
+
+
+def by_name(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in trace["spans"]}
+
+
+def stored(span: dict[str, Any]) -> Span:
+    """The span's row, for the fields the API's span shape does not carry (request model, scope)."""
+    return Span.objects.get(trace_id=span["trace_id"], span_id=span["span_id"])
+
+
+def assert_priced_call(span: dict[str, Any], *, reported: int | None = None, requested: str = "default") -> None:
+    assert span["kind"] == "llm"
+    assert span["model"] == DEMO_MODEL_ID
+    assert stored(span).request_model == requested
+    assert span["usage"]["input_tokens"] == 2000 and span["usage"]["output_tokens"] == 1000
+    assert span["usage"]["cost_micros"] == COST_MICROS
+    assert span["usage"]["reported_cost_micros"] == reported
+
+
+# --- (a) the OpenAI SDK with OpenTelemetry's GenAI instrumentation ------------------------------
+
+
+@pytest.fixture
+def genai_instrumented(console: Console) -> Iterator[Any]:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    provider = otlp_provider(console, "support-bot")
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    yield provider
+    instrumentor.uninstrument()
+    provider.shutdown()
+
+
+def test_openai_sdk_with_the_genai_instrumentation(genai_instrumented: Any, console: Console, fake: FakeOpenAI) -> None:
+    import openai
+
+    fake.queue(answered(), error(500, "The upstream is down"))
+    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0)
+    tracer = genai_instrumented.get_tracer("support-bot")
+    with tracer.start_as_current_span("invoke_agent support-bot") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        agent.set_attribute("gen_ai.agent.name", "support-bot")
+        agent.set_attribute("gen_ai.conversation.id", "conv-a")
+        agent.set_attribute("enduser.id", "ann")
+        client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Where is A-1001?"}])
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="default", messages=[{"role": "user", "content": "And A-1002?"}])
+        trace_id = hex_trace_id(agent)
+
+    trace = console.trace(trace_id, spans=3)
+    agent_span = by_name(trace)["invoke_agent support-bot"]
+    calls = sorted((s for s in trace["spans"] if s["kind"] == "llm"), key=lambda s: s["started_at"])
+    assert agent_span["kind"] == "agent" and agent_span["agent_id"] == "support-bot"
+    assert_priced_call(calls[0])
+    failed = calls[1]
+    assert failed["status"] == "error" and stored(failed).request_model == "default"
+    assert failed["error"]["type"] == "openai.InternalServerError"  # the library wrote "<class '…'>"
+    assert "The upstream is down" in failed["error"]["message"]
+    for span in calls:  # inherited from the agent span
+        assert (span["end_user_id"], span["session_id"], span["agent_id"]) == ("ann", "conv-a", "support-bot")
+    assert trace["status"] == "error" and trace["error_count"] == 1
+    assert (trace["end_user_id"], trace["session_id"]) == ("ann", "conv-a")
+    assert trace["cost_micros"] == COST_MICROS and trace["priced"] is True
+    assert DEMO_MODEL_ID in trace["models_used"]  # and "default", all the failed call knew
+
+
+# --- (b) the OpenAI SDK with OpenInference's instrumentation (Arize Phoenix) ---------------------
+
+
+@pytest.fixture
+def openinference_instrumented(console: Console) -> Iterator[Any]:
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    provider = otlp_provider(console, "support-bot")
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    yield provider
+    instrumentor.uninstrument()
+    provider.shutdown()
+
+
+def test_openai_sdk_with_openinference(openinference_instrumented: Any, console: Console, fake: FakeOpenAI) -> None:
+    import openai
+    from openinference.instrumentation import using_attributes
+
+    fake.queue(answered(), error(400, "Unsupported parameter: 'temprature'"))
+    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0)
+    tracer = openinference_instrumented.get_tracer("support-bot")
+    with using_attributes(session_id="conv-b", user_id="bea"), tracer.start_as_current_span("support-bot") as agent:
+        agent.set_attribute("openinference.span.kind", "AGENT")
+        agent.set_attribute("agent.name", "support-bot")
+        client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Wo ist A-1001?"}])
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Und A-1002?"}])
+        trace_id = hex_trace_id(agent)
+
+    trace = console.trace(trace_id, spans=3)
+    agent_span = by_name(trace)["support-bot"]
+    calls = sorted((s for s in trace["spans"] if s["kind"] == "llm"), key=lambda s: s["started_at"])
+    assert agent_span["kind"] == "agent" and agent_span["agent_id"] == "support-bot"
+    assert_priced_call(calls[0])
+    assert calls[0]["input"] is not None and "Wo ist A-1001?" in str(calls[0]["input"])
+    failed = calls[1]
+    assert failed["status"] == "error" and stored(failed).request_model == "default"
+    assert failed["error"]["type"] == "openai.BadRequestError"
+    assert "temprature" in failed["error"]["message"]
+    for span in calls:
+        assert (span["end_user_id"], span["session_id"], span["agent_id"]) == ("bea", "conv-b", "support-bot")
+    assert (trace["end_user_id"], trace["session_id"]) == ("bea", "conv-b")
+    assert trace["status"] == "error" and trace["cost_micros"] == COST_MICROS
+
+
+# --- (c) the Langfuse SDK (v3 and later export OTLP to /api/public/otel/v1/traces) ---------------
+
+
+@pytest.fixture
+def langfuse_client(console: Console, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Langfuse pointed at the console, offline: its host is the live server, its secret key our API
+    key (it sends Basic public:secret), so nothing goes to cloud.langfuse.com."""
+    from langfuse import Langfuse
+    from opentelemetry.sdk.trace import TracerProvider
+
+    for name in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    # A provider of its own: Langfuse would otherwise install its provider as the process's global one.
+    client = Langfuse(
+        public_key="pk-lf-console", secret_key=console.write_key, base_url=console.url, tracer_provider=TracerProvider()
+    )
+    yield client
+    client.shutdown()
+
+
+def test_the_langfuse_sdk(langfuse_client: Any, console: Console, fake: FakeOpenAI) -> None:
+    import openai
+    from langfuse import propagate_attributes
+
+    fake.queue(answered(), error(500, "The upstream is down"))
+    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0)
+    with langfuse_client.start_as_current_observation(as_type="agent", name="support-bot") as agent:
+        with propagate_attributes(user_id="cem", session_id="conv-c"):
+            for question in ("Où est A-1001 ?", "Et A-1002 ?"):
+                with langfuse_client.start_as_current_observation(
+                    as_type="generation", name="chat", model="default", input=[{"role": "user", "content": question}]
+                ) as generation:
+                    try:
+                        reply = client.chat.completions.create(
+                            model="default", messages=[{"role": "user", "content": question}]
+                        )
+                    except openai.InternalServerError as exc:
+                        generation.update(level="ERROR", status_message=str(exc))
+                    else:
+                        assert reply.usage is not None
+                        generation.update(
+                            model=reply.model,
+                            output=reply.choices[0].message.content,
+                            usage_details={"input": reply.usage.prompt_tokens, "output": reply.usage.completion_tokens},
+                            cost_details={"total": 0.0031},
+                        )
+        trace_id = agent.trace_id
+    langfuse_client.flush()
+
+    trace = console.trace(trace_id, spans=3)
+    calls = sorted((s for s in trace["spans"] if s["kind"] == "llm"), key=lambda s: s["started_at"])
+    assert by_name(trace)["support-bot"]["kind"] == "agent"
+    assert len(calls) == 2
+    # Langfuse has one model field, updated here to the model that answered.
+    assert_priced_call(calls[0], reported=3100, requested="")
+    failed = calls[1]
+    assert failed["status"] == "error" and "The upstream is down" in failed["error"]["message"]
+    for span in calls:
+        assert (span["end_user_id"], span["session_id"]) == ("cem", "conv-c")
+    assert (trace["end_user_id"], trace["session_id"]) == ("cem", "conv-c")
+    assert trace["cost_micros"] == COST_MICROS and trace["reported_cost_micros"] == 3100
+    assert trace["status"] == "error"
+
+
+# --- (d) LiteLLM's OpenTelemetry callback ----------------------------------------------------------
+
+
+@pytest.fixture
+def litellm_otel(console: Console, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Under an application's span LiteLLM writes onto that span unless told to make its own.
+    monkeypatch.setenv("USE_OTEL_LITELLM_REQUEST_SPAN", "true")
+    import litellm
+    from litellm.integrations.opentelemetry import OpenTelemetry, OpenTelemetryConfig
+
+    # The provider given explicitly (LiteLLM's way for tests): it would otherwise take over the
+    # process's global one, or install one of its own there.
+    provider = otlp_provider(console, "litellm")
+    prices = {"input_cost_per_token": 6e-7, "output_cost_per_token": 1.8e-6, "litellm_provider": "openai"}
+    litellm.register_model({DEMO_MODEL_ID: {**prices, "mode": "chat"}, "default": {**prices, "mode": "chat"}})
+    callback = OpenTelemetry(
+        config=OpenTelemetryConfig(
+            exporter="otlp_http",
+            endpoint=f"{console.url}/v1/traces",
+            headers=f"Authorization=Bearer {console.write_key}",
+        ),
+        tracer_provider=provider,
+    )
+    before = litellm.callbacks
+    litellm.callbacks = [callback]
+    yield provider
+    litellm.callbacks = before
+    for name in (DEMO_MODEL_ID, "default"):
+        litellm.model_cost.pop(name, None)
+    provider.shutdown()
+
+
+def test_litellm_with_its_opentelemetry_callback(litellm_otel: Any, console: Console, fake: FakeOpenAI) -> None:
+    """LiteLLM prices the call itself from its cost map (here the model registered at $0.60 and $1.80
+    per million tokens: 3,000 µ$) and says so in gen_ai.cost.total_cost, shown beside ours. Its
+    spans are children of the application's span, whose conversation id they inherit."""
+    import litellm
+
+    fake.queue(answered(), error(500, "The upstream is down"))
+    tracer = litellm_otel.get_tracer("support-bot")
+    with tracer.start_as_current_span("invoke_agent support-bot") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        agent.set_attribute("gen_ai.conversation.id", "conv-d")
+        reply = litellm.completion(
+            model="openai/default",
+            api_base=fake.base_url,
+            api_key="sk-fake",
+            messages=[{"role": "user", "content": "Where is A-1001?"}],
+            user="dan",
+        )
+        assert reply.choices[0].message.content == "Your order ships tomorrow."
+        with pytest.raises(litellm.InternalServerError):
+            litellm.completion(
+                model="openai/default",
+                api_base=fake.base_url,
+                api_key="sk-fake",
+                messages=[{"role": "user", "content": "And A-1002?"}],
+                user="dan",
+                num_retries=0,
+                max_retries=0,
+            )
+        trace_id = hex_trace_id(agent)
+
+    trace = console.trace(trace_id, spans=4)
+    calls = sorted((s for s in trace["spans"] if s["name"] == "litellm_request"), key=lambda s: s["started_at"])
+    assert len(calls) == 2
+    assert_priced_call(calls[0], reported=3000)
+    failed = calls[1]
+    assert failed["kind"] == "llm" and failed["status"] == "error"
+    assert failed["error"]["type"] == "litellm.exceptions.InternalServerError"
+    assert "The upstream is down" in failed["error"]["message"]
+    for span in calls:
+        assert (span["end_user_id"], span["session_id"]) == ("dan", "conv-d")
+    assert (trace["end_user_id"], trace["session_id"]) == ("dan", "conv-d")
+    assert trace["cost_micros"] == COST_MICROS and trace["reported_cost_micros"] == 3000
+    assert trace["status"] == "error" and trace["error_count"] == 1
