@@ -35,6 +35,12 @@ Every pattern runs on the normalised views of the text (normalize.views), so zer
 bidi characters, tag characters, homoglyphs, letter spacing and base64/hex/URL-encoded blobs do
 not hide a match, nor do ROT13, reversed text or split fragments when the text asks for them to
 be decoded, read backwards or joined.
+
+Beside the rules, a learned model (guardrails/detectors/learned.py: logistic regression over
+hashed character and word n-grams of the same normalised views, one weight vector per mode,
+trained by guardrails/training/train_injection.py) scores the text; its probability, calibrated
+per mode, is fused with the rules' score (learned.fuse) and, when it counts, reported as a finding
+of type `learned`. Without its model file the rules work alone.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from guardrails.detectors import learned
 from guardrails.detectors.base import Finding, excerpt
 from guardrails.detectors.normalize import View, hidden_characters, views
 
@@ -1420,28 +1427,25 @@ def score(weights: list[float]) -> float:
 # The last text's scan, per mode: a policy often runs the detector twice on one text with two
 # thresholds (the default tool_result rules block at 0.85 and flag at 0.5), and the scan, not the
 # threshold, is the cost. One entry per mode, replaced whole (a tuple), so threads never see half.
-_LAST: dict[str, tuple[str, list[Match], dict[str, int]]] = {}
+_LAST: dict[str, tuple[str, list[Match], dict[str, int], float | None]] = {}
 
 
-def _analysis(text: str, mode: Mode) -> tuple[list[Match], dict[str, int]]:
-    """The signals matched in `text` in `mode` and its hidden characters (what detect() scores)."""
+def _analysis(text: str, mode: Mode) -> tuple[list[Match], dict[str, int], float | None]:
+    """The signals matched in `text` in `mode`, its hidden characters and the learned model's
+    probability (None without a model file): what detect() scores."""
     last = _LAST.get(mode)
     if last is not None and last[0] == text:
-        return last[1], last[2]
-    matches = _scan(views(text), _BY_MODE[mode])
+        return last[1], last[2], last[3]
+    text_views = views(text)
+    matches = _scan(text_views, _BY_MODE[mode])
     hidden = hidden_characters(text)
-    _LAST[mode] = (text, matches, hidden)
-    return matches, hidden
+    model = learned.shipped()
+    probability = None if model is None else model.probability(learned.features([v.text for v in text_views]), mode)
+    _LAST[mode] = (text, matches, hidden, probability)
+    return matches, hidden, probability
 
 
-def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) -> list[Finding]:
-    """Findings for an injection in `text`, or [] when its score stays under the threshold (the
-    mode's default unless given). Every finding carries the text's overall score, the matched
-    signal's reason and span (in `text`); a match inside decoded content names the encoding."""
-    if not text.strip():
-        return []
-    limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
-    matches, hidden = _analysis(text, mode)
+def _rule_weights(matches: list[Match], hidden: dict[str, int]) -> list[float]:
     weights = [m.signal.weight for m in matches]
     if hidden.get("tag"):
         # Tag characters render as nothing and have no place in prose: smuggled text.
@@ -1451,8 +1455,45 @@ def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) 
     if any(m.via and m.via != "unicode" for m in matches):
         # An instruction that had to be encoded to get through is more suspicious, not less.
         weights.append(0.3)
+    return weights
+
+
+def rule_score(text: str, *, mode: Mode = "direct") -> float:
+    """The rules' score alone (no learned model): what training calibrates the fusion against."""
+    if not text.strip():
+        return 0.0
+    matches, hidden, _ = _analysis(text, mode)
+    return score(_rule_weights(matches, hidden))
+
+
+# A learned score under this (after calibration) is left out of the findings: it changed nothing
+# in the fused score (learned.fuse counts it from this level up).
+LEARNED_FINDING_FLOOR = learned.AGREE
+
+
+def detect(
+    text: str, *, mode: Mode = "direct", threshold: float | None = None, learned_model: bool = True
+) -> list[Finding]:
+    """Findings for an injection in `text`, or [] when its score stays under the threshold (the
+    mode's default unless given). The score fuses the rules and the learned model
+    (guardrails/detectors/learned.py, left out with `learned_model=False`): the rules' noisy-OR of
+    the matched signals' weights, and the model's probability calibrated per mode so that its
+    threshold reads 0.5, combined by learned.fuse (the surer one, or both when both are fairly
+    sure). Every finding carries the fused score, the matched signal's reason and
+    span (in `text`); a match inside decoded content names the encoding; the model's own finding
+    (type `learned`, over the whole text) carries its probability in the reason."""
+    if not text.strip():
+        return []
+    limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
+    matches, hidden, probability = _analysis(text, mode)
+    weights = _rule_weights(matches, hidden)
+    model = learned.shipped() if learned_model else None
+    calibrated = 0.0
     total = score(weights)
-    if total < limit or not matches:
+    if model is not None and probability is not None:
+        calibrated = model.calibrated(probability, mode)
+        total = learned.fuse(total, calibrated)
+    if total < limit or not (matches or calibrated >= LEARNED_FINDING_FLOOR):
         return []
     findings: list[Finding] = []
     for match in sorted(matches, key=lambda m: -m.signal.weight):
@@ -1470,6 +1511,21 @@ def detect(text: str, *, mode: Mode = "direct", threshold: float | None = None) 
                 start=match.start,
                 end=match.end,
                 excerpt=excerpt(text, match.start, match.end),
+            )
+        )
+    if calibrated >= LEARNED_FINDING_FLOOR and probability is not None and model is not None:
+        findings.append(
+            Finding(
+                detector="injection",
+                type="learned",
+                score=total,
+                reason=(
+                    f"reads like injection text to the learned model: {probability:.2f} "
+                    f"(threshold {model.threshold[mode]:.2f} in {mode} mode)"
+                ),
+                start=0,
+                end=len(text),
+                excerpt=excerpt(text, 0, len(text)),
             )
         )
     return findings
