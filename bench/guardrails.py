@@ -14,6 +14,14 @@ Prints:
   every text of this bench, through the default policy's four stages and each detector alone,
   recorded to a fixture (`record`) or compared with it row by row (`check`, exit status 1 and
   every difference printed when one differs): what a speed-up must leave unchanged;
+- learned detector (guardrails/detectors/learned.py), fused with the rules: leave-one-source-out
+  (the model retrained on every source but one, that one scored, at the shipped model's
+  calibrated thresholds), a held-back split of the written training text (whole template
+  families left out of training), and the shipped model in-sample, side by side; recall and FPR
+  per source with a 95 % Wilson interval, for the rules alone, the model alone and the fusion;
+  the hand-written probes (guardrails/tests/probes.py) and this bench's benign tool results,
+  which the model never trains on, scored by the shipped model. `--no-loso` skips the retraining
+  (a few minutes of CPU);
 - latency: p50 / p99 of a 2 KB text through the default policy's input stage (injection,
   secrets, PII, length), for ordinary prose and for PII-dense text, and of a 2 KB tool result
   through the default tool_result stage; each run checks a different text (the seed repeated
@@ -28,6 +36,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -36,11 +45,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guardrails.checks import DEFAULT_RULES, evaluate
-from guardrails.detectors import injection, pii, secrets
+from guardrails.detectors import injection, learned, pii, secrets
+from guardrails.tests import probes
 from guardrails.tests.probes import PHONE_NUMBERS, PII_NEAR_MISSES
+from guardrails.training import train_injection
+from guardrails.training.corpus import held_back
 
 STRUCTURED = pii.ENTITIES
 
@@ -142,6 +156,127 @@ def bench_pii(rows: list[dict[str, Any]]) -> None:
     )
     for text in near:
         print(f"  false positive: {text!r}")
+
+
+def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion."""
+    if not total:
+        return 0.0, 1.0
+    phat = hits / total
+    centre = (phat + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(phat * (1 - phat) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(hits: int, total: int) -> str:
+    if not total:
+        return "n/a"
+    low, high = wilson(hits, total)
+    return f"{hits / total:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def _scored(
+    rows: list[dict[str, Any]], model: learned.Model, weights: np.ndarray, bias: float, mode: str
+) -> tuple[list[bool], list[bool], list[bool]]:
+    """Per row: flagged by the rules alone, by the model alone (probability >= the shipped
+    threshold), by their fusion (the detector's noisy-OR, >= 0.5)."""
+    threshold = model.threshold[mode]
+    rules, alone, fused = [], [], []
+    for row in rows:
+        rule = injection.rule_score(row["text"], mode=mode)  # type: ignore[arg-type]
+        probability = train_injection.probability(weights, bias, row["features"])
+        rules.append(rule >= 0.5)
+        alone.append(probability >= threshold)
+        fused.append(train_injection.fused(probability, rule, threshold) >= 0.5)
+    return rules, alone, fused
+
+
+def bench_learned(datasets: Path, *, loso: bool) -> None:
+    model = learned.shipped()
+    if model is None:
+        print("\n## Learned detector: no model file (python -m guardrails.training.train_injection)")
+        return
+    rows = train_injection.load_rows(datasets)
+    print("\n## Learned injection detector fused with the rules\n")
+    print(
+        f"Shipped thresholds: direct {model.threshold['direct']}, indirect {model.threshold['indirect']} "
+        f"(probability at which the model alone reaches the detector's 0.5). Each row in its own scope's mode. "
+        "Cells: rate [95 % Wilson interval] (recall on attacks, FPR on benign rows). The rules were written "
+        "looking at the datasets' rows, so their column is in-sample for the datasets' sources.\n"
+    )
+    print(
+        "| source                                  | scope    | rows | measure | rules alone         "
+        "| model, unseen       | fused, unseen       | fused, in-sample    |"
+    )
+    print(f"|{'-' * 41}|----------|------|---------|{'-' * 21}|{'-' * 21}|{'-' * 21}|{'-' * 21}|")
+    totals: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+
+    def line(
+        name: str, scope: str, label: int, unseen: list[dict[str, Any]], scores: Any, in_sample: list[bool]
+    ) -> None:
+        rules, alone, fused = scores
+        measure = "recall" if label else "FPR"
+        n = len(unseen)
+        print(
+            f"| {name:39} | {scope:8} | {n:4} | {measure:7} | {rate(sum(rules), n):19} "
+            f"| {rate(sum(alone), n):19} | {rate(sum(fused), n):19} | {rate(sum(in_sample), n):19} |"
+        )
+        total = totals[(scope, label)]
+        for index, value in enumerate((n, sum(rules), sum(alone), sum(fused), sum(in_sample))):
+            total[index] += value
+
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["source"], row["scope"], row["label"])].append(row)
+    if loso:
+        for (source, scope, label), held in sorted(groups.items()):
+            train = [r for r in rows if r["source"] != source and train_injection.in_mode(r, scope)]
+            if not any(r["label"] == label for r in train):
+                kind = "attacks" if label else "benign rows"
+                print(f"| {source:39} | {scope:8} | {len(held):4} | (the only {kind} of the mode: not left out) |")
+                continue
+            weights, bias = train_injection.fit(train)
+            shipped_scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
+            line(source, scope, label, held, _scored(held, model, weights, bias, scope), shipped_scores[2])
+        for (scope, label), (n, rules, alone, fused, in_sample) in sorted(totals.items()):
+            measure = "recall" if label else "FPR"
+            print(
+                f"| {'ALL, each source unseen':39} | {scope:8} | {n:4} | {measure:7} | {rate(rules, n):19} "
+                f"| {rate(alone, n):19} | {rate(fused, n):19} | {rate(in_sample, n):19} |"
+            )
+        totals.clear()
+        print("\nHeld-back split of the written text (whole template families out of training):\n")
+        for scope in ("direct", "indirect"):
+            train = [
+                r for r in rows if train_injection.in_mode(r, scope) and not (r["family"] and held_back(r["family"]))
+            ]
+            weights, bias = train_injection.fit(train)
+            for label in (1, 0):
+                held = [
+                    r
+                    for r in rows
+                    if r["scope"] == scope and r["label"] == label and r["family"] and held_back(r["family"])
+                ]
+                shipped_scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
+                line(
+                    f"written, held back ({len({r['family'] for r in held})} families)",
+                    scope,
+                    label,
+                    held,
+                    _scored(held, model, weights, bias, scope),
+                    shipped_scores[2],
+                )
+    print("\nNever trained on (the shipped model; the rules were broadened for the probes):\n")
+    extra = [
+        ("probes.ATTACKS", "direct", 1, probes.ATTACKS),
+        ("probes.BENIGN", "direct", 0, probes.BENIGN),
+        ("probes.ATTACKS in indirect mode", "indirect", 1, probes.ATTACKS),
+        ("bench BENIGN_TOOL_RESULTS", "indirect", 0, BENIGN_TOOL_RESULTS),
+    ]
+    for name, scope, label, texts in extra:
+        held = [{"text": t, "features": train_injection.text_features(t)} for t in texts]
+        scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
+        line(name, scope, label, held, scores, scores[2])
 
 
 PROSE = (
@@ -273,6 +408,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=default)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--verdicts", choices=("record", "check"))
+    parser.add_argument("--no-loso", action="store_true", help="skip the learned detector's retraining")
     parser.add_argument("--fixture", type=Path, default=Path(__file__).resolve().parent / "guardrails_verdicts.json.gz")
     args = parser.parse_args()
     injection_rows = [json.loads(line) for line in (args.datasets / "injection-dev.jsonl").open()]
@@ -282,6 +418,7 @@ def main() -> None:
     print(f"# Guardrails benchmark ({len(injection_rows)} injection rows, {len(pii_rows)} PII rows)")
     bench_injection(injection_rows)
     bench_indirect_thresholds(injection_rows)
+    bench_learned(args.datasets, loso=not args.no_loso)
     bench_pii(pii_rows)
     bench_latency(args.iterations)
 
