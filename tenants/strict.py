@@ -18,7 +18,8 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rest_framework import serializers
+from rest_framework import parsers, serializers
+from rest_framework.exceptions import ParseError
 
 
 class StrictMixin:
@@ -37,9 +38,13 @@ class StrictMixin:
     def _resolve(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         fields: Mapping[str, Any] = self.fields  # type: ignore[attr-defined]
         unknown = [name for name in data if name not in fields]
-        if not unknown:
+        broken = [name for name, value in data.items() if _unpaired_surrogate(value)]
+        if not unknown and not broken:
             return data
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[str]] = {
+            name: ["Contains an unpaired UTF-16 surrogate (such as \\ud800): not valid Unicode text."]
+            for name in broken
+        }
         renamed = dict(data)
         for name in unknown:
             ours, accepted = self.aliases.get(name, ("", False))
@@ -58,6 +63,37 @@ class StrictMixin:
         if errors:
             raise serializers.ValidationError(errors)
         return renamed
+
+
+def _unpaired_surrogate(value: Any, depth: int = 0) -> bool:
+    """Whether `value` holds a string with a lone surrogate (JSON allows the escape `\\ud800`;
+    PostgreSQL cannot store it): refused here as bad input instead of failing at the write."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 64:
+        return False
+    if isinstance(value, Mapping):
+        return any(_unpaired_surrogate(k, depth + 1) or _unpaired_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unpaired_surrogate(v, depth + 1) for v in value)
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with nesting deeper than Python's parser recurses answered as a parse
+    error (400) instead of a RecursionError (500)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 def _writable(fields: Mapping[str, Any]) -> list[str]:

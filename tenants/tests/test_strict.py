@@ -111,3 +111,16 @@ def test_the_schema_says_request_bodies_refuse_unknown_fields(client: Any) -> No
     assert components[name]["additionalProperties"] is False
     assert "max_tokens" in components[name]["properties"]["max_output_tokens"]["description"]
     assert components["LanguageModelWrite"]["additionalProperties"] is False
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_or_deep_nesting_is_a_400_naming_what(acme_admin_api: ApiClient, cast: Cast) -> None:
+    error = assert_error(acme_admin_api.post("/api/v1/models", _model_body(cast, display_name="a\ud800b")), 400)
+    assert list(error["fields"]) == ["display_name"] and "surrogate" in error["fields"]["display_name"][0]
+    deep = acme_admin_api.client.post(
+        "/api/v1/models",
+        data=b"[" * 100_000 + b"]" * 100_000,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {acme_admin_api.key}"},
+    )
+    assert assert_error(deep, 400, "parse_error")["message"] == "JSON parse error - the body is nested too deeply."
