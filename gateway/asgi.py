@@ -82,6 +82,8 @@ class Exchange:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid(f"The request body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise invalid("The request body is nested too deeply.") from None
 
     async def _watch(self) -> None:
         with contextlib.suppress(Exception):

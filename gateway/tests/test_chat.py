@@ -134,6 +134,8 @@ def test_bad_input_is_a_400_in_openais_shape_never_a_500(live_asgi: str, gw: Gat
         (b'{"model": "default", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', "max_tokens"),
         (b'{"model": "default", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', "`model`"),
+        (b'{"model": "default", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"model": "default", "messages": "\\xff\xff"}', "not valid JSON"),
     ]
     for payload, needle in cases:
         response = httpx.post(url, content=payload, headers={**auth, "content-type": "application/json"})
