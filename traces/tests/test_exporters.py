@@ -11,8 +11,9 @@ The fake answers for the floating alias `default` with the dated, priced demo mo
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,11 @@ def otlp_provider(console: Console, service: str) -> Any:
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
+
+
+def words(locator: Any) -> str:
+    """A locator's visible text with its line breaks and runs of spaces as single spaces."""
+    return " ".join(locator.inner_text().split())
 
 
 def hex_trace_id(span: Any) -> str:
@@ -366,3 +372,77 @@ def test_litellm_with_its_opentelemetry_callback(litellm_otel: Any, console: Con
     assert (trace["end_user_id"], trace["session_id"]) == ("dan", "conv-d")
     assert trace["cost_micros"] == COST_MICROS and trace["reported_cost_micros"] == 3000
     assert trace["status"] == "error" and trace["error_count"] == 1
+
+
+# --- Once in Chromium: what LiteLLM sent, as the trace list and the trace page show it --------------
+
+
+@pytest.mark.browser
+def test_the_trace_pages_show_what_litellm_sent(
+    litellm_otel: Any, console: Console, fake: FakeOpenAI, page_for: Callable[[], Any]
+) -> None:
+    """Our cost beside LiteLLM's, end user, session, the model asked for and the one that answered,
+    the error; and a call answered by a model the catalog does not price shows "not priced"."""
+    import litellm
+
+    from console.templatetags.fmt import format_usd
+    from console.tests.test_browser import sign_in
+
+    fake.queue(answered(), error(500, "The upstream is down"), completion("Sure.", model="fake-model-2024-01-01"))
+    tracer = litellm_otel.get_tracer("support-bot")
+    call = {"model": "openai/default", "api_base": fake.base_url, "api_key": "sk-fake", "user": "dan"}
+    with tracer.start_as_current_span("invoke_agent support-bot") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        agent.set_attribute("gen_ai.conversation.id", "conv-e")
+        litellm.completion(messages=[{"role": "user", "content": "Where is A-1001?"}], **call)
+        with pytest.raises(litellm.InternalServerError):
+            litellm.completion(
+                messages=[{"role": "user", "content": "And A-1002?"}], num_retries=0, max_retries=0, **call
+            )
+        priced_id = hex_trace_id(agent)
+    with tracer.start_as_current_span("invoke_agent triage") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        litellm.completion(
+            messages=[{"role": "user", "content": "Triage this"}], **{**call, "model": "openai/floating"}
+        )
+        unpriced_id = hex_trace_id(agent)
+    console.trace(priced_id, spans=4)
+    unpriced = console.trace(unpriced_id, spans=2)
+    assert unpriced["priced"] is False and unpriced["cost_micros"] == 0 and unpriced["input_tokens"] == 20
+
+    page = page_for()
+    sign_in(page, "alice@acme.test")
+    page.goto("/t/acme/traces/")
+    priced_row, unpriced_row = page.locator(f"#trace-{priced_id}"), page.locator(f"#trace-{unpriced_id}")
+    assert format_usd(COST_MICROS) in words(priced_row)
+    assert f"{format_usd(3000)} reported" in words(priced_row)
+    assert "not priced" in words(unpriced_row) and "$0" not in words(unpriced_row)
+    assert "dan" in words(priced_row) and "conv-e" in words(priced_row)
+
+    priced_row.locator("td:nth-child(2) a").first.click()
+    page.wait_for_url(re.compile(f"/traces/{priced_id}/$"))
+    cost = words(page.get_by_test_id("trace-cost"))
+    assert f"{format_usd(COST_MICROS)} computed" in cost and f"{format_usd(3000)} reported by the client" in cost
+    rollup = words(page.locator("#trace-rollup"))
+    assert "2000 / 1000" in rollup and "1 errors" in rollup
+    links = words(page.locator("main p").filter(has_text="Session"))
+    assert "Session conv-e" in links and "End user dan" in links and DEMO_MODEL_ID in links
+
+    spans = sorted(
+        (s for s in console.trace(priced_id, spans=4)["spans"] if s["name"] == "litellm_request"),
+        key=lambda s: s["started_at"],
+    )
+    page.locator(f'a[data-span="{spans[0]["span_id"]}"]').click()
+    page.get_by_test_id("span-model").wait_for()
+    assert words(page.get_by_test_id("span-model")) == f"{DEMO_MODEL_ID} asked for default"
+    usage = words(page.get_by_test_id("span-usage"))
+    assert "2000 in" in usage and "1000 out" in usage
+    assert f"{format_usd(COST_MICROS)} computed" in usage and f"{format_usd(3000)} reported by the client" in usage
+    page.locator(f'a[data-span="{spans[1]["span_id"]}"]').click()
+    page.get_by_test_id("error-message").wait_for()
+    assert "Error: litellm.exceptions.InternalServerError" in words(page.locator("#span-panel"))
+    assert "The upstream is down" in words(page.get_by_test_id("error-message"))
+
+    page.goto(f"/t/acme/traces/{unpriced_id}/")
+    assert "not priced" in words(page.get_by_test_id("trace-cost"))
+    assert "$0" not in words(page.get_by_test_id("trace-cost"))
