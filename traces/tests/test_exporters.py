@@ -446,3 +446,102 @@ def test_the_trace_pages_show_what_litellm_sent(
     page.goto(f"/t/acme/traces/{unpriced_id}/")
     assert "not priced" in words(page.get_by_test_id("trace-cost"))
     assert "$0" not in words(page.get_by_test_id("trace-cost"))
+
+
+# --- Every OTLP rejection counted per span on the ingestion card ------------------------------------
+
+
+def test_every_otlp_rejection_is_counted_per_span_on_the_ingestion_card(
+    client: Any, cast: Cast, alice_client: Any
+) -> None:
+    """Bad spans are refused one by one in OTLP/JSON as in protobuf and the card's "rejected" counts
+    each; a log record that is not a GenAI event and a body that cannot be read are refused visibly
+    and counted by reason (a body that cannot be read once: its spans cannot be counted)."""
+    import json
+    import secrets
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
+
+    from traces.models import IngestRejection
+
+    _, key = make_key(cast.acme, [Scope.TRACES_WRITE])
+    auth = {"Authorization": f"Bearer {key}"}
+    trace_id = secrets.token_hex(16)
+
+    def json_span(span_id: str, name: str) -> dict[str, Any]:
+        return {
+            "traceId": trace_id,
+            "spanId": span_id,
+            "name": name,
+            "startTimeUnixNano": "1764064800000000000",
+            "endTimeUnixNano": "1764064801000000000",
+        }
+
+    document = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            json_span(secrets.token_hex(8), "fine"),
+                            json_span("xyz", "bad id"),
+                            json_span(secrets.token_hex(3), "short id"),
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    answer = client.post("/v1/traces", json.dumps(document), content_type="application/json", headers=auth)
+    assert answer.status_code == 200 and answer.json()["partialSuccess"]["rejectedSpans"] == "2"
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                scope_spans=[
+                    ScopeSpans(
+                        spans=[
+                            ProtoSpan(
+                                trace_id=bytes.fromhex(trace_id),
+                                span_id=secrets.token_bytes(8),
+                                name="fine too",
+                                start_time_unix_nano=1764064800000000000,
+                                end_time_unix_nano=1764064801000000000,
+                            ),
+                            ProtoSpan(
+                                trace_id=bytes.fromhex(trace_id),
+                                span_id=b"\x01\x02\x03",
+                                name="bad id",
+                                start_time_unix_nano=1764064800000000000,
+                                end_time_unix_nano=1764064801000000000,
+                            ),
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    answer = client.post("/v1/traces", request.SerializeToString(), content_type="application/x-protobuf", headers=auth)
+    assert answer.status_code == 200
+    assert ExportTraceServiceResponse.FromString(answer.content).partial_success.rejected_spans == 1
+    logs = {
+        "resourceLogs": [
+            {"scopeLogs": [{"logRecords": [{"timeUnixNano": "1764064800000000000", "body": {"stringValue": "hi"}}]}]}
+        ]
+    }
+    answer = client.post("/v1/logs", json.dumps(logs), content_type="application/json", headers=auth)
+    assert answer.status_code == 200 and answer.json()["partialSuccess"]["rejectedLogRecords"] == "1"
+    answer = client.post("/v1/traces", b"{not json", content_type="application/json", headers=auth)
+    assert answer.status_code == 400 and "not a valid OTLP/JSON" in answer.json()["message"]
+
+    page = alice_client.get("/t/acme/traces/").content.decode()
+    # three spans refused one by one (two in JSON, one in protobuf) beside the two accepted
+    assert re.findall(r'data-testid="(accepted|rejected)">(\d+)<', page) == [("accepted", "2"), ("rejected", "3")]
+    reasons = dict(IngestRejection.objects.for_tenant(cast.acme).values_list("reason", "count"))
+    assert reasons == {"invalid_id": 2, "invalid_span": 1, "log_not_genai_event": 1, "otlp_invalid_request": 1}
+    for reason, count in reasons.items():
+        assert re.search(rf'<tr data-reason="{reason}"><td><code>{reason}</code></td><td>{count}</td>', page)
