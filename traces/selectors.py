@@ -119,7 +119,7 @@ SELECT json_build_object(
   'error', CASE WHEN error_type <> '' OR error_message <> '' OR error_stack <> ''
            THEN json_build_object('type', error_type, 'message', error_message, 'stack', error_stack) END,
   'input', input, 'output', output, 'input_truncated', input_truncated, 'output_truncated', output_truncated,
-  'model', model,
+  'model', model, 'request_model', request_model,
   'usage', json_build_object(
     'input_tokens', input_tokens, 'cached_input_tokens', cached_input_tokens, 'output_tokens', output_tokens,
     'reasoning_tokens', reasoning_tokens, 'reported_cost_micros', reported_cost_micros, 'cost_micros', cost_micros),

@@ -75,6 +75,7 @@ class SpanSerializer(serializers.ModelSerializer):
             "input_truncated",
             "output_truncated",
             "model",
+            "request_model",
             "usage",
             "attributes",
             "tags",
@@ -132,6 +133,7 @@ def span_dict(span: Span) -> dict[str, Any]:
         "input_truncated": span.input_truncated,
         "output_truncated": span.output_truncated,
         "model": span.model,
+        "request_model": span.request_model,
         "usage": {
             "input_tokens": span.input_tokens,
             "cached_input_tokens": span.cached_input_tokens,
