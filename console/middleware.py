@@ -4,8 +4,12 @@ htmx answers.
 - The tenant's time zone is active for the request, so every time a page prints (`|date`,
   `{% when %}`, form input) follows one rule: the tenant's zone, UTC outside a tenant.
 - A view's `messages.success(...)` reaches the reader after an htmx action too: a fragment answer
-  carries the pending messages as an out-of-band swap of `#messages` (full pages render them
-  themselves). Placed after TenantMiddleware, which sets `request.tenant` in its process_view.
+  carries the pending messages in a `<template data-flash>`, which console.js moves into
+  `#messages` once the swap settles (full pages render them themselves). Not an out-of-band swap:
+  htmx looks its target up from the requesting element, and when a live update has replaced that
+  element meanwhile it finds none and logs an error. Redirects and HX-Redirect answers keep their
+  messages for the page they lead to. Placed after TenantMiddleware, which sets `request.tenant`
+  in its process_view.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ class ConsoleMiddleware:
 
     def _flash(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         htmx = getattr(request, "htmx", None)
-        if not htmx or htmx.boosted or response.streaming or response.status_code >= 500:
+        if not htmx or htmx.boosted or response.streaming or not 200 <= response.status_code < 300:
             return response
         if not response.get("Content-Type", "").startswith("text/html") or response.status_code in (204, 286):
+            return response
+        if any(header in response for header in ("HX-Redirect", "HX-Location", "HX-Refresh")):
             return response
         storage = getattr(request, "_messages", None)
         if storage is None or storage.used:
@@ -53,7 +59,7 @@ class ConsoleMiddleware:
         pending = list(messages.get_messages(request))  # marks them shown
         if not pending:
             return response
-        html = render_to_string("console/_messages.html", {"messages": pending, "oob": True})
-        # In a <template>: htmx swaps it out of band even after a table-row fragment.
-        response.content = response.content + f"<template>{html}</template>".encode()
+        html = render_to_string("console/_messages.html", {"messages": pending})
+        # A <template> may follow any fragment, a table row included.
+        response.content = response.content + f"<template data-flash>{html}</template>".encode()
         return response

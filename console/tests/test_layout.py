@@ -143,8 +143,22 @@ def test_a_message_the_fragment_does_not_show_arrives_as_an_out_of_band_swap(
     request.htmx = HtmxDetails(request)
     response = middleware.ConsoleMiddleware(view)(request)
     html = response.content.decode()
-    assert html.startswith('<tr><td>row</td></tr><template><div id="messages" hx-swap-oob="true"')
+    assert html.startswith('<tr><td>row</td></tr><template data-flash><article class="message success"')
     assert "Saved the thing." in html
+    # Not on a redirect, whose page shows them.
+    redirected = request_factory.post("/x/", headers=HTMX)
+    redirected.session = SessionStore()
+    redirected._messages = FallbackStorage(redirected)
+    redirected.htmx = HtmxDetails(redirected)
+
+    def moved(request: Any) -> HttpResponse:
+        messages.success(request, "Saved the thing.")
+        response = HttpResponse("")
+        response["HX-Redirect"] = "/y/"
+        return response
+
+    assert b"Saved" not in middleware.ConsoleMiddleware(moved)(redirected).content
+    assert [str(m) for m in redirected._messages] == ["Saved the thing."]
     # Not for a full page, nor for a boosted navigation.
     plain = request_factory.post("/x/")
     plain.session = SessionStore()

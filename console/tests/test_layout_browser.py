@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 
 from agents.models import Agent, Run
 from approvals import services
+from approvals.selectors import approvals_pending
 from budgets.services import budget_create
 from console.tests.test_browser import sign_in
 from tenants.audit import Actor
@@ -163,3 +164,17 @@ def test_no_page_of_the_sidebar_scrolls_sideways(device: str, page_for: Callable
             problems[url] = found
             page.screenshot(path=str(SCREENSHOTS / f"problem{url.replace('/', '-')}{width}.png"), full_page=True)
     assert not problems, problems
+
+
+def test_an_htmx_decision_shows_its_confirmation_at_the_top(page_for: Callable[[], Any], cast: Cast) -> None:
+    seed(cast)
+    approval = approvals_pending(tenant=cast.acme).first()
+    assert approval is not None
+    page = page_for()
+    sign_in(page, "bob@acme.test")
+    page.goto(f"/t/acme/approvals/{approval.pk}/")
+    page.get_by_label("Comment").fill("Not this one")
+    page.get_by_test_id("decide-reject").click()
+    flash = page.locator("#messages [data-testid=flash]")
+    flash.wait_for()
+    assert "rejected" in flash.inner_text() and page.locator("template[data-flash]").count() == 0

@@ -86,6 +86,14 @@
       }
     });
   }
+  // Flash messages an htmx answer carried (console/middleware.py): shown at the top of the page.
+  document.addEventListener("htmx:afterSettle", function () {
+    var box = document.getElementById("messages");
+    document.querySelectorAll("template[data-flash]").forEach(function (template) {
+      if (box) { box.replaceChildren(template.content.cloneNode(true)); }
+      template.remove();
+    });
+  });
   document.addEventListener("DOMContentLoaded", function () { markRequired(document); focusableScrollers(); });
   document.addEventListener("htmx:load", function (event) { markRequired(event.target); focusableScrollers(); });
   window.addEventListener("resize", focusableScrollers);
