@@ -300,19 +300,19 @@ def litellm_otel(console: Console, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     import litellm
     from litellm.integrations.opentelemetry import OpenTelemetry, OpenTelemetryConfig
 
-    # The provider given explicitly (LiteLLM's way for tests): it would otherwise take over the
-    # process's global one, or install one of its own there.
-    provider = otlp_provider(console, "litellm")
     prices = {"input_cost_per_token": 6e-7, "output_cost_per_token": 1.8e-6, "litellm_provider": "openai"}
     litellm.register_model({DEMO_MODEL_ID: {**prices, "mode": "chat"}, "default": {**prices, "mode": "chat"}})
+    # LiteLLM's own OTLP/HTTP exporter, configured as the README shows; skip_set_global keeps its
+    # provider out of the process's global slot (which other tests' libraries would share).
     callback = OpenTelemetry(
         config=OpenTelemetryConfig(
             exporter="otlp_http",
             endpoint=f"{console.url}/v1/traces",
             headers=f"Authorization=Bearer {console.write_key}",
-        ),
-        tracer_provider=provider,
+            skip_set_global=True,
+        )
     )
+    provider = callback._tracer_provider  # the application's spans go through the same exporter
     before = litellm.callbacks
     litellm.callbacks = [callback]
     yield provider
