@@ -25,7 +25,8 @@ DETECTORS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "Prompt injection",
         STAGES,
         "Instruction overrides, role hijacks, jailbreaks, system-prompt extraction, exfiltration; "
-        "mode `indirect` (default on tool results) also flags any instruction aimed at the assistant.",
+        "mode `indirect` (default on tool results) also flags any instruction aimed at the assistant; "
+        "`learned: true` fuses in the learned n-gram model's score.",
     ),
     "pii": ("Personal data", STAGES, "Email, phone, payment card (Luhn), IBAN (checksum), US SSN, IP address."),
     "secrets": (
@@ -62,7 +63,7 @@ def problems(detector: str, params: Any, *, stage: str) -> dict[str, str]:
         return {"parameters": "a JSON object"}
     errors: dict[str, str] = {}
     known = {
-        "injection": {"mode", "threshold"},
+        "injection": {"mode", "threshold", "learned"},
         "pii": {"entities", "min_score"},
         "secrets": set(),
         "length": {"max_chars", "max_tokens"},
@@ -77,6 +78,8 @@ def problems(detector: str, params: Any, *, stage: str) -> dict[str, str]:
         if params.get("mode", "direct") not in ("direct", "indirect"):
             errors["mode"] = "direct or indirect"
         _number(params, "threshold", 0.05, 1.0, errors)
+        if not isinstance(params.get("learned", False), bool):
+            errors["learned"] = "true or false"
     elif detector == "pii":
         entities = params.get("entities", list(pii.ENTITIES))
         if not isinstance(entities, list) or not entities or any(e not in pii.ENTITIES for e in entities):
@@ -104,7 +107,12 @@ def run(detector: str, text: str, params: dict[str, Any], *, stage: str = "input
     the agent's grants). `params` must have passed problems()."""
     if detector == "injection":
         mode: injection.Mode = params.get("mode") or ("indirect" if stage == "tool_result" else "direct")
-        return injection.detect(text, mode=mode, threshold=params.get("threshold"))
+        # The learned model is fused in only where a rule asks for it (`"learned": true`): on
+        # sources it was not trained on it adds 0.3 points of direct recall for 1.4 points of
+        # false positives (docs/BENCHMARKS.md), so the default policy keeps the rules alone.
+        return injection.detect(
+            text, mode=mode, threshold=params.get("threshold"), learned_model=bool(params.get("learned", False))
+        )
     if detector == "pii":
         return pii.detect(text, entities=params.get("entities"), min_score=params.get("min_score", pii.MIN_SCORE))
     if detector == "secrets":

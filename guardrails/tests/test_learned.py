@@ -101,3 +101,15 @@ def test_the_scorer_takes_under_5_ms_of_cpu_on_2_kb() -> None:
         costs.append(time.thread_time() - started)
     costs.sort()
     assert costs[int(len(costs) * 0.99) - 1] < 0.005
+
+
+def test_a_policy_rule_fuses_the_learned_model_only_when_it_asks() -> None:
+    from guardrails import detectors
+
+    text = ATTACKS[1]
+    asked = detectors.run("injection", text, {"learned": True})
+    assert any(f.type == "learned" for f in asked), text
+    default = detectors.run("injection", text, {})
+    assert all(f.type != "learned" for f in default)
+    assert detectors.problems("injection", {"learned": "yes"}, stage="input") == {"learned": "true or false"}
+    assert detectors.problems("injection", {"learned": True}, stage="input") == {}
