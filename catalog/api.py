@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -142,22 +142,7 @@ class PinChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantS
     serializer_class = PinChangeSerializer
     required_scopes = _READS
 
-    def scope_queryset(self, queryset: Any) -> Any:
-        params = self.request.query_params
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
-        if params.get("alias"):
-            queryset = queryset.filter(alias=params["alias"])
-        return queryset
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=PinChange.Status.values),
-            OpenApiParameter("alias", str),
-        ]
-    )
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+    filterset_class = selectors.PinChangeFilterSet
 
     @extend_schema(request=PinChangeDecisionSerializer, responses=PinChangeSerializer)
     @action(detail=True, methods=["post"])

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import django_filters
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from catalog.clients import ProviderConfig
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
 from tenants import cache as config_cache
+from tenants.filters import StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -112,3 +114,14 @@ def get_pin_change_for_tenant(tenant: Tenant, pk: Any) -> PinChange:
     return get_for_tenant(
         PinChange.objects.select_related("tenant", "from_model__provider", "to_model__provider"), tenant, pk=pk
     )
+
+
+class PinChangeFilterSet(StrictFilterSet):
+    """The pin changes list's filters: `status`, `alias`."""
+
+    status = django_filters.ChoiceFilter(choices=PinChange.Status.choices)
+    alias = django_filters.CharFilter(max_length=100)
+
+    class Meta:
+        model = PinChange
+        fields: list[str] = []

@@ -251,14 +251,9 @@ class EvalRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     serializer_class = EvalRunSerializer
     required_scopes: ClassVar[dict[str, str | None]] = {**_READS, "cancel": Scope.RUNS_WRITE, "accept": Scope.ADMIN}
 
+    filterset_class = selectors.EvalRunFilterSet
+
     def scope_queryset(self, queryset: QuerySet[EvalRun]) -> QuerySet[EvalRun]:
-        params = self.request.query_params
-        if params.get("suite"):
-            if not is_uuid(params["suite"]):
-                raise FieldError("suite", "must be a suite id.")
-            queryset = queryset.filter(suite_id=params["suite"])
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
         return queryset.order_by("-created_at")
 
     @extend_schema(responses=EvalRunDetailSerializer)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncDay
@@ -17,6 +18,7 @@ from agents.models import Run
 from catalog.models import PinChange
 from catalog.selectors import PinNotFoundError, pinned_model
 from evals.models import Case, EvalResult, EvalRun, GateOverride, OnlineScore, QualityAlert, Review, Suite
+from tenants.filters import StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -567,3 +569,14 @@ def reviews_of(*, tenant: Tenant) -> QuerySet[Review]:
         .select_related("result__eval_run__suite", "run__agent")
         .order_by("-created_at")
     )
+
+
+class EvalRunFilterSet(StrictFilterSet):
+    """The eval runs list's filters: `suite` (its id), `status`."""
+
+    suite = django_filters.UUIDFilter(field_name="suite_id")
+    status = django_filters.ChoiceFilter(choices=EvalRun.Status.choices)
+
+    class Meta:
+        model = EvalRun
+        fields: list[str] = []

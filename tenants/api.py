@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -117,15 +115,4 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     serializer_class = AuditEventSerializer
     required_scopes = {"*": Scope.ADMIN}
 
-    def scope_queryset(self, queryset: Any) -> Any:
-        params = self.request.query_params
-        return selectors.filter_audit_events(queryset, actor=params.get("actor", ""), action=params.get("action", ""))
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("actor", str, description="Substring of the actor (email or key name)."),
-            OpenApiParameter("action", str, description="An action (`member.add`) or a prefix ending in `.`."),
-        ]
-    )
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+    filterset_class = selectors.AuditEventFilterSet

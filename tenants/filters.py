@@ -125,6 +125,10 @@ class StrictFilterBackend(DjangoFilterBackend):
             return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
+            # A list with no filters takes none: any other name than paging is refused too.
+            allowed = API_PAGING | frozenset(getattr(view, "list_params", ()))
+            if unknown := sorted(set(request.query_params) - allowed):
+                raise FilterError({name[:40]: ["is not a filter: this list has none."] for name in unknown})
             return queryset
         return filterset.filtered()
 

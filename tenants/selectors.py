@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import django_filters
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from tenants.filters import StrictFilterSet
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
 
 
@@ -97,3 +99,18 @@ def tenant_stats(*, tenant: Tenant) -> dict[str, int]:
         "invitations": invitations_open(tenant=tenant).count(),
         "api_keys": ApiKey.objects.for_tenant(tenant).filter(revoked_at__isnull=True).count(),
     }
+
+
+class AuditEventFilterSet(StrictFilterSet):
+    """The audit log's filters: `actor` (a substring of the email or key name), `action` (exact,
+    or a prefix ending in `.`)."""
+
+    actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains", max_length=200)
+    action = django_filters.CharFilter(method="_action", max_length=100)
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
+
+    def _action(self, queryset: QuerySet[AuditEvent], name: str, value: str) -> QuerySet[AuditEvent]:
+        return filter_audit_events(queryset, action=value)

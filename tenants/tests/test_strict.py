@@ -124,3 +124,25 @@ def test_a_lone_surrogate_or_deep_nesting_is_a_400_naming_what(acme_admin_api: A
         headers={"Authorization": f"Bearer {acme_admin_api.key}"},
     )
     assert assert_error(deep, 400, "parse_error")["message"] == "JSON parse error - the body is nested too deeply."
+
+
+@pytest.mark.django_db
+def test_every_list_refuses_a_filter_it_does_not_have_or_a_bad_value(acme_admin_api: ApiClient, cast: Cast) -> None:
+    refused = {
+        "/api/v1/audit-events?colour=red": "colour",
+        "/api/v1/pin-changes?status=maybe": "status",
+        "/api/v1/evals/runs?suite=not-a-uuid": "suite",
+        "/api/v1/evals/runs?colour=red": "colour",
+        "/api/v1/members?role=admin": "role",
+        "/api/v1/api-keys?name=ci": "name",
+        "/api/v1/evals/reviews?score=5": "score",
+    }
+    for path, name in refused.items():
+        error = assert_error(acme_admin_api.get(path), 400, "validation_error")
+        assert list(error["fields"]) == [name], (path, error)
+    for path in (
+        "/api/v1/audit-events?action=api_key.&actor=a",
+        "/api/v1/pin-changes?status=pending&alias=default",
+        "/api/v1/members?page_size=5",
+    ):
+        assert acme_admin_api.get(path).status_code == 200, path
