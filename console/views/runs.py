@@ -97,17 +97,72 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-def _step_rows(run: Run) -> list[StepRow]:
+@dataclass(frozen=True)
+class PageRedaction:
+    """One redaction decision for a run's page: what the output guardrails masked in the run's
+    answer (its PII types, secrets) is masked wherever it appears on the page (input, steps,
+    tool arguments and results, conversation), so the answer never hides a value the steps
+    below it show in clear. `reasons` (the guardrail events' own) are shown to admins."""
+
+    entities: tuple[str, ...]
+    secrets: bool
+    reasons: tuple[str, ...]
+    event_ids: tuple[str, ...]
+
+    def apply(self, text: str) -> str:
+        if not text or not text.strip():
+            return text
+        from guardrails import detectors
+        from guardrails.detectors import pii, secrets
+
+        found = pii.detect(text, entities=list(self.entities)) if self.entities else []
+        if self.secrets:
+            found += secrets.detect(text)
+        return detectors.redact(text, found) if found else text
+
+
+def page_redaction(run: Run) -> PageRedaction | None:
+    """The run's redaction decision, from the output guardrail events that redacted its answer
+    (one query), or None when nothing of its answer was masked."""
+    from guardrails.models import GuardrailEvent
+
+    events = list(
+        GuardrailEvent.objects.for_tenant(run.tenant)
+        .filter(run=run, stage="output", action="redact")
+        .values_list("id", "reason", "findings")
+    )
+    entities: set[str] = set()
+    masks_secrets = False
+    for _, _, findings in events:
+        for finding in findings if isinstance(findings, list) else []:
+            if not isinstance(finding, dict) or finding.get("action") not in (None, "redact"):
+                continue
+            if finding.get("detector") == "pii" and finding.get("type"):
+                entities.add(str(finding["type"]))
+            elif finding.get("detector") == "secrets":
+                masks_secrets = True
+    if not entities and not masks_secrets:
+        return None
+    return PageRedaction(
+        entities=tuple(sorted(entities)),
+        secrets=masks_secrets,
+        reasons=tuple(dict.fromkeys(str(reason) for _, reason, _ in events)),
+        event_ids=tuple(str(pk) for pk, _, _ in events),
+    )
+
+
+def _step_rows(run: Run, redaction: PageRedaction | None = None) -> list[StepRow]:
+    mask = redaction.apply if redaction is not None else (lambda text: text)
     rows = []
     for step in selectors.steps_of(run=run):
         response = step.response if isinstance(step.response, dict) else {}
         rows.append(
             StepRow(
                 step=step,
-                arguments=_pretty(step_arguments(step)),
-                result=_pretty(step_result(step)),
-                content=str(response.get("content") or "") if step.kind == Step.Kind.MODEL else "",
-                tool_calls=_pretty(response.get("tool_calls")) if step.kind == Step.Kind.MODEL else "",
+                arguments=mask(_pretty(step_arguments(step))),
+                result=mask(_pretty(step_result(step))),
+                content=mask(str(response.get("content") or "")) if step.kind == Step.Kind.MODEL else "",
+                tool_calls=mask(_pretty(response.get("tool_calls"))) if step.kind == Step.Kind.MODEL else "",
                 cost_usd=usd(step.cost_micros),
             )
         )
@@ -134,12 +189,20 @@ def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
     duration = None
     if run.started_at and run.finished_at:
         duration = (run.finished_at - run.started_at).total_seconds()
+    redaction = page_redaction(run) if run.is_finished else None
+    mask = redaction.apply if redaction is not None else (lambda text: text)
     return {
         "run": run,
-        "steps": _step_rows(run),
+        "redaction": redaction,
+        "run_input": mask(run.input if isinstance(run.input, str) else _pretty(run.input)),
+        "steps": _step_rows(run, redaction),
         "pending_steps": _pending_steps(run),
         "conversation": [
-            {**m, "tool_calls_json": _pretty(m.get("tool_calls")) if m.get("tool_calls") else ""}
+            {
+                **m,
+                "content": mask(m["content"]) if isinstance(m.get("content"), str) else m.get("content"),
+                "tool_calls_json": mask(_pretty(m.get("tool_calls"))) if m.get("tool_calls") else "",
+            }
             for m in (run.messages if isinstance(run.messages, list) else [])
             if isinstance(m, dict)
         ],
