@@ -11,6 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
 from tenants import services
+from tenants.filters import StrictFilterForm
 from tenants.models import Role, Scope, Tenant
 
 
@@ -64,7 +65,12 @@ class ApiKeyForm(forms.Form):
         return timezone.make_aware(datetime.combine(day, time.min)) if day else None
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(StrictFilterForm):
+    """The audit log's filters: a bad value or a name that is not a filter is an error shown
+    above the list (400), never ignored."""
+
+    passthrough = frozenset({"page"})
+
     actor = forms.CharField(required=False)
     action = forms.CharField(required=False)
     since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
