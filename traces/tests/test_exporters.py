@@ -11,8 +11,10 @@ The fake answers for the floating alias `default` with the dated, priced demo mo
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -235,12 +237,13 @@ def langfuse_client(console: Console, monkeypatch: pytest.MonkeyPatch) -> Iterat
     from langfuse import Langfuse
     from opentelemetry.sdk.trace import TracerProvider
 
-    for name in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("LANGFUSE_HOST", raising=False)
+    monkeypatch.setenv("LANGFUSE_BASE_URL", console.url)
+    # Langfuse keeps one exporter per public key for the process: a new key per live server.
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", f"pk-lf-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", console.write_key)
     # A provider of its own: Langfuse would otherwise install its provider as the process's global one.
-    client = Langfuse(
-        public_key="pk-lf-console", secret_key=console.write_key, base_url=console.url, tracer_provider=TracerProvider()
-    )
+    client = Langfuse(tracer_provider=TracerProvider())
     yield client
     client.shutdown()
 
@@ -287,6 +290,41 @@ def test_the_langfuse_sdk(langfuse_client: Any, console: Console, fake: FakeOpen
     assert (trace["end_user_id"], trace["session_id"]) == ("cem", "conv-c")
     assert trace["cost_micros"] == COST_MICROS and trace["reported_cost_micros"] == 3100
     assert trace["status"] == "error"
+
+
+def test_the_langfuse_openai_integration(langfuse_client: Any, console: Console, fake: FakeOpenAI) -> None:
+    """Langfuse's drop-in OpenAI client (`from langfuse.openai import OpenAI`) records each call as a
+    generation by itself, the failed one at level ERROR."""
+    from langfuse import propagate_attributes
+    from langfuse.openai import OpenAI
+    from openai import InternalServerError
+
+    fake.queue(answered(), error(500, "The upstream is down"))
+    client: Any = OpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0)  # langfuse_* kwargs too
+    with langfuse_client.start_as_current_observation(as_type="agent", name="support-bot") as agent:
+        with propagate_attributes(user_id="eve", session_id="conv-f"):
+            # Named: this test process holds a Langfuse client per live server, and the integration
+            # traces nothing when it cannot tell which one is meant.
+            project = {"langfuse_public_key": os.environ["LANGFUSE_PUBLIC_KEY"]}
+            client.chat.completions.create(
+                model="default", messages=[{"role": "user", "content": "Where is A-1001?"}], **project
+            )
+            with pytest.raises(InternalServerError):
+                client.chat.completions.create(
+                    model="default", messages=[{"role": "user", "content": "And A-1002?"}], **project
+                )
+        trace_id = agent.trace_id
+    langfuse_client.flush()
+
+    trace = console.trace(trace_id, spans=3)
+    calls = sorted((s for s in trace["spans"] if s["kind"] == "llm"), key=lambda s: s["started_at"])
+    assert by_name(trace)["support-bot"]["kind"] == "agent" and len(calls) == 2
+    assert_priced_call(calls[0], requested="")  # Langfuse records the model that answered only
+    failed = calls[1]
+    assert failed["status"] == "error" and "The upstream is down" in failed["error"]["message"]
+    for span in calls:
+        assert (span["end_user_id"], span["session_id"]) == ("eve", "conv-f")
+    assert trace["status"] == "error" and trace["cost_micros"] == COST_MICROS
 
 
 # --- (d) LiteLLM's OpenTelemetry callback ----------------------------------------------------------
