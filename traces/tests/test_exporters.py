@@ -133,6 +133,43 @@ def assert_priced_call(span: dict[str, Any], *, reported: int | None = None, req
     assert span["usage"]["reported_cost_micros"] == reported
 
 
+# --- Plain OTLP, configured by OpenTelemetry's standard environment variables (the README's) ------
+
+
+def test_plain_otlp_configured_by_the_standard_environment_variables(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{console.url}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer%20{console.write_key}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+    with provider.get_tracer("billing-bot").start_as_current_span("chat default") as span:
+        span.set_attributes(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "default",
+                "gen_ai.response.model": "fake-model-2024-01-01",  # not in the catalog
+                "gen_ai.usage.input_tokens": 20,
+                "gen_ai.usage.output_tokens": 10,
+                "gen_ai.usage.cost": 0.00004,
+                "enduser.id": "fay",
+            }
+        )
+        trace_id = hex_trace_id(span)
+    provider.shutdown()
+
+    trace = console.trace(trace_id, spans=1)
+    (chat,) = trace["spans"]
+    assert (chat["kind"], chat["model"], chat["request_model"]) == ("llm", "fake-model-2024-01-01", "default")
+    assert chat["usage"]["cost_micros"] is None and chat["usage"]["reported_cost_micros"] == 40
+    assert trace["priced"] is False and trace["reported_cost_micros"] == 40 and trace["end_user_id"] == "fay"
+
+
 # --- (a) the OpenAI SDK with OpenTelemetry's GenAI instrumentation ------------------------------
 
 
