@@ -1,0 +1,98 @@
+"""Where a gateway call's CPU goes, measured in process (no HTTP, no event loop): the admission
+(`gateway.calls.admit`: key, identity, pin, input guardrails, the reservation statement) and the
+recorder's work for a concluded call (`gateway.recorder`: settlement, output verdict, spans, the
+request-log row), each timed with this thread's CPU clock, then profiled (--profile).
+
+    DATABASE_URL=… REDIS_URL=… .venv/bin/python bench/gateway_cpu.py [--calls 500] [--batch 8] [--profile]
+
+It uses bench/gateway.py's tenant (a provider at an address never called, the default policy, a
+tenant budget). The admission runs on this thread with Django's per-request health check, as the
+first admission of a connection does; the recorder's records are written in batches of --batch,
+as under 8 concurrent clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("PROVIDER_ALLOWED_HOSTS", "127.0.0.1")
+os.environ.setdefault("API_THROTTLE_RATE", "100000000/min")
+
+
+def _bench_gateway() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_gateway", ROOT / "bench" / "gateway.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_gateway"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--profile", action="store_true", help="print a CPU-clock profile of each part")
+    args = parser.parse_args()
+    bench = _bench_gateway()
+    _, secret = bench.setup("http://127.0.0.1:9/v1")
+
+    from django.db import close_old_connections
+
+    from catalog.clients.base import Usage
+    from gateway import calls, recorder
+
+    headers = {"authorization": f"Bearer {secret}", "content-type": "application/json"}
+    pending: list[Any] = []
+    calls.recorder.submit = pending.append  # type: ignore[assignment]  # records kept, written below
+
+    def admit() -> Any:
+        close_old_connections()
+        body = {**bench.BODY, "messages": [dict(m) for m in bench.BODY["messages"]]}
+        return calls.admit(headers, body, "/v1/chat/completions")
+
+    def conclude(call: Any) -> None:
+        calls.conclude(call, calls.Result(content="It ships today.", usage=Usage(12, 4), model_id=bench.EXACT))
+
+    def measure(profile: cProfile.Profile | None) -> tuple[float, float]:
+        admitted: list[Any] = []
+        started = time.thread_time()
+        if profile is not None:
+            profile.enable()
+        for _ in range(args.calls):
+            admitted.append(admit())
+        if profile is not None:
+            profile.disable()
+        admission = (time.thread_time() - started) / args.calls
+        for call in admitted:
+            conclude(call)
+        batches = [pending[i : i + args.batch] for i in range(0, len(pending), args.batch)]
+        pending.clear()
+        started = time.thread_time()
+        for batch in batches:
+            recorder.recorder._write(batch)
+        return admission, (time.thread_time() - started) / args.calls
+
+    measure(None)  # warm: caches, connections, the detectors' compiled patterns
+    print(f"# load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    admission, recording = measure(None)
+    print(f"admission CPU per call {admission * 1000:.2f} ms   recorder CPU per call {recording * 1000:.2f} ms")
+    if args.profile:
+        profile = cProfile.Profile(time.thread_time)
+        measure(profile)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()
