@@ -8,11 +8,12 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tenants import strict
 from traces.ingest import MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH
 from traces.models import Span, Trace
 
 
-class TraceSerializer(serializers.ModelSerializer):
+class TraceSerializer(strict.ModelSerializer):
     priced = serializers.SerializerMethodField(
         help_text="Whether cost_micros is our price of the trace's tokens: false when tokens were used but no "
         "model of them is priced in the catalog (an unknown or floating model name), so cost_micros is not a "
@@ -53,7 +54,7 @@ class TraceSerializer(serializers.ModelSerializer):
         return trace.cost_micros > 0
 
 
-class SpanSerializer(serializers.ModelSerializer):
+class SpanSerializer(strict.ModelSerializer):
     usage = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
 
@@ -170,7 +171,7 @@ class TraceDetailSerializer(TraceSerializer):
         return bool(self.context.get("spans_truncated"))
 
 
-class IngestRequestSerializer(serializers.Serializer):
+class IngestRequestSerializer(strict.Serializer):
     """Documentation of the batch (each item is checked by traces.ingest.parse_span)."""
 
     spans = serializers.ListField(
@@ -188,7 +189,7 @@ class IngestRequestSerializer(serializers.Serializer):
     )
 
 
-class ItemResultSerializer(serializers.Serializer):
+class ItemResultSerializer(strict.Serializer):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
     trace_id = serializers.CharField(required=False)
@@ -197,7 +198,7 @@ class ItemResultSerializer(serializers.Serializer):
     message = serializers.CharField(required=False)
 
 
-class IngestReceiptSerializer(serializers.Serializer):
+class IngestReceiptSerializer(strict.Serializer):
     receipt_id = serializers.UUIDField()
     received_at = serializers.DateTimeField()
     accepted = serializers.IntegerField()
@@ -214,7 +215,7 @@ class IngestReceiptSerializer(serializers.Serializer):
         return data
 
 
-class ErasureReceiptSerializer(serializers.Serializer):
+class ErasureReceiptSerializer(strict.Serializer):
     end_user = serializers.CharField(help_text="The pseudonym that replaces the erased id where amounts are kept.")
     erased_at = serializers.DateTimeField()
     counts = serializers.DictField(child=serializers.IntegerField())
