@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters
-from django.db.models import CharField, Count, F, Max, Q, QuerySet, Sum
+from django.db.models import CharField, Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -17,7 +17,7 @@ from drf_spectacular.utils import extend_schema_field
 from tenants.filters import IsoTimeFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
-from traces.models import IngestBatch, IngestRejection, Span, SpanPayload, SpanStatus, Trace
+from traces.models import IngestBatch, IngestRejection, Span, SpanKind, SpanPayload, SpanStatus, Trace
 
 MAX_QUERY = 200
 
@@ -60,6 +60,19 @@ class TraceFilterSet(StrictFilterSet):
         field_name="duration_ms", lookup_expr="gte", min_value=0, label="Min latency (ms)"
     )
     min_cost_usd = django_filters.NumberFilter(method="filter_cost", min_value=0, label="Min cost ($)")
+    kind = django_filters.ChoiceFilter(
+        choices=SpanKind.choices,
+        method="filter_span",
+        empty_label="any kind",
+        label="Has a span of kind",
+        help_text="Traces with a span of this kind (llm, tool, agent, …).",
+    )
+    scope = django_filters.CharFilter(
+        method="filter_span",
+        max_length=200,
+        label="Instrumentation scope",
+        help_text="Traces with a span from this OpenTelemetry instrumentation scope (its name, exact).",
+    )
     rehearsals = RehearsalFilter(rehearsal=_rehearsal_traces)
 
     class Meta:
@@ -71,6 +84,12 @@ class TraceFilterSet(StrictFilterSet):
 
     def filter_model(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
         return queryset.filter(models_used__contains=[value])
+
+    def filter_span(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
+        """Traces with a span of that kind or scope (an EXISTS on the span's tenant and trace)."""
+        field = "kind" if name == "kind" else "scope_name"
+        spans = Span.objects.filter(tenant_id=OuterRef("tenant_id"), trace_id=OuterRef("trace_id"), **{field: value})
+        return queryset.filter(Exists(spans))
 
     def filter_tag(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
         return queryset.filter(tags__contains=[value])
