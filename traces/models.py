@@ -81,6 +81,8 @@ class Trace(TenantOwned):
     cost_micros = models.BigIntegerField(default=0, help_text="Computed from the catalog's prices.")
     reported_cost_micros = models.BigIntegerField(default=0, help_text="As the client reported it.")
     stored_bytes = models.BigIntegerField(default=0)
+    # Spans that used tokens of a model the catalog does not price: cost_micros leaves them out.
+    unpriced_spans = models.BigIntegerField(default=0, db_default=0)
     end_user_id = models.CharField(max_length=200, blank=True)
     session_id = models.CharField(max_length=200, blank=True)
     agent_id = models.CharField(max_length=200, blank=True)

@@ -15,9 +15,10 @@ from traces.models import Span, Trace
 
 class TraceSerializer(strict.ModelSerializer):
     priced = serializers.SerializerMethodField(
-        help_text="Whether cost_micros is our price of the trace's tokens: false when tokens were used but no "
-        "model of them is priced in the catalog (an unknown or floating model name), so cost_micros is not a "
-        "price of $0; null when no tokens were used. reported_cost_micros is the client's own figure."
+        help_text="Whether cost_micros is our price of all the trace's tokens: false when tokens were used by a "
+        "model the catalog does not price (an unknown or floating model name; `unpriced_spans` counts those "
+        "spans), so cost_micros is not the whole cost (or $0); null when no tokens were used. "
+        "reported_cost_micros is the client's own figure."
     )
 
     class Meta:
@@ -38,6 +39,7 @@ class TraceSerializer(strict.ModelSerializer):
             "cost_micros",
             "reported_cost_micros",
             "priced",
+            "unpriced_spans",
             "end_user_id",
             "session_id",
             "agent_id",
@@ -51,7 +53,7 @@ class TraceSerializer(strict.ModelSerializer):
     def get_priced(self, trace: Trace) -> bool | None:
         if not (trace.input_tokens or trace.output_tokens):
             return None
-        return trace.cost_micros > 0
+        return trace.unpriced_spans == 0 and trace.cost_micros > 0
 
 
 class SpanSerializer(strict.ModelSerializer):

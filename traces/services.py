@@ -628,6 +628,7 @@ TRACE_COLUMNS: list[tuple[str, str, str]] = [
     ("cost_micros", "int8", "{}"),
     ("reported_cost_micros", "int8", "{}"),
     ("stored_bytes", "int8", "{}"),
+    ("unpriced_spans", "int8", "{}"),
     ("end_user_id", "text", "{}"),
     ("session_id", "text", "{}"),
     ("agent_id", "text", "{}"),
@@ -650,6 +651,7 @@ _SUMMED = (
     "cost_micros",
     "reported_cost_micros",
     "stored_bytes",
+    "unpriced_spans",
 )
 TRACE_UPSERT_TAIL = (
     "ORDER BY c1 ON CONFLICT (tenant_id, trace_id) DO UPDATE SET "
@@ -675,7 +677,7 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
     """The rollup of `spans` (fresh spans of one trace) in TRACE_COLUMNS order, in one pass."""
     first = spans[0]
     started, ended = first.started_at, first.ended_at
-    errors = ok = input_tokens = cached = output_tokens = reasoning = cost = reported = stored = 0
+    errors = ok = input_tokens = cached = output_tokens = reasoning = cost = reported = stored = unpriced = 0
     root_name = ""
     # end user, session, agent, run: a root's when it has one, else the first span's that has one
     context = ["", "", "", ""]
@@ -694,6 +696,8 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
         output_tokens += span.output_tokens
         reasoning += span.reasoning_tokens
         cost += span.cost_micros or 0
+        if span.cost_micros is None and (span.input_tokens or span.output_tokens):
+            unpriced += 1
         reported += span.reported_cost_micros or 0
         stored += span.stored_bytes
         root = not span.parent_span_id
@@ -724,6 +728,7 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
         cost,
         reported,
         stored,
+        unpriced,
         *context,
         json.dumps(sorted(models)),
         json.dumps(sorted(tags)[:64]),

@@ -41,3 +41,30 @@ def test_traces_are_filtered_by_a_spans_kind_and_scope(api: Any, cast: Cast, cli
     client.force_login(cast.alice)
     page = client.get(reverse("console:traces", args=[cast.acme.slug]), {"kind": "tool"}).content.decode()
     assert tool_trace in page and llm_trace not in page
+
+
+@pytest.mark.django_db
+def test_a_trace_with_one_unpriced_call_says_so_next_to_the_cost_of_the_priced_one(
+    api: Any, cast: Cast, client: Client
+) -> None:
+    from catalog.models import LanguageModel
+
+    priced = LanguageModel.objects.filter(tenant=cast.acme, input_price__gt=0).first()
+    assert priced is not None, "the cast has a priced model"
+    trace_id = secrets.token_hex(16)
+    usage = {"input_tokens": 1000, "output_tokens": 100}
+    services.spans_ingest(
+        tenant=cast.acme,
+        items=[
+            span_item(trace_id, name="priced", kind="llm", model=priced.model_id, usage=usage),
+            span_item(trace_id, name="unpriced", kind="llm", model="some-floating-model", usage=usage),
+            span_item(trace_id, name="no tokens", kind="tool"),
+        ],
+    )
+    trace = api(Scope.READ).get(f"/api/v1/traces/{trace_id}").json()
+    assert trace["cost_micros"] > 0 and trace["unpriced_spans"] == 1 and trace["priced"] is False
+    client.force_login(cast.alice)
+    listed = client.get(reverse("console:traces", args=[cast.acme.slug])).content.decode()
+    assert "+ 1 not priced" in listed
+    page = client.get(reverse("console:trace", args=[cast.acme.slug, trace_id])).content.decode()
+    assert "+ 1 call of a model not priced, not counted" in page
