@@ -5,6 +5,7 @@ tolerance below the baseline; an admin's written override lets it through, audit
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,19 @@ def test_an_override_holds_only_for_the_evidence_it_was_made_on(
     assert audited[1].after["reason"] == "Refund approvals are checked by ops."
     assert audited[1].after["by"] == "alice@acme.test"
     assert "Asks approval before a refund" in audited[1].after["problems"][0]
+
+
+def test_the_pins_list_offers_approve_only_when_the_gate_passes(
+    cast: Cast, baseline: EvalRun, execute: Callable[..., EvalRun], client: Any
+) -> None:
+    from django.urls import reverse
+
+    change, _ = request_change(cast)
+    client.force_login(cast.alice)
+    url = reverse("console:pins", args=[cast.acme.slug])
+    waiting = client.get(url).content.decode()
+    assert 'data-testid="gate-refuses"' in waiting and "still running on the candidate" in waiting
+    assert 'name="approve" value="1"' not in waiting and 'name="approve" value="0"' in waiting
+    execute(candidate_run(change), client=WorseOnCandidate())
+    passing = client.get(url).content.decode()
+    assert 'name="approve" value="1"' in passing and 'data-testid="gate-refuses"' not in passing
