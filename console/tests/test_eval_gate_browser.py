@@ -49,8 +49,9 @@ def test_a_stale_gate_cannot_approve_a_change_a_newer_run_refutes(page_for: Call
     run_cases(newer, client=WorseOnCandidate("Please refund order A-1002"))
 
     # The open page hears of it: the approval it offered gives way to "reload".
+    # (waited for by its verdict: a redraw from the page's own first connection may come first)
+    alice.wait_for_selector('[data-testid="gate-verdict"][data-passes="false"]')
     alice.get_by_test_id("gate-changed").wait_for()
-    assert alice.get_by_test_id("gate-verdict").get_attribute("data-passes") == "false"
     assert alice.get_by_role("button", name="Approve and apply").count() == 0
 
     # The form it had, submitted all the same (a page that missed the update), is refused.
