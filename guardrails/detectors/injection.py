@@ -1430,16 +1430,17 @@ def score(weights: list[float]) -> float:
 _LAST: dict[str, tuple[str, list[Match], dict[str, int], float | None]] = {}
 
 
-def _analysis(text: str, mode: Mode) -> tuple[list[Match], dict[str, int], float | None]:
-    """The signals matched in `text` in `mode`, its hidden characters and the learned model's
-    probability (None without a model file): what detect() scores."""
+def _analysis(text: str, mode: Mode, *, with_model: bool = True) -> tuple[list[Match], dict[str, int], float | None]:
+    """The signals matched in `text` in `mode`, its hidden characters and, `with_model`, the
+    learned model's probability (None without a model file, or when not asked for: the rules
+    alone do not pay for the model): what detect() scores."""
     last = _LAST.get(mode)
-    if last is not None and last[0] == text:
+    if last is not None and last[0] == text and (last[3] is not None or not with_model or learned.shipped() is None):
         return last[1], last[2], last[3]
     text_views = views(text)
     matches = _scan(text_views, _BY_MODE[mode])
     hidden = hidden_characters(text)
-    model = learned.shipped()
+    model = learned.shipped() if with_model else None
     probability = None if model is None else model.probability(learned.features([v.text for v in text_views]), mode)
     _LAST[mode] = (text, matches, hidden, probability)
     return matches, hidden, probability
@@ -1462,7 +1463,7 @@ def rule_score(text: str, *, mode: Mode = "direct") -> float:
     """The rules' score alone (no learned model): what training calibrates the fusion against."""
     if not text.strip():
         return 0.0
-    matches, hidden, _ = _analysis(text, mode)
+    matches, hidden, _ = _analysis(text, mode, with_model=False)
     return score(_rule_weights(matches, hidden))
 
 
@@ -1485,7 +1486,7 @@ def detect(
     if not text.strip():
         return []
     limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
-    matches, hidden, probability = _analysis(text, mode)
+    matches, hidden, probability = _analysis(text, mode, with_model=learned_model)
     weights = _rule_weights(matches, hidden)
     model = learned.shipped() if learned_model else None
     calibrated = 0.0
