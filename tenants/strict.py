@@ -15,6 +15,7 @@ pass unknown fields through to the provider, as providers add fields all the tim
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -65,17 +66,16 @@ class StrictMixin:
         return renamed
 
 
+# A lone surrogate: JSON allows the escape `\\ud800` unpaired, which decodes to a str that cannot
+# be encoded as UTF-8, so PostgreSQL cannot store it (a decoded pair is one code point, not two).
+# Refused here as bad input; trace ingestion (traces.ingest) replaces it in payloads.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unpaired_surrogate(value: Any, depth: int = 0) -> bool:
-    """Whether `value` holds a string with a lone surrogate (JSON allows the escape `\\ud800`;
-    PostgreSQL cannot store it): refused here as bad input instead of failing at the write."""
+    """Whether `value` holds a string with a lone surrogate, at any depth (up to 64 levels)."""
     if isinstance(value, str):
-        if value.isascii():
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return not value.isascii() and LONE_SURROGATE.search(value) is not None
     if depth > 64:
         return False
     if isinstance(value, Mapping):

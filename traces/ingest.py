@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tenants.strict import LONE_SURROGATE
 from traces.models import KINDS
 
 MAX_SPANS_PER_BATCH = 1000
@@ -137,7 +138,7 @@ def _text(item: dict[str, Any], name: str, limit: int = MAX_ID_FIELD) -> str:
         raise SpanRejected("field_too_long", f"{name} is longer than {limit} characters.")
     if "\x00" in value:
         raise SpanRejected("invalid_field", f"{name} contains a NUL character.")
-    if not value.isascii() and _SURROGATE.search(value):
+    if not value.isascii() and LONE_SURROGATE.search(value):
         raise SpanRejected("invalid_field", f"{name} contains a lone surrogate (\\ud800-\\udfff), which is not text.")
     return value
 
@@ -150,13 +151,9 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
-# A lone surrogate (JSON's "\\ud800" unpaired) decodes to a str that cannot be encoded as UTF-8.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _storable(text: str) -> str:
     text = text.replace("\x00", "\ufffd")
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _strip_nul(value: Any) -> Any:
