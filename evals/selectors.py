@@ -316,14 +316,24 @@ def compare(run: EvalRun, baseline: EvalRun | None) -> Comparison:
 # --- The pin-change gate ------------------------------------------------------------------------------
 
 
+def _gating(tenant: Tenant) -> QuerySet[Suite]:
+    """Suites that gate pin changes: those of live agents (of the alias their current version uses)."""
+    return Suite.objects.for_tenant(tenant).filter(gates_pin_changes=True, agent__archived=False)
+
+
 def gating_suites(*, tenant: Tenant, alias: str) -> list[Suite]:
     """Suites that gate a change of `alias`: those of live agents whose current version uses it."""
     return list(
-        Suite.objects.for_tenant(tenant)
-        .filter(gates_pin_changes=True, agent__archived=False, agent__current_version__model_alias=alias)
+        _gating(tenant)
+        .filter(agent__current_version__model_alias=alias)
         .select_related("tenant", "agent__current_version", "baseline")
         .order_by("name")
     )
+
+
+def gated_aliases(*, tenant: Tenant) -> set[str]:
+    """The aliases a change of which some suite gates (one query)."""
+    return set(_gating(tenant).values_list("agent__current_version__model_alias", flat=True))
 
 
 @dataclass

@@ -18,8 +18,7 @@ from catalog.models import LanguageModel, PinChange, Provider
 from catalog.services import micros_to_usd
 from console.access import ConsoleRequest, render_page, role_required
 from console.views.evals import gate_context
-from evals.models import Suite
-from evals.selectors import gate_report
+from evals.selectors import gate_report, gated_aliases
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
 from tenants.models import Role, Tenant
@@ -312,15 +311,7 @@ def _pins_context(request: ConsoleRequest, **extra: Any) -> dict[str, Any]:
     # What each change's page says of the eval gate, so this list never offers an approval the
     # gate would refuse (the server refuses it anyway, naming why): one query for the aliases that
     # suites gate, then the gate's report only for changes of those.
-    gated = (
-        set(
-            Suite.objects.for_tenant(tenant)
-            .filter(gates_pin_changes=True, agent__archived=False)
-            .values_list("agent__current_version__model_alias", flat=True)
-        )
-        if open_changes
-        else set()
-    )
+    gated = gated_aliases(tenant=tenant) if open_changes else set()
     for change in open_changes:
         report = gate_report(change) if change.alias in gated else None
         change.gate_refuses = "; ".join(report.problems) if report and not report.passes else ""  # type: ignore[attr-defined]
