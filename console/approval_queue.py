@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -24,6 +24,9 @@ from tenants.models import Tenant
 SUMMARY_CHARS = 140
 VALUE_CHARS = 48
 PREVIEW_CHARS = 90
+FINDING_CHARS = 40
+# Under this many seconds left the countdown is marked (console.css: .countdown.is-soon).
+SOON_SECONDS = 120
 # How far back a decided request for the same call is mentioned ("approved 17 s ago by bob").
 RECENT_DECISION = timedelta(hours=24)
 # Built-in tools whose `order_number` argument names a demo order: the summary states the order's
@@ -109,6 +112,71 @@ def summarize(tenant: Tenant, action: str, arguments: Any, tool: Tool | None) ->
     return argument_summary(action, arguments, tool, _orders(tenant, [(action, arguments)]))
 
 
+def expiry_text(seconds: float) -> str:
+    """ "expires in 42 s", "expires in 14 min 3 s", "expires in 2 h 5 min", "expires in 1 d 3 h",
+    or "expired": to the second under an hour. static/console/approvals.js counts down in the
+    same words."""
+    left = int(seconds)
+    if left <= 0:
+        return "expired"
+    if left < 60:
+        text = f"{left} s"
+    elif left < 3600:
+        minutes, rest = divmod(left, 60)
+        text = f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    else:
+        hours, minutes = divmod(left // 60, 60)
+        if hours < 24:
+            text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        else:
+            days, hours = divmod(hours, 24)
+            text = f"{days} d {hours} h" if hours else f"{days} d"
+    return f"expires in {text}"
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """A request's expiry as a row shows it: `seconds` left when rendered (the browser counts
+    down from there, so its clock's skew does not matter) and the same in words."""
+
+    seconds: int
+    text: str
+    soon: bool
+
+    @classmethod
+    def until(cls, expires_at: datetime | None, now: datetime) -> Countdown | None:
+        if expires_at is None:
+            return None
+        left = max(0, int((expires_at - now).total_seconds()))
+        return cls(seconds=left, text=expiry_text(left), soon=left < SOON_SECONDS)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One guardrail finding as a badge: a short label, the whole reason on hover."""
+
+    label: str
+    reason: str
+
+
+def findings(approval: ApprovalRequest) -> list[Finding]:
+    """The guardrail findings in the request's context, one badge per reason (a guardrail joins
+    several with "; "), at most five."""
+    context = approval.context if isinstance(approval.context, dict) else {}
+    raw = context.get("guardrail_findings")
+    reasons: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        text = item.get("reason") if isinstance(item, dict) else item
+        if text is None:
+            continue
+        for part in str(text).split("; "):
+            part = " ".join(part.split())
+            if part:
+                reasons.append(part)
+    unique = list(dict.fromkeys(reasons))
+    return [Finding(label=clip(reason, FINDING_CHARS), reason=reason) for reason in unique[:5]]
+
+
 @dataclass
 class QueueRow:
     approval: ApprovalRequest
@@ -117,6 +185,8 @@ class QueueRow:
     end_user: str
     run_input: str
     run_status: str
+    findings: list[Finding] = field(default_factory=list)
+    expires: Countdown | None = None
 
 
 @dataclass
@@ -156,6 +226,7 @@ def build_groups(tenant: Tenant, approvals: list[ApprovalRequest]) -> list[Queue
     """Rows grouped by call, groups in the order of their oldest request. Two queries at most:
     the demo orders named and the latest decision on each call."""
     orders = _orders(tenant, [(a.action, a.arguments) for a in approvals])
+    now = timezone.now()
     groups: dict[str, QueueGroup] = {}
     for a in approvals:
         key = group_key(a.action, a.arguments_hash)
@@ -170,6 +241,8 @@ def build_groups(tenant: Tenant, approvals: list[ApprovalRequest]) -> list[Queue
                 end_user=end_user,
                 run_input=clip(asked, PREVIEW_CHARS),
                 run_status=run.get_status_display() if run is not None else "",
+                findings=findings(a),
+                expires=Countdown.until(a.expires_at, now),
             )
         )
     if groups:
@@ -178,7 +251,7 @@ def build_groups(tenant: Tenant, approvals: list[ApprovalRequest]) -> list[Queue
             .filter(
                 arguments_hash__in={a.arguments_hash for a in approvals},
                 action__in={a.action for a in approvals},
-                decided_at__gte=timezone.now() - RECENT_DECISION,
+                decided_at__gte=now - RECENT_DECISION,
             )
             .exclude(status=ApprovalRequest.Status.PENDING)
             .only("action", "arguments_hash", "status", "decided_at", "decided_by_label")

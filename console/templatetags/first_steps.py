@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
@@ -23,7 +24,9 @@ class FirstStep:
     action: str
     url_name: str
     role: Role
-    snippet: str  # {base} is this console's URL
+    snippet: str  # {base} is this console's URL, {slug} the tenant's
+    headline: str = ""  # instead of "No <what> yet."
+    anchor: str = ""  # the action is on the page itself: a link to this element
 
 
 STEPS = {
@@ -62,6 +65,55 @@ STEPS = {
         '  -d \'{{"name": "Monthly cap", "scope": "tenant", "period": "month", "unit": "usd_micros",'
         ' "limit": 50000000}}\'',
     ),
+    "approvals": FirstStep(
+        "requests waiting",
+        "Risky actions that agents and API clients ask to take wait here for a reviewer: approve,"
+        " reject with a comment, or edit the arguments. The approval rules say which actions ask"
+        " (by default every irreversible tool).",
+        "Try an agent on a refund (an irreversible tool)",
+        "agents",
+        Role.REVIEWER,
+        "curl -X POST {base}/api/v1/approvals \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"action": "refund_order", "arguments": {{"order_number": "A-1004"}},'
+        ' "risk": "irreversible", "reason": "irreversible"}}\'',
+        headline="Nothing waiting for a decision.",
+    ),
+    "approval_history": FirstStep(
+        "approval requests",
+        "Every request a reviewer was asked to decide, with who decided, when and why.",
+        "Open the queue",
+        "approvals",
+        Role.REVIEWER,
+        "curl -X POST {base}/api/v1/approvals \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"action": "refund_order", "arguments": {{"order_number": "A-1004"}},'
+        ' "risk": "irreversible", "reason": "irreversible"}}\'',
+    ),
+    "tools": FirstStep(
+        "tools",
+        "Tools are what agents may call: a JSON Schema for the arguments, a risk tier (irreversible"
+        " ones ask a reviewer), an optional scope, and a signed webhook or a built-in executor.",
+        "New tool",
+        "tool_new",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/tools \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"name": "refund_order", "description": "Refund an order", "risk": "irreversible",'
+        ' "executor": "webhook", "webhook_url": "https://tools.example.com/refund",'
+        ' "parameters": {{"type": "object", "properties": {{"order_number": {{"type": "string"}}}},'
+        ' "required": ["order_number"]}}}}\'',
+    ),
+    "api_keys": FirstStep(
+        "API keys",
+        "Agent clients, the SDK and trace exporters authenticate with a key sent as"
+        " Authorization: Bearer <key>, limited to the scopes it holds. A key is shown once.",
+        "Create a key",
+        "api_keys",
+        Role.ADMIN,
+        'python manage.py apikey create --tenant {slug} --name support-bot --scopes "runs:write traces:write"',
+        anchor="key-form",
+    ),
     "eval_suites": FirstStep(
         "eval suites",
         "A suite is a set of cases an agent must pass; run it before changing a model or a prompt, and"
@@ -84,10 +136,13 @@ def empty_state(context: template.Context, kind: str, element_id: str = "", filt
     request = context.get("request")
     tenant = context.get("tenant")
     membership = context.get("membership")
-    base = request.build_absolute_uri("/").rstrip("/") if request is not None else ""
+    # A live update renders without a request: the console's configured address then.
+    base = request.build_absolute_uri("/") if request is not None else settings.CONSOLE_BASE_URL
     action_url = ""
     if step.url_name and tenant is not None and membership is not None and membership.has_role(step.role):
         action_url = reverse(f"console:{step.url_name}", args=[tenant.slug])
+        if step.anchor:
+            action_url = f"#{step.anchor}"
     return render_to_string(
         "console/_empty.html",
         {
@@ -95,6 +150,8 @@ def empty_state(context: template.Context, kind: str, element_id: str = "", filt
             "element_id": element_id,
             "filtered": bool(filtered),
             "action_url": action_url,
-            "snippet": step.snippet.format(base=base),
+            "snippet": step.snippet.format(
+                base=base.rstrip("/"), slug=tenant.slug if tenant is not None else "<tenant>"
+            ),
         },
     )

@@ -246,7 +246,7 @@ def test_queue_rows_tell_requests_apart_by_id_arguments_end_user_and_age(bob_cli
     assert "refund $89.99 on A-1004 to lukas.novak@example.com · reason: Keys stick" in rows[second.pk]
     assert "amara-77" in rows[first.pk] and "Please refund my shoes" in rows[first.pk]
     assert "lukas-12" in rows[second.pk] and "&lt;b&gt;now&lt;/b&gt;" in rows[second.pk]
-    assert 'data-testid="row-age">0\xa0minutes ago' in rows[first.pk]
+    assert "just now" in rows[first.pk].split('data-testid="row-age">')[1][:120]
     assert 'data-testid="group-header"' not in page
 
 

@@ -22,6 +22,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
@@ -232,6 +233,7 @@ def _detail_context(
         "trace_id": str(context.get("trace_id", "")),
         "end_user": str(context.get("end_user_id") or "") if approval.gateway_request_id else "",
         "votes": votes,
+        "expires": approval_queue.Countdown.until(approval.expires_at, timezone.now()) if approval.is_pending else None,
         "approvals_so_far": sum(
             1 for v in votes if v.decision != "reject" and v.arguments_hash == approval.effective_hash
         ),
@@ -252,11 +254,18 @@ def approval(request: ConsoleRequest, pk: str) -> HttpResponse:
 def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
     """One service call: approve, reject (comment required) or edit. Approving an irreversible
     action first answers the form again asking to confirm (nothing decided yet); `cancel` goes
-    back with the comment kept. A request already decided answers 409 with who decided."""
+    back with the comment kept. A request already decided answers 409 with who decided.
+
+    From the queue (`from=queue`: its keyboard's a and r, static/console/approvals.js) the same
+    decision answers with the queue's decide dialog (approvals/index.html#queue_decide): the
+    confirmation, the comment a rejection needs, an error, or the decision made; without htmx
+    it leads back to the queue."""
     row = selectors.get_approval_for_tenant(request.tenant, pk)
+    from_queue = request.POST.get("from") == "queue"
     form = DecideForm(request.POST)
     status = 200
     confirming = ""
+    decided = False
     if request.POST.get("cancel"):
         form = DecideForm(
             initial={"note": request.POST.get("note", ""), "arguments": request.POST.get("arguments", "")}
@@ -282,21 +291,26 @@ def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
                 status = exc.status_code
                 row = selectors.get_approval_for_tenant(request.tenant, pk)
             else:
+                decided = True
                 messages.success(
                     request, f"Request #{approval_queue.short_id(row)} {row.get_status_display().lower()}."
                 )
                 if not (request.htmx and not request.htmx.boosted):
+                    if from_queue:
+                        return redirect("console:approvals", tenant_slug=request.tenant.slug)
                     return redirect("console:approval", tenant_slug=request.tenant.slug, pk=row.pk)
                 form = DecideForm(initial={"arguments": editable_json(row.effective_arguments)})
     else:
         status = 400
-    return render_page(
-        request,
-        "approvals/detail.html",
-        _detail_context(row, form=form, confirming=confirming),
-        fragment="decision",
-        status=status,
-    )
+    context = _detail_context(row, form=form, confirming=confirming)
+    if from_queue and request.htmx and not request.htmx.boosted:
+        # What the dialog asks next: to confirm an approval, or a rejection's comment.
+        # An edit is made on the request's page only: its confirmation is never offered here.
+        asked = request.POST.get("confirm") or request.POST.get("decision") or ""
+        context["asking"] = asked if asked in ("approve", "reject") and not decided and confirming != "edit" else ""
+        context["decided"] = decided
+        return TemplateResponse(request, "approvals/index.html#queue_decide", context, status=status)
+    return render_page(request, "approvals/detail.html", context, fragment="decision", status=status)
 
 
 # --- History, autonomy, metrics -----------------------------------------------------------------
@@ -576,6 +590,7 @@ class LiveQueue(live.LivePage):
         groups = approval_queue.build_groups(self.tenant, rows)
         context = {
             "tenant": self.tenant,
+            "membership": membership,
             "key": key,
             "group": groups[0] if groups else None,
             "shown": group_shown,
