@@ -7,13 +7,15 @@ the engine makes it); the points only a run has (tool approval, eval rehearsal) 
 
 The engine calls every point on every run, in this order:
 
-    span_start("run")
+    span_start("run")                            one root per run (run_span_id), every execution
       model_for_run()                            once: a model replacing the pinned one (evals), or None
       check_input(text)                          once, on the run's input, before the first model call
       per model call:
-        reserve_before_model_call(request)       may refuse: the run ends `budget_exceeded`
-        span_start("model") … span_end
-        settle_after_model_call(usage, cost)     always, also after a failed call (usage None)
+        span_start("model")                      the step: its reservation, call and settlement; a
+                                                 hook's own spans hang under call.parent_span_id
+          reserve_before_model_call(request)     may refuse: the run ends `budget_exceeded`
+          settle_after_model_call(usage, cost)   always, also after a failed call (usage None)
+        span_end("model")
       per tool call:
         check_tool_call(tool, arguments)         block ends the run `blocked`; redact replaces arguments;
                                                  require_approval pauses like needs_approval
@@ -46,6 +48,7 @@ the refusal instead): an exception fails the run as `internal_error`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -159,11 +162,28 @@ class Span:
     attributes: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # Unix seconds
     ended_at: float | None = None
-    status: Literal["ok", "error", ""] = ""
+    # "unset": the operation is still going on (an approval waiting for a reviewer, a paused run).
+    status: Literal["ok", "error", "unset", ""] = ""
     # What the span's operation read and produced (a model call's messages and completion, a
     # tool's arguments and result), stored redacted by the tenant's trace settings.
     input: Any = None
     output: Any = None
+    # True when a span with this id may be recorded already and this one is its newer state (a
+    # resumed run's root span, an approval decided after it was recorded pending): the recorder
+    # updates the stored span instead of adding one.
+    replaces: bool = False
+
+
+def run_span_id(run: Run) -> str:
+    """The id of `run`'s root span: the same for every execution of the run, so a run paused and
+    resumed (or picked up again after its worker died) stays one tree under one root."""
+    return hashlib.sha256(f"run:{run.pk}".encode()).hexdigest()[:16]
+
+
+def approval_span_id(approval_id: Any) -> str:
+    """The id of an approval request's span: recorded pending when the run pauses, updated when
+    the request is decided (approved, rejected, expired)."""
+    return hashlib.sha256(f"approval:{approval_id}".encode()).hexdigest()[:16]
 
 
 class RunHooks:
@@ -433,11 +453,25 @@ def step_committing(*, call: CallContext) -> None:
         hooks.step_committing(call=call)
 
 
-def open_span(call: CallContext, kind: SpanKind, name: str, *, parent: Span | None = None, **attributes: Any) -> Span:
-    """Start a span (every hook's span_start); `close_span` ends it. `span()` does both around a block."""
+def open_span(
+    call: CallContext,
+    kind: SpanKind,
+    name: str,
+    *,
+    parent: Span | None = None,
+    span_id: str = "",
+    started_at: float | None = None,
+    **attributes: Any,
+) -> Span:
+    """Start a span (every hook's span_start); `close_span` ends it. `span()` does both around a
+    block. `span_id` and `started_at` default to a new id and now."""
     current = Span(
         trace_id=call.trace_id, kind=kind, name=name, parent_id=parent.span_id if parent else "", attributes=attributes
     )
+    if span_id:
+        current.span_id = span_id
+    if started_at is not None:
+        current.started_at = started_at
     for hooks in list(_registered):
         hooks.span_start(call=call, span=current)
     return current

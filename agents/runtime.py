@@ -278,9 +278,18 @@ class _Engine:
     def go(self) -> None:
         # The run span ends in the transaction that ends or pauses the run (_locked), so it
         # commits with that state; here only when the execution stops otherwise.
+        # One root span per run, named after its agent: every execution of the run (resumed after
+        # an approval, or after its worker died) continues it (`replaces`: it may be stored).
         self.span = span = hooks.open_span(
-            self.call, "run", "agent run", run_id=str(self.run.pk), agent_id=str(self.run.agent_id)
+            self.call,
+            "run",
+            self.run.agent.name,
+            span_id=hooks.run_span_id(self.run),
+            started_at=self.run.started_at.timestamp() if self.run.started_at else None,
+            run_id=str(self.run.pk),
+            agent_id=str(self.run.agent_id),
         )
+        span.replaces = self.run.step_count > 0 or bool(self.run.approval_decisions)
         try:
             with config_cache.snapshot():
                 self._prepare()
@@ -421,19 +430,6 @@ class _Engine:
                 f"{MIN_OUTPUT_TOKENS} are needed for an answer).",
             )
         request = replace(request, max_output_tokens=min(room, model.max_output_tokens))
-        reservations = pipeline.reserve(call=self.call, model=model, request=request)
-        if (refusal := reservations.refusal) is not None:
-            message = refusal.message or "A budget refused the call."
-            if refusal.approval is not None:
-                # A budget that asks a reviewer: pause for one, or end as the reviewer decided.
-                key = budget_approval_key(self.run.step_count)
-                decided = self.run.approval_decisions.get(key)
-                if decided is None:
-                    self._pause_for_budget(key, self.run.step_count, refusal.approval, message)
-                why = "nobody decided in time" if decided.get("expired") else "a reviewer declined"
-                note = f": {decided['note']}" if decided.get("note") else ""
-                message = f"{message} It asked for a reviewer's approval, and {why}{note}."
-            self._finish(Run.Status.BUDGET_EXCEEDED, "budget_exceeded", message)
         index = self.run.step_count
         summary = {
             "alias": self.version.model_alias,
@@ -445,21 +441,54 @@ class _Engine:
         }
         failure: ProviderError | None = None
         response: ChatResponse | None = None
-        started = time.perf_counter()
+        refusal: hooks.BudgetDecision | None = None
+        latency_ms = 0
+        cost = 0
+        # The step's span holds its budget reservation, the call and the settlement: the budget
+        # hook's spans hang under it (call.parent_span_id).
         with hooks.span(self.call, "model", model.model_id, parent=self.span, step_index=index) as span:
             span.input = {"messages": request.messages, "tools": [spec.name for spec in request.tools]}
+            self.call.parent_span_id = span.span_id
             try:
-                response = self.client.chat(request)
-                span.output = response.as_message()
-            except ProviderError as exc:
-                failure = exc
-                span.status = "error"
-                span.attributes.update({"error.type": exc.type, "error.message": exc.message})
-        latency_ms = round((time.perf_counter() - started) * 1000)
+                reservations = pipeline.reserve(call=self.call, model=model, request=request)
+                refusal = reservations.refusal
+                if refusal is not None:
+                    span.status = "error"
+                    span.attributes.update(
+                        {
+                            "error.type": "budget_exceeded",
+                            "error.message": refusal.message or "A budget refused the call.",
+                        }
+                    )
+                else:
+                    started = time.perf_counter()
+                    try:
+                        response = self.client.chat(request)
+                        span.output = response.as_message()
+                    except ProviderError as exc:
+                        failure = exc
+                        span.status = "error"
+                        span.attributes.update({"error.type": exc.type, "error.message": exc.message})
+                    latency_ms = round((time.perf_counter() - started) * 1000)
+                    used = response.usage if failure is None and response is not None else None
+                    cost = pipeline.settle(call=self.call, model=model, reservations=reservations, usage=used)
+            finally:
+                self.call.parent_span_id = ""
+        if refusal is not None:
+            message = refusal.message or "A budget refused the call."
+            if refusal.approval is not None:
+                # A budget that asks a reviewer: pause for one, or end as the reviewer decided.
+                key = budget_approval_key(self.run.step_count)
+                decided = self.run.approval_decisions.get(key)
+                if decided is None:
+                    self._pause_for_budget(key, self.run.step_count, refusal.approval, message)
+                why = "nobody decided in time" if decided.get("expired") else "a reviewer declined"
+                note = f": {decided['note']}" if decided.get("note") else ""
+                message = f"{message} It asked for a reviewer's approval, and {why}{note}."
+            self._finish(Run.Status.BUDGET_EXCEEDED, "budget_exceeded", message)
 
         if failure is not None or response is None:
             assert failure is not None
-            pipeline.settle(call=self.call, model=model, reservations=reservations, usage=None)
             with self._locked() as run:
                 Step.objects.create(
                     tenant_id=run.tenant_id,
@@ -478,7 +507,6 @@ class _Engine:
             return
 
         usage = response.usage
-        cost = pipeline.settle(call=self.call, model=model, reservations=reservations, usage=usage)
         step = Step(
             tenant_id=self.run.tenant_id,
             run=self.run,

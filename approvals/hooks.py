@@ -1,5 +1,7 @@
 """The run engine's approval hook points: whether a tool call needs a human, and the request the
-paused run waits on. Registered from ApprovalsConfig.ready()."""
+paused run waits on, recorded as a pending `approval` span under the run's root span (in the
+transaction that pauses the run, so the trace says what the run waits for while it waits; the
+decision updates that span: approvals.services). Registered from ApprovalsConfig.ready()."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from approvals import policy, services
 
 if TYPE_CHECKING:
     from agents.models import Run, Tool
+    from approvals.models import ApprovalRequest
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +49,47 @@ class ApprovalHooks(RunHooks):
     def approval_requested(
         self, *, run: Run, tool: Tool, call_id: str, step_index: int, arguments: dict[str, Any], reason: str
     ) -> None:
-        services.approval_request_for_run(
+        approval = services.approval_request_for_run(
             run=run, tool=tool, call_id=call_id, step_index=step_index, arguments=arguments, reason=reason
         )
+        _pending_span(run, approval)
 
     def budget_approval_requested(
         self, *, run: Run, key: str, step_index: int, details: dict[str, Any], reason: str
     ) -> None:
-        services.approval_request_for_budget(run=run, key=key, step_index=step_index, details=details, reason=reason)
+        approval = services.approval_request_for_budget(
+            run=run, key=key, step_index=step_index, details=details, reason=reason
+        )
+        _pending_span(run, approval)
+
+
+def _pending_span(run: Run, approval: ApprovalRequest) -> None:
+    """The request as a span of the run's trace while it waits: status unset, ending now (the
+    decision moves its end and sets its status). A request decided already (a re-paused call
+    keeping its request) is left as its span says."""
+    if approval.status != approval.Status.PENDING or not run.trace_id:
+        return
+    span = hooks.Span(
+        trace_id=run.trace_id,
+        kind="approval",
+        name=f"approval {approval.action}",
+        parent_id=hooks.run_span_id(run),
+        span_id=hooks.approval_span_id(approval.pk),
+        attributes={
+            "approval.id": str(approval.pk),
+            "approval.decision": "pending",
+            "approval.reason": approval.reason,
+            "approval.reason_detail": approval.reason_detail,
+            "approval.risk": approval.risk,
+            "approval.expires_at": approval.expires_at.isoformat(),
+            "call_id": approval.call_id,
+            "step_index": approval.step_index,
+        },
+        started_at=approval.created_at.timestamp(),
+        status="unset",
+        input=approval.arguments,
+    )
+    hooks.record_span(call=hooks.CallContext.of_run(run), span=span)
 
 
 ApprovalHooks.instance = ApprovalHooks()

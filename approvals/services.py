@@ -556,7 +556,8 @@ def _resume(row: ApprovalRequest) -> None:
 
 
 def _record_span(row: ApprovalRequest) -> None:
-    """The approval as a span of the run's trace: who decided, what, and how long it waited."""
+    """The approval as a span of the run's trace: who decided, what, and how long it waited. It
+    replaces the pending span recorded when the run paused (approvals/hooks.py), under the run's root."""
     run = row.run
     if run is None or not run.trace_id or row.decided_at is None:
         return
@@ -565,6 +566,9 @@ def _record_span(row: ApprovalRequest) -> None:
         trace_id=run.trace_id,
         kind="approval",
         name=f"approval {row.action}",
+        span_id=hooks.approval_span_id(row.pk),
+        parent_id=hooks.run_span_id(run),
+        replaces=True,
         attributes={
             "approval.id": str(row.pk),
             "approval.decision": row.status,

@@ -21,10 +21,12 @@ What a BudgetDecision carries (the gateway's 402 body and `x-aoc-budget-remainin
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.http import Http404
 
+from agents import hooks
 from agents.hooks import ADMITTED, BudgetDecision, CallContext, RunHooks
 from budgets import services
 from budgets.errors import BudgetExceededError
@@ -41,7 +43,29 @@ logger = logging.getLogger(__name__)
 
 
 ALL_BUDGETS = frozenset({"*"})
-SETTLED = "budgets.settled"  # the CallContext.state key of a run's settled reservation
+
+
+def _span(
+    call: CallContext, name: str, started: float, attributes: dict[str, Any], *, error: str = "", kind: str = ""
+) -> None:
+    """A run's reservation or settlement as a `budget` span under the model call it is for
+    (call.parent_span_id: the engine's model span), from `started` to now. A gateway call records
+    its reservation on its own span (gateway/): nothing here."""
+    if call.run is None:
+        return
+    span = hooks.Span(
+        trace_id=call.trace_id,
+        kind="budget",
+        name=name,
+        parent_id=call.parent_span_id,
+        attributes=attributes,
+        started_at=started,
+        ended_at=time.time(),
+        status="error" if error else "ok",
+    )
+    if error:
+        span.attributes.update({"error.type": kind or "budget_exceeded", "error.message": error})
+    hooks.record_span(call=call, span=span)
 
 
 def _approved(run: Run | None) -> bool:
@@ -63,6 +87,7 @@ class BudgetHooks(RunHooks):
     def reserve_before_model_call(
         self, *, call: CallContext, model: LanguageModel, request: ChatRequest
     ) -> BudgetDecision:
+        started = time.time()
         try:
             reservation = services.budget_reserve(
                 tenant=call.tenant,
@@ -81,6 +106,7 @@ class BudgetHooks(RunHooks):
                 allow_over=ALL_BUDGETS if _approved(call.run) else (),
             )
         except BudgetExceededError as exc:
+            _span(call, "budget reserve", started, {f"budget.{k}": v for k, v in exc.extra.items()}, error=exc.message)
             if exc.extra.get("on_exceed") != Budget.OnExceed.REQUIRE_APPROVAL or call.run is None:
                 # Only a run can pause for a reviewer; a gateway call is refused like a `block`.
                 return BudgetDecision(admitted=False, message=exc.message, details=dict(exc.extra))
@@ -99,8 +125,33 @@ class BudgetHooks(RunHooks):
             return BudgetDecision(admitted=False, message=exc.message, approval=details, details=dict(exc.extra))
         except ServiceError as exc:
             # A token cap (its cap and what was requested), an unpriced model, a bad field.
+            extra = {f"budget.{k}": v for k, v in exc.extra.items()}
+            _span(call, "budget reserve", started, extra, error=exc.message, kind=exc.type)
             return BudgetDecision(admitted=False, message=exc.message, details={"type": exc.type, **exc.extra})
-        return BudgetDecision(admitted=True, reservation_id=str(reservation.pk), tightest=reservation.tightest)
+        tightest = reservation.tightest
+        _span(
+            call,
+            "budget reserve",
+            started,
+            {
+                "budget.reservation_id": str(reservation.pk),
+                "budget.reserved_micros": reservation.worst_case_micros,
+                "budget.reserved_tokens": reservation.worst_case_tokens,
+                "budget.input_tokens": reservation.input_tokens,
+                "budget.max_output_tokens": reservation.max_output_tokens,
+                **(
+                    {
+                        "budget.tightest": tightest["name"],
+                        "budget.tightest_unit": tightest["unit"],
+                        "budget.tightest_remaining": tightest["remaining"],
+                        "budget.tightest_limit": tightest["limit"],
+                    }
+                    if tightest
+                    else {}
+                ),
+            },
+        )
+        return BudgetDecision(admitted=True, reservation_id=str(reservation.pk), tightest=tightest)
 
     def settle_after_model_call(
         self,
@@ -114,6 +165,7 @@ class BudgetHooks(RunHooks):
         if reservation is ADMITTED or not reservation.reservation_id:
             return
         held = reservation.reservation_id
+        started = time.time()
         try:
             # By id: one statement, no read of the reservation first.
             if usage is None:
@@ -127,15 +179,20 @@ class BudgetHooks(RunHooks):
                     cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
                     estimated=usage.estimated,
                 )
-            if call.run is not None:
-                # For the run's model span (traces/hooks.py, registered after this hook): the
-                # reservation as written, so the trace need not read it back.
-                call.state[SETTLED] = {
-                    "id": str(finished.pk),
-                    "status": finished.status,
-                    "worst_case_micros": finished.worst_case_micros,
-                    "actual_micros": finished.actual_micros,
-                }
+            actual = finished.actual_micros or 0
+            # The reservation as written (no read back): what was held, what it cost, what returned.
+            _span(
+                call,
+                "budget release" if usage is None else "budget settle",
+                started,
+                {
+                    "budget.reservation_id": str(finished.pk),
+                    "budget.reservation_status": finished.status,
+                    "budget.reserved_micros": finished.worst_case_micros,
+                    "budget.settled_micros": actual,
+                    "budget.released_micros": max(finished.worst_case_micros - actual, 0),
+                },
+            )
         except Http404:
             logger.warning("reservation %s is gone (trace %s)", held, call.trace_id)
         except ConflictError as exc:

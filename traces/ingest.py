@@ -332,6 +332,24 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     return row
 
 
+INPUT_PREVIEW_CHARS = 200
+
+
+def input_preview(value: Any) -> str:
+    """A line saying what a trace was asked, from its root span's input (as stored: masked when
+    the tenant redacts traces): a text as it is, a chat's last user message, else the JSON; blanks
+    collapsed, at most INPUT_PREVIEW_CHARS."""
+    if value is None:
+        return ""
+    messages = value.get("messages") if isinstance(value, dict) else value
+    if isinstance(messages, list):
+        said = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if said and isinstance(said[-1], str):
+            value = said[-1]
+    text = " ".join(as_text(value).split())
+    return text if len(text) <= INPUT_PREVIEW_CHARS else text[: INPUT_PREVIEW_CHARS - 1] + "…"
+
+
 def finish_search_text(row: SpanRow, inputs: str | None = None, outputs: str | None = None) -> str:
     """What full-text search matches: the name, input, output and error message, capped. `inputs`
     and `outputs` are the whole input and output as text, when the caller has them already."""

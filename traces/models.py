@@ -87,6 +87,10 @@ class Trace(TenantOwned):
     session_id = models.CharField(max_length=200, blank=True)
     agent_id = models.CharField(max_length=200, blank=True)
     run_id = models.CharField(max_length=64, blank=True)
+    # The agent's name as a span gave it (its root's first: an engine run's root names its agent),
+    # and what the trace was asked: its root span's input, masked as stored, in one line.
+    agent_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    input_preview = models.CharField(max_length=200, blank=True, default="", db_default="")
     models_used = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     # What search matches: its spans' names, inputs, outputs and errors, appended at ingest up to

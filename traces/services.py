@@ -37,7 +37,16 @@ from tenants.errors import FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 from traces.events import traces_ingested
-from traces.ingest import TRACE_SEARCH_CHARS, SpanRejected, SpanRow, as_text, parse_span
+from traces.ingest import (
+    SEARCH_TEXT_CHARS,
+    TRACE_SEARCH_CHARS,
+    SpanRejected,
+    SpanRow,
+    as_text,
+    finish_search_text,
+    input_preview,
+    parse_span,
+)
 from traces.models import IngestBatch, Span, SpanEvent, SpanPayload, TenantTraceSettings, Trace
 
 logger = logging.getLogger(__name__)
@@ -633,6 +642,8 @@ TRACE_COLUMNS: list[tuple[str, str, str]] = [
     ("session_id", "text", "{}"),
     ("agent_id", "text", "{}"),
     ("run_id", "text", "{}"),
+    ("agent_name", "text", "{}"),
+    ("input_preview", "text", "{}"),
     ("models_used", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
     ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"),
     ("search_text", "text", "{}"),
@@ -664,7 +675,10 @@ TRACE_UPSERT_TAIL = (
     " WHEN t.status = 'ok' OR EXCLUDED.status = 'ok' THEN 'ok' ELSE 'unset' END, "
     + ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in _SUMMED)
     + ", "
-    + ", ".join(f"{c} = {_KEEP_FIRST.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id"))
+    + ", ".join(
+        f"{c} = {_KEEP_FIRST.format(c)}"
+        for c in ("end_user_id", "session_id", "agent_id", "run_id", "agent_name", "input_preview")
+    )
     + ", "
     + ", ".join(f"{c} = {_MERGE.format(c)}" for c in ("models_used", "tags"))
     + f", search_text = CASE WHEN length(t.search_text) >= {TRACE_SEARCH_CHARS} THEN t.search_text"
@@ -678,7 +692,7 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
     first = spans[0]
     started, ended = first.started_at, first.ended_at
     errors = ok = input_tokens = cached = output_tokens = reasoning = cost = reported = stored = unpriced = 0
-    root_name = ""
+    root_name = preview = agent_name = ""
     # end user, session, agent, run: a root's when it has one, else the first span's that has one
     context = ["", "", "", ""]
     from_root = [False, False, False, False]
@@ -703,6 +717,9 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
         root = not span.parent_span_id
         if root and not root_name:
             root_name = span.name
+            preview = input_preview(span.input)
+        if span.agent_name and (not agent_name or root):
+            agent_name = span.agent_name
         for slot, value in enumerate((span.end_user_id, span.session_id, span.agent_id, span.run_id)):
             if value and (not context[slot] or (root and not from_root[slot])):
                 context[slot], from_root[slot] = value, root
@@ -730,6 +747,8 @@ def _trace_record(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: date
         stored,
         unpriced,
         *context,
+        agent_name,
+        preview,
         json.dumps(sorted(models)),
         json.dumps(sorted(tags)[:64]),
         "\n".join(s.search_text for s in by_start)[:TRACE_SEARCH_CHARS],
@@ -779,14 +798,20 @@ def span_record(
     end_user_id: str = "",
     session_id: str = "",
     agent_id: str = "",
+    agent_name: str = "",
     tags: list[str] | None = None,
+    replace: bool = False,
 ) -> ItemResult:
     """Record one span into a trace, for other apps (guardrail verdicts, budget reservations,
     approvals) and the run engine. Ids are W3C hex (trace_id 32, span_id 16; generated when empty).
     Given `run`, its id, agent, end user and session are copied onto the span, and `trace_id`
     falls back to `run.trace_id`. Idempotent on (tenant, trace_id, span_id); commits at once (or
     with the caller's transaction). Never raises for a bad span: the result says `rejected`, and the
-    rejection is counted like any other."""
+    rejection is counted like any other.
+
+    With `replace`, the span is the newer state of one that may be stored already (a paused run's
+    root, a pending approval): a stored span is updated (`span_replace`), else it is recorded as
+    usual. Never collected: written at once, in the caller's transaction."""
     item: dict[str, Any] = {
         "trace_id": trace_id or (run.trace_id if run is not None else ""),
         "span_id": span_id,
@@ -806,12 +831,15 @@ def span_record(
         "end_user_id": end_user_id,
         "session_id": session_id,
         "agent_id": agent_id,
+        "agent_name": agent_name,
     }
     if run is not None:
         item["run_id"] = str(run.pk)
         item["agent_id"] = agent_id or str(run.agent_id)
         item["end_user_id"] = end_user_id or run.end_user_id
         item["session_id"] = session_id or run.session_id
+    if replace:
+        return span_replace(tenant=tenant, item=item)
     batch = _collecting.get()
     if batch is not None and batch.tenant.pk == tenant.pk:
         item["span_id"] = item["span_id"] or secrets.token_hex(8)
@@ -822,6 +850,112 @@ def span_record(
     if result.status == "rejected":
         logger.warning("span %r of trace %s rejected: %s", name, trace_id, result.message)
     return result
+
+
+# A replaced span's trace rollups (span_replace).
+_TRACE_REPLACE_SQL = (
+    "UPDATE traces_trace SET started_at = LEAST(started_at, %(started)s),"
+    " ended_at = GREATEST(ended_at, %(ended)s),"
+    " duration_ms = EXTRACT(EPOCH FROM GREATEST(ended_at, %(ended)s) - LEAST(started_at, %(started)s))"
+    " * 1000,"
+    " error_count = GREATEST(error_count + %(errors)s, 0),"
+    " status = CASE WHEN error_count + %(errors)s > 0 THEN 'error'"
+    " WHEN status = 'ok' OR %(status)s = 'ok' THEN 'ok' ELSE 'unset' END,"
+    " stored_bytes = GREATEST(stored_bytes + %(bytes)s, 0),"
+    " name = CASE WHEN %(root)s THEN %(name)s ELSE name END,"
+    " input_preview = CASE WHEN %(root)s AND %(preview)s <> '' THEN %(preview)s ELSE input_preview END,"
+    " search_text = CASE WHEN length(search_text) >= %(cap)s OR %(more)s = ''"
+    " THEN search_text ELSE left(search_text || chr(10) || %(more)s, %(cap)s) END,"
+    " updated_at = %(now)s"
+    " WHERE tenant_id = %(tenant)s AND trace_id = %(trace)s"
+)
+
+
+def span_replace(*, tenant: Tenant, item: dict[str, Any]) -> ItemResult:
+    """Update the stored span `item` names (tenant, trace_id, span_id) to what `item` says now, or
+    record it when none is stored. What changes: name, end, status, error, attributes (merged over
+    the stored ones), and input and output when `item` has them (masked by the tenant's trace
+    redaction like any ingested span); the start is the earlier of the two, and the trace's rollups
+    (end, duration, status, error count, stored bytes, a root's name and input preview) follow.
+    Usage and cost are not changed: spans that are replaced carry none (a run's root, an approval).
+
+    Cost: a SELECT … FOR UPDATE of the span, its UPDATE and one UPDATE of the trace, in a
+    savepoint of the caller's transaction (or a transaction of its own)."""
+    from guardrails.services import redacts_traces, trace_redactor
+    from tenants import cache as config_cache
+
+    now = timezone.now()
+    with config_cache.snapshot():
+        redact = trace_redactor(tenant=tenant) if redacts_traces(tenant) else None
+    try:
+        row = parse_span(item, now=now, redact=redact)
+    except SpanRejected:
+        # Refused as an ingest refuses it: counted, and the result says why.
+        return spans_ingest(tenant=tenant, items=[item], source="engine", keep_receipt=False).results[0]
+    with transaction.atomic():
+        stored = (
+            Span.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(trace_id=row.trace_id, span_id=row.span_id)
+            .values("id", "status", "started_at", "stored_bytes", "attributes", "input", "input_truncated")
+            .first()
+        )
+        if stored is None:
+            return spans_ingest(tenant=tenant, items=[item], source="engine", keep_receipt=False).results[0]
+        if item.get("input") is None:
+            # Keep what the stored span read (an approval's arguments, recorded when it was asked).
+            row.input, row.input_truncated = stored["input"], stored["input_truncated"]
+            row.search_text = finish_search_text(row)
+        started = min(stored["started_at"], row.started_at)
+        fields: dict[str, Any] = {
+            "name": row.name,
+            "started_at": started,
+            "ended_at": row.ended_at,
+            "duration_ms": (row.ended_at - started).total_seconds() * 1000,
+            "status": row.status,
+            "error_type": row.error_type,
+            "error_message": row.error_message,
+            "error_stack": row.error_stack,
+            "attributes": {**(stored["attributes"] or {}), **row.attributes},
+            "search_text": row.search_text,
+            "stored_bytes": row.stored_bytes,
+        }
+        if item.get("input") is not None:
+            fields.update(input=row.input, input_truncated=row.input_truncated)
+        if item.get("output") is not None:
+            fields.update(output=row.output, output_truncated=row.output_truncated)
+        Span.objects.filter(pk=stored["id"]).update(**fields)
+        for name, value in row.payloads.items():
+            SpanPayload.objects.update_or_create(
+                tenant=tenant,
+                trace_id=row.trace_id,
+                span_id=row.span_id,
+                field=name,
+                defaults={"value": value, "size": len(as_text(value))},
+            )
+        errors = (row.status == "error") - (stored["status"] == "error")
+        root = not row.parent_span_id
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _TRACE_REPLACE_SQL,
+                {
+                    "started": started,
+                    "ended": row.ended_at,
+                    "errors": errors,
+                    "status": row.status,
+                    "bytes": row.stored_bytes - stored["stored_bytes"],
+                    "root": root,
+                    "name": row.name,
+                    "preview": input_preview(row.input) if root else "",
+                    # The text search should find what the span says now that it did not before.
+                    "more": as_text(row.output)[: SEARCH_TEXT_CHARS // 2] if item.get("output") is not None else "",
+                    "cap": TRACE_SEARCH_CHARS,
+                    "now": now,
+                    "tenant": tenant.pk,
+                    "trace": row.trace_id,
+                },
+            )
+    return ItemResult(0, "accepted", row.trace_id, row.span_id)
 
 
 @dataclass

@@ -50,7 +50,8 @@ def test_each_step_is_one_transaction_that_commits_its_spans() -> None:
     # with the last): no transaction of spans alone.
     assert len(commits) == 1 + 5
     kinds = sorted(span.kind for span in spans(run))
-    assert kinds == sorted(["agent"] + ["llm"] * 3 + ["tool"] * 2 + ["guardrail"] * 6)
+    # Each model call's reservation and settlement are spans too, written with its step.
+    assert kinds == sorted(["agent"] + ["llm"] * 3 + ["tool"] * 2 + ["guardrail"] * 6 + ["budget"] * 6)
 
 
 @pytest.mark.django_db
@@ -68,12 +69,16 @@ def test_a_warm_step_reads_no_configuration_from_the_database() -> None:
     read = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
     for table in ("agents_tool", "approvals_approvalrule", "guardrails_policy", "guardrails_guardrailsettings"):
         assert not [sql for sql in read if f'FROM "{table}"' in sql], table
-    # The model span's reservation comes from the settlement, not from a read of it.
+    # The settlement's span says what was settled from the settlement, not from a read of it.
     assert not [sql for sql in read if 'FROM "budgets_reservation"' in sql]
     # The version's tools, once per execution (not per step).
     assert len([sql for sql in read if 'FROM "agents_agentversiontool"' in sql]) == 1
     [model_span, *_] = spans(run, kind="llm")
-    assert model_span.attributes["budget.reservation_status"] == "settled"
+    settled = sorted(
+        (s for s in spans(run, kind="budget") if s.parent_span_id == model_span.span_id), key=lambda s: s.started_at
+    )
+    assert [s.name for s in settled] == ["budget reserve", "budget settle"]
+    assert settled[1].attributes["budget.reservation_status"] == "settled"
 
 
 class CrashBeforeCommit(hooks.RunHooks):

@@ -159,7 +159,10 @@ def test_an_approval_resumes_the_run_which_makes_exactly_the_approved_call_once(
     run, _ = finish(run, "Refunded.")
     order = DemoOrder.objects.for_tenant(run.tenant).get(number="T-1001")
     assert run.status == Run.Status.SUCCEEDED and order.refund_count == 1
-    [span] = [s for s in spans.spans if s.kind == "approval"]
+    # Recorded pending when the run paused, then again decided: one span id, under the run's root.
+    pending, span = [s for s in spans.spans if s.kind == "approval"]
+    assert pending.status == "unset" and pending.attributes["approval.decision"] == "pending"
+    assert pending.span_id == span.span_id and span.replaces and span.parent_id == hooks.run_span_id(run)
     assert span.trace_id == run.trace_id and span.attributes["approval.decision"] == "approved"
     assert span.attributes["approval.decided_by"] == rita.label and span.attributes["approval.wait_ms"] >= 0
     # The traces app records it in the run's trace, like the engine's own spans.

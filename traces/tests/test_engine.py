@@ -1,6 +1,7 @@
-"""The run engine writes its own trace through TraceHooks: one span per run, model call (with its
-usage, cost and budget reservation) and tool call; a resumed run continues the same trace; spans
-are queryable while the run goes on; W3C context rides in Celery headers."""
+"""The run engine writes its own trace through TraceHooks: one root span per run, named after its
+agent, a span per model call (with its usage and cost, and its budget reservation and settlement as
+spans under it) and per tool call; a resumed run continues the same tree; spans are queryable while
+the run goes on; W3C context rides in Celery headers."""
 
 from __future__ import annotations
 
@@ -85,14 +86,40 @@ def test_model_and_tool_spans_carry_what_was_sent_and_what_came_back() -> None:
     assert [m["role"] for m in last_call.input["messages"]][-2:] == ["assistant", "tool"]
 
 
-def test_a_model_span_carries_its_budget_reservation_and_settlement() -> None:
+def test_a_model_calls_reservation_and_settlement_are_budget_spans_under_it() -> None:
     setup = build()
-    make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=10_000_000)
+    make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=10_000_000, name="Tenant monthly")
     run = runtime.execute(setup.start("Hi"), client=ScriptedClient(answer("Hello")))
     [model_span] = [s for s in spans_of(run) if s.kind == "llm"]
-    assert model_span.attributes["budget.reservation_status"] == "settled"
-    assert model_span.attributes["budget.settled_micros"] == run.cost_micros
-    assert model_span.attributes["budget.reserved_micros"] >= run.cost_micros
+    reserve, settle = (
+        Span.objects.for_tenant(run.tenant).filter(trace_id=run.trace_id, kind="budget").order_by("started_at")
+    )
+    assert reserve.parent_span_id == settle.parent_span_id == model_span.span_id
+    assert (reserve.name, settle.name) == ("budget reserve", "budget settle")
+    # The step's span holds the reservation, the call and the settlement.
+    assert model_span.started_at <= reserve.started_at and settle.ended_at <= model_span.ended_at
+    held = reserve.attributes["budget.reserved_micros"]
+    assert held >= run.cost_micros > 0 and reserve.attributes["budget.tightest"] == "Tenant monthly"
+    assert reserve.attributes["budget.tightest_remaining"] == 10_000_000 - held
+    assert settle.attributes["budget.reservation_status"] == "settled"
+    assert settle.attributes["budget.settled_micros"] == run.cost_micros == model_span.cost_micros
+    assert settle.attributes["budget.released_micros"] == held - run.cost_micros
+    assert reserve.attributes["budget.reservation_id"] == settle.attributes["budget.reservation_id"]
+
+
+def test_a_budget_refusal_is_an_error_budget_span_under_the_refused_call() -> None:
+    setup = build()
+    make_budget(setup.tenant, scope=Budget.Scope.TENANT, limit=1, name="Tiny")
+    run = runtime.execute(setup.start("Hi"), client=ScriptedClient(answer("Hello")))
+    assert run.status == Run.Status.BUDGET_EXCEEDED
+    root, model_span = spans_of(run)
+    [refusal] = Span.objects.for_tenant(run.tenant).filter(trace_id=run.trace_id, kind="budget")
+    assert refusal.parent_span_id == model_span.span_id and refusal.status == "error"
+    assert refusal.error_type == "budget_exceeded" and "Tiny" in refusal.error_message
+    assert refusal.attributes["budget.budget_name"] == "Tiny" and refusal.attributes["budget.limit"] == 1
+    # The call was never made: no output, no usage; the run's root says why it ended.
+    assert model_span.status == "error" and model_span.output is None and model_span.input_tokens == 0
+    assert root.status == "error" and root.error_type == "budget_exceeded"
 
 
 def test_a_failed_run_and_a_failed_model_call_are_error_spans() -> None:
@@ -122,18 +149,26 @@ def test_a_run_paused_for_approval_and_resumed_continues_the_same_trace(monkeypa
         )
         assert run.status == Run.Status.AWAITING_APPROVAL
         trace_id = run.trace_id
-        # Visible while the run waits: the first execution's spans are committed.
+        # Visible while the run waits: the first execution's spans are committed, its root not over.
         assert [s.kind for s in spans_of(run)] == ["agent", "llm"]
+        waiting = spans_of(run)[0]
+        assert waiting.status == "unset" and waiting.attributes["run.status"] == "awaiting_approval"
         run = runtime.resume_after_approval(run=run, call_id="c1", approved=True)
         run = runtime.execute(run, client=ScriptedClient(answer("Refunded.")))
     assert run.status == Run.Status.SUCCEEDED and run.trace_id == trace_id
     spans = spans_of(run)
-    assert [s.kind for s in spans] == ["agent", "llm", "agent", "tool", "llm"]
-    first, second = spans[0], spans[2]
-    assert spans[1].parent_span_id == first.span_id
-    assert spans[3].parent_span_id == spans[4].parent_span_id == second.span_id
+    # One tree: the resumed execution continues the run's one root span (updated, not repeated).
+    assert [s.kind for s in spans] == ["agent", "llm", "tool", "llm"]
+    root = spans[0]
+    assert root.span_id == hooks.run_span_id(run) and root.name == "Support"
+    assert all(s.parent_span_id == root.span_id for s in spans[1:])
+    assert root.status == "ok" and root.output == "Refunded." and root.attributes["run.status"] == "succeeded"
+    assert root.ended_at >= spans[-1].ended_at and root.started_at <= spans[1].started_at
+    trace = Trace.objects.for_tenant(run.tenant).get(trace_id=trace_id)
     assert Trace.objects.for_tenant(run.tenant).filter(run_id=str(run.pk)).count() == 1
-    assert Trace.objects.for_tenant(run.tenant).get(trace_id=trace_id).span_count == all_spans(run) >= 5
+    assert trace.span_count == all_spans(run) >= 4 and trace.status == "ok"
+    assert (trace.name, trace.agent_name) == ("Support", "Support")
+    assert trace.input_preview == "Please refund order T-1001."
 
 
 def test_celery_messages_carry_the_current_span_as_w3c_traceparent() -> None:
