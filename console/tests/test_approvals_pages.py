@@ -423,6 +423,133 @@ def test_an_htmx_decision_renders_only_the_decision_fragment(bob_client: Client,
     assert 'data-status="approved"' in body
 
 
+# --- Deciding from the queue (its keyboard's a and r) -------------------------------------------
+
+
+def queue_decide(client: Client, approval: ApprovalRequest, data: dict[str, str], htmx: bool = True) -> Any:
+    headers = {"HX-Request": "true"} if htmx else {}
+    url = reverse("console:approval_decide", args=["acme", approval.pk])
+    return client.post(url, {"from": "queue", **data}, headers=headers)
+
+
+@pytest.mark.django_db
+def test_a_from_the_queue_asks_to_confirm_an_irreversible_approval_in_the_queues_dialog(
+    bob_client: Client, cast: Cast
+) -> None:
+    approval = a_request(cast, arguments={"order_number": "A-1004"})
+
+    asked = queue_decide(bob_client, approval, {"decision": "approve"})
+
+    body = _text(asked)
+    assert asked.status_code == 200 and body.lstrip().startswith('<div id="queue-decide-content"')
+    assert 'data-asking="approve"' in body and "data-decided" not in body
+    assert f'Approve <code>refund_order</code> <span class="short-id">#{short_id(approval)}</span>? It cannot' in body
+    assert "refund $89.99 on A-1004 to lukas.novak@example.com" in body
+    assert 'name="confirm" value="approve"' in body and 'name="from" value="queue"' in body
+    assert 'data-testid="queue-confirm-approve" autofocus' in body
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+    done = queue_decide(bob_client, approval, {"confirm": "approve", "note": "photos"})
+
+    body = _text(done)
+    assert done.status_code == 200 and f'data-decided="{approval.pk}"' in body and 'data-status="approved"' in body
+    assert "<form" not in body and "<template data-flash>" in body and "approved." in body
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.decided_by == cast.bob and approval.decision_note == "photos"
+
+
+@pytest.mark.django_db
+def test_r_from_the_queue_asks_for_the_comment_a_rejection_needs(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast)
+
+    asked = queue_decide(bob_client, approval, {"decision": "reject"})
+
+    body = _text(asked)
+    assert asked.status_code == 400 and 'data-asking="reject"' in body
+    assert f'Reject <code>refund_order</code> <span class="short-id">#{short_id(approval)}' in body
+    assert "A rejection needs a comment saying why." in body
+    assert 'name="decision" value="reject"' in body and "required autofocus" in body
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+    done = queue_decide(bob_client, approval, {"decision": "reject", "note": "Duplicate"})
+    assert f'data-decided="{approval.pk}"' in _text(done) and 'data-status="rejected"' in _text(done)
+    approval.refresh_from_db()
+    assert approval.status == "rejected" and approval.decision_note == "Duplicate"
+
+
+@pytest.mark.django_db
+def test_a_write_action_is_approved_from_the_queue_at_once_and_without_htmx_leads_back_to_it(
+    bob_client: Client, cast: Cast
+) -> None:
+    quick = a_request(cast, action="send_email", risk="write", arguments={"to": "a@example.com"})
+    plain = a_request(cast, action="send_email", risk="write", arguments={"to": "b@example.com"})
+
+    assert f'data-decided="{quick.pk}"' in _text(queue_decide(bob_client, quick, {"decision": "approve"}))
+    back = queue_decide(bob_client, plain, {"decision": "approve"}, htmx=False)
+
+    assert back.status_code == 302 and back["Location"] == reverse("console:approvals", args=["acme"])
+    assert set(ApprovalRequest.objects.values_list("status", flat=True)) == {"approved"}
+
+
+@pytest.mark.django_db
+def test_a_request_decided_meanwhile_answers_the_queue_with_who_decided(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast)
+    services.approval_decide(approval=approval, actor=Actor(user=cast.alice), decision="reject", note="no")
+
+    late = queue_decide(bob_client, approval, {"confirm": "approve"})
+
+    body = _text(late)
+    assert late.status_code == 409 and "alice@acme.test" in body and 'data-status="rejected"' in body
+    assert 'name="confirm"' not in body and "Close</button>" in body
+
+
+@pytest.mark.django_db
+def test_an_edit_posted_from_the_queue_is_never_confirmed_there(bob_client: Client, cast: Cast) -> None:
+    approval = a_request(cast, arguments={"order_number": "A-1004"})
+    body = _text(queue_decide(bob_client, approval, {"decision": "edit", "arguments": '{"order_number": "A-1003"}'}))
+    assert 'data-asking=""' in body and 'name="confirm"' not in body
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+
+@pytest.mark.django_db
+def test_queue_rows_show_findings_as_badges_and_the_time_left(bob_client: Client, cast: Cast) -> None:
+    findings = [{"reason": "personal data: email address; secret: <b>AWS</b> access key"}]
+    flagged = a_request(cast, context={"guardrail_findings": findings}, expires_in=90)
+    plain = a_request(cast, arguments={"n": 2}, expires_in=3600)
+
+    page = _text(bob_client.get(reverse("console:approvals", args=["acme"])))
+    rows = {a.pk: page.split(f'id="approval-{a.pk}"')[1].split("</article>")[0] for a in (flagged, plain)}
+
+    badges = rows[flagged.pk].split('data-testid="row-finding">')[1:]
+    assert [b.split("</span>")[0] for b in badges] == [
+        "personal data: email address",
+        "secret: &lt;b&gt;AWS&lt;/b&gt; access key",
+    ]
+    assert 'data-testid="row-finding"' not in rows[plain.pk]
+    shown = rows[flagged.pk].split('class="countdown is-soon"')[1].split("</time>")[0]
+    assert shown.endswith((">expires in 1 min 29 s", ">expires in 1 min 30 s")), shown
+    assert 'class="countdown"' in rows[plain.pk] and 'data-countdown="35' in rows[plain.pk]
+
+
+def test_the_expiry_reads_to_the_second_under_an_hour() -> None:
+    from console.approval_queue import expiry_text
+
+    assert [expiry_text(s) for s in (0, -3, 42, 60, 843, 3600, 7500, 90000, 86400)] == [
+        "expired",
+        "expired",
+        "expires in 42 s",
+        "expires in 1 min",
+        "expires in 14 min 3 s",
+        "expires in 1 h",
+        "expires in 2 h 5 min",
+        "expires in 1 d 1 h",
+        "expires in 1 d",
+    ]
+
+
 # --- History, autonomy, metrics, rules -------------------------------------------------------
 
 
