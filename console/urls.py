@@ -71,6 +71,18 @@ tenant_patterns = [
     ),
     path("guardrails/settings/", guardrail_pages.guardrail_settings, name="guardrail_settings"),
     path("guardrails/events/", guardrail_pages.guardrail_events, name="guardrail_events"),
+    path("guardrails/events/<uuid:pk>/", guardrail_pages.guardrail_event, name="guardrail_event"),
+    path(
+        "guardrails/events/<uuid:pk>/feedback/",
+        guardrail_pages.guardrail_event_feedback,
+        name="guardrail_event_feedback",
+    ),
+    path(
+        "guardrails/feedback/<uuid:pk>/delete/",
+        guardrail_pages.guardrail_feedback_remove,
+        name="guardrail_feedback_remove",
+    ),
+    path("guardrails/feedback/export/", guardrail_pages.guardrail_feedback_export, name="guardrail_feedback_export"),
     path("gateway/", gateway_page, name="gateway"),
     path("gateway/keys/<uuid:pk>/binding/", gateway_key_binding, name="gateway_key_binding"),
     path("traces/", traces.traces, name="traces"),

@@ -4,21 +4,26 @@ comes from the API key."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.selectors import find_agent
 from guardrails import services
 from guardrails.checks import CheckResult
-from guardrails.models import GuardrailEvent, Policy
-from guardrails.selectors import GuardrailEventFilterSet, PolicyFilterSet
+from guardrails.models import GuardrailEvent, GuardrailFeedback, Policy
+from guardrails.selectors import FeedbackFilterSet, GuardrailEventFilterSet, PolicyFilterSet
 from guardrails.serializers import (
     CheckRequestSerializer,
     CheckResultSerializer,
+    FeedbackCreateSerializer,
+    FeedbackSerializer,
     GuardrailEventSerializer,
     PolicyCreateSerializer,
     PolicySerializer,
@@ -82,7 +87,7 @@ class GuardrailEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     """What guardrails flagged, redacted, blocked or sent for approval, newest first. Excerpts of
     personal data and secrets are masked."""
 
-    queryset = GuardrailEvent.objects.all()
+    queryset = GuardrailEvent.objects.prefetch_related("feedback")
     serializer_class = GuardrailEventSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ}
     filterset_class = GuardrailEventFilterSet
@@ -139,3 +144,67 @@ class GuardrailPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
         """Remove an agent's override (the tenant's own policy cannot be removed: 400)."""
         services.policy_delete(actor=Actor.from_request(request), policy=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GuardrailFeedbackViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[GuardrailFeedback]
+):
+    """The tenant's feedback set: texts reviewers marked as false positives (let through) or
+    missed attacks (blocked), applied to every check from the next one on (matching: exact
+    normalised text, or a near-duplicate for the injection detector; see guardrails.feedback).
+    Reading and the JSONL export need `read`; marking and removing need `admin` (audited)."""
+
+    queryset = GuardrailFeedback.objects.all()
+    serializer_class = FeedbackSerializer
+    required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "export": Scope.READ, "*": Scope.ADMIN}
+    filterset_class = FeedbackFilterSet
+
+    @extend_schema(request=FeedbackCreateSerializer, responses={201: FeedbackSerializer})
+    def create(self, request: Request) -> Response:
+        """Mark a guardrail event's text (`event`), or a `text` at a `stage` (a missed attack no
+        event recorded), as `false_positive` or `missed_attack`. Marking a text the set holds
+        already replaces its entry."""
+        form = FeedbackCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        event = None
+        if "event" in data:
+            event = GuardrailEvent.objects.for_tenant(self.tenant).filter(pk=data["event"]).first()
+            if event is None:
+                raise FieldError("event", "no guardrail event of this tenant has this id.")
+        entry = services.feedback_mark(
+            actor=Actor.from_request(request),
+            tenant=self.tenant,
+            kind=data["kind"],
+            event=event,
+            stage=data.get("stage"),
+            text=data.get("text"),
+            detectors=data.get("detectors"),
+            note=data.get("note", ""),
+        )
+        return Response(FeedbackSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Remove an entry: checks stop applying it at once."""
+        services.feedback_remove(actor=Actor.from_request(request), entry=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        filters=False,
+        responses={(200, "application/x-ndjson"): OpenApiResponse(description="One JSON object a line.")},
+    )
+    @action(detail=False, methods=["get"], url_path="export")
+    def export(self, request: Request) -> HttpResponse:
+        """The feedback set as JSONL for retraining the injection model: one row a text, with its
+        masked `text`, `label` (benign or injection), `kind`, `stage`, `mode`, `detectors`,
+        `note`, `event` and `created_at`, oldest first."""
+        return feedback_jsonl(self.tenant)
+
+
+def feedback_jsonl(tenant: Any) -> HttpResponse:
+    """The export as a JSONL download (the API's and the console's): at most MAX_FEEDBACK rows of
+    at most 4,000 characters of text each, so built whole."""
+    rows = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in services.feedback_export(tenant=tenant))
+    response = HttpResponse(rows, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="guardrail-feedback-{tenant.slug}.jsonl"'
+    return response

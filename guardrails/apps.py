@@ -25,9 +25,11 @@ class GuardrailsConfig(AppConfig):
         from guardrails.hooks import GuardrailHooks
 
         agent_hooks.register(GuardrailHooks.instance)
-        from guardrails.models import GuardrailSettings, Policy
+        from guardrails.models import GuardrailFeedback, GuardrailSettings, Policy
         from tenants import cache
 
-        # Read on every check (effective_rules) and every span ingested (trace_redactor).
+        # Read on every check (effective_rules, feedback_set) and every span ingested (trace_redactor).
         cache.watch(Policy, GuardrailSettings)
+        # An entry's hit counter changes no verdict: counting a match does not empty every cache.
+        cache.watch(GuardrailFeedback, ignore=("hits", "last_matched_at"))
         worker_init.connect(warm_up, weak=False, dispatch_uid="guardrails.warm_up")

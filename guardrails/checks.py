@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guardrails import detectors
-from guardrails.detectors import Finding, tool_scope
+from guardrails.detectors import Finding, injection, tool_scope
 
 ACTION_RANK = {"allow": 0, "flag": 1, "redact": 2, "require_approval": 3, "block": 4}
 REDACTABLE_DETECTORS = frozenset({"pii", "secrets", "custom"})
@@ -151,6 +151,67 @@ def evaluate(
         text=text,
         latency_us=round((time.perf_counter() - started) * 1_000_000),
     )
+
+
+MAX_SIGNALS = 40
+
+
+def _signal(
+    detector: str, type_: str, score: float, rule: int, action: str, *, count: int = 1, detail: str = ""
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "detector": detector,
+        "type": type_[:64],
+        "score": round(float(score), 3),
+        "rule": rule,
+        "action": action,
+    }
+    if count != 1:
+        row["count"] = count
+    if detail:
+        row["detail"] = detail[:120]
+    return row
+
+
+def signals(rules: list[dict[str, Any]], result: CheckResult, *, stage: str) -> list[dict[str, Any]]:
+    """What fired in `result` (checked against `rules` at `stage`), as at most MAX_SIGNALS small
+    rows {detector, type, score, rule, action, count?, detail?} for the events list: for an
+    injection rule each matched pattern family with its own weight, the hidden-text bonuses, the
+    learned model's calibrated score (its probability in `detail`) when the rule fuses it, and the
+    fused score against the threshold; for the other detectors one row per finding type with its
+    highest score and how many there were. Names and numbers only: never the matched text nor a
+    reason quoting it, so a secret or an email never reaches an event through here. Findings of rule -1 are the tenant's
+    feedback set's (guardrails.feedback). Right after evaluate() the injection scan is not repeated."""
+    out: list[dict[str, Any]] = []
+    by_rule: dict[int, list[RuleFinding]] = {}
+    for item in result.findings:
+        by_rule.setdefault(item.rule, []).append(item)
+    for index, hits in by_rule.items():
+        action = hits[0].action
+        rule = rules[index] if 0 <= index < len(rules) else None
+        if rule is not None and rule["detector"] == "injection":
+            params = rule.get("parameters") or {}
+            mode: injection.Mode = params.get("mode") or ("indirect" if stage == "tool_result" else "direct")
+            parts = injection.explain(
+                result.text, mode=mode, threshold=params.get("threshold"), learned_model=bool(params.get("learned"))
+            )
+            for name, weight, via in parts.signals:
+                out.append(_signal("injection", name, weight, index, action, detail=f"hidden in {via}" if via else ""))
+            for name, weight in parts.bonuses:
+                out.append(_signal("injection", name, weight, index, action))
+            if parts.learned is not None and parts.probability is not None:
+                detail = f"model probability {parts.probability:.2f}"
+                out.append(_signal("injection", "learned", parts.learned, index, action, detail=detail))
+            detail = f"rules {parts.rules:.2f}, threshold {parts.threshold:.2f} ({mode})"
+            out.append(_signal("injection", "score", parts.total, index, action, detail=detail))
+            continue
+        grouped: dict[tuple[str, str], list[RuleFinding]] = {}
+        for item in hits:
+            grouped.setdefault((item.finding.detector, item.finding.type), []).append(item)
+        for (detector, type_), items in grouped.items():
+            best = max(item.finding.score for item in items)
+            out.append(_signal(detector, type_, best, index, action, count=len(items)))
+    return out[:MAX_SIGNALS]
 
 
 def rule_problems(rule: Any) -> dict[str, str]:

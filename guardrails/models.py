@@ -12,6 +12,7 @@ from tenants.ids import new_id
 from tenants.models import ApiKey, TenantOwned, User
 
 STAGES = ("input", "output", "tool_call", "tool_result")
+EVENT_TEXT_CHARS = 4_000
 
 
 class Stage(models.TextChoices):
@@ -92,6 +93,15 @@ class GuardrailEvent(TenantOwned):
     reason = models.TextField()
     detectors = models.JSONField(default=list)
     findings = models.JSONField(default=list)
+    # What fired and with what score (guardrails.checks.signals): names and numbers, never the
+    # matched text; at most checks.MAX_SIGNALS rows.
+    signals = models.JSONField(default=list, blank=True)
+    # The checked text with personal data and secrets masked, cut to EVENT_TEXT_CHARS, for the
+    # reviewer who judges the verdict and for the feedback export; and, for matching feedback
+    # (guardrails.feedback), the hash and 5-gram sketch of the whole normalised text as checked.
+    text = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    sketch = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.RUN)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -107,3 +117,44 @@ class GuardrailEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action} at {self.stage} ({self.reason[:40]})"
+
+
+class GuardrailFeedback(TenantOwned):
+    """A reviewer's verdict on a checked text: a false positive (let through from then on) or a
+    missed attack (blocked from then on), at one stage; matched as guardrails.feedback says."""
+
+    class Kind(models.TextChoices):
+        FALSE_POSITIVE = "false_positive", "False positive"
+        MISSED_ATTACK = "missed_attack", "Missed attack"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    fingerprint = models.CharField(max_length=64)
+    sketch = models.JSONField(default=list, blank=True)
+    # The text with personal data and secrets masked (what the export holds), cut to EVENT_TEXT_CHARS.
+    text = models.TextField(blank=True)
+    # A false positive: the detectors whose findings it leaves out.
+    detectors = models.JSONField(default=list, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    event = models.ForeignKey(GuardrailEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now)
+    # How often it changed a verdict since, and when last (not audited: counters).
+    hits = models.PositiveIntegerField(default=0)
+    last_matched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "stage", "fingerprint"], name="guardrailfeedback_one_per_text"),
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="guardrailfeedback_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.stage}"
+
+    @property
+    def label(self) -> str:
+        """Training label of the export: a false positive is benign, a missed attack injection."""
+        return "benign" if self.kind == self.Kind.FALSE_POSITIVE else "injection"

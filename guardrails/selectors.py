@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from guardrails.models import Action, GuardrailEvent, Policy, Stage
+from guardrails.models import Action, GuardrailEvent, GuardrailFeedback, Policy, Stage
 from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 
@@ -18,8 +18,14 @@ def agent_overrides(*, tenant: Tenant) -> QuerySet[Policy]:
 def guardrail_events(
     *, tenant: Tenant, action: str = "", stage: str = "", agent_id: str = "", run_id: str = ""
 ) -> QuerySet[GuardrailEvent]:
-    """The tenant's guardrail events, newest first, optionally narrowed (with agent and run)."""
-    events = GuardrailEvent.objects.for_tenant(tenant).select_related("agent", "run").order_by("-created_at")
+    """The tenant's guardrail events, newest first, optionally narrowed (with agent and run, and
+    their feedback marks in one more query)."""
+    events = (
+        GuardrailEvent.objects.for_tenant(tenant)
+        .select_related("agent", "run")
+        .prefetch_related("feedback")
+        .order_by("-created_at")
+    )
     if action:
         events = events.filter(action=action)
     if stage:
@@ -51,4 +57,20 @@ class PolicyFilterSet(StrictFilterSet):
 
     class Meta:
         model = Policy
+        fields: list[str] = []
+
+
+def feedback_entries(*, tenant: Tenant) -> QuerySet[GuardrailFeedback]:
+    """The tenant's feedback set, newest first (with who marked each)."""
+    return GuardrailFeedback.objects.for_tenant(tenant).select_related("created_by").order_by("-created_at")
+
+
+class FeedbackFilterSet(StrictFilterSet):
+    """The feedback set's filters: kind and stage."""
+
+    kind = django_filters.ChoiceFilter(choices=GuardrailFeedback.Kind.choices, empty_label="any kind")
+    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="any stage")
+
+    class Meta:
+        model = GuardrailFeedback
         fields: list[str] = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from guardrails.models import GuardrailEvent, Policy, Stage
+from guardrails.models import GuardrailEvent, GuardrailFeedback, Policy, Stage
 from tenants import strict
 
 
@@ -95,7 +95,30 @@ class PolicyCreateSerializer(PolicyWriteSerializer):
     agent = serializers.CharField(help_text="The agent the override is for (its id or name).")
 
 
+class SignalSerializer(strict.Serializer):
+    detector = serializers.CharField()
+    type = serializers.CharField(help_text="The pattern family, finding type, `learned` or `score` (the fused score).")
+    score = serializers.FloatField(help_text="The signal's own weight or score (0-1).")
+    rule = serializers.IntegerField(help_text="Position (0-based) of the rule; -1 for the tenant's feedback set.")
+    action = serializers.CharField(help_text="That rule's action.")
+    count = serializers.IntegerField(required=False, help_text="How many findings of this type (when not 1).")
+    detail = serializers.CharField(required=False, help_text="E.g. the model's probability, the threshold.")
+
+
+class EventFeedbackSerializer(strict.ModelSerializer):
+    class Meta:
+        model = GuardrailFeedback
+        fields = ["id", "kind", "created_at"]
+        read_only_fields = fields
+
+
 class GuardrailEventSerializer(strict.ModelSerializer):
+    signals = SignalSerializer(many=True, read_only=True)
+    text = serializers.CharField(
+        read_only=True, help_text="The checked text with personal data and secrets masked (its first 4,000 characters)."
+    )
+    feedback = EventFeedbackSerializer(many=True, read_only=True, help_text="Reviewers' marks on this event's text.")
+
     class Meta:
         model = GuardrailEvent
         fields = [
@@ -106,6 +129,9 @@ class GuardrailEventSerializer(strict.ModelSerializer):
             "reason",
             "detectors",
             "findings",
+            "signals",
+            "text",
+            "feedback",
             "source",
             "agent",
             "run",
@@ -115,3 +141,48 @@ class GuardrailEventSerializer(strict.ModelSerializer):
             "latency_us",
         ]
         read_only_fields = fields
+
+
+class FeedbackSerializer(strict.ModelSerializer):
+    class Meta:
+        model = GuardrailFeedback
+        fields = [
+            "id",
+            "kind",
+            "stage",
+            "text",
+            "detectors",
+            "note",
+            "event",
+            "created_at",
+            "hits",
+            "last_matched_at",
+        ]
+        read_only_fields = fields
+
+
+class FeedbackCreateSerializer(strict.Serializer):
+    kind = serializers.ChoiceField(choices=GuardrailFeedback.Kind.choices)
+    event = serializers.UUIDField(required=False, help_text="The guardrail event whose text is marked.")
+    stage = serializers.ChoiceField(
+        choices=Stage.choices, required=False, help_text="Without an event: the stage the text is checked at."
+    )
+    text = StrictCharField(
+        required=False,
+        trim_whitespace=False,
+        help_text="Without an event: the text to mark (masked before it is kept).",
+    )
+    detectors = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="A false positive: the detectors whose findings it leaves out (injection, pii, secrets, custom).",
+    )
+    note = StrictCharField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "event" in attrs:
+            if "stage" in attrs or "text" in attrs:
+                raise serializers.ValidationError({"event": ["Send an event or a stage and a text, not both."]})
+        elif "stage" not in attrs or "text" not in attrs:
+            raise serializers.ValidationError({"event": ["Send the event to mark, or a stage and a text."]})
+        return attrs

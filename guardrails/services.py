@@ -11,20 +11,30 @@ run also becomes a `guardrail` span of the run's trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
-from guardrails import detectors, events
-from guardrails.checks import DEFAULT_RULES, CheckResult, RuleFinding, ToolContext, as_text, evaluate, rule_problems
+from guardrails import detectors, events, feedback
+from guardrails.checks import (
+    DEFAULT_RULES,
+    CheckResult,
+    RuleFinding,
+    ToolContext,
+    as_text,
+    evaluate,
+    rule_problems,
+    signals,
+)
 from guardrails.detectors import pii, secrets
 from guardrails.detectors.redaction import label
 from guardrails.detectors.tool_scope import ToolGrant
-from guardrails.models import GuardrailEvent, GuardrailSettings, Policy
+from guardrails.models import EVENT_TEXT_CHARS, STAGES, GuardrailEvent, GuardrailFeedback, GuardrailSettings, Policy
 from tenants import cache as config_cache
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
@@ -271,6 +281,12 @@ def masked_findings(found: list[RuleFinding]) -> list[dict[str, Any]]:
     return out
 
 
+def masked_text(text: str) -> str:
+    """What an event keeps of the checked text: personal data and secrets masked, cut to
+    EVENT_TEXT_CHARS (masked with some margin first, so a secret cut in two is still masked)."""
+    return redact_text(text[: EVENT_TEXT_CHARS + 200])[:EVENT_TEXT_CHARS]
+
+
 def guardrail_check(
     *,
     tenant: Tenant,
@@ -301,6 +317,14 @@ def guardrail_check(
         version = run.agent_version if run is not None else (agent.current_version if agent is not None else None)
         context = _tool_context(tenant=tenant, tool_name=str(tool), version=version, api_key=api_key)
     checked = evaluate(applied, stage=stage, content=content, tool=context)
+    tenant_feedback = feedback_set(tenant=tenant)
+    if tenant_feedback:
+        outcome = feedback.apply(tenant_feedback, checked, stage=stage, content=content)
+        checked = outcome.result
+        if outcome.used and record:
+            GuardrailFeedback.objects.for_tenant(tenant).filter(pk__in=outcome.used).update(
+                hits=F("hits") + 1, last_matched_at=timezone.now()
+            )
     span_id = ""
     trace_id = run.trace_id if run is not None else trace_id
     if trace_id:
@@ -308,6 +332,7 @@ def guardrail_check(
             tenant=tenant, trace_id=trace_id, run=run, stage=stage, tool=tool, checked=checked, started_at=started_at
         )
     if checked.action != "allow" and record:
+        normalised = feedback.normalise(checked.text)
         GuardrailEvent.objects.create(
             tenant=tenant,
             stage=stage,
@@ -315,6 +340,10 @@ def guardrail_check(
             reason=checked.reason[:2000],
             detectors=checked.detectors,
             findings=masked_findings(checked.findings)[:50],
+            signals=signals(applied, checked, stage=stage),
+            text=masked_text(checked.text),
+            fingerprint=feedback.fingerprint(normalised),
+            sketch=feedback.sketch(normalised),
             source=source,
             agent_id=agent_id,
             run=run,
@@ -373,3 +402,159 @@ def _record_span(
         logger.exception("trace %s: could not record the guardrail span", trace_id)
         return ""
     return str(getattr(outcome, "span_id", "") or "")
+
+
+# --- Feedback ------------------------------------------------------------------------------------
+
+MAX_FEEDBACK = 2_000  # entries per tenant: every check of the tenant compares against them
+MAX_NOTE_CHARS = 500
+
+
+def feedback_set(*, tenant: Tenant) -> feedback.FeedbackSet:
+    """The tenant's feedback entries as guardrails.feedback matches them, from the configuration
+    cache (GuardrailFeedback is watched, so a mark or a removal applies to the next check in
+    every process), else one query."""
+    return config_cache.cached("guardrail_feedback", tenant.pk, lambda: _feedback_set(tenant))
+
+
+def _feedback_set(tenant: Tenant) -> feedback.FeedbackSet:
+    rows = GuardrailFeedback.objects.for_tenant(tenant).values_list(
+        "id", "kind", "stage", "fingerprint", "sketch", "detectors"
+    )
+    return feedback.FeedbackSet.of(
+        [
+            feedback.Entry(str(pk), kind, stage, fp, tuple(sketch or ()), frozenset(names or ()))
+            for pk, kind, stage, fp, sketch, names in rows
+        ]
+    )
+
+
+def _feedback_detectors(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or any(name not in feedback.SUPPRESSIBLE for name in value):
+        raise FieldError("detectors", f"a non-empty list from {', '.join(feedback.SUPPRESSIBLE)}")
+    return sorted(set(value))
+
+
+def feedback_mark(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    kind: str,
+    event: GuardrailEvent | None = None,
+    stage: str | None = None,
+    text: str | None = None,
+    detectors: list[str] | None = None,
+    note: str = "",
+) -> GuardrailFeedback:
+    """Mark an event's text (or `text` at `stage`) as a false positive or a missed attack, audited;
+    it applies from the next check on (guardrails.feedback). Marking a text the set holds already
+    replaces its entry. A false positive leaves out the findings of `detectors` (default: those of
+    the event's verdict that feedback can override; for a bare text, injection). FieldError for
+    what cannot be marked."""
+    if kind not in GuardrailFeedback.Kind.values:
+        raise FieldError("kind", "false_positive or missed_attack")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise FieldError("note", f"at most {MAX_NOTE_CHARS} characters")
+    if event is not None:
+        if event.tenant_id != tenant.pk:
+            raise ServiceError("The event belongs to another tenant.")
+        if not event.fingerprint:
+            raise FieldError("event", "this event was recorded before feedback existed; send its stage and text")
+        stage, fingerprint, sketch, masked = event.stage, event.fingerprint, list(event.sketch), event.text
+        if kind == GuardrailFeedback.Kind.MISSED_ATTACK and event.action == "block":
+            raise FieldError("kind", "this event blocked the text already: it is not a missed attack")
+        decisive = {f.get("detector") for f in event.findings if f.get("action") == event.action}
+        default = sorted(decisive & set(feedback.SUPPRESSIBLE))
+    else:
+        if stage not in STAGES:
+            raise FieldError("stage", f"one of {', '.join(STAGES)}")
+        if not isinstance(text, str) or not text.strip():
+            raise FieldError("text", "the text to mark")
+        if len(text) > MAX_TEXT_CHARS:
+            raise FieldError("text", f"at most {MAX_TEXT_CHARS:,} characters")
+        normalised = feedback.normalise(text)
+        fingerprint, sketch, masked = feedback.fingerprint(normalised), feedback.sketch(normalised), masked_text(text)
+        default = ["injection"]
+    names: list[str] = []
+    if kind == GuardrailFeedback.Kind.FALSE_POSITIVE:
+        names = _feedback_detectors(detectors) if detectors is not None else default
+        if not names:
+            raise FieldError(
+                "kind",
+                "this verdict came from tool scope, length or format rules, which feedback does not "
+                "override: change the policy instead",
+            )
+    elif detectors is not None:
+        raise FieldError("detectors", "only a false positive names the detectors it leaves out")
+    with transaction.atomic():
+        entries = GuardrailFeedback.objects.for_tenant(tenant).select_for_update()
+        found = entries.filter(stage=stage, fingerprint=fingerprint).first()
+        before = None
+        if found is None:
+            if GuardrailFeedback.objects.for_tenant(tenant).count() >= MAX_FEEDBACK:
+                raise FieldError("kind", f"the feedback set holds {MAX_FEEDBACK:,} texts already: remove some first")
+            found = GuardrailFeedback(tenant=tenant, stage=stage, fingerprint=fingerprint)
+        else:
+            before = {"kind": found.kind, "detectors": found.detectors, "note": found.note}
+        found.kind = kind
+        found.sketch = sketch
+        found.text = masked
+        found.detectors = names
+        found.note = note
+        found.event = event if event is not None else found.event
+        found.created_by = actor.user
+        found.created_at = timezone.now()
+        found.hits = 0 if before is None or before["kind"] != kind else found.hits
+        found.save()
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action="guardrails.feedback_mark",
+            target=found,
+            target_label=f"{found.get_kind_display().lower()} at {stage}",
+            before=before,
+            after={
+                "kind": kind,
+                "stage": stage,
+                "event": str(event.pk) if event is not None else None,
+                "detectors": names,
+                "note": note,
+            },
+        )
+        events.send_guardrails_changed(tenant)
+    return found
+
+
+def feedback_remove(*, actor: Actor, entry: GuardrailFeedback) -> None:
+    """Take an entry out of the tenant's feedback set (checks stop applying it at once), audited."""
+    with transaction.atomic():
+        audit_record(
+            tenant=entry.tenant,
+            actor=actor,
+            action="guardrails.feedback_remove",
+            target=entry,
+            target_label=f"{entry.get_kind_display().lower()} at {entry.stage}",
+            before={"kind": entry.kind, "stage": entry.stage, "detectors": entry.detectors, "hits": entry.hits},
+        )
+        entry.delete()
+        events.send_guardrails_changed(entry.tenant)
+
+
+def feedback_export(*, tenant: Tenant) -> Iterator[dict[str, Any]]:
+    """The tenant's feedback as training rows (oldest first), for guardrails/training: the masked
+    text, its label (benign for a false positive, injection for a missed attack) and the mode the
+    injection detector reads that stage in. One query, read in chunks."""
+    rows = GuardrailFeedback.objects.for_tenant(tenant).order_by("created_at", "id")
+    for entry in rows.iterator(chunk_size=500):
+        yield {
+            "id": str(entry.pk),
+            "text": entry.text,
+            "label": entry.label,
+            "kind": entry.kind,
+            "stage": entry.stage,
+            "mode": "indirect" if entry.stage == "tool_result" else "direct",
+            "detectors": entry.detectors,
+            "note": entry.note,
+            "event": str(entry.event_id) if entry.event_id else None,
+            "created_at": entry.created_at.isoformat(),
+        }

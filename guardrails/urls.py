@@ -8,6 +8,7 @@ from guardrails import api
 router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("guardrails/events", api.GuardrailEventViewSet, basename="guardrail-event")
+router.register("guardrails/feedback", api.GuardrailFeedbackViewSet, basename="guardrail-feedback")
 router.register("guardrails/policies", api.GuardrailPolicyViewSet, basename="guardrail-policy")
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -1,7 +1,10 @@
 """Guardrails in the console: the tenant's policy and the agents' overrides (admins edit them in a
 validated rule editor), a try-it box that runs text through a policy and highlights what each
-rule found, the trace-redaction setting, and the list of guardrail events with links to the run
-and its trace. Every member reads and tries; admins change."""
+rule found, the trace-redaction setting, the list of guardrail events (with the signals that
+fired, links to the run and its trace) and each event's page, and the reviewer feedback set:
+admins mark an event as a false positive or a missed attack, see the set's effect beside the
+policy, remove entries, and anyone downloads it as JSONL. Every member reads and tries; admins
+change."""
 
 from __future__ import annotations
 
@@ -14,19 +17,24 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count, Sum
 from django.forms import BaseFormSet, formset_factory
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from agents.models import Agent
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
 from guardrails import selectors, services
+from guardrails.api import feedback_jsonl
 from guardrails.checks import ACTION_RANK, CheckResult, rule_problems
 from guardrails.detectors import DETECTORS, STAGES
-from guardrails.models import Action, GuardrailEvent, Policy, Stage
+from guardrails.models import Action, GuardrailEvent, GuardrailFeedback, Policy, Stage
 from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import Membership, Role, Tenant
@@ -34,6 +42,7 @@ from tenants.selectors import get_for_tenant
 
 EVENTS_PAGE = 50
 RECENT_EVENTS = 10
+RECENT_FEEDBACK = 10
 MAX_TRY_CHARS = 20_000
 
 STAGE_CHOICES = [(s, Stage(s).label) for s in STAGES]
@@ -201,10 +210,26 @@ def highlight(text: str, checked: CheckResult) -> list[Segment]:
 # --- Pages -------------------------------------------------------------------------------------------
 
 
+def _feedback_summary(tenant: Tenant) -> dict[str, Any]:
+    """The feedback set's effect for the policy page: entries and verdicts changed per kind, and
+    the latest entries (two queries)."""
+    rows = selectors.feedback_entries(tenant=tenant)
+    totals = {kind: {"entries": 0, "hits": 0} for kind in GuardrailFeedback.Kind.values}
+    for row in rows.order_by().values("kind").annotate(entries=Count("id"), hits=Sum("hits")):
+        totals[row["kind"]] = {"entries": row["entries"], "hits": row["hits"] or 0}
+    return {
+        "false_positive": totals[GuardrailFeedback.Kind.FALSE_POSITIVE],
+        "missed_attack": totals[GuardrailFeedback.Kind.MISSED_ATTACK],
+        "total": sum(t["entries"] for t in totals.values()),
+        "recent": list(rows[:RECENT_FEEDBACK]),
+    }
+
+
 def _overview(request: ConsoleRequest) -> dict[str, Any]:
     tenant = request.tenant
     policy = services.policy_ensure_default(tenant=tenant)
     return {
+        "feedback": _feedback_summary(tenant),
         "policy": policy,
         "overrides": list(selectors.agent_overrides(tenant=tenant)),
         "settings": services.settings_for(tenant),
@@ -342,6 +367,8 @@ def guardrail_events(request: ConsoleRequest) -> HttpResponse:
         "events": list(page.object_list),
         "form": filters.form,
         "filter_query": urlencode(query),
+        "is_admin": request.membership.has_role(Role.ADMIN),
+        "here": request.get_full_path(),
         # Only the first page follows new events live; with filters, the same filters apply.
         "live_query": urlencode({"page": "guardrail_events", **query}) if page.number == 1 else urlencode({"page": ""}),
     }
@@ -367,5 +394,100 @@ class GuardrailEventsLive(live.LivePage):
         rows = filters.qs
         return render_to_string(
             "guardrails/events.html#events",
-            {"events": list(rows[:EVENTS_PAGE]), "tenant": self.tenant, "live": True, "page": None},
+            {
+                "events": list(rows[:EVENTS_PAGE]),
+                "tenant": self.tenant,
+                "live": True,
+                "page": None,
+                "is_admin": membership.has_role(Role.ADMIN),
+                "here": reverse("console:guardrail_events", args=[self.tenant.slug]),
+            },
         )
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET"])
+def guardrail_event(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """One event: its verdict, the signals that fired with their scores, the findings, the checked
+    text as kept (masked), reviewers' marks, and (admins) the buttons to mark it."""
+    event = get_for_tenant(selectors.guardrail_events(tenant=request.tenant), request.tenant, pk=pk)
+    context = {
+        "event": event,
+        "marks": list(event.feedback.select_related("created_by").all()),
+        "is_admin": request.membership.has_role(Role.ADMIN),
+        "here": request.get_full_path(),
+    }
+    return render_page(request, "guardrails/event.html", context)
+
+
+class FeedbackForm(forms.Form):
+    kind = forms.ChoiceField(choices=GuardrailFeedback.Kind.choices)
+    note = forms.CharField(required=False, max_length=services.MAX_NOTE_CHARS)
+
+
+def _back(request: ConsoleRequest, fallback: str) -> str:
+    """Where a form sends the reviewer back to: the page it was on (`next`, this site only)."""
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def guardrail_event_feedback(request: ConsoleRequest, pk: str) -> HttpResponse:
+    """Mark the event's text as a false positive or a missed attack (it applies to the next
+    check); a mark that cannot be made is said on the event's page (400)."""
+    event = get_for_tenant(selectors.guardrail_events(tenant=request.tenant), request.tenant, pk=pk)
+    form = FeedbackForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            entry = services.feedback_mark(
+                actor=Actor.from_request(request),
+                tenant=request.tenant,
+                kind=form.cleaned_data["kind"],
+                event=event,
+                note=form.cleaned_data["note"],
+            )
+        except FieldError as exc:
+            error = str(exc.detail)
+        else:
+            effect = (
+                "is let through from now on"
+                if entry.kind == GuardrailFeedback.Kind.FALSE_POSITIVE
+                else "is blocked from now on"
+            )
+            messages.success(request, f"Marked as {entry.get_kind_display().lower()}: this text {effect}.")
+            fallback = reverse("console:guardrail_event", args=[request.tenant.slug, event.pk])
+            if request.htmx:
+                # A live-pushed row's form has no CSRF field: it posts through htmx, whose header
+                # carries the token; the page is then reloaded with the confirmation.
+                return HttpResponseClientRedirect(_back(request, fallback))
+            return redirect(_back(request, fallback))
+    else:
+        error = "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items())
+    context = {
+        "event": event,
+        "marks": list(event.feedback.select_related("created_by").all()),
+        "is_admin": True,
+        "here": request.get_full_path(),
+        "feedback_error": error,
+    }
+    return render_page(request, "guardrails/event.html", context, status=400)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def guardrail_feedback_remove(request: ConsoleRequest, pk: str) -> HttpResponse:
+    entry = get_for_tenant(GuardrailFeedback.objects.all(), request.tenant, pk=pk)
+    services.feedback_remove(actor=Actor.from_request(request), entry=entry)
+    messages.success(request, f"The {entry.get_kind_display().lower()} was removed from the feedback set.")
+    return redirect(_back(request, reverse("console:guardrails", args=[request.tenant.slug]) + "#feedback"))
+
+
+@role_required(Role.VIEWER)
+@require_http_methods(["GET"])
+def guardrail_feedback_export(request: ConsoleRequest) -> HttpResponse:
+    """The feedback set as JSONL (as the API's export), for retraining."""
+    return feedback_jsonl(request.tenant)

@@ -1530,3 +1530,57 @@ def detect(
             )
         )
     return findings
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What made up a text's injection score: each matched signal with its own weight (and the
+    encoding it was hidden in), the hidden-character and encoding bonuses, the rules' noisy-OR,
+    the learned model's probability and calibrated score (None when not asked for or without a
+    model file), the fused score and the threshold it was compared with. No text: names and numbers."""
+
+    signals: tuple[tuple[str, float, str], ...]
+    bonuses: tuple[tuple[str, float], ...]
+    rules: float
+    probability: float | None
+    learned: float | None
+    total: float
+    threshold: float
+
+
+def explain(
+    text: str, *, mode: Mode = "direct", threshold: float | None = None, learned_model: bool = True
+) -> Explanation:
+    """detect()'s score taken apart, for the guardrail events list. Right after detect() on the
+    same text and mode this costs no scan (the last analysis per mode is kept)."""
+    limit = DEFAULT_THRESHOLD[mode] if threshold is None else threshold
+    if not text.strip():
+        return Explanation((), (), 0.0, None, None, 0.0, limit)
+    matches, hidden, probability = _analysis(text, mode, with_model=learned_model)
+    bonuses: list[tuple[str, float]] = []
+    if hidden.get("tag"):
+        bonuses.append(("tag_characters", 0.5))
+    if hidden.get("bidi"):
+        bonuses.append(("bidi_characters", 0.2))
+    if any(m.via and m.via != "unicode" for m in matches):
+        bonuses.append(("encoded", 0.3))
+    rules = score(_rule_weights(matches, hidden))
+    model = learned.shipped() if learned_model else None
+    calibrated = None
+    total = rules
+    if model is not None and probability is not None:
+        calibrated = round(model.calibrated(probability, mode), 4)
+        total = learned.fuse(rules, calibrated)
+    signals = tuple(
+        (m.signal.name, m.signal.weight, m.via if m.via != "unicode" else "")
+        for m in sorted(matches, key=lambda m: -m.signal.weight)
+    )
+    return Explanation(
+        signals,
+        tuple(bonuses),
+        rules,
+        None if probability is None else round(probability, 4),
+        calibrated,
+        total,
+        limit,
+    )
