@@ -16,6 +16,7 @@ from approvals import services
 from approvals.models import ApprovalRequest
 from console.approval_queue import short_id
 from console.tests.test_browser import sign_in
+from console.tests.test_layout_browser import AXE, LAYOUT_PROBLEMS, ONE_LINE, SCREENSHOTS, WIDTHS
 from tenants.audit import Actor
 from tenants.testing import Cast
 
@@ -176,3 +177,35 @@ def test_rows_show_findings_as_badges_and_an_expiry_that_counts_down(
         arg=[str(flagged.pk), first],
     )
     assert expires.inner_text().startswith("expires in 1 min")
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_the_queue_its_badges_and_its_dialogs_fit_the_screen_and_pass_axe(
+    device: str, page_for: Callable[[], Any], cast: Cast, live_asgi: str
+) -> None:
+    long = "personal data: email address; secret: AWS access key; " + "a finding that goes on " * 6
+    ask(cast, "A-1003", "Wrong size", context={"guardrail_findings": [{"reason": long}]})
+    ask(cast, "A-1004", "Keys stick")
+    page = page_for()
+    width, height = WIDTHS[device]
+    page.set_viewport_size({"width": width, "height": height})
+    open_queue(page)
+    page.add_script_tag(url="/static/vendor/axe/axe.min.js")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.keyboard.press("j")
+    problems: dict[str, list[str]] = {"queue": page.evaluate(LAYOUT_PROBLEMS, ONE_LINE) + page.evaluate(AXE, [])}
+    page.screenshot(path=str(SCREENSHOTS / f"approvals-queue-selected-{width}.png"), full_page=True)
+
+    for name, key, ready in (("confirmation", "a", "queue-confirm-approve"), ("shortcuts", "?", "queue-keys")):
+        page.keyboard.press("j")
+        page.keyboard.press(key)
+        page.get_by_test_id(ready).wait_for()
+        box = page.locator("dialog[open] article").bounding_box()
+        found = page.evaluate(LAYOUT_PROBLEMS, ONE_LINE) + page.evaluate(AXE, [])
+        if box is None or box["x"] < 0 or box["x"] + box["width"] > width:
+            found.append(f"the {name} dialog does not fit: {box}")
+        page.screenshot(path=str(SCREENSHOTS / f"approvals-queue-{name}-{width}.png"), full_page=True)
+        problems[name] = found
+        page.keyboard.press("Escape")
+        page.locator("dialog[open]").wait_for(state="detached")
+    assert not any(problems.values()), problems
