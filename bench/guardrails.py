@@ -10,6 +10,9 @@ Prints:
   categories of the data, not rows, and the two halves should agree;
 - PII: recall and precision per entity type, a found span counting when it overlaps a gold span
   of the same type (only the structured types the detector covers; names and addresses need NER);
+  and recall per type on the hand-written set of unseen formats (guardrails/tests/data/
+  pii_formats.json: international phone numbers, 2-series Mastercard, IBANs, IPv6) with the
+  share of its look-alike negatives flagged;
 - with --verdicts: instead of the tables, the verdict and findings of every development row and
   every text of this bench, through the default policy's four stages and each detector alone,
   recorded to a fixture (`record`) or compared with it row by row (`check`, exit status 1 and
@@ -155,6 +158,34 @@ def bench_pii(rows: list[dict[str, Any]]) -> None:
         f"{len(phones)} / {len(PHONE_NUMBERS)} found."
     )
     for text in near:
+        print(f"  false positive: {text!r}")
+    bench_pii_formats()
+
+
+PII_FORMATS = Path(__file__).resolve().parent.parent / "guardrails" / "tests" / "data" / "pii_formats.json"
+
+
+def bench_pii_formats() -> None:
+    """Recall per type on the hand-written set of unseen formats (a value counts when one finding
+    of its type covers it whole), and how many of its look-alike negatives are flagged."""
+    data = json.loads(PII_FORMATS.read_text())
+    totals: dict[str, int] = defaultdict(int)
+    found: dict[str, int] = defaultdict(int)
+    for row in data["positives"]:
+        start = row["text"].index(row["value"])
+        end = start + len(row["value"])
+        totals[row["type"]] += 1
+        if any(f.type == row["type"] and f.start <= start and end <= f.end for f in pii.detect(row["text"])):
+            found[row["type"]] += 1
+    print("\n## PII in unseen formats (guardrails/tests/data/pii_formats.json, hand-written)\n")
+    print("| entity        | recall            | 95 % interval   |")
+    print("|---------------|-------------------|-----------------|")
+    for entity in sorted(totals):
+        low, high = wilson(found[entity], totals[entity])
+        print(f"| {entity:13} | {pct(found[entity], totals[entity]):17} | {low:.3f} to {high:.3f}  |")
+    flagged = [text for text in data["negatives"] if pii.detect(text)]
+    print(f"\nLook-alike negatives flagged: {len(flagged)} / {len(data['negatives'])}")
+    for text in flagged:
         print(f"  false positive: {text!r}")
 
 

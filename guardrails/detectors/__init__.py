@@ -28,7 +28,11 @@ DETECTORS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "mode `indirect` (default on tool results) also flags any instruction aimed at the assistant; "
         "`learned: true` fuses in the learned n-gram model's score.",
     ),
-    "pii": ("Personal data", STAGES, "Email, phone, payment card (Luhn), IBAN (checksum), US SSN, IP address."),
+    "pii": (
+        "Personal data",
+        STAGES,
+        "Email, phone (international too), payment card (Luhn), IBAN (checksum, 77 countries), US SSN, IPv4 and IPv6.",
+    ),
     "secrets": (
         "Secrets",
         STAGES,
