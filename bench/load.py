@@ -1,39 +1,45 @@
 """The whole product at once, for minutes, at stated rates (issue 18, item 5): agent runs started
 over the REST API and executed by a Celery worker, some pausing for a reviewer; a reviewer listing
 and deciding them over the API; gateway calls (`POST /v1/chat/completions`, plain and streamed);
-span ingestion (`POST /api/v1/traces/ingest`); a logged-in reviewer's console pages, and live
-sockets held open on some of them. One web process (`uvicorn config.asgi:application`, as
-`make run` serves it) and one Celery worker (prefork, concurrency 2) serve it all.
+span ingestion (`POST /api/v1/traces/ingest`, and OTLP protobuf on `POST /v1/traces`); a logged-in
+reviewer's console pages, and live sockets held open on some of them. One web process (`uvicorn
+config.asgi:application`, as `make run` serves it) and one Celery worker (prefork, concurrency 2)
+serve it all; the provider behind the gateway is a local fake that answers at once.
 
 Arrivals are open-loop: each kind sends at its fixed rate whatever the server answers, so overload
 shows as latency and errors, not as a lower rate. Latency is measured from the moment a request was
-due (so a late start counts against it), to the full answer (`[DONE]` for a stream). Reviewers poll:
-every --review-every seconds they list the pending approvals and decide each (approve, or reject
---reject-share of them, with a note).
+due (so a late start counts against it) to the full answer (`[DONE]` for a stream). The reviewer
+polls: every --review-every seconds it lists the pending approvals and decides each (approves, or
+rejects --reject-share of them with a note), and goes on after the load until every run finished.
+Before the clock starts, one request of each kind warms the web process up (not counted).
 
 At the end it prints, per kind: requests, answers by status, errors, p50/p95/p99/max, the stated and
-achieved rates; the runs by status and their time to finish (runs that paused: time from the
+achieved rates; the runs by status and their time to finish (for runs that paused, also from the
 decision to the end); and the books of the tenant: once the load and the runs are done and every
 reservation settled (the gateway's recorder writes settlements just after each answer), every
 budget counter must equal its ledger (`budgets_verify`), nothing may be left reserved, and no
 counter of a blocking budget may have settled more than its limit. The tenant has a daily budget
-the load approaches but need not reach, and a per-end-user budget small enough to refuse some
-gateway calls near the end (402 `budget_exceeded`: expected answers, not errors). Also the machine's
-load average at start and end, and the CPU of each server process and of the bench itself.
+the load approaches but need not reach, and a per-end-user budget small enough to refuse about a
+quarter of the gateway calls (402 `budget_exceeded`: expected answers, not errors). Also the
+machine's load average at start and end, and the CPU of each server process and of the bench.
 
-    python scripts/devenv.py exec -- .venv/bin/python bench/load.py                 # embedded servers
-    python bench/load.py [--seconds 120] [--runs 1] [--gateway 8] [--streams 2]     # URLs set
-        [--ingest 1] [--spans 100] [--pages 2] [--sockets 3] [--max-error-rate 0.01]
+    python scripts/devenv.py exec -- .venv/bin/python bench/load.py [--seconds 20]   # embedded servers
+    python bench/load.py [--seconds 120] [--runs 1] [--gateway 8] [--streams 2]      # URLs set
+        [--ingest 1] [--otlp 0.5] [--spans 100] [--pages 2] [--sockets 3] [--max-error-rate 0.01]
 
-Exit status 1 when a check fails: a kind's error rate above --max-error-rate (runs that fail or
-never finish count as errors of `runs`), counters unlike their ledger, anything left reserved, or
-an overspent budget. Each run uses a tenant of its own (`bench-load-<time>`), so its budgets start
-at zero. Reused from the other benches: bench/gateway.py (the fake provider as a raw ASGI app under
-uvicorn `--serve-fake`, `setup()` of a tenant whose provider points at it with a gateway key and a
-daily budget, `start`/`stop`/`wait_up`/`free_port` for the processes, `cpu_seconds`, `pct`,
-`budget_books`), bench/traces.py (`batch()`, the ingestion batches), bench/approvals.py (the web
-and worker command lines; the reviewer's session cookie by `force_login`, keys by `make_key`, the
-demo catalog and Support agent, whose refunds pause for approval).
+Exit status 1 when a check fails: a kind's error rate above --max-error-rate (the runs too: a run
+that ends other than `succeeded` is an error, one not finished --drain seconds after the load a
+failure), a counter unlike its ledger, anything left reserved, or an overspent budget. Each
+invocation uses a tenant of its own (`bench-load-<time>`), so its budgets start at zero; the
+servers' logs stay in the directory it prints.
+
+Reused from the other benches: bench/gateway.py (the fake provider as a raw ASGI app under uvicorn
+`--serve-fake`; `setup()` of a tenant whose provider points at it, with a gateway key and a daily
+budget; `start`/`stop`/`wait_up`/`free_port` for the processes, `cpu_seconds`, `pct`,
+`budget_books`), bench/traces.py (`batch()`: native batches) and bench/traces_hot.py
+(`otlp_batch()`), bench/approvals.py (the web and worker command lines, and its way to a reviewer's
+session cookie, `force_login`; keys by `make_key`; the demo catalog and Support agent, whose
+refunds pause for approval).
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ def _bench(name: str) -> Any:
 gw = _bench("gateway")
 bench_traces = _bench("traces")
 bench_approvals = _bench("approvals")
+bench_traces_hot = _bench("traces_hot")
 
 GATEWAY_ALIAS = "bench-gateway"  # the fake's model; `default` stays the demo model the agent uses
 # The fake answers 12 prompt and 4 completion tokens; gw.setup prices them 2.5 and 10 USD a million.
@@ -310,6 +317,19 @@ async def drive(state: State) -> None:
             state.traces.append(json.loads(batch)["spans"][0]["trace_id"])
             return "200"
 
+        async def otlp(i: int) -> str:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+            headers = {"Authorization": f"Bearer {ctx['ingest']}", "Content-Type": "application/x-protobuf"}
+            body = bench_traces_hot.otlp_batch(args.spans)
+            async with http.post("/v1/traces", data=body, headers=headers) as response:
+                raw = await response.read()
+            if response.status != 200:
+                return str(response.status)
+            answer = ExportTraceServiceResponse()
+            answer.ParseFromString(raw)
+            return "200 partly rejected" if answer.partial_success.rejected_spans else "200"
+
         slug = ctx["slug"]
         pages = [
             "/",
@@ -397,6 +417,7 @@ async def drive(state: State) -> None:
             arrivals(state, k["gateway"], args.seconds, gateway),
             arrivals(state, k["gateway stream"], args.seconds, gateway_stream),
             arrivals(state, k["ingest"], args.seconds, ingest),
+            arrivals(state, k["ingest otlp"], args.seconds, otlp),
             arrivals(state, k["pages"], args.seconds, page),
         ]
         await asyncio.gather(*load)
@@ -416,14 +437,17 @@ def warm_up(base: str, ctx: dict[str, Any]) -> None:
     import httpx
 
     with httpx.Client(base_url=base, timeout=60) as http:
-        gateway = {"Authorization": f"Bearer {ctx['gateway']}", "x-aoc-end-user": "warm-up"}
         for stream in (False, True):
+            # An end user each: the first call's hold may not be settled yet when the second comes.
+            gateway = {"Authorization": f"Bearer {ctx['gateway']}", "x-aoc-end-user": f"warm-up-{stream}"}
             body = {**gw.BODY, "model": GATEWAY_ALIAS, "stream": stream}
             http.post("/v1/chat/completions", json=body, headers=gateway).raise_for_status()
         batch = bench_traces.batch(10)
         ingest = {"Authorization": f"Bearer {ctx['ingest']}", "Content-Type": "application/json"}
         http.post("/api/v1/traces/ingest", content=batch, headers=ingest).raise_for_status()
         trace = json.loads(batch)["spans"][0]["trace_id"]
+        otlp = {**ingest, "Content-Type": "application/x-protobuf"}
+        http.post("/v1/traces", content=bench_traces_hot.otlp_batch(10), headers=otlp).raise_for_status()
         for path in ("/", "/runs/", "/approvals/", "/traces/", f"/traces/{trace}/", "/budgets/"):
             http.get(f"/t/{ctx['slug']}{path}", headers={"Cookie": ctx["cookie"]}).raise_for_status()
         decider = {"Authorization": f"Bearer {ctx['decider']}"}
@@ -612,6 +636,7 @@ def main() -> None:
         "--tenant-limit", type=int, default=0, help="the tenant's daily budget, µUSD (0: 1.5x the expected spend)"
     )
     parser.add_argument("--ingest", type=float, default=1.0, help="span batches a second")
+    parser.add_argument("--otlp", type=float, default=0.5, help="OTLP protobuf span batches a second (/v1/traces)")
     parser.add_argument("--spans", type=int, default=100, help="spans a batch (each in a trace of its own)")
     parser.add_argument("--pages", type=float, default=2.0, help="console page views a second")
     parser.add_argument("--sockets", type=int, default=3, help=f"live sockets held open (on {', '.join(SOCKET_PAGES)})")
@@ -668,6 +693,7 @@ def main() -> None:
                 ("gateway", args.gateway),
                 ("gateway stream", args.streams),
                 ("ingest", args.ingest),
+                ("ingest otlp", args.otlp),
                 ("pages", args.pages),
                 ("approvals list", 0.0),
                 ("decide", 0.0),
@@ -679,7 +705,8 @@ def main() -> None:
             f"# bench/load.py: {args.seconds:g} s at runs {args.runs:g}/s ({args.pause_share:.0%} pause for a refund, "
             f"{args.reject_share:.0%} of decisions reject, reviewer polls every {args.review_every:g} s), gateway "
             f"{args.gateway:g}/s + {args.streams:g} streams/s over {args.end_users} end users, ingestion "
-            f"{args.ingest:g} batches/s of {args.spans} spans, pages {args.pages:g}/s, {args.sockets} live sockets"
+            f"{args.ingest:g} native + {args.otlp:g} OTLP batches/s of {args.spans} spans, "
+            f"pages {args.pages:g}/s, {args.sockets} live sockets"
         )
         print(
             f"# tenant {ctx['slug']}: daily budget {args.tenant_limit} µUSD, per end user {args.end_user_limit} µUSD "
