@@ -29,7 +29,8 @@ machine's load average at start and end, and the CPU of each server process and 
 
 Exit status 1 when a check fails: a kind's error rate above --max-error-rate (the runs too: a run
 that ends other than `succeeded` is an error, one not finished --drain seconds after the load a
-failure), a counter unlike its ledger, anything left reserved, or an overspent budget. Each
+failure), a counter unlike its ledger, anything left reserved (a reservation still open, or
+expired: its settlement never came), or an overspent budget. Each
 invocation uses a tenant of its own (`bench-load-<time>`), so its budgets start at zero; the
 servers' logs stay in the directory it prints.
 
@@ -611,6 +612,9 @@ def print_books(slug: str, settle_wait: float) -> list[str]:
     )
     if not balanced:
         failures.append("the daily budget's counters differ from its ledger")
+    # Open: a hold still waiting for its settlement; expired: one whose settlement never came.
+    if stuck := {status: n for status, n in t["reservations"].items() if status in ("open", "expired")}:
+        failures.append(f"reservations not settled or released: {stuck}")
     if t["discrepancies"] or "every one equals its ledger" not in t["verify"]:
         failures.append(f"budgets_verify: {t['verify']}")
     return failures
@@ -620,7 +624,10 @@ def print_books(slug: str, settle_wait: float) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the load phase")
     parser.add_argument("--runs", type=float, default=1.0, help="agent runs started a second")
     parser.add_argument("--pause-share", type=float, default=0.5, help="share of runs that ask for a refund")
@@ -733,6 +740,11 @@ def main() -> None:
         print(
             f"CPU over the {elapsed:.0f} s (load, then the runs' drain): "
             + ", ".join(f"{name} {seconds:.1f} s ({seconds / elapsed:.0%} of a core)" for name, seconds in used.items())
+        )
+        requests = sum(kind.sent for kind in kinds.values())
+        print(
+            f"web process CPU per request: {used['web (uvicorn)'] * 1000 / max(requests, 1):.1f} ms "
+            f"({requests} requests of every kind, the run engine's work on the worker not included)"
         )
         print(f"# load average at end {' '.join(f'{x:.2f}' for x in load_end)}")
         if failures:
