@@ -30,9 +30,9 @@ machine's load average at start and end, and the CPU of each server process and 
 Exit status 1 when a check fails: a kind's error rate above --max-error-rate (the runs too: a run
 that ends other than `succeeded` is an error, one not finished --drain seconds after the load a
 failure), a counter unlike its ledger, anything left reserved (a reservation still open, or
-expired: its settlement never came), or an overspent budget. Each
-invocation uses a tenant of its own (`bench-load-<time>`), so its budgets start at zero; the
-servers' logs stay in the directory it prints.
+expired: its settlement never came), or an overspent budget. Each invocation uses a tenant of its
+own (`bench-load-<time>`), so its budgets start at zero; the servers' logs stay in the directory it
+prints.
 
 Reused from the other benches: bench/gateway.py (the fake provider as a raw ASGI app under uvicorn
 `--serve-fake`; `setup()` of a tenant whose provider points at it, with a gateway key and a daily
