@@ -661,7 +661,7 @@ def main() -> None:
         args.end_user_limit = int(0.75 * calls / args.end_users * CALL_MICROS) + WORST_MICROS
     if not args.tenant_limit:
         # 1.5x the expected spend: the load takes it to about two thirds, never to the limit.
-        args.tenant_limit = max(100_000, int(1.5 * (calls * CALL_MICROS + args.runs * args.seconds * RUN_MICROS)))
+        args.tenant_limit = max(20_000, int(1.5 * (calls * CALL_MICROS + args.runs * args.seconds * RUN_MICROS)))
     stop_on_sigterm()
     import logging
 
