@@ -90,6 +90,42 @@ STEPS = {
         '  -d \'{{"action": "refund_order", "arguments": {{"order_number": "A-1004"}},'
         ' "risk": "irreversible", "reason": "irreversible"}}\'',
     ),
+    "agents": FirstStep(
+        "agents",
+        "An agent is instructions, a model alias, the tools it may call and its limits; every edit"
+        " makes a new version, and a run keeps the version it started with.",
+        "New agent",
+        "agent_new",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/agents \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"name": "Support agent", "instructions": "Help customers with their orders.",'
+        ' "model_alias": "default", "tools": ["lookup_order"]}}\'',
+    ),
+    "providers": FirstStep(
+        "providers",
+        "A provider is where models answer: an OpenAI-compatible or Anthropic endpoint and its key"
+        " (stored encrypted), or the offline demo provider.",
+        "Add a provider",
+        "provider_create",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/providers \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"name": "OpenAI", "kind": "openai_compatible", "api_key": "sk-..."}}\'',
+    ),
+    "models": FirstStep(
+        "models",
+        "Exact model versions with their prices and limits; agents name an alias that a pin points"
+        " at one of them, so a model changes only through a pin change.",
+        "Add a model",
+        "model_create",
+        Role.ADMIN,
+        "curl -X POST {base}/api/v1/models \\\n"
+        '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"provider": "<provider id>", "model_id": "gpt-4o-mini-2024-07-18", "input_price": "0.15",'
+        ' "cached_input_price": "0.075", "output_price": "0.60", "context_window": 128000,'
+        ' "max_output_tokens": 16384}}\'',
+    ),
     "tools": FirstStep(
         "tools",
         "Tools are what agents may call: a JSON Schema for the arguments, a risk tier (irreversible"

@@ -100,3 +100,17 @@ def test_an_empty_api_keys_page_points_at_its_form_and_the_command(client: Clien
     empty = empty_state(client, "api_keys")
     assert "No API keys yet." in empty and 'href="#key-form"' in empty
     assert "python manage.py apikey create --tenant initech" in empty
+
+
+@pytest.mark.django_db
+def test_empty_agents_and_models_pages_show_how_to_add_the_first(client: Client, cast: Cast, initech: Tenant) -> None:
+    client.force_login(cast.alice)
+    agents = empty_state(client, "agents")
+    assert "No agents yet." in agents and f'href="{reverse("console:agent_new", args=["initech"])}"' in agents
+    assert "/api/v1/agents" in agents
+
+    page = client.get(reverse("console:catalog", args=["initech"])).content.decode()
+    assert page.count('data-testid="empty-state"') == 2
+    assert "No providers yet." in page and f'href="{reverse("console:provider_create", args=["initech"])}"' in page
+    assert "No models yet." in page and f'href="{reverse("console:model_create", args=["initech"])}"' in page
+    assert "/api/v1/providers" in page and "/api/v1/models" in page
