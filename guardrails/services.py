@@ -5,7 +5,9 @@
 A check runs the agent's effective rules (the tenant's policy, with the stages the agent's
 override defines replaced by the override's rules) on the content, and records a GuardrailEvent
 for every verdict that does something (flag, redact, require approval, block); a check inside a
-run also becomes a `guardrail` span of the run's trace.
+run also becomes a `guardrail` span of the run's trace. The tenant's reviewer feedback set
+(feedback_mark, feedback_remove, feedback_export; matching in guardrails.feedback) is applied to
+every check after the rules.
 """
 
 from __future__ import annotations
@@ -304,20 +306,26 @@ def guardrail_check(
     trace_id: str = "",
 ) -> CheckResult:
     """Check one stage's content against the agent's effective rules (or `rules`, already
-    validated). FieldError for a malformed request. Records a GuardrailEvent when the verdict is
-    not `allow` (unless `record` is False: the console's try-it box), and a guardrail span when
-    `run` or `trace_id` (a gateway call's trace) is given."""
+    validated), then applies the tenant's feedback set (guardrails.feedback: a text reviewers
+    marked a false positive is let through, a missed attack blocked). FieldError for a malformed
+    request. Records a GuardrailEvent when the verdict is not `allow` (unless `record` is False:
+    the console's try-it box), with the signals that fired and the text masked, and a guardrail
+    span when `run` or `trace_id` (a gateway call's trace) is given. Configuration from the cache
+    (one Redis read), else up to four queries; an entry of the feedback set that matched counts
+    its hit (one UPDATE)."""
     content = _content(stage, text, tool, arguments, result)
     started_at = timezone.now()
     agent_id = agent.pk if agent is not None else (run.agent_id if run is not None else None)
-    applied = rules if rules is not None else effective_rules(tenant=tenant, agent_id=agent_id)
-    context = None
-    if stage == "tool_call":
-        # A run is checked against the version it runs; a bare check against the agent's current one.
-        version = run.agent_version if run is not None else (agent.current_version if agent is not None else None)
-        context = _tool_context(tenant=tenant, tool_name=str(tool), version=version, api_key=api_key)
+    # One read of the configuration version for the rules, the tool's grants and the feedback set.
+    with config_cache.snapshot():
+        applied = rules if rules is not None else effective_rules(tenant=tenant, agent_id=agent_id)
+        context = None
+        if stage == "tool_call":
+            # A run is checked against the version it runs; a bare check against the agent's current one.
+            version = run.agent_version if run is not None else (agent.current_version if agent is not None else None)
+            context = _tool_context(tenant=tenant, tool_name=str(tool), version=version, api_key=api_key)
+        tenant_feedback = feedback_set(tenant=tenant)
     checked = evaluate(applied, stage=stage, content=content, tool=context)
-    tenant_feedback = feedback_set(tenant=tenant)
     if tenant_feedback:
         outcome = feedback.apply(tenant_feedback, checked, stage=stage, content=content)
         checked = outcome.result
