@@ -166,18 +166,23 @@ def setup(fake_url: str, args: argparse.Namespace) -> dict[str, Any]:
 # --- load ----------------------------------------------------------------------------------------
 
 
+def ok(label: str) -> bool:
+    return (label.isdigit() and label.startswith("2")) or label in EXPECTED
+
+
 @dataclass
 class Kind:
     name: str
     rate: float  # stated arrivals a second (0 for the reviewer's own pace)
     sent: int = 0
     answers: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)  # seconds, of every answer but transport errors
+    latencies: list[float] = field(default_factory=list)  # seconds from due to the outcome, every arrival sent
     in_flight: int = 0
 
     @property
     def errors(self) -> int:
-        return sum(n for label, n in self.answers.items() if not label.startswith("2") and label not in EXPECTED)
+        """Answers other than a bare 2xx status ("200 without [DONE]" is one) or an expected refusal."""
+        return sum(n for label, n in self.answers.items() if not ok(label))
 
 
 @dataclass
@@ -214,8 +219,7 @@ async def arrivals(state: State, kind: Kind, seconds: float, send: Any) -> None:
         finally:
             kind.in_flight -= 1
         kind.answers[label] += 1
-        if not label.startswith("client"):
-            kind.latencies.append(loop.time() - due)
+        kind.latencies.append(loop.time() - due)  # to the answer, or to the client giving up
 
     i = 0
     while True:
