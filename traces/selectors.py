@@ -177,6 +177,38 @@ def span_payload(*, span: Span, field_name: str) -> Any:
     return found
 
 
+MAX_PATH = 64
+
+
+def span_path(*, span: Span) -> list[str]:
+    """The ids of `span`'s ancestors, its root first (a parent that never arrived ends the walk).
+    One query per level, at most MAX_PATH."""
+    path: list[str] = []
+    parent = span.parent_span_id
+    while parent and parent not in path and len(path) < MAX_PATH:
+        path.append(parent)
+        parent = (
+            Span.objects.for_tenant(span.tenant)
+            .filter(trace_id=span.trace_id, span_id=parent)
+            .values_list("parent_span_id", flat=True)
+            .first()
+            or ""
+        )
+    return path[::-1]
+
+
+def pending_approval_span(*, trace: Trace) -> Span | None:
+    """The approval span of `trace` still waiting for a decision (the one a paused run waits on),
+    or None. One query."""
+    return (
+        Span.objects.for_tenant(trace.tenant)
+        .filter(trace_id=trace.trace_id, kind=SpanKind.APPROVAL, attributes__contains={"approval.decision": "pending"})
+        .defer("search_text")
+        .order_by("-started_at")
+        .first()
+    )
+
+
 @dataclass
 class Rollup:
     """A subtree's totals: spans (itself included), errors, tokens and cost."""

@@ -7,6 +7,7 @@ templates render it with the `reveal` filters (escaped, hidden characters shown)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
+from agents.selectors import is_uuid
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
 from tenants import services as tenant_services
@@ -127,31 +129,81 @@ def _trace_or_404(request: ConsoleRequest, trace_id: str) -> Trace:
     return selectors.get_trace_for_tenant(request.tenant, trace_id)
 
 
+SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+# How many top-level spans open their first level at once: what a reader looks at first.
+OPEN_ROOTS = 5
+
+
+def _open(found: Trace, nodes: list[Node], rollups: dict[str, selectors.Rollup], path: list[str]) -> None:
+    """Load the first level under the first roots, and every level down to the selected span
+    (`path`: its ancestors' ids, the root first), so a linked span is shown in its place."""
+    for position, node in enumerate(nodes):
+        on_path = bool(path) and node.span.span_id == path[0]
+        if node.children and (on_path or (position < OPEN_ROOTS and node.span.parent_span_id == "")):
+            kids = list(selectors.children_of(trace=found, parent_span_id=node.span.span_id, limit=CHILDREN_PAGE))
+            node.opened = _nodes(found, kids, rollups)
+            if on_path:
+                _open(found, node.opened, rollups, path[1:])
+
+
 @role_required(Role.VIEWER)
 def trace(request: ConsoleRequest, trace_id: str) -> HttpResponse:
     """A trace: header with rollups and links, the top of its tree (roots and their children),
-    deeper levels loaded when opened."""
+    deeper levels loaded when opened. `?span=<span id>` selects a span: its panel is shown and the
+    tree opened down to it (the tree's links put it in the URL, so a selected span can be shared).
+    A run waiting for a reviewer says so, with a link to the approval it waits for."""
     found = _trace_or_404(request, trace_id)
+    status = 200
+    selected: Span | None = None
+    problem = ""
+    wanted = request.GET.get("span", "").strip().lower()
+    if wanted:
+        if not SPAN_ID.match(wanted):
+            problem, status = "The span to show must be a span id: 16 hex digits.", 400
+        else:
+            try:
+                selected = selectors.get_span_for_tenant(request.tenant, found.trace_id, wanted)
+            except Http404:
+                problem, status = f"This trace has no span {wanted}.", 404
     rollups = selectors.subtree_rollups(trace=found)
     roots = list(selectors.children_of(trace=found, parent_span_id="", limit=CHILDREN_PAGE))
     nodes = _nodes(found, roots, rollups)
-    # Open the first level under the first roots at once: what a reader looks at first.
-    for node in nodes[:5]:
-        if node.children:
-            kids = list(selectors.children_of(trace=found, parent_span_id=node.span.span_id, limit=CHILDREN_PAGE))
-            node.opened = _nodes(found, kids, rollups)
-    run_exists = False
-    if found.run_id:
+    _open(found, nodes, rollups, selectors.span_path(span=selected) if selected is not None else [])
+    run_status = ""
+    if found.run_id and is_uuid(found.run_id):
         from agents.models import Run
 
-        run_exists = Run.objects.for_tenant(request.tenant).filter(pk=found.run_id).exists()
+        run_status = (
+            Run.objects.for_tenant(request.tenant).filter(pk=found.run_id).values_list("status", flat=True).first()
+            or ""
+        )
+    waiting_for = selectors.pending_approval_span(trace=found) if run_status == "awaiting_approval" else None
+    approval_id = str((waiting_for.attributes or {}).get("approval.id", "")) if waiting_for is not None else ""
     context = {
         "trace": found,
         "nodes": nodes,
         "more_roots": len(roots) == CHILDREN_PAGE,
-        "run_exists": run_exists,
+        "run_exists": bool(run_status),
+        "waiting": run_status == "awaiting_approval",
+        "waiting_for": waiting_for,
+        "waiting_approval_id": approval_id if is_uuid(approval_id) else "",
+        "selected": selected,
+        "span_problem": problem,
+        **(_panel(selected) if selected is not None else {}),
     }
-    return render_page(request, "traces/detail.html", context)
+    return render_page(request, "traces/detail.html", context, status=status)
+
+
+def _panel(item: Span) -> dict[str, Any]:
+    """What the span panel shows: the span and its whole input and output (from the payload store
+    when the span holds a capped preview)."""
+    whole_input = selectors.span_payload(span=item, field_name="input") if item.input_truncated else None
+    whole_output = selectors.span_payload(span=item, field_name="output") if item.output_truncated else None
+    return {
+        "span": item,
+        "input": whole_input if whole_input is not None else item.input,
+        "output": whole_output if whole_output is not None else item.output,
+    }
 
 
 @role_required(Role.VIEWER)
@@ -180,14 +232,7 @@ def span(request: ConsoleRequest, trace_id: str, span_id: str) -> HttpResponse:
     error and stack, usage, links."""
     found = _trace_or_404(request, trace_id)
     item = selectors.get_span_for_tenant(request.tenant, found.trace_id, span_id)
-    whole_input = selectors.span_payload(span=item, field_name="input") if item.input_truncated else None
-    whole_output = selectors.span_payload(span=item, field_name="output") if item.output_truncated else None
-    context = {
-        "trace": found,
-        "span": item,
-        "input": whole_input if whole_input is not None else item.input,
-        "output": whole_output if whole_output is not None else item.output,
-    }
+    context = {"trace": found, **_panel(item)}
     return render_page(request, "traces/span.html", context, fragment="span_panel")
 
 
