@@ -9,20 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from agents.models import Agent, Run
+from agents.models import Run
 from catalog.models import LanguageModel, PinChange
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.forms import done, submit
+from console.forms.evals import CaseForm, OnlineEvalForm, SuiteForm
 from evals import online, selectors, services
-from evals.models import Case, EvalRun, OnlineEval, Suite
+from evals.models import EvalRun, OnlineEval, Suite
 from tenants.audit import Actor
 from tenants.errors import FieldError, ServiceError
 from tenants.models import Membership, Role, Tenant
@@ -33,122 +35,11 @@ def usd(micros: int | None) -> str:
     return f"{(micros or 0) / 1_000_000:.6f}"
 
 
-def _error_into(form: forms.Form, exc: ServiceError) -> None:
-    field = getattr(exc, "field", None)
-    message = getattr(exc, "detail", exc.message)
-    form.add_error(field if field in form.fields else None, message)
-
-
-# --- Forms: they parse input; the services validate and decide -------------------------------
-
-
-class JsonField(forms.CharField):
-    """A JSON value typed into a textarea (the service checks its shape)."""
-
-    def __init__(self, *, empty: Any, **kwargs: Any) -> None:
-        self.empty = empty
-        super().__init__(required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}), **kwargs)
-
-    def to_python(self, value: Any) -> Any:
-        text = (value or "").strip()
-        if not text:
-            return self.empty
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-
-
-class SuiteForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    tags = forms.CharField(required=False, help_text="Separated by commas.")
-    tolerance = forms.FloatField(
-        min_value=0, max_value=1, initial=0.0, help_text="How far (0-1) the pass rate may fall below the baseline."
-    )
-    gates_pin_changes = forms.BooleanField(required=False, initial=True, label="Gates pin changes of its agent's alias")
-    run_budget_usd = forms.DecimalField(
-        min_value=0.000001, max_digits=12, decimal_places=6, initial=1, label="Budget per run (USD)"
-    )
-    fixtures = JsonField(
-        empty={},
-        label="Sandbox fixtures",
-        help_text="What the built-in tools start from in each case, never the live orders: "
-        '{"orders": [{"order_number": "A-1001", "customer_email": "…", "item": "…", "amount_cents": 100, '
-        '"status": "paid"}]}. Empty: the demo orders.',
-    )
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
-
-    def values(self) -> dict[str, Any]:
-        data = dict(self.cleaned_data)
-        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
-        data["run_budget_micros"] = int(data.pop("run_budget_usd") * 1_000_000)
-        return data
-
-
-class CaseForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False)
-    input = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
-    expected_output = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), strip=False)
-    critical = forms.BooleanField(required=False, help_text="A regression of this case refuses a pin change.")
-    tags = forms.CharField(required=False, help_text="Separated by commas.")
-    approval = forms.ChoiceField(
-        choices=Case.Approval.choices, help_text="What a call needing a reviewer's approval gets in this case."
-    )
-    assertions = JsonField(
-        empty=[],
-        help_text='A JSON list, e.g. [{"type": "contains", "value": "refunded"}, {"type": "judge", "rubric": "Kind."}]',
-    )
-    tool_results = JsonField(
-        empty={}, help_text='Simulated tool results: {"refund_order": {"ok": true}}. Other tools run on demo tables.'
-    )
-    context = JsonField(empty={}, help_text="Metadata given to the run (a JSON object).")
-    end_user_id = forms.CharField(max_length=200, required=False)
-    session_id = forms.CharField(max_length=200, required=False)
-
-    def values(self) -> dict[str, Any]:
-        data = dict(self.cleaned_data)
-        data["tags"] = [t.strip() for t in data.pop("tags", "").split(",") if t.strip()]
-        return data
-
-
-def case_initial(case: Case) -> dict[str, Any]:
-    return {
-        "name": case.name,
-        "input": case.input,
-        "expected_output": case.expected_output,
-        "critical": case.critical,
-        "tags": ", ".join(case.tags),
-        "approval": case.approval,
-        "assertions": json.dumps(case.assertions, indent=2, ensure_ascii=False),
-        "tool_results": json.dumps(case.tool_results, indent=2, ensure_ascii=False) if case.tool_results else "",
-        "context": json.dumps(case.context, indent=2, ensure_ascii=False) if case.context else "",
-        "end_user_id": case.end_user_id,
-        "session_id": case.session_id,
-    }
-
-
-class OnlineEvalForm(forms.Form):
-    agent = forms.ModelChoiceField(queryset=Agent.objects.none())
-    sample_rate = forms.FloatField(min_value=0, max_value=1, initial=0.1, help_text="Share of runs scored (0-1).")
-    rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    pass_threshold = forms.FloatField(min_value=0, max_value=1, initial=0.5)
-    alert_drop = forms.FloatField(
-        min_value=0, max_value=1, initial=0.2, help_text="Alert when the pass rate falls this much between windows."
-    )
-    window_hours = forms.IntegerField(min_value=1, max_value=720, initial=24)
-    enabled = forms.BooleanField(required=False, initial=True)
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant).filter(archived=False)  # type: ignore[attr-defined]
-
-
 # --- Suites -------------------------------------------------------------------------------------------
+
+
+def _suite_url(request: ConsoleRequest, pk: Any) -> str:
+    return reverse("console:eval_suite", kwargs={"tenant_slug": request.tenant.slug, "pk": pk})
 
 
 @role_required(Role.VIEWER)
@@ -161,15 +52,13 @@ def evals(request: ConsoleRequest) -> HttpResponse:
     if request.method == "POST":
         if not is_admin:
             return HttpResponse("Only admins create suites.", status=403)
-        if form.is_valid():
-            try:
-                suite = services.suite_create(actor=Actor.from_request(request), tenant=request.tenant, **form.values())
-            except ServiceError as exc:
-                _error_into(form, exc)
-            else:
-                messages.success(request, f"Suite {suite.name} was created; add its cases.")
-                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
-        status = 400
+        submitted = submit(
+            form,
+            lambda _: services.suite_create(actor=Actor.from_request(request), tenant=request.tenant, **form.values()),
+        )
+        if (suite := submitted.value) is not None:
+            return done(request, f"Suite {suite.name} was created; add its cases.", to=_suite_url(request, suite.pk))
+        status = submitted.status
     suites = list(selectors.suites_of(tenant=request.tenant))
     latest: dict[Any, EvalRun] = {}
     for run in selectors.eval_runs_of(tenant=request.tenant).filter(suite__in=suites):
@@ -244,27 +133,24 @@ def eval_suite(request: ConsoleRequest, pk: str) -> HttpResponse:
         return HttpResponse("Only admins change suites.", status=403)
     if request.POST.get("form") == "settings":
         suite_form = SuiteForm(request.POST, tenant=request.tenant)
-        if suite_form.is_valid():
-            try:
-                services.suite_update(actor=Actor.from_request(request), suite=suite, **suite_form.values())
-            except ServiceError as exc:
-                _error_into(suite_form, exc)
-            else:
-                messages.success(request, "Suite saved.")
-                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
+        saved = submit(
+            suite_form,
+            lambda _: services.suite_update(actor=Actor.from_request(request), suite=suite, **suite_form.values()),
+        )
+        if saved.ok:
+            return done(request, "Suite saved.", to=_suite_url(request, suite.pk))
         return render_page(
-            request, "evals/suite.html", _suite_context(request, suite, suite_form=suite_form), status=400
+            request, "evals/suite.html", _suite_context(request, suite, suite_form=suite_form), status=saved.status
         )
     case_form = CaseForm(request.POST)
-    if case_form.is_valid():
-        try:
-            services.case_create(actor=Actor.from_request(request), suite=suite, **case_form.values())
-        except ServiceError as exc:
-            _error_into(case_form, exc)
-        else:
-            messages.success(request, "Case added.")
-            return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
-    return render_page(request, "evals/suite.html", _suite_context(request, suite, case_form=case_form), status=400)
+    added = submit(
+        case_form, lambda _: services.case_create(actor=Actor.from_request(request), suite=suite, **case_form.values())
+    )
+    if added.ok:
+        return done(request, "Case added.", to=_suite_url(request, suite.pk))
+    return render_page(
+        request, "evals/suite.html", _suite_context(request, suite, case_form=case_form), status=added.status
+    )
 
 
 @role_required(Role.ADMIN)
@@ -311,17 +197,14 @@ def eval_case(request: ConsoleRequest, pk: str) -> HttpResponse:
         if not is_admin:
             return HttpResponse("Only admins edit cases.", status=403)
         form = CaseForm(request.POST)
-        if form.is_valid():
-            try:
-                services.case_update(actor=Actor.from_request(request), case=case, **form.values())
-            except ServiceError as exc:
-                _error_into(form, exc)
-            else:
-                messages.success(request, "Case saved.")
-                return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=case.suite_id)
-        status = 400
+        submitted = submit(
+            form, lambda _: services.case_update(actor=Actor.from_request(request), case=case, **form.values())
+        )
+        if submitted.ok:
+            return done(request, "Case saved.", to=_suite_url(request, case.suite_id))
+        status = submitted.status
     else:
-        form = CaseForm(initial=case_initial(case))
+        form = CaseForm(initial=CaseForm.initial_for(case))
     return render_page(request, "evals/case.html", {"case": case, "form": form, "is_admin": is_admin}, status=status)
 
 

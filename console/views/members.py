@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from console.access import ConsoleRequest, render_page, role_required
-from console.forms import InviteForm, RoleForm
+from console.forms import act, done, submit
+from console.forms.tenants import InviteForm, RoleForm
 from tenants import selectors, services
 from tenants.audit import Actor
-from tenants.errors import ServiceError
 from tenants.models import Role
 
 
@@ -37,32 +39,17 @@ def members(request: ConsoleRequest) -> HttpResponse:
     if not request.membership.has_role(Role.ADMIN):
         raise PermissionDenied("Only tenant admins can manage members.")
     form = InviteForm(request.POST)
-    status = 400
-    accept_url = ""
-    if form.is_valid():
-        try:
-            result = services.member_invite(
-                actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data
-            )
-        except ServiceError as exc:
-            form.add_error(None, exc.message)
-            status = 409 if exc.status_code == 409 else 400
-        else:
-            if result.membership is not None:
-                messages.success(request, f"{result.membership.user.email} was added as {result.membership.role}.")
-            else:
-                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-                accept_url = result.accept_url
-            if not request.htmx:
-                return redirect("console:members", tenant_slug=request.tenant.slug)
-            form, status = InviteForm(), 200
-    return render_page(
-        request,
-        "members/index.html",
-        _context(request, invite_form=form, accept_url=accept_url),
-        fragment="members",
-        status=status,
+    submitted = submit(
+        form, lambda data: services.member_invite(actor=Actor.from_request(request), tenant=request.tenant, **data)
     )
+    if (result := submitted.value) is None:
+        return _page(request, invite_form=form, status=submitted.status)()
+    if result.membership is not None:
+        message = f"{result.membership.user.email} was added as {result.membership.role}."
+    else:
+        message = f"Invitation sent to {form.cleaned_data['email']}."
+    # The accept link is shown once, in the fragment an htmx invitation answers with.
+    return done(request, message, to=_members_url(request), fragment=_page(request, accept_url=result.accept_url))
 
 
 @role_required(Role.ADMIN)
@@ -70,54 +57,54 @@ def members(request: ConsoleRequest) -> HttpResponse:
 def change_role(request: ConsoleRequest, pk: str) -> HttpResponse:
     membership = selectors.get_membership_for_tenant(request.tenant, pk)
     form = RoleForm(request.POST)
-    status = 200
     if not form.is_valid():
         messages.error(request, "Choose admin, reviewer or viewer.")
-        status = 400
-    else:
-        try:
-            services.member_change_role(
-                actor=Actor.from_request(request), membership=membership, role=form.cleaned_data["role"]
-            )
-        except ServiceError as exc:
-            messages.error(request, exc.message)
-            status = exc.status_code
-        else:
-            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
-    return _after_change(request, status)
+        return _after_change(request, 400)
+    role = form.cleaned_data["role"]
+    changed = act(
+        request,
+        lambda: services.member_change_role(actor=Actor.from_request(request), membership=membership, role=role),
+        success=f"{membership.user.email} is now {role}.",
+    )
+    return _after_change(request, changed.status)
 
 
 @role_required(Role.ADMIN)
 @require_POST
 def remove(request: ConsoleRequest, pk: str) -> HttpResponse:
     membership = selectors.get_membership_for_tenant(request.tenant, pk)
-    status = 200
-    try:
-        services.member_remove(actor=Actor.from_request(request), membership=membership)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-        status = exc.status_code
-    else:
-        messages.success(request, f"{membership.user.email} was removed from {request.tenant.name}.")
-    return _after_change(request, status)
+    removed = act(
+        request,
+        lambda: services.member_remove(actor=Actor.from_request(request), membership=membership),
+        success=f"{membership.user.email} was removed from {request.tenant.name}.",
+    )
+    return _after_change(request, removed.status)
 
 
 @role_required(Role.ADMIN)
 @require_POST
 def revoke_invitation(request: ConsoleRequest, pk: str) -> HttpResponse:
     invitation = selectors.get_invitation_for_tenant(request.tenant, pk)
-    status = 200
-    try:
-        services.invitation_revoke(actor=Actor.from_request(request), invitation=invitation)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-        status = exc.status_code
-    else:
-        messages.success(request, f"The invitation of {invitation.email} was revoked.")
-    return _after_change(request, status)
+    revoked = act(
+        request,
+        lambda: services.invitation_revoke(actor=Actor.from_request(request), invitation=invitation),
+        success=f"The invitation of {invitation.email} was revoked.",
+    )
+    return _after_change(request, revoked.status)
+
+
+def _members_url(request: ConsoleRequest) -> str:
+    return reverse("console:members", kwargs={"tenant_slug": request.tenant.slug})
+
+
+def _page(request: ConsoleRequest, *, status: int = 200, **extra: Any) -> Callable[[], HttpResponse]:
+    """The members fragment (the whole page for a full request), rendered when called."""
+    return lambda: render_page(
+        request, "members/index.html", _context(request, **extra), fragment="members", status=status
+    )
 
 
 def _after_change(request: ConsoleRequest, status: int) -> HttpResponse:
     if request.htmx:
-        return render_page(request, "members/index.html", _context(request), fragment="members", status=status)
-    return redirect("console:members", tenant_slug=request.tenant.slug)
+        return _page(request, status=status)()
+    return redirect(_members_url(request))

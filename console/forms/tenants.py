@@ -1,4 +1,4 @@
-"""Console forms: they validate input; services decide."""
+"""The tenant's own forms: signing in, members and invitations, API keys, the audit filter, new tenants."""
 
 from __future__ import annotations
 
