@@ -43,12 +43,21 @@ class TraceSerializer(strict.ModelSerializer):
             "end_user_id",
             "session_id",
             "agent_id",
+            "agent_name",
+            "input_preview",
             "run_id",
             "models_used",
             "tags",
             "updated_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "agent_name": {"help_text": "The agent's name, as the trace's root span (or its first span) gave it."},
+            "input_preview": {
+                "help_text": "What the trace was asked: its root span's input in one line (masked as stored), "
+                "at most 200 characters."
+            },
+        }
 
     def get_priced(self, trace: Trace) -> bool | None:
         if not (trace.input_tokens or trace.output_tokens):

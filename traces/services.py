@@ -676,10 +676,11 @@ TRACE_UPSERT_TAIL = (
     + ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in _SUMMED)
     + ", "
     + ", ".join(
-        f"{c} = {_KEEP_FIRST.format(c)}"
-        for c in ("end_user_id", "session_id", "agent_id", "run_id", "agent_name", "input_preview")
+        f"{c} = {_KEEP_FIRST.format(c)}" for c in ("end_user_id", "session_id", "agent_id", "run_id", "input_preview")
     )
-    + ", "
+    # A root's agent (a batch with a root names the trace) over one a child named before it.
+    + ", agent_name = CASE WHEN EXCLUDED.name <> '' AND EXCLUDED.agent_name <> '' OR t.agent_name = ''"
+    " THEN EXCLUDED.agent_name ELSE t.agent_name END, "
     + ", ".join(f"{c} = {_MERGE.format(c)}" for c in ("models_used", "tags"))
     + f", search_text = CASE WHEN length(t.search_text) >= {TRACE_SEARCH_CHARS} THEN t.search_text"
     f" ELSE left(t.search_text || chr(10) || EXCLUDED.search_text, {TRACE_SEARCH_CHARS}) END"

@@ -181,6 +181,22 @@ def test_rollups_add_up_spans_tokens_errors_and_duration(acme_admin_api: ApiClie
     assert (trace.end_user_id, trace.session_id, trace.models_used, trace.tags) == ("ann", "s1", ["m"], ["beta"])
 
 
+def test_a_trace_names_its_agent_and_previews_what_it_was_asked(acme_admin_api: ApiClient, cast: Cast) -> None:
+    trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
+    chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Refund\n  A-1 "}]}
+    child = span_item(trace_id, parent_span_id=root, offset_ms=5, agent_name="helper", input="not this")
+    ingest(acme_admin_api, [child])  # a child first: the root's name and input win when it comes
+    ingest(acme_admin_api, [span_item(trace_id, root, name="triage", agent_name="Billing bot", input=chat)])
+    [listed] = [t for t in acme_admin_api.get(reverse("trace-list")).json()["results"] if t["trace_id"] == trace_id]
+    assert (listed["name"], listed["agent_name"], listed["input_preview"]) == ("triage", "Billing bot", "Refund A-1")
+    # A root's agent and input (a chat's last user message, in one line); a long one cut.
+    long = span_item(name="r", agent_name="Billing bot", input="word " * 100)
+    ingest(acme_admin_api, [long])
+    stored = acme_admin_api.get(reverse("trace-detail", args=[long["trace_id"]])).json()
+    assert stored["agent_name"] == "Billing bot" and len(stored["input_preview"]) == 200
+    assert stored["input_preview"].endswith("…") and "  " not in stored["input_preview"]
+
+
 def test_the_list_filters_and_pages_with_a_cursor(acme_admin_api: ApiClient, cast: Cast) -> None:
     make_trace(cast.acme, end_user_id="ann", session_id="s-1", tags=["vip"])
     make_trace(cast.acme, end_user_id="bob", input="Der Kühlschrank ist kaputt")
