@@ -223,9 +223,9 @@ async def arrivals(state: State, kind: Kind, seconds: float, send: Any) -> None:
 
     i = 0
     while True:
-        due = start + i / kind.rate
-        if due - start >= seconds:
+        if i / kind.rate >= seconds:
             break
+        due = start + i / kind.rate
         if (wait := due - loop.time()) > 0:
             await asyncio.sleep(wait)
         state.lag.append(max(0.0, loop.time() - due))
