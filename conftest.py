@@ -8,23 +8,48 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from tenants import rls
 from tenants.demo import seed_demo
 from tenants.models import Scope, User
 from tenants.testing import ApiClient, Cast, make_key
+
+
+# With TENANT_RLS on, the test database is created and migrated by the owner (this process's
+# connections take no role until django_db_setup is done), the tests run as the app role.
+if rls.enforcing():
+    rls.owner_begin()
 
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """pytest-django's test database, whose teardown first ends the connections that live-server,
     worker and websocket threads may still hold (otherwise DROP DATABASE refuses)."""
+    if rls.owner_mode():
+        with django_db_blocker.unblock():
+            rls.owner_end()
     yield
     from django.db import connection
 
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    with django_db_blocker.unblock():
+        if rls.enforcing():
+            rls.owner_begin()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture(autouse=True)
+def _tests_span_tenants() -> Iterator[None]:
+    """With TENANT_RLS on, a test's own setup and checks cross tenants (the cast is in two), as a
+    platform job would; the requests, tasks and consumers it drives each set their own tenant
+    (tenants/rls.py)."""
+    if not rls.enforcing():
+        yield
+        return
+    with rls.across_tenants("a test's setup and checks"):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -127,6 +127,12 @@ DATABASES = {
 }
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     raise RuntimeError("DATABASE_URL must point at PostgreSQL: it is the only supported database.")
+# Django's backend, plus the tenant context of row-level security on every cursor (tenants/rls.py).
+DATABASES["default"]["ENGINE"] = "tenants.postgresql"
+# Row-level security (tenants/rls.py): migrate puts a policy on every tenant table and creates this
+# role; with TENANT_RLS on, the app's connections take the role, so the policies bind them.
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "aoc_app")
+TENANT_RLS = env_bool("TENANT_RLS", False)
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -351,6 +357,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tenants.strict.JSONParser"],
     "EXCEPTION_HANDLER": "tenants.api_errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "tenants.strict.OptionsMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

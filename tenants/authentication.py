@@ -12,6 +12,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from tenants import cache as config_cache
+from tenants import rls
 from tenants.errors import TenantSuspendedError
 from tenants.models import API_KEY_PREFIX, ApiKey, Tenant
 from tenants.services import api_key_touch
@@ -62,14 +63,18 @@ def authenticate_key(raw: str) -> ApiKey:
     Cost: the key joined to its tenant from the configuration cache (tenants.cache: one Redis GET,
     or one indexed SELECT after a change), plus one UPDATE at most once a minute. The secret,
     revocation, expiry and the tenant's status are checked on every call.
+
+    The key is looked up across tenants (its tenant is not known yet); a usable key's tenant becomes
+    the tenant of the enclosing request for row-level security (tenants.rls.enter_tenant).
     """
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         raise exceptions.AuthenticationFailed("Invalid API key.")
     prefix = parts[1]
-    key = config_cache.cached(
-        "api_key", prefix, lambda: ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-    )
+    with rls.across_tenants("API key lookup"):
+        key = config_cache.cached(
+            "api_key", prefix, lambda: ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        )
     if key is None or not hmac.compare_digest(key.secret_hash, ApiKey.hash_secret(parts[2])):
         raise exceptions.AuthenticationFailed("Invalid API key.")
     if key.is_revoked:
@@ -78,6 +83,7 @@ def authenticate_key(raw: str) -> ApiKey:
         raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
     if key.tenant.status != Tenant.Status.ACTIVE:
         raise TenantSuspendedError(f"Tenant {key.tenant.slug} is suspended; its API keys are refused.")
+    rls.enter_tenant(key.tenant_id)
     api_key_touch(api_key=key)
     return key
 

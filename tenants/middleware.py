@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from tenants import rls
 from tenants.models import Membership
 
 
@@ -18,6 +19,9 @@ class TenantMiddleware:
     A visitor who is not signed in is sent to the login page; a signed-in user who is not a member
     gets the same 404 as for a tenant that does not exist; a suspended tenant answers 403 with the
     reason. The `tenant_slug` URL argument is consumed here, so views receive the tenant instead.
+
+    Row-level security (tenants.rls): each request starts with no tenant in the database context
+    and, under `/t/<slug>/`, enters the member's tenant; the context found is restored at its end.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -26,7 +30,8 @@ class TenantMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.tenant = None  # type: ignore[attr-defined]
         request.membership = None  # type: ignore[attr-defined]
-        return self.get_response(request)
+        with rls.no_tenant():
+            return self.get_response(request)
 
     def process_view(
         self,
@@ -40,14 +45,17 @@ class TenantMiddleware:
             return None
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        membership = (
-            Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=request.user).first()
-        )
+        # The signed-in user's own membership, looked up before its tenant is known.
+        with rls.across_tenants("the signed-in user's membership of the tenant in the URL"):
+            membership = (
+                Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=request.user).first()
+            )
         if membership is None:
             raise Http404("No such tenant.")
         tenant = membership.tenant
         if not tenant.is_active:
             return TemplateResponse(request, "console/suspended.html", {"suspended_tenant": tenant}, status=403)
+        rls.enter_tenant(tenant.pk)
         request.tenant = tenant  # type: ignore[attr-defined]
         request.membership = membership  # type: ignore[attr-defined]
         return None
