@@ -19,17 +19,29 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from django.core.exceptions import FieldDoesNotExist
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
+from rest_framework.metadata import SimpleMetadata
 
 
 class StrictMixin:
-    """`to_internal_value` refuses names that are not fields of the serializer."""
+    """`to_internal_value` refuses names that are not fields of the serializer. A read-only field
+    whose default is None (`source="agent.name", default=None`: no agent, no name) says it may be
+    null, so the OpenAPI schema promises what the API answers."""
 
     # another API's name -> (our field, True when it means exactly the same and is accepted)
     aliases: ClassVar[dict[str, tuple[str, bool]]] = {}
     # a name this serializer refuses with a message of its own (a field that cannot change)
     refusals: ClassVar[dict[str, str]] = {}
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields: dict[str, serializers.Field[Any, Any, Any, Any]] = super().get_fields()  # type: ignore[misc]
+        for field in fields.values():
+            if field.read_only and field.default is None:
+                field.allow_null = True
+        return fields
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
@@ -106,6 +118,51 @@ class Serializer(StrictMixin, serializers.Serializer):
 
 class ModelSerializer(StrictMixin, serializers.ModelSerializer):
     pass
+
+
+class OptionsMetadata(SimpleMetadata):
+    """What OPTIONS answers: the view's name, description, renderers and parsers, not its fields.
+    DRF's default describes the serializer's fields by cloning the request without the key's tenant
+    and calling get_object, which failed (500) on tenant-scoped views; the OpenAPI schema is where
+    the fields are described."""
+
+    def determine_metadata(self, request: Any, view: Any) -> dict[str, Any]:
+        return {
+            "name": view.get_view_name(),
+            "description": view.get_view_description(),
+            "renders": [renderer.media_type for renderer in view.renderer_classes],
+            "parses": [parser.media_type for parser in view.parser_classes],
+        }
+
+
+class BlankableURLFieldExtension(OpenApiSerializerFieldExtension):
+    """A URLField that allows blank (a model's `URLField(blank=True)`: "" for none) is "a URI or
+    empty" in the schema; drf-spectacular's `format: uri` alone refuses the "" the API answers."""
+
+    target_class = "rest_framework.fields.URLField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if _may_be_blank(self.target) and schema.get("format") == "uri":
+            # No `type` at the top: drf-spectacular would add `format: uri` there from the validator.
+            uri = {key: schema[key] for key in ("type", "format", "maxLength") if key in schema}
+            return {"anyOf": [uri, {"type": "string", "maxLength": 0}]}
+        return schema
+
+
+def _may_be_blank(field: Any) -> bool:
+    """Whether the field takes or answers "": it allows blank, or it is a read-only copy of a model
+    field with blank=True (DRF drops allow_blank from read-only fields)."""
+    if getattr(field, "allow_blank", False):
+        return True
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if not field.read_only or model is None or "." in (field.source or ""):
+        return False
+    try:
+        return bool(model._meta.get_field(field.source).blank)
+    except FieldDoesNotExist:
+        return False
 
 
 def refuse_unknown_in_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
