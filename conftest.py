@@ -13,7 +13,6 @@ from tenants.demo import seed_demo
 from tenants.models import Scope, User
 from tenants.testing import ApiClient, Cast, make_key
 
-
 # With TENANT_RLS on, the test database is created and migrated by the owner (this process's
 # connections take no role until django_db_setup is done), the tests run as the app role.
 if rls.enforcing():
