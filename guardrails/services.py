@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
@@ -566,3 +566,15 @@ def feedback_export(*, tenant: Tenant) -> Iterator[dict[str, Any]]:
             "event": str(entry.event_id) if entry.event_id else None,
             "created_at": entry.created_at.isoformat(),
         }
+
+
+def guardrail_texts_erase(*, tenant: Tenant, run_ids: list[Any], trace_ids: list[str]) -> int:
+    """Forget the checked text kept by the events of these runs or traces (an end user's erasure):
+    the masked text, its hash and its sketch are blanked, and so is the masked text of feedback
+    entries made from those events (the entries keep their hash and sketch, so reviewers'
+    verdicts still apply, and nothing readable). Returns how many events were cleared. Two UPDATEs."""
+    events = GuardrailEvent.objects.for_tenant(tenant).filter(
+        Q(run_id__in=run_ids) | Q(trace_id__in=[t for t in trace_ids if t])
+    )
+    GuardrailFeedback.objects.for_tenant(tenant).filter(event__in=events.values("pk")).update(text="")
+    return events.exclude(text="", fingerprint="").update(text="", fingerprint="", sketch=[])

@@ -234,3 +234,19 @@ def test_the_export_has_one_training_row_a_text(cast: Cast) -> None:
         ("injection", "tool_result", "indirect"),
     ]
     assert rows[0]["text"] == ATTACK and "ana.lopez" not in rows[1]["text"]
+
+
+@pytest.mark.django_db
+def test_an_end_users_erasure_can_blank_the_text_events_and_entries_kept(cast: Cast) -> None:
+    services.guardrail_check(tenant=cast.acme, stage="input", text=FLAGGED, trace_id="ab" * 16)
+    event = GuardrailEvent.objects.for_tenant(cast.acme).get()
+    entry = services.feedback_mark(actor=_actor(cast), tenant=cast.acme, kind="missed_attack", event=event)
+    other = _event(cast, ATTACK)
+    assert services.guardrail_texts_erase(tenant=cast.acme, run_ids=[], trace_ids=["ab" * 16]) == 1
+    event.refresh_from_db()
+    entry.refresh_from_db()
+    other.refresh_from_db()
+    assert (event.text, event.fingerprint, event.sketch, entry.text) == ("", "", [], "")
+    assert other.text == ATTACK
+    # The reviewer's verdict still applies: the entry keeps its hash.
+    assert services.guardrail_check(tenant=cast.acme, stage="input", text=FLAGGED).action == "block"
