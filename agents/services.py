@@ -20,13 +20,13 @@ from django.utils import timezone
 
 from agents import events
 from agents.models import Agent, AgentVersion, AgentVersionTool, Run, Tool
-from agents.net import check_webhook_url
 from catalog import crypto
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldConflictError, FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
+from tenants.webhooks import check_webhook_url
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")

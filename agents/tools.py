@@ -22,10 +22,8 @@ request leaves the process.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,14 +35,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import AgentVersion, DemoEmail, DemoOrder, Run, Tool, ToolExecution
-from agents.net import check_webhook_url
 from catalog import crypto
 from tenants.net import UnsafeUrlError, pinned
+from tenants.webhooks import check_webhook_url, signed_headers
 
 logger = logging.getLogger(__name__)
 
 MAX_WEBHOOK_RESPONSE_BYTES = 1_000_000
-USER_AGENT = "AgentOperationsConsole-Webhook/1"
 
 
 @dataclass(frozen=True)
@@ -195,13 +192,6 @@ def _perform(*, run: Run, tool: Tool, arguments: dict[str, Any], idempotency_key
 # --- Webhooks -----------------------------------------------------------------------------------
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The X-AOC-Signature value: `sha256=` and the hex HMAC-SHA256, with the tool's secret, of
-    `<X-AOC-Timestamp>.<body>`. Signing the timestamp too lets a receiver refuse replays of an old
-    request (check the timestamp is recent, then the signature)."""
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 def call_webhook(
     *, tool: Tool, arguments: dict[str, Any], idempotency_key: str, http: httpx.Client | None = None
 ) -> ToolResult:
@@ -214,16 +204,9 @@ def call_webhook(
     except UnsafeUrlError as exc:
         return ToolResult.failure(f"The webhook of {tool.name!r} was not called: {exc}")
     body = canonical_json(arguments).encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-AOC-Timestamp": timestamp,
-        "Idempotency-Key": idempotency_key,
-    }
-    secret = crypto.decrypt(tool.webhook_secret_encrypted)
-    if secret:
-        headers["X-AOC-Signature"] = sign(secret, timestamp, body)
+    headers = signed_headers(
+        crypto.decrypt(tool.webhook_secret_encrypted), body, **{"Idempotency-Key": idempotency_key}
+    )
     url, extensions = pinned(tool.webhook_url, addresses[0], headers)
     client = http or httpx.Client(timeout=tool.timeout_seconds, follow_redirects=False, trust_env=False)
     try:

@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from agents import hooks, runtime, tools
 from agents.models import Agent, Run, Tool
-from agents.net import check_webhook_url
 from approvals import events, policy
 from approvals.models import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -40,6 +39,7 @@ from tenants.errors import ConflictError, FieldError, ServiceError
 from tenants.models import Tenant
 from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
+from tenants.webhooks import check_webhook_url
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from agents.net import WebhookFailedError, post_signed
 from approvals import services
 from approvals.models import ApprovalRequest
 from catalog import crypto
 from tenants.models import Tenant
 from tenants.net import UnsafeUrlError
+from tenants.webhooks import WebhookFailedError, post_signed
 
 logger = logging.getLogger(__name__)
 

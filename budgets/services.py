@@ -78,7 +78,6 @@ from django.http import Http404
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
-from agents.net import WebhookFailedError, check_webhook_url, post_signed
 from budgets import events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
@@ -91,6 +90,7 @@ from tenants.errors import ConflictError
 from tenants.models import ApiKey, Tenant
 from tenants.net import UnsafeUrlError
 from tenants.services import audit_record
+from tenants.webhooks import WebhookFailedError, check_webhook_url, post_signed
 
 logger = logging.getLogger(__name__)
 

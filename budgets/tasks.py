@@ -9,10 +9,10 @@ from smtplib import SMTPException
 import httpx
 from celery import shared_task
 
-from agents.net import WebhookFailedError
 from budgets.models import BudgetAlert
 from budgets.services import budget_alert_email, budget_alert_webhook, budget_expire_stale
 from tenants.models import Tenant
+from tenants.webhooks import WebhookFailedError
 
 logger = logging.getLogger(__name__)
 

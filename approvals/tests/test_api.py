@@ -18,12 +18,12 @@ from django.urls import reverse
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agents.tools import sign
 from approvals import services, tasks
 from approvals.models import ApprovalRequest, ApprovalVote
 from tenants.audit import Actor
 from tenants.models import Scope
 from tenants.testing import ApiClient, ApiContract, Cast, assert_error, make_key
+from tenants.webhooks import sign
 
 REFUND = {"action": "refund_order", "arguments": {"order": 1001, "amount": 25}, "risk": "irreversible"}
 

@@ -349,9 +349,9 @@ def test_a_decision_arriving_after_the_expiry_is_refused_and_records_the_expiry(
 def test_escalation_emails_the_admins_and_posts_the_signed_webhook_once_at_its_share_of_the_timeout(
     queued: list[Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    from agents.tools import sign
     from approvals import tasks
     from approvals.tests.test_api import Receiver
+    from tenants.webhooks import sign
 
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     receiver = Receiver(fail=0)

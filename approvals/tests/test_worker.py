@@ -86,9 +86,9 @@ def test_beat_expires_an_undecided_request_and_the_run_is_told_nobody_decided(
 def test_the_worker_delivers_a_signed_callback_retrying_until_the_receiver_answers(
     workers: Callable[..., Worker], worker_env: dict[str, str], settings: Any
 ) -> None:
-    from agents.tools import sign
     from approvals.tests.test_api import Receiver
     from tenants.audit import Actor
+    from tenants.webhooks import sign
 
     receiver = Receiver(fail=1)
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]

@@ -9,9 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.net import WebhookFailedError
 from agents.tests.test_tools import Receiver
-from agents.tools import sign
 from budgets import services
 from budgets.errors import BudgetFieldError
 from budgets.models import BudgetAlert
@@ -19,6 +17,7 @@ from budgets.tasks import deliver_budget_alert_webhook
 from budgets.tests.factories import SYSTEM, make_budget
 from tenants.models import AuditEvent
 from tenants.testing import Cast
+from tenants.webhooks import WebhookFailedError, sign
 
 pytestmark = pytest.mark.django_db
 
