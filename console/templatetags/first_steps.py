@@ -99,7 +99,7 @@ STEPS = {
         Role.ADMIN,
         "curl -X POST {base}/api/v1/agents \\\n"
         '  -H "Authorization: Bearer $AOC_API_KEY" -H "Content-Type: application/json" \\\n'
-        '  -d \'{{"name": "Support agent", "instructions": "Help customers with their orders.",'
+        '  -d \'{{"name": "Billing agent", "instructions": "Answer questions about invoices.",'
         ' "model_alias": "default", "tools": ["lookup_order"]}}\'',
     ),
     "providers": FirstStep(
