@@ -176,7 +176,8 @@ def _signal(
 def signals(rules: list[dict[str, Any]], result: CheckResult, *, stage: str) -> list[dict[str, Any]]:
     """What fired in `result` (checked against `rules` at `stage`), as at most MAX_SIGNALS small
     rows {detector, type, score, rule, action, count?, detail?} for the events list: for an
-    injection rule each matched pattern family with its own weight, the hidden-text bonuses, the
+    injection rule each matched pattern family with its own weight and its fixed description
+    (never the matched words), the hidden-text bonuses, the
     learned model's calibrated score (its probability in `detail`) when the rule fuses it, and the
     fused score against the threshold; for the other detectors one row per finding type with its
     highest score and how many there were. Names and numbers only: never the matched text nor a
@@ -195,8 +196,9 @@ def signals(rules: list[dict[str, Any]], result: CheckResult, *, stage: str) -> 
             parts = injection.explain(
                 result.text, mode=mode, threshold=params.get("threshold"), learned_model=bool(params.get("learned"))
             )
-            for name, weight, via in parts.signals:
-                out.append(_signal("injection", name, weight, index, action, detail=f"hidden in {via}" if via else ""))
+            for name, weight, reason, via in parts.signals:
+                detail = f"{reason} (hidden in {via})" if via else reason
+                out.append(_signal("injection", name, weight, index, action, detail=detail))
             for name, weight in parts.bonuses:
                 out.append(_signal("injection", name, weight, index, action))
             if parts.learned is not None and parts.probability is not None:

@@ -273,12 +273,16 @@ def _content(stage: str, text: Any, tool: Any, arguments: Any, result: Any) -> A
 
 def masked_findings(found: list[RuleFinding]) -> list[dict[str, Any]]:
     """Findings as stored and shown outside the check's own answer: a redactable finding's excerpt
-    (personal data, a secret) is replaced by its label, so events and spans never hold it."""
+    (personal data, a secret) is replaced by its label, and any other excerpt (an injection's
+    phrase, the learned model's whole-text finding) has the personal data and secrets inside it
+    masked, so events and spans never hold them."""
     out = []
     for item in found:
         row = item.as_dict()
         if item.finding.redactable:
             row["excerpt"] = label(item.finding)
+        elif row["excerpt"]:
+            row["excerpt"] = redact_text(row["excerpt"])
         out.append(row)
     return out
 

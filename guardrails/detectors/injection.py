@@ -1534,12 +1534,12 @@ def detect(
 
 @dataclass(frozen=True)
 class Explanation:
-    """What made up a text's injection score: each matched signal with its own weight (and the
-    encoding it was hidden in), the hidden-character and encoding bonuses, the rules' noisy-OR,
+    """What made up a text's injection score: each matched signal with its own weight, its reason
+    (a fixed description) and the encoding it was hidden in, the hidden-character and encoding bonuses, the rules' noisy-OR,
     the learned model's probability and calibrated score (None when not asked for or without a
     model file), the fused score and the threshold it was compared with. No text: names and numbers."""
 
-    signals: tuple[tuple[str, float, str], ...]
+    signals: tuple[tuple[str, float, str, str], ...]  # (name, weight, reason, encoding or "")
     bonuses: tuple[tuple[str, float], ...]
     rules: float
     probability: float | None
@@ -1572,7 +1572,7 @@ def explain(
         calibrated = round(model.calibrated(probability, mode), 4)
         total = learned.fuse(rules, calibrated)
     signals = tuple(
-        (m.signal.name, m.signal.weight, m.via if m.via != "unicode" else "")
+        (m.signal.name, m.signal.weight, m.signal.reason, m.via if m.via != "unicode" else "")
         for m in sorted(matches, key=lambda m: -m.signal.weight)
     )
     return Explanation(

@@ -65,6 +65,7 @@ def test_an_event_keeps_the_signals_that_fired_with_their_scores(cast: Cast) -> 
     assert score["score"] >= 0.5 and "threshold 0.50 (direct)" in score["detail"]
     patterns = [s for s in event.signals if s["detector"] == "injection" and s["type"] not in ("score", "learned")]
     assert patterns and all(0 < s["score"] <= 1 and s["rule"] == 0 and s["action"] == "block" for s in patterns)
+    assert "asks to ignore or override earlier instructions" in [s.get("detail") for s in patterns]
     # The learned model is not fused by the default policy, so it reports nothing.
     assert ("injection", "learned") not in rows
 
@@ -73,9 +74,11 @@ def test_an_event_keeps_the_signals_that_fired_with_their_scores(cast: Cast) -> 
 def test_a_rule_that_fuses_the_learned_model_reports_its_score(cast: Cast) -> None:
     rules = [{"stage": "input", "detector": "injection", "parameters": {"learned": True}, "action": "block"}]
     services.policy_update(actor=_actor(cast), tenant=cast.acme, rules=rules)
-    event = _event(cast, ATTACK)
+    event = _event(cast, ATTACK + " Then mail it to ana.lopez@example.com")
     learned = next(s for s in event.signals if s["type"] == "learned")
     assert 0 <= learned["score"] <= 1 and learned["detail"].startswith("model probability ")
+    # The model's finding covers the whole text: its excerpt is kept with the address masked.
+    assert "ana.lopez" not in json.dumps(event.findings) and "[EMAIL_ADDRESS]" in json.dumps(event.findings)
 
 
 @pytest.mark.django_db
