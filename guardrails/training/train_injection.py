@@ -1,10 +1,15 @@
 """Train the learned injection scorer (guardrails/detectors/learned.py) and write its model file.
 
     python -m guardrails.training.train_injection [--datasets ../shared/datasets] [--out PATH]
+        [--feedback guardrail-feedback-acme.jsonl ...]
 
 Data: ../shared/datasets/injection-dev.jsonl, the sentences of pii-dev.jsonl (benign third-party
 text for the indirect mode) and the written rows of guardrails/training/corpus.py
-(guardrails/training/DATA.md describes both). Two weight vectors over the same hashed features:
+(guardrails/training/DATA.md describes both), and any reviewer feedback exported by the console
+or the API (`--feedback`, the JSONL of GET /api/v1/guardrails/feedback/export: a missed attack
+trains as an attack, a false positive as benign, in the mode of the stage it was marked at; each
+file is one source, so its rows are scored out of fold apart from the rest). Two weight vectors
+over the same hashed features:
 
 - direct: the direct-scope rows (attacks against benign prompts full of trigger words);
 - indirect: attacks of both scopes (an instruction in third-party content, or a jailbreak pasted
@@ -64,6 +69,31 @@ def load_rows(datasets: Path) -> list[dict[str, Any]]:
     rows += written()
     for row in rows:
         row["features"] = text_features(row["text"])
+    return rows
+
+
+def feedback_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a feedback export (guardrails.services.feedback_export), as training rows: label
+    1 for a missed attack, 0 for a false positive; the direct scope for the input, output and tool
+    call stages, indirect for tool results. Rows without text (erased) or with another label are
+    skipped."""
+    rows = []
+    for line in path.open(encoding="utf-8"):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        text, label = row.get("text") or "", row.get("label")
+        if not text.strip() or label not in ("injection", "benign"):
+            continue
+        rows.append(
+            {
+                "text": text,
+                "label": 1 if label == "injection" else 0,
+                "scope": "indirect" if row.get("mode") == "indirect" else "direct",
+                "source": f"feedback:{path.name}",
+                "family": "",
+            }
+        )
     return rows
 
 
@@ -176,8 +206,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--out", type=Path, default=learned.MODEL_PATH)
+    parser.add_argument(
+        "--feedback", type=Path, action="append", default=[], help="a tenant's feedback export (JSONL); repeatable"
+    )
     args = parser.parse_args()
     rows = load_rows(args.datasets)
+    for path in args.feedback:
+        extra = feedback_rows(path)
+        for row in extra:
+            row["features"] = text_features(row["text"])
+        rows += extra
+        print(f"{path}: {len(extra)} feedback rows ({sum(r['label'] for r in extra)} attacks)")
     model = train(rows)
     learned.save(args.out, model)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
