@@ -13,6 +13,7 @@ every check after the rules.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ from tenants.services import audit_record
 logger = logging.getLogger(__name__)
 
 MAX_RULES = 50
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_TEXT_CHARS = 200_000
 
 
@@ -282,15 +284,24 @@ def masked_findings(found: list[RuleFinding]) -> list[dict[str, Any]]:
         if item.finding.redactable:
             row["excerpt"] = label(item.finding)
         elif row["excerpt"]:
-            row["excerpt"] = redact_text(row["excerpt"])
+            row["excerpt"] = storable(redact_text(row["excerpt"]))
         out.append(row)
     return out
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: a NUL (which text and jsonb refuse) and a lone surrogate
+    (which is not UTF-8) become U+FFFD. Checked content comes from models and tools, not only
+    from the API's validated strings."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def masked_text(text: str) -> str:
     """What an event keeps of the checked text: personal data and secrets masked, cut to
     EVENT_TEXT_CHARS (masked with some margin first, so a secret cut in two is still masked)."""
-    return redact_text(text[: EVENT_TEXT_CHARS + 200])[:EVENT_TEXT_CHARS]
+    return storable(redact_text(text[: EVENT_TEXT_CHARS + 200])[:EVENT_TEXT_CHARS])
 
 
 def guardrail_check(
