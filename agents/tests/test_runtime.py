@@ -618,25 +618,38 @@ def test_the_engine_calls_every_hook_point_in_order(recorder: Callable[..., Reco
     assert hook.calls == [
         "span_start:run",
         "check_input",
-        "reserve",
+        # The model span is the step: it holds the reservation, the call and the settlement (the
+        # budget hook, registered first, records each as a budget span under it).
         "span_start:model",
-        "span_end:model",
+        "span_start:budget",
+        "span_end:budget",
+        "reserve",
+        "span_start:budget",
+        "span_end:budget",
         "settle",
+        "span_end:model",
         "check_tool_call",
         "needs_approval",
         "span_start:tool",
         "span_end:tool",
         "check_tool_result",
-        "reserve",
         "span_start:model",
-        "span_end:model",
+        "span_start:budget",
+        "span_end:budget",
+        "reserve",
+        "span_start:budget",
+        "span_end:budget",
         "settle",
+        "span_end:model",
         "check_output",
         "span_end:run",
     ]
     root = hook.spans[-1]
     assert root.kind == "run" and root.trace_id == run.trace_id and root.attributes["run.status"] == "succeeded"
-    assert all(s.parent_id == root.span_id for s in hook.spans[:-1])
+    steps = [s for s in hook.spans[:-1] if s.kind != "budget"]
+    assert all(s.parent_id == root.span_id for s in steps)
+    models = {s.span_id for s in steps if s.kind == "model"}
+    assert all(s.parent_id in models for s in hook.spans if s.kind == "budget")
     # 100 in x $2.50/M + 10 out x $10/M = 350 micro-USD; then 100 in + 20 out = 450
     assert hook.settled == [("r1", 350), ("r1", 450)]
 
