@@ -277,9 +277,9 @@ class _Engine:
 
     def go(self) -> None:
         # The run span ends in the transaction that ends or pauses the run (_locked), so it
-        # commits with that state; here only when the execution stops otherwise.
-        # One root span per run, named after its agent: every execution of the run (resumed after
-        # an approval, or after its worker died) continues it (`replaces`: it may be stored).
+        # commits with that state; here only when the execution stops otherwise. One root span
+        # per run, named after its agent: every execution of the run (resumed after an approval,
+        # or after its worker died) continues it (`replaces`: an earlier one may be stored).
         self.span = span = hooks.open_span(
             self.call,
             "run",
