@@ -142,6 +142,8 @@ def test_the_guardrails_page_shows_the_feedback_sets_effect_and_removes_an_entry
     html = alice_client.get(reverse("console:guardrails", args=["acme"])).content.decode()
     assert '<td data-testid="fp-count">1</td>' in html and '<td data-testid="ma-count">0</td>' in html
     assert html.count('data-testid="feedback-entry"') == 1 and '<td data-testid="feedback-hits">1 time<br>' in html
+    editor = alice_client.get(reverse("console:guardrail_policy", args=["acme"])).content.decode()
+    assert "1 text marked a false positive (let through; 1 verdict changed)" in editor
     response = alice_client.post(reverse("console:guardrail_feedback_remove", args=["acme", entry.pk]))
     assert response.status_code == 302
     assert not GuardrailFeedback.objects.exists()

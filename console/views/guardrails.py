@@ -314,6 +314,7 @@ def _editor(request: ConsoleRequest, *, agent: Agent | None) -> HttpResponse:
         "agent": agent,
         "detectors": [(name, label, stages, text) for name, (label, stages, text) in DETECTORS.items()],
         "inherited": [r for r in services.policy_ensure_default(tenant=tenant).rules] if agent else [],
+        "feedback": _feedback_summary(tenant),
     }
     return render_page(request, "guardrails/policy.html", context, status=status)
 
