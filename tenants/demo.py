@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from tenants import rls
 from tenants.models import Membership, Role, Tenant, User
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - a published demo login, local only
@@ -27,6 +28,11 @@ def seed_demo(*, first_eval_run: bool = True) -> dict[str, Tenant]:
     """Create the demo tenants and users if missing (idempotent: existing rows are left as they are).
     `first_eval_run=False` leaves the demo suite without the run the seed would queue (the tests:
     a worker one of them starts would otherwise execute it, sending the demo emails its cases ask for)."""
+    with rls.across_tenants("seeding the demo tenants"):
+        return _seed(first_eval_run=first_eval_run)
+
+
+def _seed(*, first_eval_run: bool) -> dict[str, Tenant]:
     tenants = {}
     for slug, name, tz in DEMO_TENANTS:
         tenants[slug], _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name, "timezone": tz})

@@ -143,6 +143,11 @@ def no_tenant() -> contextlib.AbstractContextManager[None]:
     return _scoped(NO_TENANT)
 
 
+def scope() -> contextlib.AbstractContextManager[None]:
+    """A block that keeps the current context, and whose `enter_tenant()` calls end with it."""
+    return _scoped(_context.get())
+
+
 def across_tenants(reason: str) -> contextlib.AbstractContextManager[None]:
     """The block reads and writes every tenant's rows: say why (logged)."""
     if not reason:
@@ -153,8 +158,8 @@ def across_tenants(reason: str) -> contextlib.AbstractContextManager[None]:
 
 def enter_tenant(tenant_id: Any) -> None:
     """Make `tenant_id` the tenant for the rest of the enclosing scope (`no_tenant()` in
-    TenantMiddleware, task_prerun in a worker, an ASGI request's own task), which restores what was
-    there before when it ends. Call it only inside such a scope."""
+    TenantMiddleware, task_prerun in a worker, `scope()`, an ASGI request's own task), which
+    restores what was there before when it ends. Call it only inside such a scope."""
     if not tenant_id:
         raise ValueError("enter_tenant() needs a tenant id")
     _context.set(Context(tenant_id=str(tenant_id)))
@@ -262,23 +267,33 @@ def install(connection: BaseDatabaseWrapper) -> list[str]:
     """Create the app role if missing, grant it DML on every table and sequence of the schema, and
     enable RLS with the policy on every tenant table that lacks it. Idempotent; run as the owner
     after every migrate. Returns the tables it changed."""
+    from django.db import DatabaseError, transaction
+
     role = app_role()
     changed = []
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-        if cursor.fetchone() is None:
+        role_exists = cursor.fetchone() is not None
+    if not role_exists:
+        try:
             # Roles belong to the cluster: another database's migrate may create it at the same moment.
-            cursor.execute(
-                f"""DO $$ BEGIN
-                    CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-                END $$"""
-            )
-        cursor.execute("SELECT current_schema()")
-        schema = str(cursor.fetchone()[0]).replace('"', '""')
-        cursor.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
-        cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(
+                    f"""DO $$ BEGIN
+                        CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                    END $$"""
+                )
+            role_exists = True
+        except DatabaseError as exc:  # an owner without CREATEROLE: the DBA creates it
+            logger.warning("row-level security: role %s is missing and could not be created (%s)", role, exc)
+    with connection.cursor() as cursor:
+        if role_exists:
+            cursor.execute("SELECT current_schema()")
+            schema = str(cursor.fetchone()[0]).replace('"', '""')
+            cursor.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+            cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+            cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
         for table, column_type, enabled, has_policy in tenant_tables(cursor):
             quoted = '"' + table.replace('"', '""') + '"'
             if not enabled:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from tenants import events
+from tenants import events, rls
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, LastAdminError, ServiceError
 from tenants.models import (
@@ -85,8 +85,9 @@ def tenant_create(
     except ValidationError as exc:
         raise ServiceError(exc.messages[0]) from exc
     try:
-        with transaction.atomic():
+        with transaction.atomic(), rls.scope():
             tenant = Tenant.objects.create(name=name, slug=slug, timezone=timezone_name)
+            rls.enter_tenant(tenant.pk)  # platform staff write the new tenant's first rows
             audit_record(tenant=tenant, actor=actor, action="tenant.create", target=tenant, after=_tenant_state(tenant))
             invite = (
                 member_invite(actor=actor, tenant=tenant, email=admin_email, role=Role.ADMIN) if admin_email else None
@@ -99,7 +100,7 @@ def tenant_create(
 def tenant_set_status(*, actor: Actor, tenant: Tenant, status: str) -> Tenant:
     if status not in Tenant.Status.values:
         raise ServiceError(f"Unknown status {status!r}.")
-    with transaction.atomic():
+    with transaction.atomic(), rls.tenant_context(tenant.pk):  # platform staff write to its audit log
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         if tenant.status == status:
             return tenant
@@ -221,16 +222,18 @@ def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
 def invitation_accept(*, token: str, name: str = "", password: str = "", user: User | None = None) -> Membership:
     """Accept an invitation: as the signed-in `user` (whose email must match), or by creating the
     account with `name` and `password`."""
-    with transaction.atomic():
-        invitation = (
-            Invitation.objects.select_for_update()
-            .select_related("tenant")
-            .filter(token_hash=Invitation.hash_token(token))
-            .first()
-        )
+    with transaction.atomic(), rls.scope():
+        with rls.across_tenants("an invitation found by its token"):
+            invitation = (
+                Invitation.objects.select_for_update()
+                .select_related("tenant")
+                .filter(token_hash=Invitation.hash_token(token))
+                .first()
+            )
         if invitation is None or not invitation.is_open:
             raise ServiceError("This invitation link is invalid, used or expired. Ask an admin for a new one.")
         tenant = invitation.tenant
+        rls.enter_tenant(tenant.pk)
         if user is None:
             if User.objects.filter(email=invitation.email).exists():
                 raise ConflictError("An account with this email exists: sign in first, then open the link again.")

@@ -4,6 +4,7 @@ role itself (NOSUPERUSER, NOBYPASSRLS), with raw SQL that no scoping in Python p
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import uuid
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 from celery import shared_task
 from django.apps import apps
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
 
-from tenants import rls
-from tenants.models import Membership, Role, Scope, TenantOwned
+from tenants import rls, services
+from tenants.audit import Actor
+from tenants.demo import seed_demo
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Scope, Tenant, TenantOwned
 from tenants.testing import ApiClient, Cast, make_key
 
 
@@ -247,3 +251,60 @@ def test_beats_sweeps_run_across_tenants_and_other_tasks_in_their_tenant() -> No
     assert rls.task_context(task("tenants.tasks.heartbeat"), (), {}) == rls.NO_TENANT
     # Every sweep named is a task that exists, under that name.
     assert all(task(name).name == name for name in rls.CROSS_TENANT_TASKS)
+
+
+@pytest.mark.django_db
+def test_installing_creates_a_missing_role_bound_by_the_policies(settings: Any) -> None:
+    """migrate creates the role when it is missing (inside this test's transaction, so undone)."""
+    settings.DATABASE_APP_ROLE = role = f"aoc_app_test_{uuid.uuid4().hex[:8]}"
+    assert rls.install(connection) == []  # the policies were there; the role and its grants were not
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", [role])
+        assert cursor.fetchone() == (False, False, False)
+        cursor.execute("SELECT has_table_privilege(%s, 'tenants_membership', 'SELECT, INSERT, UPDATE, DELETE')", [role])
+        assert cursor.fetchone() == (True,)
+        cursor.execute("SELECT has_table_privilege(%s, 'tenants_membership', 'TRUNCATE')", [role])
+        assert cursor.fetchone() == (False,)
+
+
+@pytest.mark.django_db
+def test_the_kernels_cross_tenant_services_say_whose_rows_they_write(app_role: None, cast: Cast) -> None:
+    """Platform staff create and suspend tenants, a visitor accepts an invitation by its token, the
+    demo is seeded and a key made from the command line: none has a tenant in context to begin with."""
+    tenant, invite = services.tenant_create(
+        actor=Actor(user=cast.staff), name="Initech", admin_email="pat@initech.test"
+    )
+    assert invite is not None and invite.invitation is not None
+    services.tenant_set_status(actor=Actor(user=cast.staff), tenant=tenant, status=Tenant.Status.SUSPENDED)
+    services.tenant_set_status(actor=Actor(user=cast.staff), tenant=tenant, status=Tenant.Status.ACTIVE)
+    token = invite.accept_url.rstrip("/").rsplit("/", 1)[1]
+    membership = services.invitation_accept(token=token, name="Pat", password="a long enough password 42")
+    assert membership.role == Role.ADMIN
+    seed_demo(first_eval_run=False)  # idempotent: nothing new
+    call_command(
+        "apikey",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "cli",
+        "--scopes",
+        "read",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert rls.current() == rls.NO_TENANT
+    assert Membership.objects.count() == 0  # and nothing was left in context
+    with rls.tenant_context(tenant.pk):
+        assert list(AuditEvent.objects.values_list("action", flat=True).order_by("created_at")) == [
+            "tenant.create",
+            "member.invite",
+            "tenant.suspend",
+            "tenant.reactivate",
+            "member.join",
+        ]
+        assert Invitation.objects.get().accepted_at is not None
+    with rls.tenant_context(cast.acme.pk):
+        assert ApiKey.objects.filter(name="cli").count() == 1
+    with rls.across_tenants("the test counts tenants' members"):
+        assert Membership.objects.count() == 5

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from tenants import services
+from tenants import rls, services
 from tenants.audit import Actor
 from tenants.errors import ServiceError
 from tenants.models import ApiKey, Tenant
@@ -37,6 +37,10 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+        with rls.tenant_context(tenant.pk):
+            self._handle(tenant, options)
+
+    def _handle(self, tenant: Tenant, options: dict[str, Any]) -> None:
         actor = Actor.system_actor("manage.py apikey")
         if options["verb"] == "revoke" or options.get("replace"):
             live = ApiKey.objects.for_tenant(tenant).filter(name=options["name"], revoked_at__isnull=True)
