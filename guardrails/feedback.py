@@ -6,10 +6,12 @@ whitespace made one space, trimmed) and matched two ways:
 - exactly: the SHA-256 of the normalised text (`fingerprint`) equals an entry's;
 - as a near-duplicate: the estimated Jaccard similarity of the two texts' sets of character
   5-grams is at least NEAR (0.7), estimated from bottom-k sketches (the K smallest 5-gram
-  hashes of each text, kept on the entry). Only texts of at least NEAR_MIN_CHARS normalised
-  characters are compared this way (short texts share too few 5-grams to mean anything). One
-  changed word in a one-line prompt stays above 0.7 (0.72 to 0.92 measured); an attack sharing
-  the first half of the sentence ("ignore all previous instructions and ...") does not (0.3).
+  hashes of each text, kept on the entry), compared with every entry of the stage at once
+  (about 1.2 ms of CPU for 2 KB of text and 1,000 entries, the most a tenant may have; nothing
+  without entries). Only texts of at least NEAR_MIN_CHARS normalised characters are compared
+  this way (short texts share too few 5-grams to mean anything). One changed word in a one-line
+  prompt stays above 0.7 (0.73 to 0.92 measured); an attack sharing the first half of the
+  sentence ("ignore all previous instructions and ...") does not (0.3).
 
 Effect, per stage (an entry applies at the stage of the check it came from):
 - a missed attack (deny) entry that matches, exactly or near, adds a `feedback` finding whose
@@ -80,14 +82,41 @@ def sketch(normalised: str) -> list[int]:
     return [int(x) for x in unique[:K]]
 
 
+# Above every 32-bit hash: the threshold of a sketch that holds its text's every 5-gram, and
+# (higher still) the padding of the matrix of sketches, which no threshold admits.
+_WHOLE = 1 << 33
+_PAD = 1 << 40
+
+
+def _threshold(values: np.ndarray | list[int] | tuple[int, ...]) -> int:
+    """Below it, a sketch holds all its text's 5-gram hashes: its largest one when it is full (K
+    hashes), else any hash at all."""
+    return int(max(values)) if len(values) >= K else _WHOLE
+
+
 def similarity(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) -> float:
-    """The bottom-k estimate of the Jaccard similarity of two texts' 5-gram sets."""
+    """The two texts' 5-gram Jaccard similarity, estimated from their sketches: below the lower of
+    the two thresholds both sketches hold every 5-gram of their text, so the 5-grams of either
+    text found there are a uniform sample of the union, and the share in both estimates the
+    similarity (exact when both texts are short enough for their sketches to hold them whole)."""
     if not a or not b:
         return 0.0
-    set_a, set_b = set(a), set(b)
-    union = sorted(set_a | set_b)[:K]
-    both = sum(1 for x in union if x in set_a and x in set_b)
-    return both / len(union)
+    limit = min(_threshold(a), _threshold(b))
+    set_a = {x for x in a if x <= limit}
+    set_b = {x for x in b if x <= limit}
+    return len(set_a & set_b) / len(set_a | set_b)
+
+
+def similarities(mine: list[int], matrix: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """similarity(mine, row) for every row of `matrix` (sketches padded with _PAD; their
+    thresholds beside), in a few vector operations."""
+    ours = np.asarray(mine, dtype=np.int64)
+    limit = np.minimum(thresholds, _threshold(ours))
+    inside = matrix <= limit[:, None]
+    at = np.minimum(np.searchsorted(ours, matrix), len(ours) - 1)
+    both = ((ours[at] == matrix) & inside).sum(axis=1)
+    union = inside.sum(axis=1) + np.searchsorted(ours, limit, side="right") - both
+    return np.asarray(both / np.maximum(union, 1))
 
 
 @dataclass(frozen=True)
@@ -106,6 +135,15 @@ class Entry:
 class StageSet:
     exact: dict[str, Entry] = field(default_factory=dict)
     near: list[Entry] = field(default_factory=list)
+    # The near entries' sketches as one matrix (padded with _PAD) and their thresholds.
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, K), dtype=np.int64))
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def seal(self) -> None:
+        self.matrix = np.full((len(self.near), K), _PAD, dtype=np.int64)
+        for row, entry in enumerate(self.near):
+            self.matrix[row, : len(entry.sketch)] = sorted(entry.sketch)
+        self.thresholds = np.array([_threshold(e.sketch) for e in self.near], dtype=np.int64)
 
 
 @dataclass
@@ -122,6 +160,8 @@ class FeedbackSet:
             stage.exact[entry.fingerprint] = entry
             if entry.sketch:
                 stage.near.append(entry)
+        for stage in built.stages.values():
+            stage.seal()
         return built
 
     def __bool__(self) -> bool:
@@ -139,12 +179,11 @@ class FeedbackSet:
             out.append((exact, 1.0, True))
         if found.near and len(normalised) >= NEAR_MIN_CHARS:
             mine = sketch(normalised)
-            for entry in found.near:
-                if exact is not None and entry.id == exact.id:
-                    continue
-                score = similarity(mine, entry.sketch)
-                if score >= NEAR:
-                    out.append((entry, score, False))
+            scores = similarities(mine, found.matrix, found.thresholds) if mine else np.zeros(0)
+            for row in np.flatnonzero(scores >= NEAR):
+                entry = found.near[row]
+                if exact is None or entry.id != exact.id:
+                    out.append((entry, float(scores[row]), False))
         return out
 
 

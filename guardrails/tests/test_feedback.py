@@ -53,6 +53,20 @@ def test_a_one_word_change_is_a_near_duplicate_and_another_prompt_is_not() -> No
     assert feedback.sketch("too short") == []
 
 
+def test_the_set_compares_a_text_with_every_entry_at_once_as_with_each_alone() -> None:
+    texts = [ATTACK, ATTACK.replace("print", "show"), FLAGGED, FLAGGED * 3, "Write a poem about the sea, please."]
+    texts += [FLAGGED.replace("Friday", f"day {n}") + " and more words " * n for n in range(12)]
+    sketches = [feedback.sketch(feedback.normalise(t)) for t in texts]
+    entries = [
+        feedback.Entry(str(i), "missed_attack", "input", str(i), tuple(s), frozenset()) for i, s in enumerate(sketches)
+    ]
+    stage = feedback.FeedbackSet.of(entries).stages["input"]
+    for probe in sketches:
+        together = feedback.similarities(probe, stage.matrix, stage.thresholds)
+        alone = [feedback.similarity(probe, s) for s in sketches]
+        assert together.tolist() == pytest.approx(alone)
+
+
 # --- Signals ---------------------------------------------------------------------------------------
 
 
