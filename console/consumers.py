@@ -17,12 +17,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from console import live
+from tenants import rls
 from tenants.models import Membership, Tenant
+from tenants.selectors import membership_for_slug
 
 logger = logging.getLogger(__name__)
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(rls.TenantConsumerMixin, AsyncWebsocketConsumer):
     """Joins `tenant.<id>.live` after checking that the signed-in user is a member of the tenant."""
 
     tenant: Tenant
@@ -61,6 +63,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.membership = membership
         self.tenant = membership.tenant
+        rls.enter_tenant(self.tenant.pk)
         params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
         self.page = await database_sync_to_async(live.connect)(self.tenant, membership, params)
         await live.with_retries(
@@ -85,9 +88,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _membership(self, user: Any, slug: str) -> Membership | None:
-        if user is None or not user.is_authenticated:
-            return None
-        membership = Membership.objects.select_related("tenant").filter(tenant__slug=slug, user=user).first()
+        membership = membership_for_slug(user=user, slug=slug)
         if membership is None or not membership.tenant.is_active:
             return None
         return membership

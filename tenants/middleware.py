@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from tenants import rls
-from tenants.models import Membership
+from tenants.selectors import membership_for_slug
 
 
 class TenantMiddleware:
@@ -45,11 +45,7 @@ class TenantMiddleware:
             return None
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        # The signed-in user's own membership, looked up before its tenant is known.
-        with rls.across_tenants("the signed-in user's membership of the tenant in the URL"):
-            membership = (
-                Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=request.user).first()
-            )
+        membership = membership_for_slug(user=request.user, slug=slug)
         if membership is None:
             raise Http404("No such tenant.")
         tenant = membership.tenant

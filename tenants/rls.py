@@ -30,7 +30,8 @@ default, see README "Tenant isolation") the policies exist but the app connects 
 - an API call: `authenticate_key` (tenants.authentication), once the key is;
 - a Celery task: task_prerun, from the task's `tenant_id` argument (`CROSS_TENANT_TASKS` name the
   sweeps that run across tenants); task_postrun restores the worker's context;
-- anything else (a websocket consumer, a thread) with `tenant_context(tenant_id)`.
+- a websocket: TenantConsumerMixin, once connect has found the member's tenant;
+- anything else (a thread, a script) with `tenant_context(tenant_id)`.
 Each request and task starts with no tenant, and leaves the context as it found it.
 
 Before each cursor, the backend (tenants.postgresql) brings the connection's `app.tenant` and
@@ -163,6 +164,17 @@ def enter_tenant(tenant_id: Any) -> None:
     if not tenant_id:
         raise ValueError("enter_tenant() needs a tenant id")
     _context.set(Context(tenant_id=str(tenant_id)))
+
+
+class TenantConsumerMixin:
+    """For a Channels consumer of one tenant's socket: each message is handled in the context of
+    `self.tenant` once connect has set it (and connect calls `enter_tenant()` for the rest of its
+    own handling). The `database_sync_to_async` calls a handler makes inherit the context."""
+
+    async def dispatch(self, message: Any) -> None:
+        tenant = getattr(self, "tenant", None)
+        with tenant_context(tenant.pk) if tenant is not None else scope():
+            await super().dispatch(message)  # type: ignore[misc]
 
 
 # --- Applying it to a connection (called by tenants.postgresql) -----------------------------------

@@ -11,6 +11,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from tenants import rls
 from tenants.filters import StrictFilterSet
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
 
@@ -23,6 +24,15 @@ def get_for_tenant[M: Model](queryset: QuerySet[M], tenant: Tenant, **lookup: An
     # A malformed id (ValidationError, ValueError) is as absent as someone else's.
     except (ObjectDoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from exc
+
+
+def membership_for_slug(*, user: Any, slug: str) -> Membership | None:
+    """The signed-in user's membership of the tenant named `slug` (with its tenant and user), or None.
+    Looked up before the tenant is known, so across tenants for row-level security (tenants.rls)."""
+    if user is None or not user.is_authenticated:
+        return None
+    with rls.across_tenants("the signed-in user's membership of the tenant in the URL"):
+        return Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=user).first()
 
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:

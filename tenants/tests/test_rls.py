@@ -308,3 +308,28 @@ def test_the_kernels_cross_tenant_services_say_whose_rows_they_write(app_role: N
         assert ApiKey.objects.filter(name="cli").count() == 1
     with rls.across_tenants("the test counts tenants' members"):
         assert Membership.objects.count() == 5
+
+
+class _Recorder:
+    async def dispatch(self, message: Any) -> None:
+        self.seen.append((message, rls.current()))  # type: ignore[attr-defined]
+        if message == "connect":
+            self.tenant = self.found  # type: ignore[attr-defined]
+            rls.enter_tenant(self.tenant.pk)
+            self.seen.append(("connected", rls.current()))  # type: ignore[attr-defined]
+
+
+class _Consumer(rls.TenantConsumerMixin, _Recorder):
+    def __init__(self, found: Any) -> None:
+        self.found = found
+        self.seen: list[tuple[str, rls.Context]] = []
+
+
+async def test_a_consumer_handles_each_message_in_its_tenant_once_connected() -> None:
+    tenant = Tenant(pk=uuid.uuid4())
+    consumer = _Consumer(tenant)
+    await consumer.dispatch("connect")
+    await consumer.dispatch("event")
+    assert rls.current() == rls.NO_TENANT  # nothing left behind between messages
+    acme = rls.Context(tenant_id=str(tenant.pk))
+    assert consumer.seen == [("connect", rls.NO_TENANT), ("connected", acme), ("event", acme)]
