@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from guardrails.models import GuardrailEvent, GuardrailFeedback, Policy, Stage
@@ -105,7 +106,20 @@ class SignalSerializer(strict.Serializer):
     detail = serializers.CharField(required=False, help_text="E.g. the model's probability, the threshold.")
 
 
+@extend_schema_field(
+    {"type": "string", "enum": list(GuardrailFeedback.Kind.values)}, component_name="GuardrailFeedbackKind"
+)
+class FeedbackKindField(serializers.ChoiceField):
+    """A feedback entry's kind, as its own schema component: named after the field, its enum would
+    collide with other apps' `kind` enums."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=GuardrailFeedback.Kind.choices, **kwargs)
+
+
 class EventFeedbackSerializer(strict.ModelSerializer):
+    kind = FeedbackKindField(read_only=True)
+
     class Meta:
         model = GuardrailFeedback
         fields = ["id", "kind", "created_at"]
@@ -144,6 +158,8 @@ class GuardrailEventSerializer(strict.ModelSerializer):
 
 
 class FeedbackSerializer(strict.ModelSerializer):
+    kind = FeedbackKindField(read_only=True)
+
     class Meta:
         model = GuardrailFeedback
         fields = [
@@ -162,7 +178,7 @@ class FeedbackSerializer(strict.ModelSerializer):
 
 
 class FeedbackCreateSerializer(strict.Serializer):
-    kind = serializers.ChoiceField(choices=GuardrailFeedback.Kind.choices)
+    kind = FeedbackKindField()
     event = serializers.UUIDField(required=False, help_text="The guardrail event whose text is marked.")
     stage = serializers.ChoiceField(
         choices=Stage.choices, required=False, help_text="Without an event: the stage the text is checked at."
