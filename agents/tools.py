@@ -21,6 +21,7 @@ request leaves the process.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -90,16 +91,27 @@ def permission_error(*, run: Run, version: AgentVersion, tool: Tool, granted: se
     return ""
 
 
+@functools.lru_cache(maxsize=512)
+def _validator(schema_json: str) -> Any:
+    """A validator of the schema (given as JSON text), or why the schema itself is invalid: checking
+    a schema against its metaschema costs more than validating the arguments, and a tool's schema
+    changes only when an admin edits it (a new text, a new entry; 512 distinct schemas kept)."""
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return exc.message
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
 def validation_error(tool: Tool, arguments: Any) -> str:
     """Why `arguments` do not satisfy the tool's JSON Schema, or "" when they do."""
     if not isinstance(arguments, dict):
         return f"The arguments of {tool.name!r} must be a JSON object."
-    try:
-        validator_class = jsonschema.validators.validator_for(tool.parameters or {})
-        validator_class.check_schema(tool.parameters or {})
-    except jsonschema.SchemaError as exc:
-        return f"The tool {tool.name!r} has an invalid argument schema ({exc.message}); it cannot be called."
-    validator = validator_class(tool.parameters or {}, format_checker=validator_class.FORMAT_CHECKER)
+    validator = _validator(json.dumps(tool.parameters or {}, sort_keys=True))
+    if isinstance(validator, str):
+        return f"The tool {tool.name!r} has an invalid argument schema ({validator}); it cannot be called."
     errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
     if not errors:
         return ""

@@ -54,13 +54,15 @@ class TimedClient:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def chat(self, request: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return self.inner.chat(request)
         finally:
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.thread_time() - cpu
 
 
 def scripted(tools: int) -> Any:
@@ -185,14 +187,15 @@ def in_process(
             run = new_run(tenant, agent, version)
             client = TimedClient(client_for(provider_config(provider)))
             with context():
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.thread_time()
                 run = runtime.execute(run, client=client)
-                wall = time.perf_counter() - start
+                wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
             assert run.status == "succeeded", (run.status, run.error_type, run.error_message)
             if i >= warmup:
                 figures = seen[mode]
                 figures["walls"].append(wall * 1000 / run.step_count)
                 figures["overheads"].append((wall - client.seconds) * 1000 / run.step_count)
+                figures["cpu"].append((cpu - client.cpu_seconds) * 1000 / run.step_count)
                 model_calls = sum(1 for m in run.messages if m["role"] == "assistant")
                 figures["model_ms"].append(client.seconds * 1000 / model_calls)
                 figures["steps"].append(run.step_count)
@@ -206,6 +209,7 @@ def in_process(
         out[mode] = {
             "steps_per_run": statistics.median(figures["steps"]),
             "engine_ms_per_step": statistics.median(figures["overheads"]),
+            "engine_cpu_ms_per_step": statistics.median(figures["cpu"]),
             "wall_ms_per_step": statistics.median(figures["walls"]),
             "model_call_ms": statistics.median(figures["model_ms"]),
             "steps_per_s": 1000 / statistics.median(figures["walls"]),
@@ -315,6 +319,7 @@ def main() -> None:
     print(f"\nRun engine, FakeOpenAI at zero latency on loopback, {local['steps_per_run']:.0f} steps a run")
     print(f"({args.tools} tool calls), median of {args.runs} runs after {args.warmup} warm-up runs")
     print(f"in-process   engine ms/step (excl. model call)  {local['engine_ms_per_step']:6.2f}")
+    print(f"in-process   engine CPU ms/step (this thread)    {local['engine_cpu_ms_per_step']:6.2f}")
     print(f"in-process   wall ms/step (incl. model call)    {local['wall_ms_per_step']:6.2f}")
     print(f"in-process   model call ms (HTTP to the fake)   {local['model_call_ms']:6.2f}")
     print(f"in-process   steps/s                            {local['steps_per_s']:6.0f}")
@@ -323,6 +328,7 @@ def main() -> None:
     if floor is not None:
         print("floor: the same runs with no hook registered, alternating with the runs above")
         print(f"no hooks     engine ms/step (excl. model call)  {floor['engine_ms_per_step']:6.2f}")
+        print(f"no hooks     engine CPU ms/step (this thread)    {floor['engine_cpu_ms_per_step']:6.2f}")
         print(f"no hooks     steps/s                            {floor['steps_per_s']:6.0f}")
         print(f"no hooks     SQL statements/step                {floor['statements_per_step']:6.1f}")
     if worker is not None:

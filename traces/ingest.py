@@ -43,6 +43,11 @@ UNREDACTED_ATTRIBUTES = frozenset({"server.address", "server.port", "url.full", 
 USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
 
+# The key span_record puts on an item recorded for a run, whose end user, session and agent are the
+# run's: not a string, so no item parsed from JSON (the API, OTLP) can carry it.
+RUN_CONTEXT = object()
+
+
 class SpanRejected(Exception):  # noqa: N818 - a verdict on one item, not a crash
     """One item refused, with a stable reason code and a message for a person."""
 
@@ -95,6 +100,9 @@ class SpanRow:
     stored_bytes: int = 0
     payloads: dict[str, Any] = field(default_factory=dict)
     generated_ids: bool = False
+    # The end user, session and agent are the run's own (traces.services.span_record given `run`):
+    # nothing to inherit from a parent.
+    run_context: bool = False
 
     @property
     def duration_ms(self) -> float:
@@ -318,6 +326,7 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     for name_ in ("end_user_id", "session_id", "agent_id"):
         setattr(row, name_, _text(item, name_))
     row.run_id = _text(item, "run_id", 64)
+    row.run_context = item.get(RUN_CONTEXT) is True
     inputs, outputs = item.get("input"), item.get("output")
     if redact is not None:
         inputs, outputs = redacted(inputs, redact), redacted(outputs, redact)

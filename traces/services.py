@@ -5,7 +5,10 @@ trace rollups, in the same transaction, so a replayed batch creates nothing twic
 nothing twice. How a batch is written, cheapest first (bench/traces_hot.py measures it next to
 PostgreSQL's COPY of the same rows):
 
-- each distinct text is masked once per batch (`batch_redactor`): spans repeat their texts;
+- each distinct text is masked once, in a batch and in the batches after it (`batch_redactor`, a
+  bounded cache per process): spans repeat their texts, and a run's steps repeat its conversation;
+- a run's spans carry the run's end user, session and agent: nothing to inherit (no SELECT of
+  their stored parents);
 - the spans are written by COPY in a savepoint; only when one of them is stored already (a replay,
   a retry, a concurrent batch with the same ids) does the unique constraint stop the COPY, and the
   batch goes through INSERT … ON CONFLICT DO NOTHING RETURNING instead (`_insert_spans`);
@@ -22,7 +25,8 @@ import hashlib
 import json
 import logging
 import secrets
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +42,7 @@ from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 from traces.events import traces_ingested
 from traces.ingest import (
+    RUN_CONTEXT,
     SEARCH_TEXT_CHARS,
     TRACE_SEARCH_CHARS,
     SpanRejected,
@@ -186,18 +191,58 @@ def _spans_ingest(
     return receipt
 
 
+class _RedactedTexts:
+    """What the trace redactor made of texts seen lately, in this process, across batches: a run's
+    every step sends the conversation so far again (the system prompt, the user's input, each
+    earlier turn, each tool result), so step n would mask again what steps 1 to n-1 masked. The
+    redactor is a function of the text alone (the tenant's setting only decides whether it runs), so
+    its answer is kept, least recently used first out, up to MAX_CHARS of texts (raw and masked),
+    in memory only; a text longer than MAX_TEXT is masked every time."""
+
+    MAX_CHARS = 4_000_000
+    MAX_TEXT = 64 * 1024
+
+    def __init__(self) -> None:
+        self._texts: OrderedDict[tuple[Callable[[str], str], str], str] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, redact: Callable[[str], str], text: str) -> str:
+        if len(text) > self.MAX_TEXT:
+            return redact(text)
+        key = (redact, text)
+        with self._lock:
+            found = self._texts.get(key)
+            if found is not None:
+                self._texts.move_to_end(key)
+                return found
+        found = redact(text)
+        with self._lock:
+            if key not in self._texts:
+                self._texts[key] = found
+                self._chars += len(text) + len(found)
+                while self._chars > self.MAX_CHARS:
+                    (_, old), masked = self._texts.popitem(last=False)
+                    self._chars -= len(old) + len(masked)
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+            self._chars = 0
+
+
+_redacted_texts = _RedactedTexts()
+
+
 def batch_redactor(redact: Callable[[str], str]) -> Callable[[str], str]:
-    """`redact`, run once per distinct text of a batch: spans repeat their texts (a system prompt
-    in every call's input, each earlier turn again in the next call's, roles, tool names), and
-    masking is a function of the text alone, so a repeat gets the first one's result (kept for
-    the batch only: the texts are the batch's own)."""
-    seen: dict[str, str] = {}
+    """`redact`, run once per distinct text: spans repeat their texts (a system prompt in every
+    call's input, each earlier turn again in the next call's, roles, tool names), within a batch and
+    from one batch to the next, and masking is a function of the text alone, so a repeat gets the
+    first one's result (_RedactedTexts)."""
 
     def once(text: str) -> str:
-        found = seen.get(text)
-        if found is None:
-            found = seen[text] = redact(text)
-        return found
+        return _redacted_texts.get(redact, text)
 
     return once
 
@@ -205,11 +250,17 @@ def batch_redactor(redact: Callable[[str], str]) -> Callable[[str], str]:
 CONTEXT_FIELDS = ("end_user_id", "session_id", "agent_id")
 
 
+def _has_context(row: SpanRow) -> bool:
+    """Whether `row` has nothing to inherit: it carries all three, or a run's span carries the run's
+    (a run without an end user or session has none to give its spans, nor does its root)."""
+    return row.run_context or all(getattr(row, f) for f in CONTEXT_FIELDS)
+
+
 def _inherit(tenant: Tenant, rows: dict[tuple[str, str], SpanRow]) -> None:
     """Fill a span's empty end user, session and agent from its nearest ancestor that has them:
     ancestors in the batch first, then (one SELECT, only when some span still lacks one) the stored
     parents of the batch's topmost spans. Stored spans already carry what they inherited."""
-    lacking = [row for row in rows.values() if row.parent_span_id and not all(getattr(row, f) for f in CONTEXT_FIELDS)]
+    lacking = [row for row in rows.values() if row.parent_span_id and not _has_context(row)]
     if not lacking:
         return
 
@@ -228,9 +279,7 @@ def _inherit(tenant: Tenant, rows: dict[tuple[str, str], SpanRow]) -> None:
     outside = {
         (row.trace_id, row.parent_span_id)
         for row in rows.values()
-        if row.parent_span_id
-        and (row.trace_id, row.parent_span_id) not in rows
-        and not all(getattr(row, f) for f in CONTEXT_FIELDS)
+        if row.parent_span_id and (row.trace_id, row.parent_span_id) not in rows and not _has_context(row)
     }
     if not outside:
         return
@@ -283,7 +332,9 @@ def _push_context_down(tenant: Tenant, fresh: list[SpanRow]) -> None:
     """Spans stored before their parent (an exporter sends children first) take the parent's end
     user, session and agent when it arrives: one recursive UPDATE down the stored tree, through the
     (tenant, trace, parent) index. Spans that carry none of the three are not sources."""
-    sources = [row for row in fresh if any(getattr(row, f) for f in CONTEXT_FIELDS)]
+    # A run's spans are not sources: every span of a run's trace is written by the console, each
+    # with the run's context and never before its parent, so none stored lacks what they carry.
+    sources = [row for row in fresh if not row.run_context and any(getattr(row, f) for f in CONTEXT_FIELDS)]
     if not sources:
         return
     params: list[Any] = [[r.trace_id for r in sources], [r.span_id for r in sources]]
@@ -839,6 +890,7 @@ def span_record(
         item["agent_id"] = agent_id or str(run.agent_id)
         item["end_user_id"] = end_user_id or run.end_user_id
         item["session_id"] = session_id or run.session_id
+        item[RUN_CONTEXT] = True  # type: ignore[index]  # the run's context: nothing to inherit
     if replace:
         return span_replace(tenant=tenant, item=item)
     batch = _collecting.get()

@@ -309,3 +309,73 @@ def test_a_lone_surrogate_is_replaced_in_payloads_and_refused_in_fields_never_a_
     span = Span.objects.for_tenant(cast.acme).get(trace_id=trace_id)
     assert span.input == "bad \ufffd text"
     assert span.attributes == {"k\ufffd": "v"}
+
+
+def test_a_text_is_redacted_once_across_batches_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's steps resend its conversation: step n's batch must not mask again what earlier
+    batches masked, and what is kept stays under its bound (least recently used out first)."""
+    monkeypatch.setattr(services, "_redacted_texts", services._RedactedTexts())
+    calls: list[str] = []
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return redact_text(text)
+
+    first, second = services.batch_redactor(counting), services.batch_redactor(counting)
+    assert first(TEXTS[1]) == redact_text(TEXTS[1]) and "4111 1111 1111 1111" not in first(TEXTS[1])
+    assert second(TEXTS[1]) == redact_text(TEXTS[1])
+    assert calls == [TEXTS[1]]
+
+    monkeypatch.setattr(services._RedactedTexts, "MAX_CHARS", 100)
+    bounded = services._RedactedTexts()
+    for i in range(50):
+        bounded.get(counting, f"text number {i:03d}")
+    assert bounded._chars <= 100
+    assert len(bounded._texts) < 50
+    kept = next(iter(bounded._texts))[1]
+    calls.clear()
+    bounded.get(counting, kept)
+    assert calls == []  # a kept text is not masked again
+    bounded.get(counting, "text number 000")
+    assert calls == ["text number 000"]  # the oldest went first
+
+
+@pytest.mark.django_db
+def test_a_runs_spans_carry_the_runs_context_not_a_stored_parents(cast: Cast) -> None:
+    """Spans recorded for a run take the run's end user, session and agent (none, when the run has
+    none) and inherit nothing from stored parents: the batch reads none."""
+    from datetime import timedelta
+
+    from agents.tests.test_services import make_run
+
+    run = make_run(cast.acme, end_user_id="", session_id="")
+    trace = secrets.token_hex(16)
+    now = timezone.now()
+    # A stored parent that names someone (no run span does: this one is recorded without the run).
+    parent = services.span_record(
+        tenant=cast.acme,
+        trace_id=trace,
+        kind="agent",
+        name="outer",
+        started_at=now,
+        ended_at=now,
+        end_user_id="someone",
+        session_id="s-1",
+    )
+    batch = services.SpanBatch(cast.acme)
+    with services.collecting(batch):
+        services.span_record(
+            tenant=cast.acme,
+            trace_id=trace,
+            parent_span_id=parent.span_id,
+            kind="llm",
+            name="step",
+            started_at=now,
+            ended_at=now + timedelta(milliseconds=5),
+            run=run,
+        )
+    receipt = batch.write()
+    assert receipt is not None and receipt.accepted == 1
+    stored = Span.objects.get(tenant=cast.acme, trace_id=trace, name="step")
+    assert (stored.end_user_id, stored.session_id, stored.agent_id) == ("", "", str(run.agent_id))
+    assert str(stored.run_id) == str(run.pk)
