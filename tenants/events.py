@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from channels.layers import get_channel_layer
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from tenants.models import Tenant
 
@@ -75,7 +76,7 @@ def send_now(group: str, event: LiveEvent) -> None:
         return
     try:
         _pusher().submit(layer.group_send(group, {"type": "live.event", "event": dict(event)})).result(timeout=5)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, RedisError):
         # A live push is a convenience: the change is committed and every page shows it on load.
         logger.warning("live push to %s failed", group, exc_info=True)
 

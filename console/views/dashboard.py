@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from agents.models import Run
 from approvals.selectors import approvals_pending
@@ -132,7 +133,10 @@ def _deprecations(tenant: Tenant) -> list[dict[str, Any]]:
 
 
 def _heartbeat() -> dict[str, Any]:
-    raw = cache.get(HEARTBEAT_KEY)
+    try:
+        raw = cache.get(HEARTBEAT_KEY)
+    except RedisError:  # Redis down: the page still answers, the worker shown as not seen
+        return {"seen": False}
     if not raw:
         return {"seen": False}
     age = (timezone.now() - datetime.fromisoformat(raw)).total_seconds()
