@@ -44,9 +44,9 @@ def _strings(body_schema: dict[str, Any], value: Any) -> dict[str, Any]:
     }
 
 
-def _numbers(body_schema: dict[str, Any]) -> dict[str, Any]:
+def _numbers(body_schema: dict[str, Any], value: int | float = 10**40) -> dict[str, Any]:
     return {
-        name: 10**40
+        name: value
         for name, prop in body_schema.get("properties", {}).items()
         if prop.get("type") in ("integer", "number") and not prop.get("readOnly")
     }
@@ -57,6 +57,13 @@ HOSTILE: list[tuple[str, Any]] = [
     ("a NUL in every string", lambda schema: json.dumps(_strings(schema, "a\x00b") or {"name": "a\x00b"}).encode()),
     ("a lone surrogate in every string", lambda schema: json.dumps(_strings(schema, "a\ud800b")).encode()),
     ("numbers past any column", lambda schema: json.dumps(_numbers(schema) or {"limit": 10**40}).encode()),
+    (
+        "numbers below any column",
+        lambda schema: json.dumps(_numbers(schema, -(10**40)) or {"limit": -(10**40)}).encode(),
+    ),
+    ("negative numbers", lambda schema: json.dumps(_numbers(schema, -1) or {"limit": -1}).encode()),
+    ("fractions where integers go", lambda schema: json.dumps(_numbers(schema, 0.5) or {"limit": 0.5}).encode()),
+    ("a float past any double", lambda schema: b'{"limit": 1e400, "input_tokens": 1e400, "max_output_tokens": -1e400}'),
     ("nesting 100,000 deep", lambda schema: b"[" * 100_000 + b"]" * 100_000),
     ("an object nested 100,000 deep", lambda schema: b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
     ("a JSON array", lambda schema: b"[]"),
@@ -83,3 +90,71 @@ def test_a_hostile_body_is_a_4xx_on_every_write_endpoint(case: str, cast: Cast) 
         ):
             failures.append((method.upper(), path, response.status_code, response.content[:200]))
     assert failures == [], failures
+
+
+# --- OTLP/HTTP (/v1/traces): not in the OpenAPI schema, the same hostile bodies ---------------------
+
+OTLP_HOSTILE: list[tuple[str, str, bytes]] = [
+    ("10 MB of JSON", "application/json", json.dumps({"resourceSpans": [{"x": "y" * 10_000_000}]}).encode()),
+    ("10 MB of protobuf", "application/x-protobuf", b"\x0a\xff\xff\xff\x04" + b"\x00" * 10_000_000),
+    ("invalid protobuf", "application/x-protobuf", b"\xff\xfe\xfd\xfc not a message"),
+    ("invalid UTF-8 JSON", "application/json", b'{"resourceSpans": [{"resource": "\xff\xfe"}]}'),
+    ("a NUL in JSON", "application/json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "a\\u0000b"}]}]}]}'),
+    ("nesting 100,000 deep", "application/json", b"[" * 100_000 + b"]" * 100_000),
+    ("an object nested 100,000 deep", "application/json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+    ("a JSON array", "application/json", b"[]"),
+    (
+        "huge and negative numbers",
+        "application/json",
+        json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": "0" * 32,
+                                        "spanId": "1" * 16,
+                                        "name": "n",
+                                        "startTimeUnixNano": str(10**40),
+                                        "endTimeUnixNano": "-1",
+                                        "kind": -(10**30),
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            }
+        ).encode(),
+    ),
+]
+
+
+# traces/otlp.py parses OTLP JSON with json.loads and lets its RecursionError through: a 500 (issue 18
+# report; traces/ is not this change's to edit).
+OTLP_NESTING_500 = pytest.mark.xfail(reason="traces/otlp.py: RecursionError on deep JSON is a 500", strict=True)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(name, marks=OTLP_NESTING_500) if "deep" in name else name for name, _, _ in OTLP_HOSTILE],
+)
+def test_a_hostile_otlp_body_is_a_4xx_with_a_message(case: str, cast: Cast) -> None:
+    client = Client(raise_request_exception=False)
+    _, key = make_key(cast.acme, ["traces:write"])
+    _, content_type, body = next(c for c in OTLP_HOSTILE if c[0] == case)
+    response = client.post(
+        "/v1/traces", data=body, content_type=content_type, headers={"Authorization": f"Bearer {key}"}
+    )
+    if response.status_code < 400:
+        # Accepted in part: OTLP's partial success says how many spans it rejected, and why.
+        partial = response.json().get("partialSuccess", {}) if content_type == "application/json" else {}
+        assert partial.get("rejectedSpans") and partial.get("errorMessage"), (case, response.content[:300])
+        return
+    assert 400 <= response.status_code < 500, (case, response.status_code, response.content[:300])
+    if response["Content-Type"].startswith("application/json"):
+        assert response.json().get("message"), (case, response.content[:300])
+    else:
+        assert response.content, case  # a google.rpc.Status, its message inside
