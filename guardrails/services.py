@@ -342,12 +342,9 @@ def guardrail_check(
         tenant_feedback = feedback_set(tenant=tenant)
     checked = evaluate(applied, stage=stage, content=content, tool=context)
     if tenant_feedback:
-        outcome = feedback.apply(tenant_feedback, checked, stage=stage, content=content)
-        checked = outcome.result
-        if outcome.used and record:
-            GuardrailFeedback.objects.for_tenant(tenant).filter(pk__in=outcome.used).update(
-                hits=F("hits") + 1, last_matched_at=timezone.now()
-            )
+        checked = feedback_applied(
+            tenant=tenant, checked=checked, stage=stage, content=content, count=record, found=tenant_feedback
+        )
     span_id = ""
     trace_id = run.trace_id if run is not None else trace_id
     if trace_id:
@@ -452,6 +449,30 @@ def _feedback_set(tenant: Tenant) -> feedback.FeedbackSet:
             for pk, kind, stage, fp, sketch, names in rows
         ]
     )
+
+
+def feedback_applied(
+    *,
+    tenant: Tenant,
+    checked: CheckResult,
+    stage: str,
+    content: Any,
+    count: bool = True,
+    found: feedback.FeedbackSet | None = None,
+) -> CheckResult:
+    """`checked` (a result of checks.evaluate on `content`) with the tenant's feedback set applied,
+    for callers that evaluate rules themselves (guardrail_check does this already); an entry
+    that changed it counts a hit unless `count` is False. Nothing to do and no query when the
+    tenant has no entry at the stage."""
+    found = found if found is not None else feedback_set(tenant=tenant)
+    if not found:
+        return checked
+    outcome = feedback.apply(found, checked, stage=stage, content=content)
+    if outcome.used and count:
+        GuardrailFeedback.objects.for_tenant(tenant).filter(pk__in=outcome.used).update(
+            hits=F("hits") + 1, last_matched_at=timezone.now()
+        )
+    return outcome.result
 
 
 def _feedback_detectors(value: Any) -> list[str]:

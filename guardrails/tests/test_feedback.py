@@ -277,3 +277,16 @@ def test_an_event_of_content_with_nul_and_lone_surrogates_is_stored(cast: Cast) 
     event = GuardrailEvent.objects.for_tenant(cast.acme).get()
     assert "\x00" not in event.text and "\ufffd" in event.text
     assert services.feedback_mark(actor=_actor(cast), tenant=cast.acme, kind="false_positive", event=event)
+
+
+@pytest.mark.django_db
+def test_a_caller_that_evaluates_rules_itself_applies_the_set_too(cast: Cast) -> None:
+    from guardrails.checks import DEFAULT_RULES, evaluate
+
+    services.feedback_mark(actor=_actor(cast), tenant=cast.acme, kind="missed_attack", stage="output", text=FLAGGED)
+    checked = evaluate(DEFAULT_RULES, stage="output", content=FLAGGED)
+    assert checked.action == "redact"
+    applied = services.feedback_applied(tenant=cast.acme, checked=checked, stage="output", content=FLAGGED)
+    assert applied.action == "block"
+    assert services.feedback_applied(tenant=cast.globex, checked=checked, stage="output", content=FLAGGED) is checked
+    assert GuardrailFeedback.objects.for_tenant(cast.acme).get().hits == 1
