@@ -1134,12 +1134,13 @@ def pseudonym(tenant: Tenant, end_user_id: str) -> str:
 @transaction.atomic
 def end_user_erase(*, actor: Actor, tenant: Tenant, end_user_id: str) -> dict[str, Any]:
     """Erase an end user: every trace in which they appear (spans and payloads included), their
-    runs' inputs, outputs, conversations and step contents; budget amounts stay, with the end user id
-    replaced by a pseudonym. Audited under the pseudonym (the raw id is not kept). Returns the
-    receipt: the pseudonym and counts per kind. Erasing someone with nothing stored is not an
-    error (the counts are zero)."""
+    runs' inputs, outputs, conversations and step contents, the text their guardrail events kept;
+    budget amounts stay, with the end user id replaced by a pseudonym. Audited under the pseudonym
+    (the raw id is not kept). Returns the receipt: the pseudonym and counts per kind. Erasing
+    someone with nothing stored is not an error (the counts are zero)."""
     from agents.models import Run, Step, ToolExecution
     from budgets.models import BudgetAlert, BudgetCounter, Reservation
+    from guardrails.services import guardrail_texts_erase
 
     end_user_id = (end_user_id or "").strip()
     if not end_user_id or len(end_user_id) > 200:
@@ -1169,6 +1170,8 @@ def end_user_erase(*, actor: Actor, tenant: Tenant, end_user_id: str) -> dict[st
     counts["runs"] = runs.update(
         input="", output="", messages=[], metadata={}, error_message="", approval_decisions={}, end_user_id=alias
     )
+    # Guardrail events keep the checked text (masked) to match reviewers' feedback: theirs goes too.
+    counts["guardrail_events"] = guardrail_texts_erase(tenant=tenant, run_ids=run_ids, trace_ids=ordered)
     counts["budget_counters"] = (
         BudgetCounter.objects.for_tenant(tenant).filter(scope_value=end_user_id).update(scope_value=alias)
     )
