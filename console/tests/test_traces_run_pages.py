@@ -65,12 +65,17 @@ def test_a_paused_runs_trace_says_it_waits_for_approval_with_a_link(
     assert "<h1>Support</h1>" in page and "approval refund_order" in page
     assert 'data-testid="trace-input-preview">Please refund order T-1001.<' in page
 
+    listed = _text(client.get(reverse("console:traces", args=[setup.tenant.slug])))
+    assert 'data-testid="trace-row-waiting"' in listed and "waiting for approval" in listed
+
     with django_capture_on_commit_callbacks(execute=True):
         approvals.approval_decide(approval=approval, actor=reviewer(setup.tenant), decision="approve", note="ok")
     run.refresh_from_db()
     runtime.execute(run, client=ScriptedClient(answer("Refunded.")))
     page = _text(client.get(url))
     assert 'data-testid="trace-waiting"' not in page and page.count('data-kind="agent"') == 1
+    listed = _text(client.get(reverse("console:traces", args=[setup.tenant.slug])))
+    assert 'data-testid="trace-row-waiting"' not in listed
 
 
 def test_a_selected_span_is_in_the_url_and_opens_the_tree_down_to_it(client: Client, setup: Setup) -> None:

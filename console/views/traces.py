@@ -62,6 +62,25 @@ def _mark_rehearsals(tenant: Any, rows: list[Trace]) -> None:
         trace.is_rehearsal = trace.run_id in rehearsed  # type: ignore[attr-defined]
 
 
+def _mark_waiting(tenant: Any, rows: list[Trace]) -> None:
+    """Set `is_waiting` on the traces of runs paused for a reviewer (one query), for their badge."""
+    from agents.models import Run
+
+    run_ids = {t.run_id for t in rows if t.run_id and is_uuid(t.run_id)}
+    waiting = (
+        {
+            str(pk)
+            for pk in Run.objects.for_tenant(tenant)
+            .filter(pk__in=run_ids, status=Run.Status.AWAITING_APPROVAL)
+            .values_list("pk", flat=True)
+        }
+        if run_ids
+        else set()
+    )
+    for trace in rows:
+        trace.is_waiting = trace.run_id in waiting  # type: ignore[attr-defined]
+
+
 @role_required(Role.VIEWER)
 def traces(request: ConsoleRequest) -> HttpResponse:
     """The newest traces matching the filters (kept in the URL), with the ingestion health card. A
@@ -79,6 +98,7 @@ def traces(request: ConsoleRequest) -> HttpResponse:
     rows = rows[:PAGE_SIZE]
     if request.GET.get("rehearsals"):
         _mark_rehearsals(request.tenant, rows)
+    _mark_waiting(request.tenant, rows)
     query = {k: v for k, v in request.GET.items() if k in filters.filters and v} if valid else {}
     context = {
         "traces": rows,
