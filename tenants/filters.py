@@ -15,9 +15,11 @@ the API and the console: an unknown name or a bad value is an error, never silen
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
 from typing import Any, ClassVar
 
 import django_filters
+import django_filters.fields
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import QuerySet
@@ -202,9 +204,23 @@ class RehearsalFilter(django_filters.ChoiceFilter):
         return qs.exclude(rehearsals)
 
 
+class _UtcIsoTimeField(django_filters.fields.IsoDateTimeField):
+    """The time in UTC: PostgreSQL refuses an offset past 15:59 (`+19:30`, which Python parses) with
+    a DataError, a 500; a time that UTC cannot hold is invalid like any other bad value."""
+
+    def to_python(self, value: Any) -> Any:
+        parsed = super().to_python(value)
+        try:
+            return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo is not None else parsed
+        except OverflowError:
+            raise forms.ValidationError("is out of the range of times (in UTC).", code="invalid") from None
+
+
 @extend_schema_field(OpenApiTypes.DATETIME)
 class IsoTimeFilter(django_filters.IsoDateTimeFilter):
     """A time in ISO 8601; anything else ("yesterday") is refused, naming the format."""
+
+    field_class = _UtcIsoTimeField
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("error_messages", {"invalid": "is not an ISO 8601 time (e.g. 2026-12-04T13:00:00Z)."})
