@@ -77,14 +77,21 @@ def test_a_reviewer_approves_the_right_refund_from_the_queue_keyboard_only(
     # j and k move between the pending requests, oldest first, and stop at either end.
     bob.keyboard.press("j")
     assert selected(bob) == f"approval-{a1003.pk}"
+    bob.keyboard.press("x")  # x ticks the selected request for bulk approval, and unticks it
+    assert bob.locator(f"#select-{a1003.pk}").is_checked()
+    bob.keyboard.press("x")
+    assert not bob.locator(f"#select-{a1003.pk}").is_checked()
     bob.keyboard.press("j")
     bob.keyboard.press("j")
     assert selected(bob) == f"approval-{a1004.pk}"
+    # A focused checkbox is not a text field: the keys still act (from the row it belongs to).
+    bob.locator(f"#select-{a1004.pk}").focus()
     bob.keyboard.press("k")
     assert selected(bob) == f"approval-{a1003.pk}"
     bob.keyboard.press("j")
     assert selected(bob) == f"approval-{a1004.pk}"
 
+    bob.evaluate("window.stillTheQueue = true")  # gone if anything reloads or leaves the page
     # a asks to confirm, naming the action, the request and what it does; Escape cancels it.
     bob.keyboard.press("a")
     dialog = bob.get_by_test_id("queue-decide")
@@ -108,8 +115,8 @@ def test_a_reviewer_approves_the_right_refund_from_the_queue_keyboard_only(
     decided = ApprovalRequest.objects.get(pk=a1004.pk)
     assert decided.status == "approved" and decided.decided_by == cast.bob
     assert status(a1003) == "pending"
-    assert f"Request #{short_id(a1004)} approved." in bob.locator("#messages").inner_text()
-    assert selected(bob) == f"approval-{a1003.pk}"
+    bob.locator("#messages [data-testid=flash]", has_text=f"Request #{short_id(a1004)} approved.").wait_for()
+    assert selected(bob) == f"approval-{a1003.pk}" and bob.evaluate("window.stillTheQueue") is True
 
 
 def test_r_asks_for_the_comment_and_neither_typing_nor_a_live_update_disturbs_it(

@@ -98,7 +98,9 @@
     if (lost && !document.querySelector("dialog[open]")) { next.focus({ preventScroll: true }); }
   }
 
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // After the settle, not the swap: htmx wires the new form up (hx-post) when it settles, so a
+  // dialog shown and focused earlier could be submitted by Enter as a plain form post.
+  document.addEventListener("htmx:afterSettle", function (event) {
     var dialog = decideDialog();
     if (!dialog || event.detail.target !== byId("queue-decide-body")) { return; }
     var content = byId("queue-decide-content");
@@ -106,6 +108,7 @@
     if (content.dataset.decided) {
       if (dialog.open) { dialog.close(); }
       removeRow(content.dataset.decided, content.dataset.status);
+      focusSelected();
       return;
     }
     if (content.dataset.status !== "pending") { removeRow(content.dataset.approval, content.dataset.status); }
@@ -115,8 +118,12 @@
   });
 
   // --- Keys -------------------------------------------------------------------------------------
+  // A field that takes text (a ticked checkbox still lets the keys through).
+  var NOT_TEXT = ["checkbox", "radio", "button", "submit", "reset"];
   function typing(target) {
-    return target && target.closest && target.closest("input, textarea, select, [contenteditable], [contenteditable='true']");
+    if (!target || !target.closest) { return false; }
+    if (target.closest("textarea, select, [contenteditable]:not([contenteditable='false'])")) { return true; }
+    return target.tagName === "INPUT" && NOT_TEXT.indexOf(target.type) < 0;
   }
 
   document.addEventListener("keydown", function (event) {
@@ -173,12 +180,18 @@
     var opener = event.target.closest("[data-open-dialog]");
     if (opener) { openDialog(opener.dataset.openDialog); return; }
   });
-  // A closed dialog gives the focus back to the selected request.
-  document.addEventListener("close", function (event) {
-    if (event.target.tagName !== "DIALOG") { return; }
+  // A closed dialog gives the focus back to the selected request (its `close` event comes a task
+  // later; the decision's answer does it at once).
+  function focusSelected() {
     reselect();
     var row = selectedRow();
-    if (row) { row.focus({ preventScroll: true }); }
+    var active = document.activeElement;
+    if (row && !document.querySelector("dialog[open]") && (!active || active === document.body || active === row)) {
+      row.focus({ preventScroll: true });
+    }
+  }
+  document.addEventListener("close", function (event) {
+    if (event.target.tagName === "DIALOG") { focusSelected(); }
   }, true);
   // The mouse and Tab select too: the keys then act on the request being looked at.
   document.addEventListener("focusin", function (event) {
@@ -206,7 +219,7 @@
     tick();
   }
   document.addEventListener("htmx:wsAfterMessage", restore);
-  document.addEventListener("console:liveRefetched", restore);
+  document.body.addEventListener("console:liveRefetched", restore); // dispatched on <body>, not bubbling
 
   // --- Countdowns -------------------------------------------------------------------------------
   // From the seconds left when the server rendered it, so the browser's clock does not matter.
