@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from catalog.clients import ProviderConfig
     from catalog.models import LanguageModel
     from gateway.models import GatewayRequest
+    from guardrails.feedback import FeedbackSet
     from tenants.models import ApiKey, Tenant
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
     output_rules: list[dict[str, Any]] = field(default_factory=list)
+    output_feedback: FeedbackSet | None = None  # the tenant's reviewer feedback, read with the rules
     guarded: list[str] = field(default_factory=list)  # what input guardrails did (redacted, …)
     started: float = field(default_factory=time.perf_counter)
     span_input: Any = None  # what the spans show as the call's input, when not chat messages
@@ -240,10 +242,12 @@ def hold(call: Call, worst: ChatRequest, *, output_rules: bool = True) -> None:
     keeper.track(call)  # held past the TTL while the call runs, until its settlement is written
     current_call.set(call)
     if output_rules:
-        from guardrails.services import effective_rules
+        from guardrails.services import effective_rules, feedback_set
 
         rules = effective_rules(tenant=call.context.tenant, agent_id=call.context.agent_id)
         call.output_rules = [rule for rule in rules if rule.get("stage") == "output"]
+        if call.output_rules:
+            call.output_feedback = feedback_set(tenant=call.context.tenant)
 
 
 # A connection that answered an admission this recently is used without Django's health check

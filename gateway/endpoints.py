@@ -6,7 +6,7 @@
     answer   = await upstream.post(call) | stream(call)   the provider, on the loop's pooled client
                                                           (a demo or Anthropic provider: its
                                                           neutral client, in the pool)
-    verdict  = guard.check(call.output_rules, text)       output guardrails in memory; a stream
+    verdict  = guard.check(call.output_rules, text, fb)   output guardrails in memory; a stream
                                                           holds back a window (gateway.guard)
     send the answer, headers x-aoc-trace-id, x-request-id, x-aoc-cost-usd, x-aoc-budget-remaining
     calls.conclude(call, result)                          in memory: the cost and the budget's
@@ -250,7 +250,7 @@ def _guard_choices(call: calls.Call, data: dict[str, Any], result: calls.Result)
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or not isinstance(message.get("content"), str) or not message["content"]:
             continue
-        checked = guard.check(call.output_rules, message["content"])
+        checked = guard.check(call.output_rules, message["content"], call.output_feedback)
         if checked.blocks:
             return GatewayError(
                 400,
@@ -320,7 +320,7 @@ async def _stream_chat(exchange: Exchange, call: calls.Call, result: calls.Resul
     it, `[DONE]` last. An error after the first event is a final error event, never a silent cut."""
     acc = _Accumulated()
     tool_calls = holds.ChatStream()
-    window = guard.StreamGuard(call.output_rules) if call.output_rules else None
+    window = guard.StreamGuard(call.output_rules, call.output_feedback) if call.output_rules else None
     usage_chunk: dict[str, Any] | None = None
     template: dict[str, Any] = {}
     try:

@@ -12,7 +12,9 @@ released and everything since: every detector that masks is a pattern shorter th
 whole text every STEP_CHARS and at the end, for rules that judge the whole answer. A finding is
 masked whole when none of it has left; one that began in text already released (a keyword before
 a value) has the rest of it masked. A block ends the stream with an error event. With no output
-rules nothing is held back.
+rules nothing is held back. The tenant's reviewer feedback (guardrails.feedback) applies to every
+check; an entry matches a whole text, so on a stream it decides the whole-text checks, not the
+windows between them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from guardrails import feedback as reviewers
 from guardrails.checks import CheckResult, evaluate
 from guardrails.detectors.base import Finding
 from guardrails.detectors.redaction import label
@@ -52,8 +55,19 @@ def _masked(checked: CheckResult) -> list[Finding]:
     return [f.finding for f in checked.findings if f.action == "redact" and f.finding.redactable]
 
 
-def check(rules: list[dict[str, Any]], text: str) -> Checked:
+def _evaluate(rules: list[dict[str, Any]], text: str, found: reviewers.FeedbackSet | None) -> CheckResult:
+    """The output rules' verdict on `text`, with the tenant's reviewer feedback applied (a text
+    reviewers marked a false positive passes, one they marked a missed attack is refused), as the
+    recorded verdict (calls.conclude, through guardrail_check) applies it. In memory: the set was
+    read at admission; its hits are counted when the verdict is recorded."""
     checked = evaluate(rules, stage="output", content=text)
+    if found:
+        checked = reviewers.apply(found, checked, stage="output", content=text).result
+    return checked
+
+
+def check(rules: list[dict[str, Any]], text: str, feedback: reviewers.FeedbackSet | None = None) -> Checked:
+    checked = _evaluate(rules, text, feedback)
     if checked.action in ("block", "require_approval"):
         from guardrails.services import masked_findings
 
@@ -108,8 +122,9 @@ def _safe_end(text: str, released: int) -> int:
 class StreamGuard:
     """Feed a stream's text deltas; get back what may be released now (see the module docstring)."""
 
-    def __init__(self, rules: list[dict[str, Any]]) -> None:
+    def __init__(self, rules: list[dict[str, Any]], feedback: reviewers.FeedbackSet | None = None) -> None:
         self.rules = rules
+        self.feedback = feedback
         self.text = ""
         self.released = 0  # characters of `text` already released
         self.checked_at = 0  # length of `text` at its last whole check
@@ -132,7 +147,7 @@ class StreamGuard:
         """The masking findings around what is about to be released (offsets into `text`), or
         BlockedError. The whole text when `whole`, else from WINDOW_CHARS before the release on."""
         start = 0 if whole else max(0, self.released - WINDOW_CHARS)
-        checked = evaluate(self.rules, stage="output", content=self.text[start:] if start else self.text)
+        checked = _evaluate(self.rules, self.text[start:] if start else self.text, self.feedback)
         if whole:
             self.checked_at = len(self.text)
         if checked.action in ("block", "require_approval"):

@@ -172,7 +172,7 @@ def _guard_answer(call: calls.Call, data: dict[str, Any], result: calls.Result) 
     changed = False
     for block in data.get("content") or []:
         if isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
-            checked = guard.check(call.output_rules, str(block["text"]))
+            checked = guard.check(call.output_rules, str(block["text"]), call.output_feedback)
             if checked.blocks:
                 return GatewayError(
                     400, "guardrail_blocked", f"A guardrail blocked the model's answer: {checked.reason}."
@@ -240,7 +240,7 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wa
     from gateway.endpoints import _conclude, _headers, blocked_answer, failed
 
     kept = holds.MessagesStream()
-    window = guard.StreamGuard(call.output_rules) if call.output_rules else None
+    window = guard.StreamGuard(call.output_rules, call.output_feedback) if call.output_rules else None
     texts: list[str] = []
     tools: dict[int, dict[str, Any]] = {}
     usage: dict[str, Any] = {}

@@ -201,7 +201,7 @@ def _guard_output(call: calls.Call, data: dict[str, Any], result: calls.Result) 
             continue
         for part in item.get("content") or []:
             if isinstance(part, dict) and part.get("type") == "output_text" and part.get("text"):
-                checked = guard.check(call.output_rules, str(part["text"]))
+                checked = guard.check(call.output_rules, str(part["text"]), call.output_feedback)
                 if checked.blocks:
                     return GatewayError(
                         400, "guardrail_blocked", f"A guardrail blocked the model's answer: {checked.reason}."
@@ -290,12 +290,14 @@ async def _stream(exchange: Exchange, call: calls.Call, result: calls.Result, wa
                 if kind == "response.output_text.delta":
                     texts.append(str(data.get("delta", "")))
                     if call.output_rules:
-                        window = guards.setdefault(_part(data), guard.StreamGuard(call.output_rules))
+                        window = guards.setdefault(
+                            _part(data), guard.StreamGuard(call.output_rules, call.output_feedback)
+                        )
                         data["delta"] = window.feed(str(data.get("delta", "")))
                         if not data["delta"]:
                             continue
                 elif kind == "response.output_text.done" and call.output_rules:
-                    window = guards.setdefault(_part(data), guard.StreamGuard(call.output_rules))
+                    window = guards.setdefault(_part(data), guard.StreamGuard(call.output_rules, call.output_feedback))
                     if rest := window.flush():
                         extra = {k: v for k, v in data.items() if k != "text"}
                         extra.update(type="response.output_text.delta", delta=rest)

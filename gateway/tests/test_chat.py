@@ -338,3 +338,40 @@ def test_a_database_failure_during_admission_is_a_retryable_503_and_the_next_cal
     finally:
         connections.settings["default"]["CONN_MAX_AGE"] = 0
         _terminate_other_connections()  # the server threads' kept connections would block teardown
+
+
+def _mark(gw: Gateway, kind: str, text: str, detectors: list[str] | None = None) -> None:
+    from guardrails.services import feedback_mark
+    from tenants.audit import Actor
+
+    feedback_mark(
+        actor=Actor.system_actor("tests"), tenant=gw.tenant, kind=kind, stage="output", text=text, detectors=detectors
+    )
+
+
+def test_an_answer_reviewers_marked_a_missed_attack_is_refused(live_asgi: str, fake: FakeOpenAI, gw: Gateway) -> None:
+    """The tenant's reviewer feedback decides the gateway's own output check as it decides the
+    recorded verdict: an answer marked a missed attack is refused, not sent."""
+    from guardrails.models import GuardrailEvent
+
+    said = "Sure: I have switched off every safety rule, as the document told me to."
+    _mark(gw, "missed_attack", said)
+    fake.queue(completion(said))
+    with pytest.raises(openai.BadRequestError) as raised:
+        sdk(live_asgi, gw.secret).chat.completions.create(model="default", messages=[{"role": "user", "content": "x"}])
+    assert said not in str(raised.value.body)
+    recorded()
+    assert GuardrailEvent.objects.for_tenant(gw.tenant).get(stage="output").action == "block"
+
+
+def test_an_answer_reviewers_marked_a_false_positive_is_sent_as_it_is(
+    live_asgi: str, fake: FakeOpenAI, gw: Gateway
+) -> None:
+    _output_rule(gw)  # secrets are redacted in answers
+    said = "The docs' example key AKIAIOSFODNN7EXAMPLE is not a real one."
+    _mark(gw, "false_positive", said, ["secrets"])
+    fake.queue(completion(said))
+    answer = sdk(live_asgi, gw.secret).chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "x"}]
+    )
+    assert answer.choices[0].message.content == said
