@@ -254,7 +254,7 @@ def _entries_from_json(document: dict[str, Any], signal: str) -> list[Entry]:
                         if isinstance(link, dict):
                             _hex_ids_to_base64(link)
                     json_format.ParseDict(raw, message, ignore_unknown_fields=True)
-                except (ValueError, TypeError, json_format.ParseError) as exc:
+                except (ValueError, TypeError, RecursionError, json_format.ParseError) as exc:
                     entries.append(
                         (
                             resource,
@@ -290,6 +290,8 @@ def parse_request(body: bytes, content_type: str, signal: str = "traces") -> lis
         return _entries_from_json(document, signal)
     except (ValueError, json_format.ParseError) as exc:
         raise OtlpError(f"The body is not a valid OTLP/JSON export request: {exc}") from exc
+    except RecursionError:
+        raise OtlpError("The body is not a valid OTLP/JSON export request: it is nested too deeply.") from None
 
 
 # HTTP status → the google.rpc.Code an OTLP client reads from the Status body.
