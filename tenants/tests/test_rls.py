@@ -79,7 +79,8 @@ def test_every_tenant_table_has_the_policy() -> None:
 
 @pytest.mark.django_db
 def test_installing_again_changes_nothing() -> None:
-    assert rls.install(connection) == []
+    with rls.as_owner():
+        assert rls.install(connection) == []
 
 
 @pytest.mark.django_db
@@ -257,7 +258,8 @@ def test_beats_sweeps_run_across_tenants_and_other_tasks_in_their_tenant() -> No
 def test_installing_creates_a_missing_role_bound_by_the_policies(settings: Any) -> None:
     """migrate creates the role when it is missing (inside this test's transaction, so undone)."""
     settings.DATABASE_APP_ROLE = role = f"aoc_app_test_{uuid.uuid4().hex[:8]}"
-    assert rls.install(connection) == []  # the policies were there; the role and its grants were not
+    with rls.as_owner():
+        assert rls.install(connection) == []  # the policies were there; the role and its grants were not
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", [role])
         assert cursor.fetchone() == (False, False, False)
@@ -328,8 +330,9 @@ class _Consumer(rls.TenantConsumerMixin, _Recorder):
 async def test_a_consumer_handles_each_message_in_its_tenant_once_connected() -> None:
     tenant = Tenant(pk=uuid.uuid4())
     consumer = _Consumer(tenant)
-    await consumer.dispatch("connect")
-    await consumer.dispatch("event")
-    assert rls.current() == rls.NO_TENANT  # nothing left behind between messages
+    with rls.no_tenant():  # as a socket starts (TENANT_RLS runs test bodies across tenants)
+        await consumer.dispatch("connect")
+        await consumer.dispatch("event")
+        assert rls.current() == rls.NO_TENANT  # nothing left behind between messages
     acme = rls.Context(tenant_id=str(tenant.pk))
     assert consumer.seen == [("connect", rls.NO_TENANT), ("connected", acme), ("event", acme)]
