@@ -44,8 +44,9 @@ context (no tenant, until its tenant is known). The statement goes on the raw co
 not one of the queries Django counts (`django_assert_num_queries` counts what the code asked for).
 
 **Crossing tenants** is explicit: `across_tenants(reason)` turns `app.cross_tenant` on for a block
-and logs the reason (logger `tenants.rls`, DEBUG): the API key and membership lookups made before
-the tenant is known, the beat sweeps, platform staff pages, seeding.
+and logs the reason (logger `tenants.rls`, DEBUG): the API key, membership and invitation lookups
+made before the tenant is known, the beat sweeps, seeding. Platform staff's services write in the
+context of the tenant they act on (tenant_create, tenant_set_status).
 
 What this wall is not: a defence against someone who can run SQL as the app role (they can call
 set_config themselves). It catches the application's own mistakes.
