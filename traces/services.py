@@ -103,6 +103,7 @@ def spans_ingest(
     size_bytes: int = 0,
     keep_receipt: bool = True,
     prevalidated: dict[int, SpanRejected] | None = None,
+    fresh: bool = False,
 ) -> Receipt:
     """Validate each item (masking personal data and secrets when the tenant's guardrail setting
     says so), store the valid ones once, update their traces' rollups, count the
@@ -112,11 +113,16 @@ def spans_ingest(
     Cost, in one transaction: a COPY of the spans in a savepoint (or, when some are stored
     already, an INSERT … ON CONFLICT after it), one INSERT for large payloads, one upsert of the
     traces, one UPDATE pushing context down only for traces that had spans stored before, one
-    upsert of the rejection counters when there are rejections, one INSERT for the receipt."""
+    upsert of the rejection counters when there are rejections, one INSERT for the receipt.
+
+    `fresh`: the caller made every span id for this batch (the engine's and the gateway's spans), so
+    none can be stored yet and the COPY goes without a savepoint of its own; should one be stored
+    after all, the ingest fails whole (its transaction or savepoint rolled back) and the caller
+    ingests again without `fresh` (SpanBatch.write)."""
     from tenants import cache as config_cache
 
     with config_cache.snapshot():  # one read of the configuration version for the settings and prices
-        return _spans_ingest(tenant, items, source, api_key, size_bytes, keep_receipt, prevalidated or {})
+        return _spans_ingest(tenant, items, source, api_key, size_bytes, keep_receipt, prevalidated or {}, fresh)
 
 
 def _spans_ingest(
@@ -127,6 +133,7 @@ def _spans_ingest(
     size_bytes: int,
     keep_receipt: bool,
     prevalidated: dict[int, SpanRejected],
+    fresh: bool = False,
 ) -> Receipt:
     from guardrails.services import redacts_traces, trace_redactor
 
@@ -154,7 +161,7 @@ def _spans_ingest(
         by_key = {key: row for key, (_, row) in rows.items()}
         _inherit(tenant, by_key)
         ordered = [row for _, row in sorted(rows.values(), key=lambda pair: pair[1].key)]
-        inserted = _insert_spans(tenant, ordered, now, source)
+        inserted = _insert_spans(tenant, ordered, now, source, fresh=fresh)
         for key, (index, _) in rows.items():
             results[index] = ItemResult(index, "accepted" if key in inserted else "duplicate", *key)
         fresh = [row for key, (_, row) in rows.items() if key in inserted]
@@ -615,18 +622,26 @@ _TAGS = [name for name, _, _ in SPAN_COLUMNS].index("tags")
 COPY_SPANS = f"COPY traces_span ({', '.join(name for name, _, _ in SPAN_COLUMNS)}) FROM STDIN"
 
 
-def _insert_spans(tenant: Tenant, rows: list[SpanRow], now: datetime, source: str) -> set[tuple[str, str]]:
+def _insert_spans(
+    tenant: Tenant, rows: list[SpanRow], now: datetime, source: str, *, fresh: bool = False
+) -> set[tuple[str, str]]:
     """Store `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted.
 
     COPY first, in a savepoint: when no span of the batch is stored yet (the common case) that is
     the whole write, at COPY's cost. COPY has no ON CONFLICT, so a batch holding a span already
     stored (a replay, a retry, a concurrent batch with the same ids) fails on the unique
     constraint; the savepoint is rolled back and the batch goes through INSERT … ON CONFLICT DO
-    NOTHING RETURNING, which tells which spans were new. Either way a span is stored once."""
+    NOTHING RETURNING, which tells which spans were new. Either way a span is stored once. With
+    `fresh` (spans_ingest) no span can be stored yet: COPY without the savepoint."""
     if not rows:
         return set()
     tenant_id = str(tenant.pk)
     values = [_span_values(tenant_id, row, now, source) for row in rows]
+    if fresh:
+        with _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
+            for value in values:
+                copy.write_row(value)
+        return {row.key for row in rows}
     try:
         with transaction.atomic(), _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
             for value in values:
@@ -1025,7 +1040,11 @@ class SpanBatch:
         if not items:
             return None
         try:
-            receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False)
+            try:
+                # The ids were made when the spans were collected: none is stored yet.
+                receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False, fresh=True)
+            except psycopg.errors.UniqueViolation:
+                receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False)
         except Exception:
             logger.exception("could not record a batch of %d spans", len(items))
             return None

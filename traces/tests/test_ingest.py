@@ -379,3 +379,36 @@ def test_a_runs_spans_carry_the_runs_context_not_a_stored_parents(cast: Cast) ->
     stored = Span.objects.get(tenant=cast.acme, trace_id=trace, name="step")
     assert (stored.end_user_id, stored.session_id, stored.agent_id) == ("", "", str(run.agent_id))
     assert str(stored.run_id) == str(run.pk)
+
+
+@pytest.mark.django_db
+def test_a_collected_batch_holding_a_stored_span_falls_back_and_stores_the_rest(cast: Cast) -> None:
+    """A collected batch's ids are made for it, so it is COPied without a savepoint of its own;
+    should one be stored after all, the batch is ingested again the careful way: the stored span
+    stays once, the others are stored."""
+    from django.db import transaction
+
+    now = timezone.now()
+    trace = secrets.token_hex(16)
+    stored = services.span_record(
+        tenant=cast.acme, trace_id=trace, kind="custom", name="first", started_at=now, ended_at=now
+    )
+    batch = services.SpanBatch(cast.acme)
+    with services.collecting(batch):
+        services.span_record(
+            tenant=cast.acme,
+            trace_id=trace,
+            span_id=stored.span_id,
+            kind="custom",
+            name="again",
+            started_at=now,
+            ended_at=now,
+        )
+        services.span_record(tenant=cast.acme, trace_id=trace, kind="custom", name="new", started_at=now, ended_at=now)
+    with transaction.atomic():  # as the engine's step writes it: inside the caller's transaction
+        receipt = batch.write()
+    assert receipt is not None and (receipt.accepted, receipt.duplicates) == (1, 1)
+    assert sorted(Span.objects.for_tenant(cast.acme).filter(trace_id=trace).values_list("name", flat=True)) == [
+        "first",
+        "new",
+    ]
