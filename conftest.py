@@ -43,11 +43,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 def _tests_span_tenants() -> Iterator[None]:
     """With TENANT_RLS on, a test's own setup and checks cross tenants (the cast is in two), as a
     platform job would; the requests, tasks and consumers it drives each set their own tenant
-    (tenants/rls.py)."""
-    if not rls.enforcing():
-        yield
-        return
-    with rls.across_tenants("a test's setup and checks"):
+    (tenants/rls.py). Either way, a tenant a test enters outside a request (calling
+    authenticate_key itself, say) ends with it."""
+    with rls.across_tenants("a test's setup and checks") if rls.enforcing() else rls.no_tenant():
         yield
 
 
