@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tenants import rls
 from tenants.filters import StrictFilterSet
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, TenantOwnedQuerySet, User
 
 
 def get_for_tenant[M: Model](queryset: QuerySet[M], tenant: Tenant, **lookup: Any) -> M:
@@ -35,8 +35,34 @@ def membership_for_slug(*, user: Any, slug: str) -> Membership | None:
         return Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=user).first()
 
 
+class _OwnMembershipsQuerySet(TenantOwnedQuerySet[Membership]):
+    """One user's memberships in every tenant: read across tenants (row-level security) whenever
+    the queryset is evaluated, which may be late (a template's tenant switcher)."""
+
+    def _fetch_all(self) -> None:
+        with rls.across_tenants("the signed-in user's own memberships"):
+            super()._fetch_all()
+
+    def count(self) -> int:
+        with rls.across_tenants("the signed-in user's own memberships"):
+            return super().count()
+
+    def exists(self) -> bool:
+        with rls.across_tenants("the signed-in user's own memberships"):
+            return super().exists()
+
+
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+    """The user's memberships in every tenant (evaluated across tenants: they are the user's own)."""
+    queryset = _OwnMembershipsQuerySet(Membership, using=Membership.objects.db)
+    return queryset.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def invitation_by_token(token: str) -> Invitation | None:
+    """The invitation a link's token names (with its tenant), or None: looked up before its tenant
+    is known, so across tenants for row-level security."""
+    with rls.across_tenants("an invitation found by its token"):
+        return Invitation.objects.select_related("tenant").filter(token_hash=Invitation.hash_token(token)).first()
 
 
 def members_of(*, tenant: Tenant) -> QuerySet[Membership]:

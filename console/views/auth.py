@@ -14,8 +14,7 @@ from django.views.decorators.http import require_http_methods
 from console.forms import AcceptInvitationForm, EmailLoginForm
 from tenants import services
 from tenants.errors import ServiceError
-from tenants.models import Invitation
-from tenants.selectors import memberships_for_user
+from tenants.selectors import invitation_by_token, memberships_for_user
 
 
 class LoginView(auth_views.LoginView):
@@ -44,7 +43,7 @@ def tenants(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
-    invitation = Invitation.objects.select_related("tenant").filter(token_hash=Invitation.hash_token(token)).first()
+    invitation = invitation_by_token(token)
     if invitation is None or not invitation.is_open:
         return TemplateResponse(request, "registration/invitation.html", {"invalid": True}, status=404)
     signed_in = request.user.is_authenticated

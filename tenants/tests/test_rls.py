@@ -22,6 +22,7 @@ from tenants import rls, services
 from tenants.audit import Actor
 from tenants.demo import seed_demo
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Scope, Tenant, TenantOwned
+from tenants.selectors import invitation_by_token, memberships_for_user
 from tenants.testing import ApiClient, Cast, make_key
 
 
@@ -336,3 +337,22 @@ async def test_a_consumer_handles_each_message_in_its_tenant_once_connected() ->
         assert rls.current() == rls.NO_TENANT  # nothing left behind between messages
     acme = rls.Context(tenant_id=str(tenant.pk))
     assert consumer.seen == [("connect", rls.NO_TENANT), ("connected", acme), ("event", acme)]
+
+
+@pytest.mark.django_db
+def test_a_users_own_memberships_and_an_invitation_by_token_are_read_across_tenants(app_role: None, cast: Cast) -> None:
+    with rls.across_tenants("the test makes alice a member of globex too"):
+        Membership.objects.create(tenant=cast.globex, user=cast.alice, role=Role.VIEWER)
+        invite = services.member_invite(
+            actor=Actor(user=cast.charlie), tenant=cast.globex, email="new@globex.test", role=Role.VIEWER
+        )
+    own = memberships_for_user(user=cast.alice)
+    with rls.tenant_context(cast.acme.pk):  # a page of acme, whose switcher lists both (evaluated late)
+        assert [m.tenant.slug for m in own] == ["acme", "globex"]
+        assert own.count() == 2 and own.exists()
+        assert Membership.objects.filter(user=cast.alice).count() == 1  # other reads stay walled
+    token = invite.accept_url.rstrip("/").rsplit("/", 1)[1]
+    found = invitation_by_token(token)
+    assert found is not None and found.tenant == cast.globex
+    assert invitation_by_token("not-a-token") is None
+    assert Invitation.objects.count() == 0
