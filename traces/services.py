@@ -103,7 +103,7 @@ def spans_ingest(
     size_bytes: int = 0,
     keep_receipt: bool = True,
     prevalidated: dict[int, SpanRejected] | None = None,
-    fresh: bool = False,
+    new_ids: bool = False,
 ) -> Receipt:
     """Validate each item (masking personal data and secrets when the tenant's guardrail setting
     says so), store the valid ones once, update their traces' rollups, count the
@@ -115,14 +115,14 @@ def spans_ingest(
     traces, one UPDATE pushing context down only for traces that had spans stored before, one
     upsert of the rejection counters when there are rejections, one INSERT for the receipt.
 
-    `fresh`: the caller made every span id for this batch (the engine's and the gateway's spans), so
+    `new_ids`: the caller made every span id for this batch (the engine's and the gateway's spans), so
     none can be stored yet and the COPY goes without a savepoint of its own; should one be stored
     after all, the ingest fails whole (its transaction or savepoint rolled back) and the caller
-    ingests again without `fresh` (SpanBatch.write)."""
+    ingests again without `new_ids` (SpanBatch.write)."""
     from tenants import cache as config_cache
 
     with config_cache.snapshot():  # one read of the configuration version for the settings and prices
-        return _spans_ingest(tenant, items, source, api_key, size_bytes, keep_receipt, prevalidated or {}, fresh)
+        return _spans_ingest(tenant, items, source, api_key, size_bytes, keep_receipt, prevalidated or {}, new_ids)
 
 
 def _spans_ingest(
@@ -133,7 +133,7 @@ def _spans_ingest(
     size_bytes: int,
     keep_receipt: bool,
     prevalidated: dict[int, SpanRejected],
-    fresh: bool = False,
+    new_ids: bool = False,
 ) -> Receipt:
     from guardrails.services import redacts_traces, trace_redactor
 
@@ -161,7 +161,7 @@ def _spans_ingest(
         by_key = {key: row for key, (_, row) in rows.items()}
         _inherit(tenant, by_key)
         ordered = [row for _, row in sorted(rows.values(), key=lambda pair: pair[1].key)]
-        inserted = _insert_spans(tenant, ordered, now, source, fresh=fresh)
+        inserted = _insert_spans(tenant, ordered, now, source, new_ids=new_ids)
         for key, (index, _) in rows.items():
             results[index] = ItemResult(index, "accepted" if key in inserted else "duplicate", *key)
         fresh = [row for key, (_, row) in rows.items() if key in inserted]
@@ -623,7 +623,7 @@ COPY_SPANS = f"COPY traces_span ({', '.join(name for name, _, _ in SPAN_COLUMNS)
 
 
 def _insert_spans(
-    tenant: Tenant, rows: list[SpanRow], now: datetime, source: str, *, fresh: bool = False
+    tenant: Tenant, rows: list[SpanRow], now: datetime, source: str, *, new_ids: bool = False
 ) -> set[tuple[str, str]]:
     """Store `rows` (sorted by key, so concurrent batches lock in one order); the keys inserted.
 
@@ -632,12 +632,12 @@ def _insert_spans(
     stored (a replay, a retry, a concurrent batch with the same ids) fails on the unique
     constraint; the savepoint is rolled back and the batch goes through INSERT … ON CONFLICT DO
     NOTHING RETURNING, which tells which spans were new. Either way a span is stored once. With
-    `fresh` (spans_ingest) no span can be stored yet: COPY without the savepoint."""
+    `new_ids` (spans_ingest) no span can be stored yet: COPY without the savepoint."""
     if not rows:
         return set()
     tenant_id = str(tenant.pk)
     values = [_span_values(tenant_id, row, now, source) for row in rows]
-    if fresh:
+    if new_ids:
         with _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
             for value in values:
                 copy.write_row(value)
@@ -1042,7 +1042,9 @@ class SpanBatch:
         try:
             try:
                 # The ids were made when the spans were collected: none is stored yet.
-                receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False, fresh=True)
+                receipt = spans_ingest(
+                    tenant=self.tenant, items=items, source="engine", keep_receipt=False, new_ids=True
+                )
             except psycopg.errors.UniqueViolation:
                 receipt = spans_ingest(tenant=self.tenant, items=items, source="engine", keep_receipt=False)
         except Exception:
