@@ -193,6 +193,9 @@ def test_the_span_panel_shows_input_output_attributes_error_and_whole_large_payl
     assert "THE END" in panel and "&quot;answer&quot;: &quot;ok&quot;" in panel and "http.status" in panel
     assert "bad &lt;b&gt;thing&lt;/b&gt;" in panel and "Traceback: line 1" in panel
     assert "<html" not in panel
+    # Start and end to the millisecond, in the tenant's zone ("H:i:s.v" printed a literal "v").
+    times = re.findall(r"<time datetime=\"[^\"]+\">([^<]*)</time>", panel)
+    assert len(times) == 2 and all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", t) for t in times), times
 
 
 def test_hidden_characters_are_revealed_and_markup_escaped(client: Client, cast: Cast) -> None:
