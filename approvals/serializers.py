@@ -76,7 +76,9 @@ class ApprovalCreateSerializer(strict.Serializer):
         super().__init__(*args, **kwargs)
         # Declared here: a `context` class attribute would shadow Serializer.context.
         self.fields["context"] = serializers.JSONField(
-            required=False, help_text="What a reviewer should see (a JSON object)."
+            required=False,
+            help_text="What a reviewer should see (a JSON object). `guardrail_findings` is the console's "
+            "own guardrails' and is refused; send a client's findings under another key.",
         )
 
 

@@ -285,6 +285,14 @@ def approval_request_create(
         raise FieldError("reason", f"one of {', '.join(Reason.values)}.")
     if context is not None and not isinstance(context, dict):
         raise FieldError("context", "must be a JSON object.")
+    if context and "guardrail_findings" in context:
+        # A reviewer reads these as the console's own guardrails' findings (badges in the queue):
+        # a client may not write them, only its own, under a key of its own.
+        raise FieldError(
+            "context",
+            "guardrail_findings is written by the console's guardrails, not by a client; send your own "
+            "findings under another key (e.g. client_findings), shown with the request's context.",
+        )
     if expires_in is not None and not 10 <= expires_in <= MAX_EXPIRES_IN:
         raise FieldError("expires_in", f"between 10 and {MAX_EXPIRES_IN} seconds.")
     if callback_url:

@@ -104,6 +104,26 @@ def test_a_client_creates_a_request_and_reads_it_back(api: Any, cast: Cast) -> N
 
 
 @pytest.mark.django_db
+def test_a_client_cannot_write_the_consoles_guardrail_findings(api: Any, cast: Cast) -> None:
+    """Reviewers read context.guardrail_findings as the console's guardrails' own (badges in the
+    queue): a client that sends them is refused, naming the key and where its own findings go."""
+    client = api(Scope.APPROVALS_WRITE)
+    response = client.post(
+        reverse("approval-list"),
+        {**REFUND, "reason": "irreversible", "context": {"guardrail_findings": [{"reason": "all clear"}]}},
+    )
+
+    assert response.status_code == 400, response.content
+    message = response.json()["error"]["message"]
+    assert "guardrail_findings" in message and "client_findings" in message
+    mine = client.post(
+        reverse("approval-list"),
+        {**REFUND, "reason": "irreversible", "context": {"client_findings": [{"reason": "all clear"}]}},
+    )
+    assert mine.status_code == 201 and mine.json()["context"] == {"client_findings": [{"reason": "all clear"}]}
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -22,11 +22,24 @@ from tenants.models import AuditEvent, Role
 from tenants.testing import Cast, ConsolePageContract
 
 
-def a_request(cast: Cast, *, action: str = "refund_order", risk: str = "irreversible", **extra: Any) -> ApprovalRequest:
+def a_request(
+    cast: Cast,
+    *,
+    action: str = "refund_order",
+    risk: str = "irreversible",
+    findings: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> ApprovalRequest:
+    """A client's request; with `findings`, as if the console's guardrails had recorded them (a
+    client may not send guardrail_findings itself)."""
     fields: dict[str, Any] = {"arguments": {"order": 1001, "amount": 25}, "reason": "irreversible", **extra}
-    return services.approval_request_create(
+    approval = services.approval_request_create(
         actor=Actor.system_actor("client"), tenant=cast.acme, action=action, risk=risk, **fields
     ).approval
+    if findings is not None:
+        approval.context = {**approval.context, "guardrail_findings": findings}
+        approval.save(update_fields=["context"])
+    return approval
 
 
 def a_grant(cast: Cast) -> AutonomyGrant:
@@ -517,7 +530,7 @@ def test_an_edit_posted_from_the_queue_is_never_confirmed_there(bob_client: Clie
 @pytest.mark.django_db
 def test_queue_rows_show_findings_as_badges_and_the_time_left(bob_client: Client, cast: Cast) -> None:
     findings = [{"reason": "personal data: email address; secret: <b>AWS</b> access key"}]
-    flagged = a_request(cast, context={"guardrail_findings": findings}, expires_in=90)
+    flagged = a_request(cast, findings=findings, expires_in=90)
     plain = a_request(cast, arguments={"n": 2}, expires_in=3600)
 
     page = _text(bob_client.get(reverse("console:approvals", args=["acme"])))

@@ -23,8 +23,11 @@ from tenants.testing import Cast
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def ask(cast: Cast, order: str, reason: str, **extra: Any) -> ApprovalRequest:
-    return services.approval_request_create(
+def ask(
+    cast: Cast, order: str, reason: str, findings: list[dict[str, Any]] | None = None, **extra: Any
+) -> ApprovalRequest:
+    """A client's request; with `findings`, as if the console's guardrails had recorded them."""
+    approval = services.approval_request_create(
         actor=Actor.system_actor("support bot"),
         tenant=cast.acme,
         action="refund_order",
@@ -33,6 +36,10 @@ def ask(cast: Cast, order: str, reason: str, **extra: Any) -> ApprovalRequest:
         reason="irreversible",
         **extra,
     ).approval
+    if findings is not None:
+        approval.context = {**approval.context, "guardrail_findings": findings}
+        approval.save(update_fields=["context"])
+    return approval
 
 
 def open_queue(page: Any) -> None:
@@ -167,7 +174,7 @@ def test_rows_show_findings_as_badges_and_an_expiry_that_counts_down(
         cast,
         "A-1003",
         "Wrong size",
-        context={"guardrail_findings": [{"reason": "personal data: email address; secret: AWS access key"}]},
+        findings=[{"reason": "personal data: email address; secret: AWS access key"}],
         expires_in=100,
     )
     bob = page_for()
@@ -191,7 +198,7 @@ def test_the_queue_its_badges_and_its_dialogs_fit_the_screen_and_pass_axe(
     device: str, page_for: Callable[[], Any], cast: Cast, live_asgi: str
 ) -> None:
     long = "personal data: email address; secret: AWS access key; " + "a finding that goes on " * 6
-    ask(cast, "A-1003", "Wrong size", context={"guardrail_findings": [{"reason": long}]})
+    ask(cast, "A-1003", "Wrong size", findings=[{"reason": long}])
     ask(cast, "A-1004", "Keys stick")
     page = page_for()
     width, height = WIDTHS[device]
