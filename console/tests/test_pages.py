@@ -421,7 +421,7 @@ def test_staff_create_a_tenant_with_its_first_admin(
     assert Invitation.objects.get(tenant=tenant).role == Role.ADMIN
     assert mail.outbox[-1].to == ["peter@initech.test"]
     duplicate = client.post(reverse("console:platform_tenants"), {"name": "Initech", "timezone": "UTC"}, headers=HTMX)
-    assert duplicate.status_code == 400 and "already taken" in duplicate.content.decode()
+    assert duplicate.status_code == 409 and "already taken" in duplicate.content.decode()  # a conflict: 409
 
 
 @pytest.mark.django_db

@@ -10,10 +10,10 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from console.access import ConsoleRequest, render_page, role_required
-from console.forms import ApiKeyForm
+from console.forms import submit
+from console.forms.tenants import ApiKeyForm
 from tenants import selectors, services
 from tenants.audit import Actor
-from tenants.errors import ServiceError
 from tenants.models import Role
 
 
@@ -36,24 +36,26 @@ def api_keys(request: ConsoleRequest) -> HttpResponse:
     if request.method == "GET":
         return render_page(request, "api_keys/index.html", _context(request))
     form = ApiKeyForm(request.POST, tenant=request.tenant)
-    if form.is_valid():
-        try:
-            key, plaintext = services.api_key_create(
-                actor=Actor.from_request(request),
-                tenant=request.tenant,
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                expires_at=form.expires_at(),
-                max_tokens_per_request=form.cleaned_data["max_tokens_per_request"],
-            )
-        except ServiceError as exc:
-            form.add_error(None, exc.message)
-        else:
-            context = _context(request, created_key=key, plaintext=plaintext)
-            response = render_page(request, "api_keys/index.html", context, fragment="keys", status=201)
-            response["Cache-Control"] = "no-store"
-            return response
-    return render_page(request, "api_keys/index.html", _context(request, form=form), fragment="keys", status=400)
+    submitted = submit(
+        form,
+        lambda data: services.api_key_create(
+            actor=Actor.from_request(request),
+            tenant=request.tenant,
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=form.expires_at(),
+            max_tokens_per_request=data["max_tokens_per_request"],
+        ),
+    )
+    if submitted.value is None:
+        return render_page(
+            request, "api_keys/index.html", _context(request, form=form), fragment="keys", status=submitted.status
+        )
+    key, plaintext = submitted.value
+    context = _context(request, created_key=key, plaintext=plaintext)
+    response = render_page(request, "api_keys/index.html", context, fragment="keys", status=201)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @role_required(Role.ADMIN)

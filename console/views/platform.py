@@ -11,10 +11,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from console.access import render_page, staff_required
-from console.forms import TenantForm
+from console.forms import act, submit
+from console.forms.tenants import TenantForm
 from tenants import services
 from tenants.audit import Actor
-from tenants.errors import ServiceError
 from tenants.models import Tenant
 
 
@@ -29,25 +29,26 @@ def tenants(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render_page(request, "platform/tenants.html", _context())
     form = TenantForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            tenant, invite = services.tenant_create(
-                actor=Actor.from_request(request),
-                name=data["name"],
-                slug=data["slug"],
-                timezone_name=data["timezone"],
-                admin_email=data["admin_email"],
-            )
-        except ServiceError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Tenant {tenant.name} ({tenant.slug}) was created.")
-            accept_url = invite.accept_url if invite else ""
-            return render_page(
-                request, "platform/tenants.html", _context(accept_url=accept_url), fragment="tenants", status=201
-            )
-    return render_page(request, "platform/tenants.html", _context(form=form), fragment="tenants", status=400)
+    submitted = submit(
+        form,
+        lambda data: services.tenant_create(
+            actor=Actor.from_request(request),
+            name=data["name"],
+            slug=data["slug"],
+            timezone_name=data["timezone"],
+            admin_email=data["admin_email"],
+        ),
+    )
+    if submitted.value is None:
+        return render_page(
+            request, "platform/tenants.html", _context(form=form), fragment="tenants", status=submitted.status
+        )
+    tenant, invite = submitted.value
+    messages.success(request, f"Tenant {tenant.name} ({tenant.slug}) was created.")
+    accept_url = invite.accept_url if invite else ""
+    return render_page(
+        request, "platform/tenants.html", _context(accept_url=accept_url), fragment="tenants", status=201
+    )
 
 
 @staff_required
@@ -56,12 +57,11 @@ def set_status(request: HttpRequest, pk: str) -> HttpResponse:
     # Platform staff act across tenants by design; this is the one unscoped lookup.
     tenant = get_object_or_404(Tenant, pk=pk)
     status = request.POST.get("status", "")
-    try:
-        services.tenant_set_status(actor=Actor.from_request(request), tenant=tenant, status=status)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{tenant.name} is now {status}.")
+    act(
+        request,
+        lambda: services.tenant_set_status(actor=Actor.from_request(request), tenant=tenant, status=status),
+        success=f"{tenant.name} is now {status}.",
+    )
     if getattr(request, "htmx", None):
         return render_page(request, "platform/tenants.html", _context(), fragment="tenants")
     return redirect("console:platform_tenants")
