@@ -32,6 +32,7 @@ from config.wsgi import application
 from tenants.demo import seed_demo
 from tenants.models import Scope, Tenant
 from tenants.testing import make_key
+from tenants.throttling import ApiKeyRateThrottle
 
 pytestmark = pytest.mark.fuzz
 
@@ -91,17 +92,24 @@ schema = _load()
 @pytest.fixture(scope="module")
 def keys(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, str]]:
     """The demo data and two keys of Acme, committed once for the module (seeding per operation
-    would cost more than the fuzzing); the database is emptied after, as transactional tests do."""
+    would cost more than the fuzzing); the database is emptied after, as transactional tests do.
+
+    The per-key throttle is lifted for the module: its counters live in Redis by key id, which the
+    flush hands out again, so earlier tests' requests (or this module's own, in the same minute)
+    could turn a call into a 429 in one run and not in its replay, and a stateful scenario that
+    replays differently is a FlakyStrategyDefinition, not a finding."""
+    original_rates = ApiKeyRateThrottle.THROTTLE_RATES
+    ApiKeyRateThrottle.THROTTLE_RATES = {**original_rates, "api_key": None}
     with django_db_blocker.unblock():
-        seed_demo(first_eval_run=False)
-        acme = Tenant.objects.get(slug="acme")
-        made = {
-            "admin": make_key(acme, [Scope.ADMIN], name="fuzz admin")[1],
-            "narrow": make_key(acme, [Scope.READ], name="fuzz narrow")[1],
-        }
         try:
-            yield made
+            seed_demo(first_eval_run=False)
+            acme = Tenant.objects.get(slug="acme")
+            yield {
+                "admin": make_key(acme, [Scope.ADMIN], name="fuzz admin")[1],
+                "narrow": make_key(acme, [Scope.READ], name="fuzz narrow")[1],
+            }
         finally:
+            ApiKeyRateThrottle.THROTTLE_RATES = original_rates
             call_command("flush", interactive=False, verbosity=0)
 
 
