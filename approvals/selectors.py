@@ -10,8 +10,10 @@ import django_filters
 from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Extract
 
+from agents.models import Agent, Tool
+from agents.selectors import AgentFilter
 from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, Reason, Risk
-from tenants.filters import AgentFilter, IsoTimeFilter, StrictFilterSet, YesNoFilter
+from tenants.filters import IsoTimeFilter, StrictFilterSet, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -71,6 +73,19 @@ def approval_actions(*, tenant: Tenant) -> list[str]:
 
 def approval_rules(*, tenant: Tenant) -> QuerySet[ApprovalRule]:
     return ApprovalRule.objects.for_tenant(tenant).select_related("agent", "tool").order_by("agent__name", "tool__name")
+
+
+def approval_asking_pairs(*, tenant: Tenant) -> list[tuple[Agent, Tool]]:
+    """Every agent and tool that has asked for approval, by agent then tool name (three queries)."""
+    pairs = (
+        ApprovalRequest.objects.for_tenant(tenant)
+        .filter(agent__isnull=False, tool__isnull=False)
+        .values_list("agent", "tool")
+        .distinct()
+    )
+    agents = {a.pk: a for a in Agent.objects.for_tenant(tenant).filter(pk__in={p[0] for p in pairs})}
+    tools = {t.pk: t for t in Tool.objects.for_tenant(tenant).filter(pk__in={p[1] for p in pairs})}
+    return sorted(((agents[a], tools[t]) for a, t in pairs), key=lambda p: (p[0].name, p[1].name))
 
 
 def autonomy_grants(*, tenant: Tenant) -> QuerySet[AutonomyGrant]:

@@ -5,14 +5,27 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
+from agents.models import Agent
+from agents.selectors import AgentFilter
 from guardrails.models import Action, GuardrailEvent, GuardrailFeedback, Policy, Stage
-from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet
+from tenants.filters import RehearsalFilter, StrictFilterSet
 from tenants.models import Tenant
 
 
 def agent_overrides(*, tenant: Tenant) -> QuerySet[Policy]:
     """The agents' override policies, by agent name (one query with the agents)."""
     return Policy.objects.for_tenant(tenant).filter(agent__isnull=False).select_related("agent").order_by("agent__name")
+
+
+def agents_without_override(*, tenant: Tenant) -> QuerySet[Agent]:
+    """The agents (not archived) that follow the tenant's policy, by name (one query)."""
+    overridden = Policy.objects.for_tenant(tenant).filter(agent__isnull=False).values("agent_id")
+    return Agent.objects.for_tenant(tenant).filter(archived=False).exclude(pk__in=overridden).order_by("name")
+
+
+def agent_override(*, tenant: Tenant, agent: Agent) -> Policy | None:
+    """`agent`'s override policy, or None when it follows the tenant's (one query)."""
+    return Policy.objects.for_tenant(tenant).filter(agent=agent).first()
 
 
 def guardrail_events(

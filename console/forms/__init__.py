@@ -8,6 +8,7 @@ from console.forms.tenants import (
     AuditFilterForm,
     EmailLoginForm,
     InviteForm,
+    JoinForm,
     RoleForm,
     TenantForm,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "AuditFilterForm",
     "EmailLoginForm",
     "InviteForm",
+    "JoinForm",
     "RoleForm",
     "Submitted",
     "TenantForm",

@@ -96,6 +96,10 @@ class TenantForm(forms.Form):
         field.choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]
 
 
+class JoinForm(forms.Form):
+    """Accepting an invitation while signed in: the button alone (the account exists)."""
+
+
 class AcceptInvitationForm(forms.Form):
     name = forms.CharField(max_length=200)
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))

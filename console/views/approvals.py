@@ -23,19 +23,21 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from agents.models import Agent, Tool
-from approvals import selectors, services
-from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, OnReject, Risk
+from approvals import policy, selectors, services
+from approvals.models import ApprovalRequest, ApprovalRule, AutonomyGrant, Risk
 from console import approval_queue, live
 from console.access import ConsoleRequest, render_page, role_required
+from console.forms import act, done, submit
+from console.forms.approvals import DecideForm, RuleForm
 from console.templatetags.untrusted import has_hidden as has_hidden_text
 from console.templatetags.untrusted import is_hidden, reveal_text
 from tenants.audit import Actor
-from tenants.errors import FieldError, ServiceError
 from tenants.models import Membership, Role, Tenant
 from tenants.selectors import get_for_tenant
 
@@ -128,20 +130,23 @@ def approvals_bulk(request: ConsoleRequest) -> HttpResponse:
     if not request.POST.get("confirm"):
         context = {"groups": approval_queue.build_groups(request.tenant, selected), "selected": selected, "note": note}
         return render_page(request, "approvals/bulk.html", context)
-    try:
-        done, problems = services.approvals_bulk_approve(
+    approved = act(
+        request,
+        lambda: services.approvals_bulk_approve(
             tenant=request.tenant, actor=Actor.from_request(request), ids=[a.pk for a in selected], note=note
-        )
-    except ServiceError as exc:
-        messages.error(request, exc.message if not isinstance(exc, FieldError) else exc.detail)
-    else:
-        done.sort(key=lambda a: (a.created_at, a.pk))
-        named = ", ".join(f"#{approval_queue.short_id(a)}" for a in done)
-        action = done[0].action if done else selected[0].action
-        messages.success(request, f"Approved {len(done)} {action} request{pluralize(len(done))}: {named}.")
-        for problem in problems:
-            messages.warning(request, problem)
+        ),
+        success=lambda result: _bulk_approved(result[0], selected),
+    )
+    for problem in approved.value[1] if approved.value is not None else []:
+        messages.warning(request, problem)
     return redirect("console:approvals", tenant_slug=queue)
+
+
+def _bulk_approved(approved: list[ApprovalRequest], selected: list[ApprovalRequest]) -> str:
+    approved = sorted(approved, key=lambda a: (a.created_at, a.pk))
+    named = ", ".join(f"#{approval_queue.short_id(a)}" for a in approved)
+    action = approved[0].action if approved else selected[0].action
+    return f"Approved {len(approved)} {action} request{pluralize(len(approved))}: {named}."
 
 
 @role_required(Role.REVIEWER)
@@ -152,46 +157,6 @@ def approvals_badge(request: ConsoleRequest) -> HttpResponse:
 
 
 # --- One request --------------------------------------------------------------------------------
-
-
-class DecideForm(forms.Form):
-    """No decision is preselected: the reviewer presses Approve, Reject or "Approve the edited
-    arguments" (each a submit button carrying `decision`). An approval of an irreversible action
-    takes a second press on a button naming it (`confirm` carries the decision it confirms)."""
-
-    decision = forms.ChoiceField(
-        required=False, choices=[("approve", "Approve"), ("reject", "Reject"), ("edit", "Edit and approve")]
-    )
-    confirm = forms.ChoiceField(required=False, choices=[("approve", "Approve"), ("edit", "Edit and approve")])
-    note = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Required to reject: say why."}),
-        max_length=5000,
-        label="Comment",
-    )
-    arguments = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
-        help_text="The new arguments as JSON; then press “Approve the edited arguments”.",
-    )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("confirm"):
-            data["decision"], data["confirmed"] = data["confirm"], True
-        else:
-            data["confirmed"] = False
-        decision = data.get("decision")
-        if not decision:
-            self.add_error(None, "Choose a decision: press Approve or Reject.")
-        if decision == "reject" and not (data.get("note") or "").strip():
-            self.add_error("note", "A rejection needs a comment saying why.")
-        if decision == "edit":
-            try:
-                data["parsed"] = json.loads(data.get("arguments") or "")
-            except ValueError as exc:
-                self.add_error("arguments", f"Not valid JSON: {exc}.")
-        return data
 
 
 def _detail_context(
@@ -261,51 +226,55 @@ def approval_decide(request: ConsoleRequest, pk: str) -> HttpResponse:
     confirmation, the comment a rejection needs, an error, or the decision made; without htmx
     it leads back to the queue."""
     row = selectors.get_approval_for_tenant(request.tenant, pk)
-    from_queue = request.POST.get("from") == "queue"
-    form = DecideForm(request.POST)
-    status = 200
-    confirming = ""
-    decided = False
     if request.POST.get("cancel"):
-        form = DecideForm(
-            initial={"note": request.POST.get("note", ""), "arguments": request.POST.get("arguments", "")}
+        kept = {"note": request.POST.get("note", ""), "arguments": request.POST.get("arguments", "")}
+        return _decide_answer(request, row, DecideForm(initial=kept))
+    form = DecideForm(request.POST, approval=row)
+    submitted = submit(
+        form,
+        lambda data: (
+            None
+            if data["confirming"]
+            else services.approval_decide(
+                approval=row,
+                actor=Actor.from_request(request),
+                decision=data["decision"],
+                note=data.get("note", ""),
+                arguments=data.get("parsed") if data["decision"] == "edit" else None,
+            )
+        ),
+    )
+    if (decided := submitted.value) is not None:
+        fresh = DecideForm(initial={"arguments": editable_json(decided.effective_arguments)})
+        slug = request.tenant.slug
+        return done(
+            request,
+            f"Request #{approval_queue.short_id(decided)} {decided.get_status_display().lower()}.",
+            to=reverse("console:approvals", kwargs={"tenant_slug": slug})
+            if request.POST.get("from") == "queue"
+            else reverse("console:approval", kwargs={"tenant_slug": slug, "pk": decided.pk}),
+            fragment=lambda: _decide_answer(request, decided, fresh, decided=True),
         )
-    elif form.is_valid():
-        data = form.cleaned_data
-        if data["decision"] in ("approve", "edit") and row.risk == Risk.IRREVERSIBLE and not data["confirmed"]:
-            confirming = data["decision"]
-        else:
-            try:
-                row = services.approval_decide(
-                    approval=row,
-                    actor=Actor.from_request(request),
-                    decision=data["decision"],
-                    note=data.get("note", ""),
-                    arguments=data.get("parsed") if data["decision"] == "edit" else None,
-                )
-            except FieldError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-                status = 400
-            except ServiceError as exc:
-                form.add_error(None, exc.message)
-                status = exc.status_code
-                row = selectors.get_approval_for_tenant(request.tenant, pk)
-            else:
-                decided = True
-                messages.success(
-                    request, f"Request #{approval_queue.short_id(row)} {row.get_status_display().lower()}."
-                )
-                if not (request.htmx and not request.htmx.boosted):
-                    if from_queue:
-                        return redirect("console:approvals", tenant_slug=request.tenant.slug)
-                    return redirect("console:approval", tenant_slug=request.tenant.slug, pk=row.pk)
-                form = DecideForm(initial={"arguments": editable_json(row.effective_arguments)})
-    else:
-        status = 400
+    if not submitted.ok:  # the request as it is now: another reviewer may have decided it
+        row = selectors.get_approval_for_tenant(request.tenant, pk)
+    confirming = form.cleaned_data["confirming"] if submitted.ok else ""
+    return _decide_answer(request, row, form, confirming=confirming, status=submitted.status)
+
+
+def _decide_answer(
+    request: ConsoleRequest,
+    row: ApprovalRequest,
+    form: DecideForm,
+    *,
+    confirming: str = "",
+    decided: bool = False,
+    status: int = 200,
+) -> HttpResponse:
+    """The decide form answered again: the request's decision section, or, from the queue through
+    htmx, its decide dialog asking what comes next (to confirm an approval, or a rejection's
+    comment; an edit is made on the request's page only: its confirmation is never asked there)."""
     context = _detail_context(row, form=form, confirming=confirming)
-    if from_queue and request.htmx and not request.htmx.boosted:
-        # What the dialog asks next: to confirm an approval, or a rejection's comment.
-        # An edit is made on the request's page only: its confirmation is never offered here.
+    if request.POST.get("from") == "queue" and request.htmx and not request.htmx.boosted:
         asked = request.POST.get("confirm") or request.POST.get("decision") or ""
         context["asking"] = asked if asked in ("approve", "reject") and not decided and confirming != "edit" else ""
         context["decided"] = decided
@@ -378,22 +347,11 @@ def approvals_autonomy(request: ConsoleRequest) -> HttpResponse:
     """Per agent and tool that has asked for approval: the current streak of human approvals, what
     the rule needs, the active grant; and every grant and revocation ever."""
     tenant = request.tenant
-    pairs = (
-        ApprovalRequest.objects.for_tenant(tenant)
-        .filter(agent__isnull=False, tool__isnull=False)
-        .values_list("agent", "tool")
-        .distinct()
-    )
-    agents = {a.pk: a for a in Agent.objects.for_tenant(tenant).filter(pk__in={p[0] for p in pairs})}
-    tools = {t.pk: t for t in Tool.objects.for_tenant(tenant).filter(pk__in={p[1] for p in pairs})}
     active = {
         (g.agent_id, g.tool_id): g for g in selectors.autonomy_grants(tenant=tenant).filter(revoked_at__isnull=True)
     }
     rows = []
-    from approvals import policy
-
-    for agent_id, tool_id in sorted(pairs, key=lambda p: (agents[p[0]].name, tools[p[1]].name)):
-        agent, tool = agents[agent_id], tools[tool_id]
+    for agent, tool in selectors.approval_asking_pairs(tenant=tenant):
         rule = policy.rule_for(tenant=tenant, agent=agent, tool=tool)
         allowed = rule.autonomy_after is not None and (tool.risk != Risk.IRREVERSIBLE or rule.autonomy_irreversible)
         rows.append(
@@ -402,7 +360,7 @@ def approvals_autonomy(request: ConsoleRequest) -> HttpResponse:
                 tool=tool,
                 streak=services.autonomy_streak(tenant=tenant, agent=agent, tool=tool),
                 needed=rule.autonomy_after,
-                grant=active.get((agent_id, tool_id)),
+                grant=active.get((agent.pk, tool.pk)),
                 allowed=allowed,
             )
         )
@@ -418,14 +376,13 @@ def approvals_autonomy(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def autonomy_revoke(request: ConsoleRequest, pk: str) -> HttpResponse:
     grant = get_for_tenant(AutonomyGrant.objects.select_related("tenant", "agent", "tool"), request.tenant, pk=pk)
-    try:
-        services.autonomy_revoke(grant=grant, actor=Actor.from_request(request), reason=request.POST.get("reason", ""))
-    except FieldError as exc:
-        messages.error(request, exc.detail)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Autonomy of {grant.agent.name} for {grant.tool.name} revoked.")
+    act(
+        request,
+        lambda: services.autonomy_revoke(
+            grant=grant, actor=Actor.from_request(request), reason=request.POST.get("reason", "")
+        ),
+        success=f"Autonomy of {grant.agent.name} for {grant.tool.name} revoked.",
+    )
     return redirect("console:approvals_autonomy", tenant_slug=request.tenant.slug)
 
 
@@ -447,42 +404,6 @@ def approvals_metrics(request: ConsoleRequest) -> HttpResponse:
 # --- Rules -------------------------------------------------------------------------------------
 
 
-class RuleForm(forms.Form):
-    agent = forms.ChoiceField(required=False, label="Agent (empty: every agent)")
-    tool = forms.ChoiceField(required=False, label="Tool (empty: every tool)")
-    mode = forms.ChoiceField(choices=ApprovalRule.Mode.choices, initial=ApprovalRule.Mode.RISK)
-    risk_tiers = forms.MultipleChoiceField(
-        required=False, choices=Risk.choices, widget=forms.CheckboxSelectMultiple, label="Risk tiers that ask"
-    )
-    confidence_threshold = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
-    novelty = forms.BooleanField(required=False, label="Ask for argument shapes never approved before")
-    quorum = forms.IntegerField(min_value=1, max_value=10, initial=1)
-    timeout_seconds = forms.IntegerField(min_value=10, max_value=7 * 24 * 3600, initial=900)
-    escalate_at_share = forms.FloatField(required=False, min_value=0.05, max_value=0.95, label="Escalate at share")
-    escalation_emails = forms.CharField(required=False, help_text="Comma-separated; admins are always emailed.")
-    escalation_webhook_url = forms.URLField(required=False)
-    escalation_webhook_secret = forms.CharField(required=False, widget=forms.PasswordInput, max_length=200)
-    on_reject = forms.ChoiceField(choices=OnReject.choices, initial=OnReject.TOOL_ERROR)
-    autonomy_after = forms.IntegerField(required=False, min_value=1, max_value=1000)
-    autonomy_irreversible = forms.BooleanField(required=False, label="Autonomy may cover irreversible tools")
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tenant = tenant
-        agent_field, tool_field = self.fields["agent"], self.fields["tool"]
-        assert isinstance(agent_field, forms.ChoiceField) and isinstance(tool_field, forms.ChoiceField)
-        agent_field.choices = [("", "every agent"), *Agent.objects.for_tenant(tenant).values_list("pk", "name")]
-        tool_field.choices = [("", "every tool"), *Tool.objects.for_tenant(tenant).values_list("pk", "name")]
-
-    def clean_escalation_emails(self) -> list[str]:
-        raw = self.cleaned_data.get("escalation_emails") or ""
-        emails = [e.strip() for e in raw.split(",") if e.strip()]
-        field = forms.EmailField()
-        for email in emails:
-            field.clean(email)
-        return emails
-
-
 @role_required(Role.REVIEWER)
 def approval_rules(request: ConsoleRequest) -> HttpResponse:
     """The tenant's rules (admins edit them; a rule for an agent and/or a tool overrides)."""
@@ -492,30 +413,14 @@ def approval_rules(request: ConsoleRequest) -> HttpResponse:
     if request.method == "POST":
         if not request.membership.has_role(Role.ADMIN):
             return HttpResponse("Only admins edit approval rules.", status=403)
-        if form.is_valid():
-            data = dict(form.cleaned_data)
-            agent = Agent.objects.for_tenant(tenant).filter(pk=data.pop("agent")).first() if data["agent"] else None
-            tool = Tool.objects.for_tenant(tenant).filter(pk=data.pop("tool")).first() if data["tool"] else None
-            data.pop("agent", None)
-            data.pop("tool", None)
-            secret = data.pop("escalation_webhook_secret") or None
-            try:
-                services.approval_rule_save(
-                    actor=Actor.from_request(request),
-                    tenant=tenant,
-                    agent=agent,
-                    tool=tool,
-                    webhook_secret=secret,
-                    **data,
-                )
-            except FieldError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-            except ServiceError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, "Rule saved.")
-                return redirect("console:approval_rules", tenant_slug=tenant.slug)
-        status = 400
+        submitted = submit(
+            form, lambda data: services.approval_rule_save(actor=Actor.from_request(request), tenant=tenant, **data)
+        )
+        if submitted.ok:
+            return done(
+                request, "Rule saved.", to=reverse("console:approval_rules", kwargs={"tenant_slug": tenant.slug})
+            )
+        status = submitted.status
     rules = list(selectors.approval_rules(tenant=tenant))
     has_default = any(r.is_default for r in rules)
     context = {

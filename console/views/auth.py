@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from typing import Any
+
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from console.forms import AcceptInvitationForm, EmailLoginForm
+from console.forms import AcceptInvitationForm, EmailLoginForm, JoinForm, done, submit
 from tenants import services
-from tenants.errors import ServiceError
+from tenants.models import Membership
 from tenants.selectors import invitation_by_token, memberships_for_user
 
 
@@ -47,22 +49,23 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None or not invitation.is_open:
         return TemplateResponse(request, "registration/invitation.html", {"invalid": True}, status=404)
     signed_in = request.user.is_authenticated
-    form = AcceptInvitationForm(request.POST or None) if not signed_in else None
-    error = ""
-    if request.method == "POST" and (signed_in or (form is not None and form.is_valid())):
-        try:
-            if signed_in:
-                membership = services.invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
-            else:
-                assert form is not None
-                membership = services.invitation_accept(
-                    token=token, name=form.cleaned_data["name"], password=form.cleaned_data["password"]
-                )
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-        except ServiceError as exc:
-            error = exc.message
-        else:
-            messages.success(request, f"Welcome to {membership.tenant.name}.")
-            return redirect("console:dashboard", tenant_slug=membership.tenant.slug)
-    context = {"invitation": invitation, "form": form, "error": error, "signed_in": signed_in}
-    return TemplateResponse(request, "registration/invitation.html", context, status=400 if error else 200)
+    bound = request.POST if request.method == "POST" else None
+    form = JoinForm(bound) if signed_in else AcceptInvitationForm(bound)
+    status = 200
+    if request.method == "POST":
+        submitted = submit(form, lambda data: _accept(request, token, data))
+        if (membership := submitted.value) is not None:
+            to = reverse("console:dashboard", kwargs={"tenant_slug": membership.tenant.slug})
+            return done(request, f"Welcome to {membership.tenant.name}.", to=to)
+        status = submitted.status
+    context = {"invitation": invitation, "form": form, "signed_in": signed_in}
+    return TemplateResponse(request, "registration/invitation.html", context, status=status)
+
+
+def _accept(request: HttpRequest, token: str, data: dict[str, Any]) -> Membership:
+    """Join as the signed-in user, or create the invitee's account and sign it in."""
+    if request.user.is_authenticated:
+        return services.invitation_accept(token=token, user=request.user)
+    membership = services.invitation_accept(token=token, name=data["name"], password=data["password"])
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    return membership

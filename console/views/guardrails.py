@@ -8,17 +8,15 @@ change."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import messages
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
-from django.forms import BaseFormSet, formset_factory
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -30,148 +28,20 @@ from django_htmx.http import HttpResponseClientRedirect
 from agents.models import Agent
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.forms import done, submit
+from console.forms.guardrails import FeedbackForm, RuleFormSet, TryForm, rules_initial
 from guardrails import selectors, services
 from guardrails.api import feedback_jsonl
-from guardrails.checks import ACTION_RANK, CheckResult, rule_problems
-from guardrails.detectors import DETECTORS, STAGES
-from guardrails.models import Action, GuardrailEvent, GuardrailFeedback, Policy, Stage
+from guardrails.checks import ACTION_RANK, CheckResult
+from guardrails.detectors import DETECTORS
+from guardrails.models import GuardrailEvent, GuardrailFeedback, Policy
 from tenants.audit import Actor
-from tenants.errors import FieldError
 from tenants.models import Membership, Role, Tenant
 from tenants.selectors import get_for_tenant
 
 EVENTS_PAGE = 50
 RECENT_EVENTS = 10
 RECENT_FEEDBACK = 10
-MAX_TRY_CHARS = 20_000
-
-STAGE_CHOICES = [(s, Stage(s).label) for s in STAGES]
-DETECTOR_CHOICES = [(name, label) for name, (label, _, _) in DETECTORS.items()]
-ACTION_CHOICES = [(a.value, a.label) for a in Action]
-
-
-# --- Forms ---------------------------------------------------------------------------------------
-
-
-class RuleForm(forms.Form):
-    """One rule of the editor, checked with the service's own validation. A row whose stage,
-    detector and action are all unset is blank (the editor's spare row) and is skipped."""
-
-    stage = forms.ChoiceField(choices=[("", "—"), *STAGE_CHOICES], required=False)
-    detector = forms.ChoiceField(choices=[("", "—"), *DETECTOR_CHOICES], required=False)
-    parameters = forms.CharField(
-        required=False,
-        initial="{}",
-        widget=forms.Textarea(attrs={"rows": 1}),
-        help_text='JSON object, e.g. {"mode": "indirect"}',
-    )
-    action = forms.ChoiceField(choices=[("", "—"), *ACTION_CHOICES], required=False)
-
-    def clean_parameters(self) -> dict[str, Any]:
-        raw = (self.cleaned_data.get("parameters") or "").strip() or "{}"
-        try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc}.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('A JSON object, e.g. {} or {"threshold": 0.7}.')
-        return value
-
-    @property
-    def is_blank(self) -> bool:
-        data = getattr(self, "cleaned_data", {})
-        return not any(data.get(name) for name in ("stage", "detector", "action"))
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if self.is_blank or data.get("DELETE"):
-            return data
-        for name in ("stage", "detector", "action"):
-            if not data.get(name):
-                self.add_error(name, "Choose one (or clear the row).")
-        if self.errors:
-            return data
-        rule = {k: data.get(k) for k in ("stage", "detector", "parameters", "action")}
-        for field, message in rule_problems(rule).items():
-            self.add_error(field if field in self.fields else "parameters", message)
-        return data
-
-
-if TYPE_CHECKING:
-    _FormSet = BaseFormSet[RuleForm]
-else:  # BaseFormSet is generic only in the type stubs
-    _FormSet = BaseFormSet
-
-
-class BaseRuleFormSet(_FormSet):
-    def rules(self) -> list[dict[str, Any]]:
-        """The rules in the order their ORDER numbers give (ties keep the page's order), without
-        blank or deleted rows."""
-        kept = [
-            (form.cleaned_data.get("ORDER") or index + 1, index, form)
-            for index, form in enumerate(self.forms)
-            if form.cleaned_data and not form.is_blank and not form.cleaned_data.get("DELETE")
-        ]
-        return [
-            {k: form.cleaned_data[k] for k in ("stage", "detector", "parameters", "action")}
-            for _, _, form in sorted(kept, key=lambda item: (item[0], item[1]))
-        ]
-
-
-RuleFormSet: type[BaseRuleFormSet] = formset_factory(  # type: ignore[assignment]
-    RuleForm, formset=BaseRuleFormSet, extra=1, can_delete=True, can_order=True, max_num=50
-)
-
-
-def _initial(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "stage": r["stage"],
-            "detector": r["detector"],
-            "parameters": json.dumps(r.get("parameters") or {}),
-            "action": r["action"],
-            "ORDER": index + 1,
-        }
-        for index, r in enumerate(rules)
-    ]
-
-
-class TryForm(forms.Form):
-    stage = forms.ChoiceField(choices=STAGE_CHOICES, initial="input")
-    agent = forms.ModelChoiceField(
-        queryset=Agent.objects.none(), required=False, empty_label="No agent (the tenant's policy)"
-    )
-    text = forms.CharField(
-        required=False,
-        max_length=MAX_TRY_CHARS,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 5}),
-        help_text="The prompt, answer or tool result to check.",
-    )
-    tool = forms.CharField(required=False, max_length=64, help_text="Tool calls: the tool's name.")
-    arguments = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Tool calls: the arguments (JSON)."
-    )
-
-    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        agent_field = self.fields["agent"]
-        assert isinstance(agent_field, forms.ModelChoiceField)
-        agent_field.queryset = Agent.objects.for_tenant(tenant).filter(archived=False).order_by("name")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("stage") == "tool_call":
-            raw = (data.get("arguments") or "").strip() or "{}"
-            try:
-                data["arguments"] = json.loads(raw)
-            except ValueError as exc:
-                self.add_error("arguments", f"Not JSON: {exc}.")
-            if not data.get("tool"):
-                self.add_error("tool", "Name the tool the call is for.")
-        elif not data.get("text"):
-            self.add_error("text", "Enter some text to check.")
-        return data
 
 
 # --- Highlighting ----------------------------------------------------------------------------------
@@ -236,10 +106,7 @@ def _overview(request: ConsoleRequest) -> dict[str, Any]:
         "recent": list(selectors.guardrail_events(tenant=tenant)[:RECENT_EVENTS]),
         "detectors": [(name, label, stages, text) for name, (label, stages, text) in DETECTORS.items()],
         "is_admin": request.membership.has_role(Role.ADMIN),
-        "agents_without_override": Agent.objects.for_tenant(tenant)
-        .filter(archived=False)
-        .exclude(pk__in=Policy.objects.for_tenant(tenant).filter(agent__isnull=False).values("agent_id"))
-        .order_by("name"),
+        "agents_without_override": selectors.agents_without_override(tenant=tenant),
     }
 
 
@@ -255,28 +122,21 @@ def guardrails(request: ConsoleRequest) -> HttpResponse:
 def guardrail_try(request: ConsoleRequest) -> HttpResponse:
     """Run the form's content through the agent's (or the tenant's) policy, recording nothing."""
     form = TryForm(request.POST, tenant=request.tenant)
-    result = segments = None
-    status = 200
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            result = services.guardrail_check(
-                tenant=request.tenant,
-                stage=data["stage"],
-                text=data.get("text") if data["stage"] != "tool_call" else None,
-                tool=data.get("tool") or None,
-                arguments=data.get("arguments") if data["stage"] == "tool_call" else None,
-                agent=data.get("agent"),
-                source=GuardrailEvent.Source.CONSOLE,
-                record=False,
-            )
-        except FieldError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-            status = 400
-        else:
-            segments = highlight(result.text, result)
-    else:
-        status = 400
+    submitted = submit(
+        form,
+        lambda data: services.guardrail_check(
+            tenant=request.tenant,
+            stage=data["stage"],
+            text=data.get("text") if data["stage"] != "tool_call" else None,
+            tool=data.get("tool") or None,
+            arguments=data.get("arguments") if data["stage"] == "tool_call" else None,
+            agent=data.get("agent"),
+            source=GuardrailEvent.Source.CONSOLE,
+            record=False,
+        ),
+    )
+    status, result = submitted.status, submitted.value
+    segments = highlight(result.text, result) if result is not None else None
     context = {"try_form": form, "result": result, "segments": segments}
     if request.htmx and not request.htmx.boosted:
         return render_page(request, "guardrails/index.html", context, fragment="tryit", status=status)
@@ -288,27 +148,25 @@ def _editor(request: ConsoleRequest, *, agent: Agent | None) -> HttpResponse:
     if agent is None:
         current = services.policy_ensure_default(tenant=tenant).rules
     else:
-        found = Policy.objects.for_tenant(tenant).filter(agent=agent).first()
+        found = selectors.agent_override(tenant=tenant, agent=agent)
         current = found.rules if found is not None else []
     status = 200
     if request.method == "POST":
         # Bound without `initial`: a row left as it was must still count (with initial data Django
         # would treat an unchanged spare row as empty and drop it).
         formset = RuleFormSet(request.POST)
-        if formset.is_valid():
-            try:
-                services.policy_update(
-                    actor=Actor.from_request(request), tenant=tenant, agent=agent, rules=formset.rules()
-                )
-            except FieldError as exc:
-                formset.non_form_errors().append(exc.detail)  # shown above the rules
-            else:
-                who = f"{agent.name}'s override" if agent else "The tenant's policy"
-                messages.success(request, f"{who} was saved.")
-                return redirect("console:guardrails", tenant_slug=tenant.slug)
-        status = 400
+        submitted = submit(
+            formset,
+            lambda _: services.policy_update(
+                actor=Actor.from_request(request), tenant=tenant, agent=agent, rules=formset.rules()
+            ),
+        )
+        if submitted.ok:
+            who = f"{agent.name}'s override" if agent else "The tenant's policy"
+            return done(request, f"{who} was saved.", to=reverse("console:guardrails", args=[tenant.slug]))
+        status = submitted.status
     else:
-        formset = RuleFormSet(initial=_initial(current))
+        formset = RuleFormSet(initial=rules_initial(current))
     context = {
         "formset": formset,
         "agent": agent,
@@ -421,11 +279,6 @@ def guardrail_event(request: ConsoleRequest, pk: str) -> HttpResponse:
     return render_page(request, "guardrails/event.html", context)
 
 
-class FeedbackForm(forms.Form):
-    kind = forms.ChoiceField(choices=GuardrailFeedback.Kind.choices)
-    note = forms.CharField(required=False, max_length=services.MAX_NOTE_CHARS)
-
-
 def _back(request: ConsoleRequest, fallback: str) -> str:
     """Where a form sends the reviewer back to: the page it was on (`next`, this site only)."""
     target = request.POST.get("next") or ""
@@ -441,33 +294,31 @@ def guardrail_event_feedback(request: ConsoleRequest, pk: str) -> HttpResponse:
     check); a mark that cannot be made is said on the event's page (400)."""
     event = get_for_tenant(selectors.guardrail_events(tenant=request.tenant), request.tenant, pk=pk)
     form = FeedbackForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            entry = services.feedback_mark(
-                actor=Actor.from_request(request),
-                tenant=request.tenant,
-                kind=form.cleaned_data["kind"],
-                event=event,
-                note=form.cleaned_data["note"],
-            )
-        except FieldError as exc:
-            error = str(exc.detail)
-        else:
-            effect = (
-                "is let through from now on"
-                if entry.kind == GuardrailFeedback.Kind.FALSE_POSITIVE
-                else "is blocked from now on"
-            )
-            messages.success(request, f"Marked as {entry.get_kind_display().lower()}: this text {effect}.")
-            fallback = reverse("console:guardrail_event", args=[request.tenant.slug, event.pk])
-            if request.htmx:
-                # A live-pushed row's form has no CSRF field: it posts through htmx, whose header
-                # carries the token; the page is then reloaded with the confirmation.
-                return HttpResponseClientRedirect(_back(request, fallback))
-            return redirect(_back(request, fallback))
-    else:
-        error = "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items())
+    submitted = submit(
+        form,
+        lambda data: services.feedback_mark(
+            actor=Actor.from_request(request),
+            tenant=request.tenant,
+            kind=data["kind"],
+            event=event,
+            note=data["note"],
+        ),
+    )
+    if (entry := submitted.value) is not None:
+        effect = (
+            "is let through from now on"
+            if entry.kind == GuardrailFeedback.Kind.FALSE_POSITIVE
+            else "is blocked from now on"
+        )
+        messages.success(request, f"Marked as {entry.get_kind_display().lower()}: this text {effect}.")
+        back = _back(request, reverse("console:guardrail_event", args=[request.tenant.slug, event.pk]))
+        if request.htmx:
+            # A live-pushed row's form has no CSRF field: it posts through htmx, whose header
+            # carries the token; the page is then reloaded with the confirmation.
+            return HttpResponseClientRedirect(back)
+        return redirect(back)
+    said = {name: " ".join(str(e) for e in errors) for name, errors in form.errors.items()}
+    error = "; ".join(why if name == NON_FIELD_ERRORS else f"{name}: {why}" for name, why in said.items())
     context = {
         "event": event,
         "marks": list(event.feedback.select_related("created_by").all()),
@@ -475,7 +326,7 @@ def guardrail_event_feedback(request: ConsoleRequest, pk: str) -> HttpResponse:
         "here": request.get_full_path(),
         "feedback_error": error,
     }
-    return render_page(request, "guardrails/event.html", context, status=400)
+    return render_page(request, "guardrails/event.html", context, status=submitted.status)
 
 
 @role_required(Role.ADMIN)

@@ -13,19 +13,20 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agents.selectors import is_uuid
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.forms import act, done, submit
+from console.forms.traces import RetentionForm
 from tenants import services as tenant_services
 from tenants.audit import Actor
-from tenants.errors import FieldError
 from tenants.models import Membership, Role
 from traces import selectors, services
 from traces.models import Span, Trace
@@ -285,44 +286,41 @@ def end_user(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
 @require_POST
 def end_user_erase(request: ConsoleRequest, end_user_id: str) -> HttpResponse:
     """Erase the end user (traces, spans, payloads, runs' content; budget amounts pseudonymised)."""
-    try:
-        receipt = tenant_services.end_user_erase(
+    erased = act(
+        request,
+        lambda: tenant_services.end_user_erase(
             actor=Actor.from_request(request), tenant=request.tenant, end_user_id=end_user_id
-        )
-    except FieldError as exc:
-        messages.error(request, exc.message)
-        return redirect("console:traces", tenant_slug=request.tenant.slug)
-    if not receipt["erased"]:
+        ),
+    )
+    if (receipt := erased.value) is not None and receipt["erased"]:
+        counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in receipt["counts"].items() if count)
+        messages.success(request, f"Erased as {receipt['end_user']}: {counts or 'nothing was stored'}.")
+    elif receipt is not None:
         messages.info(request, "Nothing is stored for this end user: nothing was erased.")
-        return redirect("console:traces", tenant_slug=request.tenant.slug)
-    counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in receipt["counts"].items() if count)
-    messages.success(request, f"Erased as {receipt['end_user']}: {counts or 'nothing was stored'}.")
     return redirect("console:traces", tenant_slug=request.tenant.slug)
-
-
-class RetentionForm(forms.Form):
-    retention_days = forms.IntegerField(min_value=1, max_value=services.MAX_RETENTION_DAYS, label="Keep spans (days)")
 
 
 @role_required(Role.ADMIN)
 def trace_settings(request: ConsoleRequest) -> HttpResponse:
     """Retention: how many days spans are kept (beat deletes older ones), and what is stored."""
-    current = services.trace_settings_for(request.tenant)
-    form = RetentionForm(request.POST or None, initial={"retention_days": current.retention_days})
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.trace_settings_update(
-                actor=Actor.from_request(request),
-                tenant=request.tenant,
-                retention_days=form.cleaned_data["retention_days"],
-            )
-        except FieldError as exc:
-            form.add_error("retention_days", exc.detail)
-        else:
-            messages.success(request, f"Spans are now kept {form.cleaned_data['retention_days']} days.")
-            return redirect("console:trace_settings", tenant_slug=request.tenant.slug)
+    status = 200
+    if request.method == "POST":
+        form = RetentionForm(request.POST)
+        submitted = submit(
+            form,
+            lambda data: services.trace_settings_update(
+                actor=Actor.from_request(request), tenant=request.tenant, retention_days=data["retention_days"]
+            ),
+        )
+        if submitted.ok:
+            days = form.cleaned_data["retention_days"]
+            to = reverse("console:trace_settings", args=[request.tenant.slug])
+            return done(request, f"Spans are now kept {days} days.", to=to)
+        status = submitted.status
+    else:
+        form = RetentionForm(initial={"retention_days": services.trace_settings_for(request.tenant).retention_days})
     context = {"form": form, "health": selectors.ingest_health(tenant=request.tenant)}
-    return render_page(request, "traces/settings.html", context, status=400 if form.errors else 200)
+    return render_page(request, "traces/settings.html", context, status=status)
 
 
 # --- Live: what the websocket sends the traces page when spans are stored ------------------------
