@@ -8,12 +8,16 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents and runs"
 
     def ready(self) -> None:
-        from tenants.services import register_scope_source
-
-        register_scope_source(tool_scopes)
-
+        from agents.events import RunChanged
         from agents.models import Agent, AgentVersion, AgentVersionTool, Tool
-        from tenants import cache
+        from tenants import cache, registry
+
+        registry.register_scope_source(tool_scopes)
+        registry.register_live_events(RunChanged)
+        registry.register_demo_seeder(seed_demo, order=20)
+        registry.register_cross_tenant_task(
+            "agents.tasks.requeue_stuck_runs", reason="re-queue the runs of every tenant whose worker died"
+        )
 
         # The gateway resolves X-AOC-Agent and the tools of tool results on every call.
         cache.watch(Agent, AgentVersion, AgentVersionTool, Tool)
@@ -24,3 +28,10 @@ def tool_scopes(tenant: Any) -> list[str]:
     from agents.models import Tool
 
     return list(Tool.objects.for_tenant(tenant).exclude(required_scope="").values_list("required_scope", flat=True))
+
+
+def seed_demo(tenant: Any, *, queue_work: bool) -> None:
+    """The demo's tools, orders and Support agent (after the catalog's: it uses its models)."""
+    from agents.demo import seed_agents
+
+    seed_agents(tenant)

@@ -10,7 +10,7 @@ import django_filters
 from django.db.models import Prefetch, Q, QuerySet
 
 from agents.models import Agent, AgentVersion, DemoEmail, DemoOrder, Run, Step, Tool
-from tenants.filters import AgentFilter, RehearsalFilter, StrictFilterSet, YesNoFilter
+from tenants.filters import RehearsalFilter, StrictFilterSet, TenantRefField, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 
@@ -48,6 +48,26 @@ def find_agent(*, tenant: Tenant, ref: str) -> Agent | None:
     if agent is None and is_uuid(ref):
         agent = queryset.filter(pk=ref).first()
     return agent
+
+
+class AgentRefField(TenantRefField):
+    not_found = "no agent has the id or name {ref!r}."
+
+    def resolve(self, ref: str) -> Any:
+        assert self.tenant is not None
+        return find_agent(tenant=self.tenant, ref=ref)
+
+
+class AgentFilter(django_filters.Filter):
+    """An agent by id or name, archived or not, resolved in the list's tenant: an unknown one is a
+    bad value (400), never an empty list (the console may render it as a choice of the agents)."""
+
+    field_class = AgentRefField
+
+    def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
+        if value is None:
+            return qs
+        return qs.filter(**{self.field_name or "agent": value})
 
 
 def find_tool(*, tenant: Tenant, ref: str) -> Tool | None:

@@ -14,10 +14,11 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from agents.selectors import AgentFilter
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
 from catalog.models import LanguageModel
 from catalog.selectors import PinNotFoundError, pinned_model
-from tenants.filters import AgentFilter, StrictFilterSet, YesNoFilter
+from tenants.filters import StrictFilterSet, YesNoFilter
 from tenants.models import Tenant
 from tenants.selectors import get_for_tenant
 

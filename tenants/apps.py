@@ -7,8 +7,10 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self) -> None:
-        from tenants import cache, rls
+        from tenants import cache, events, registry, rls
         from tenants.models import ApiKey, Tenant
+
+        registry.register_live_events(events.MembersChanged, events.ApiKeysChanged, events.TenantChanged)
 
         # Read on every API call (tenants.authentication): a revoked key or a suspended tenant is
         # refused on the next call, in every process.

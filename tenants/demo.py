@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from tenants import rls
+from tenants import registry, rls
 from tenants.models import Membership, Role, Tenant, User
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - a published demo login, local only
@@ -26,8 +26,10 @@ DEMO_STAFF = ("staff@console.test", "Platform Staff")
 @transaction.atomic
 def seed_demo(*, first_eval_run: bool = True) -> dict[str, Tenant]:
     """Create the demo tenants and users if missing (idempotent: existing rows are left as they are).
-    `first_eval_run=False` leaves the demo suite without the run the seed would queue (the tests:
-    a worker one of them starts would otherwise execute it, sending the demo emails its cases ask for)."""
+    Each tenant is then handed to the apps' demo seeders in their order (tenants.registry).
+    `first_eval_run=False` tells them to queue no background work, so the demo suite is left without
+    the run the seed would queue (the tests: a worker one of them starts would otherwise execute it,
+    sending the demo emails its cases ask for)."""
     with rls.across_tenants("seeding the demo tenants"):
         return _seed(first_eval_run=first_eval_run)
 
@@ -44,14 +46,7 @@ def _seed(*, first_eval_run: bool) -> dict[str, Tenant]:
     email, name = DEMO_STAFF
     if not User.objects.filter(email=email).exists():
         User.objects.create_user(email, DEMO_PASSWORD, name=name, is_staff=True)
-    from agents.demo import seed_agents  # agents and catalog build on the kernel, not the other way round
-    from catalog.demo import seed_catalog
-    from evals.demo import seed_evals
-    from guardrails.demo import seed_guardrails
-
     for tenant in tenants.values():
-        seed_catalog(tenant)
-        seed_agents(tenant)
-        seed_guardrails(tenant)
-        seed_evals(tenant, first_run=first_eval_run)
+        for seeder in registry.demo_seeders():
+            seeder(tenant, queue_work=first_eval_run)
     return tenants

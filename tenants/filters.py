@@ -8,8 +8,8 @@ the API and the console: an unknown name or a bad value is an error, never silen
   view with a `filterset_class`, it answers 400 naming the first bad or unknown filter
   (`{"error": {"type": "validation_error", "message": "since: …", "fields": {...}}}`);
   drf-spectacular lists the FilterSet's filters in the OpenAPI schema.
-- `AgentFilter`: an agent by id or name (archived or not), resolved in the tenant; an unknown one
-  is a bad value (400), never an empty list.
+- `TenantRefField`: the base of a filter's field that takes one of the tenant's rows by id or name
+  (agents.selectors.AgentFilter); an unknown one is a bad value (400), never an empty list.
 """
 
 from __future__ import annotations
@@ -158,27 +158,6 @@ class TenantRefField(forms.CharField):
         return found
 
     not_found = "no row has the id or name {ref!r}."
-
-
-class AgentRefField(TenantRefField):
-    not_found = "no agent has the id or name {ref!r}."
-
-    def resolve(self, ref: str) -> Any:
-        from agents.selectors import find_agent
-
-        assert self.tenant is not None
-        return find_agent(tenant=self.tenant, ref=ref)
-
-
-class AgentFilter(django_filters.Filter):
-    """An agent by id or name (the console may render it as a choice of the tenant's agents)."""
-
-    field_class = AgentRefField
-
-    def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
-        if value is None:
-            return qs
-        return qs.filter(**{self.field_name or "agent": value})
 
 
 REHEARSAL_CHOICES = [("include", "shown too"), ("only", "only rehearsals")]

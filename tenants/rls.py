@@ -28,8 +28,8 @@ default, see README "Tenant isolation") the policies exist but the app connects 
 **Context.** The tenant is a context variable that the kernel sets where it learns it:
 - a console page: TenantMiddleware, once the member's tenant is resolved;
 - an API call: `authenticate_key` (tenants.authentication), once the key is;
-- a Celery task: task_prerun, from the task's `tenant_id` argument (`CROSS_TENANT_TASKS` name the
-  sweeps that run across tenants); task_postrun restores the worker's context;
+- a Celery task: task_prerun, from the task's `tenant_id` argument (the apps register the beat
+  sweeps that run across tenants, and why: tenants.registry); task_postrun restores the worker's context;
 - a websocket: TenantConsumerMixin, once connect has found the member's tenant;
 - anything else (a thread, a script) with `tenant_context(tenant_id)`.
 Each request and task starts with no tenant, and leaves the context as it found it.
@@ -70,6 +70,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from tenants import registry
+
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -77,18 +79,6 @@ logger = logging.getLogger(__name__)
 
 POLICY = "tenant_isolation"
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-# Beat's sweeps: the tasks that run across tenants, and why. Any other task runs in the tenant of its
-# `tenant_id` argument, or sees no tenant's rows at all.
-CROSS_TENANT_TASKS: dict[str, str] = {
-    "agents.tasks.requeue_stuck_runs": "re-queue the runs of every tenant whose worker died",
-    "traces.tasks.expire_traces": "delete traces past each tenant's retention",
-    "budgets.tasks.expire_stale_reservations": "release every tenant's reservations past their TTL",
-    "approvals.tasks.expire_due": "expire every tenant's undecided approvals",
-    "approvals.tasks.escalate_due": "escalate every tenant's slow approvals",
-    "evals.tasks.sweep": "re-send every tenant's lost eval cases",
-    "evals.tasks.online_evals": "score every tenant's sampled production runs",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +329,7 @@ _signatures: dict[str, inspect.Signature] = {}
 
 def task_context(task: Any, args: Any, kwargs: Any) -> Context:
     """A task's context: across tenants for the sweeps, else its `tenant_id` argument's tenant."""
-    if reason := CROSS_TENANT_TASKS.get(task.name):
+    if reason := registry.cross_tenant_reason(task.name):
         return Context(cross_tenant=True, reason=f"{task.name}: {reason}")
     signature = _signatures.get(task.name)
     if signature is None:

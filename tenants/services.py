@@ -4,7 +4,6 @@ after-commit side effects (emails, live pushes)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from tenants import events, rls
+from tenants import events, registry, rls
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, LastAdminError, ServiceError
 from tenants.models import (
@@ -324,20 +323,11 @@ def member_remove(*, actor: Actor, membership: Membership) -> None:
 # --- API keys ----------------------------------------------------------------------------------
 
 
-# Where a tenant's own scopes come from besides the built-in ones: apps register a function of
-# the tenant (agents: the scopes its tools require, e.g. `orders:refund`).
-_scope_sources: list[Callable[[Tenant], Iterable[str]]] = []
-
-
-def register_scope_source(source: Callable[[Tenant], Iterable[str]]) -> None:
-    if source not in _scope_sources:
-        _scope_sources.append(source)
-
-
 def grantable_scopes(tenant: Tenant) -> list[str]:
     """The scopes a key of `tenant` may hold: the built-in ones, then (sorted) those its tools
-    require, so a key can be allowed one sensitive tool without being an admin key."""
-    extra = {scope for source in _scope_sources for scope in source(tenant)} - set(Scope.values)
+    require (the scope sources apps register: tenants.registry), so a key can be allowed one
+    sensitive tool without being an admin key."""
+    extra = {scope for source in registry.scope_sources() for scope in source(tenant)} - set(Scope.values)
     return [*Scope.values, *sorted(extra)]
 
 
@@ -447,16 +437,19 @@ class _NothingErasedError(Exception):
 
 
 def end_user_erase(*, actor: Actor, tenant: Tenant, end_user_id: str) -> dict[str, Any]:
-    """Erase an end user (traces.services.end_user_erase: traces, payloads, runs' content; budget
-    amounts pseudonymised; audited) and say whether anything was: the receipt's `erased` is False
-    and every count zero for an end user with nothing stored, and then no audit event claims an
-    erasure (the erasure's transaction, which changed nothing, is rolled back with its audit row).
-    The API and the console both erase through here."""
-    from traces import services as traces_services
-
+    """Erase an end user through every eraser the apps registered (tenants.registry; traces:
+    traces.services.end_user_erase: traces, payloads, runs' content; budget amounts pseudonymised;
+    audited), in one transaction, and say whether anything was: the receipt (the erasers' receipts
+    merged, their `counts` side by side) has `erased` False and every count zero for an end user
+    with nothing stored, and then no audit event claims an erasure (the erasure's transaction,
+    which changed nothing, is rolled back with its audit row). The API and the console both erase
+    through here."""
+    receipt: dict[str, Any] = {"counts": {}}
     try:
         with transaction.atomic():
-            receipt = traces_services.end_user_erase(actor=actor, tenant=tenant, end_user_id=end_user_id)
+            for eraser in registry.end_user_erasers():
+                part = eraser(actor=actor, tenant=tenant, end_user_id=end_user_id)
+                receipt = {**receipt, **part, "counts": {**receipt["counts"], **part["counts"]}}
             if not any(receipt["counts"].values()):
                 raise _NothingErasedError(receipt)
     except _NothingErasedError as nothing:

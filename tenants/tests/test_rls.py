@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
 
-from tenants import rls, services
+from tenants import registry, rls, services
 from tenants.audit import Actor
 from tenants.demo import seed_demo
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Scope, Tenant, TenantOwned
@@ -252,7 +252,7 @@ def test_beats_sweeps_run_across_tenants_and_other_tasks_in_their_tenant() -> No
     assert rls.task_context(execute, (), {"run_id": "1", "tenant_id": tenant}) == rls.Context(tenant_id=tenant)
     assert rls.task_context(task("tenants.tasks.heartbeat"), (), {}) == rls.NO_TENANT
     # Every sweep named is a task that exists, under that name.
-    assert all(task(name).name == name for name in rls.CROSS_TENANT_TASKS)
+    assert all(task(name).name == name for name in registry.cross_tenant_tasks())
 
 
 @pytest.mark.django_db
