@@ -54,14 +54,19 @@ def reveal(value: Any) -> SafeString:
     return reveal_text(value)
 
 
+def pretty(value: Any) -> str:
+    """A JSON value pretty-printed, keys sorted; a string as it is, None as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 @register.filter
 def reveal_json(value: Any) -> SafeString:
     """A JSON value pretty-printed (a string as it is), then revealed like `reveal`."""
-    if value is None:
-        return mark_safe("")
-    if isinstance(value, str):
-        return reveal_text(value)
-    return reveal_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    return reveal_text(pretty(value))
 
 
 @register.filter

@@ -36,7 +36,7 @@ from console.access import ConsoleRequest, render_page, role_required
 from console.forms import act, done, submit
 from console.forms.approvals import DecideForm, RuleForm
 from console.templatetags.untrusted import has_hidden as has_hidden_text
-from console.templatetags.untrusted import is_hidden, reveal_text
+from console.templatetags.untrusted import is_hidden, pretty, reveal_text
 from tenants.audit import Actor
 from tenants.models import Membership, Role, Tenant
 from tenants.selectors import get_for_tenant
@@ -52,14 +52,6 @@ def reveal(text: str) -> SafeString:
 
 def has_hidden(value: Any) -> bool:
     return has_hidden_text(pretty(value))
-
-
-def pretty(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def editable_json(value: Any) -> str:

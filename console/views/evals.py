@@ -21,7 +21,7 @@ from agents.models import Run
 from catalog.models import LanguageModel, PinChange
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
-from console.forms import done, submit
+from console.forms import act, done, submit
 from console.forms.evals import CaseForm, OnlineEvalForm, SuiteForm
 from evals import online, selectors, services
 from evals.models import EvalRun, OnlineEval, Suite
@@ -80,15 +80,16 @@ def evals(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def eval_online(request: ConsoleRequest) -> HttpResponse:
     form = OnlineEvalForm(request.POST, tenant=request.tenant)
-    if form.is_valid():
-        try:
-            online.online_eval_configure(actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data)
-        except ServiceError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Online eval of {form.cleaned_data['agent'].name} saved.")
-    else:
+    if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
+        return redirect("console:evals", tenant_slug=request.tenant.slug)
+    act(
+        request,
+        lambda: online.online_eval_configure(
+            actor=Actor.from_request(request), tenant=request.tenant, **form.cleaned_data
+        ),
+        success=f"Online eval of {form.cleaned_data['agent'].name} saved.",
+    )
     return redirect("console:evals", tenant_slug=request.tenant.slug)
 
 
@@ -176,12 +177,13 @@ def eval_suite_run(request: ConsoleRequest, pk: str) -> HttpResponse:
     model = None
     if ref := request.POST.get("model", "").strip():
         model = get_for_tenant(LanguageModel.objects.select_related("provider"), request.tenant, pk=ref)
-    try:
-        eval_run = services.eval_run_start(
+    started = act(
+        request,
+        lambda: services.eval_run_start(
             actor=Actor.from_request(request), suite=suite, model=model, trigger=EvalRun.Trigger.CONSOLE
-        )
-    except ServiceError as exc:
-        messages.error(request, getattr(exc, "detail", exc.message))
+        ),
+    )
+    if (eval_run := started.value) is None:
         return redirect("console:eval_suite", tenant_slug=request.tenant.slug, pk=suite.pk)
     return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=eval_run.pk)
 
@@ -257,10 +259,7 @@ def eval_run(request: ConsoleRequest, pk: str) -> HttpResponse:
 @require_POST
 def eval_run_cancel(request: ConsoleRequest, pk: str) -> HttpResponse:
     run = selectors.get_eval_run_for_tenant(request.tenant, pk)
-    try:
-        services.eval_run_cancel(actor=Actor.from_request(request), eval_run=run)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
+    act(request, lambda: services.eval_run_cancel(actor=Actor.from_request(request), eval_run=run))
     return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=run.pk)
 
 
@@ -268,12 +267,11 @@ def eval_run_cancel(request: ConsoleRequest, pk: str) -> HttpResponse:
 @require_POST
 def eval_run_accept(request: ConsoleRequest, pk: str) -> HttpResponse:
     run = selectors.get_eval_run_for_tenant(request.tenant, pk)
-    try:
-        services.eval_run_accept(actor=Actor.from_request(request), eval_run=run)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "This run is now the suite's baseline.")
+    act(
+        request,
+        lambda: services.eval_run_accept(actor=Actor.from_request(request), eval_run=run),
+        success="This run is now the suite's baseline.",
+    )
     return redirect("console:eval_run", tenant_slug=request.tenant.slug, pk=run.pk)
 
 
@@ -318,19 +316,18 @@ def eval_reviews(request: ConsoleRequest) -> HttpResponse:
             result = selectors.get_result_for_tenant(request.tenant, request.POST["result"])
         elif request.POST.get("run"):
             run = get_for_tenant(Run.objects.all(), request.tenant, pk=request.POST["run"])
-        try:
-            services.review_create(
+        act(
+            request,
+            lambda: services.review_create(
                 actor=Actor.from_request(request),
                 tenant=request.tenant,
                 score=score,
                 comment=request.POST.get("comment", ""),
                 result=result,
                 run=run,
-            )
-        except ServiceError as exc:
-            messages.error(request, getattr(exc, "detail", exc.message))
-        else:
-            messages.success(request, "Review saved.")
+            ),
+            success="Review saved.",
+        )
         return redirect("console:eval_reviews", tenant_slug=request.tenant.slug)
     queue = selectors.review_queue(tenant=request.tenant, limit=30)
     context = {
@@ -436,12 +433,11 @@ class LivePinChange(live.LivePage):
 @require_POST
 def eval_gate_override(request: ConsoleRequest, pk: str) -> HttpResponse:
     change = get_for_tenant(PinChange.objects.select_related("tenant", "to_model"), request.tenant, pk=pk)
-    try:
-        services.gate_override(actor=Actor.from_request(request), change=change, reason=request.POST.get("reason", ""))
-    except FieldError as exc:
-        messages.error(request, exc.detail)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "The eval gate is overridden for this change (audited); it can be approved now.")
+    act(
+        request,
+        lambda: services.gate_override(
+            actor=Actor.from_request(request), change=change, reason=request.POST.get("reason", "")
+        ),
+        success="The eval gate is overridden for this change (audited); it can be approved now.",
+    )
     return redirect("console:pin_change", tenant_slug=request.tenant.slug, pk=change.pk)

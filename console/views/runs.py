@@ -5,13 +5,11 @@ tool results are untrusted: templates render them escaped (never |safe), as text
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -23,8 +21,9 @@ from agents.selectors import is_uuid
 from agents.serializers import step_arguments, step_result, usd
 from console import live
 from console.access import ConsoleRequest, render_page, role_required
+from console.forms import act
+from console.templatetags.untrusted import pretty
 from tenants.audit import Actor
-from tenants.errors import ServiceError
 from tenants.models import Membership, Role, Tenant
 
 PAGE_SIZE = 50
@@ -89,14 +88,6 @@ class StepRow:
     cost_usd: str
 
 
-def _pretty(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-
-
 @dataclass(frozen=True)
 class PageRedaction:
     """One redaction decision for a run's page: what the output guardrails masked in the run's
@@ -159,10 +150,10 @@ def _step_rows(run: Run, redaction: PageRedaction | None = None) -> list[StepRow
         rows.append(
             StepRow(
                 step=step,
-                arguments=mask(_pretty(step_arguments(step))),
-                result=mask(_pretty(step_result(step))),
+                arguments=mask(pretty(step_arguments(step))),
+                result=mask(pretty(step_result(step))),
                 content=mask(str(response.get("content") or "")) if step.kind == Step.Kind.MODEL else "",
-                tool_calls=mask(_pretty(response.get("tool_calls"))) if step.kind == Step.Kind.MODEL else "",
+                tool_calls=mask(pretty(response.get("tool_calls"))) if step.kind == Step.Kind.MODEL else "",
                 cost_usd=usd(step.cost_micros),
             )
         )
@@ -194,14 +185,14 @@ def run_context(run: Run, *, can_cancel: bool) -> dict[str, Any]:
     return {
         "run": run,
         "redaction": redaction,
-        "run_input": mask(run.input if isinstance(run.input, str) else _pretty(run.input)),
+        "run_input": mask(run.input if isinstance(run.input, str) else pretty(run.input)),
         "steps": _step_rows(run, redaction),
         "pending_steps": _pending_steps(run),
         "conversation": [
             {
                 **m,
                 "content": mask(m["content"]) if isinstance(m.get("content"), str) else m.get("content"),
-                "tool_calls_json": mask(_pretty(m.get("tool_calls"))) if m.get("tool_calls") else "",
+                "tool_calls_json": mask(pretty(m.get("tool_calls"))) if m.get("tool_calls") else "",
             }
             for m in (run.messages if isinstance(run.messages, list) else [])
             if isinstance(m, dict)
@@ -224,15 +215,15 @@ def run(request: ConsoleRequest, pk: str) -> HttpResponse:
 @require_POST
 def run_cancel(request: ConsoleRequest, pk: str) -> HttpResponse:
     run = selectors.get_run_for_tenant(request.tenant, pk)
-    try:
-        run = services.run_cancel(actor=Actor.from_request(request), run=run)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        if run.status == Run.Status.CANCELLED:
-            messages.success(request, "The run was cancelled.")
-        else:
-            messages.success(request, "Cancel requested: the worker stops the run before its next step.")
+    act(
+        request,
+        lambda: services.run_cancel(actor=Actor.from_request(request), run=run),
+        success=lambda cancelled: (
+            "The run was cancelled."
+            if cancelled.status == Run.Status.CANCELLED
+            else "Cancel requested: the worker stops the run before its next step."
+        ),
+    )
     return redirect("console:run", tenant_slug=request.tenant.slug, pk=run.pk)
 
 
