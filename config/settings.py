@@ -9,17 +9,54 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AOC_VAR_DIR", BASE_DIR / "var"))
 
 
+def _env(name: str) -> str | None:
+    """The variable's value, stripped; None when unset or empty (the default applies)."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    """true/yes/on/1 or false/no/off/0 (any case); anything else is refused, naming the variable."""
+    value = _env(name)
+    if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}.")
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number; a value that is not one is refused, naming the variable."""
+    value = _env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """A number (decimals allowed); a value that is not one is refused, naming the variable."""
+    value = _env(name)
+    if value is None:
+        return float(default)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {value!r}.")
+    return number
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -121,7 +158,7 @@ if not os.environ.get("DATABASE_URL"):
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ["DATABASE_URL"],
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -167,9 +204,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py's async pool refuses a command past 100 connections at once (MaxConnectionsError):
             # a burst of approval long-polls or live pages needs more (CHANNEL_LAYER_MAX_CONNECTIONS).
-            "hosts": [
-                {"address": REDIS_URL, "max_connections": int(os.environ.get("CHANNEL_LAYER_MAX_CONNECTIONS", "1000"))}
-            ],
+            "hosts": [{"address": REDIS_URL, "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 1000)}],
             "prefix": os.environ.get("CACHE_KEY_PREFIX", "aoc") + ":asgi",
         },
     }
@@ -191,49 +226,49 @@ CELERY_BEAT_SCHEDULE = {
     # Re-queue running runs whose worker died (its lease expired) when the broker did not redeliver.
     "requeue-stuck-runs": {
         "task": "agents.tasks.requeue_stuck_runs",
-        "schedule": float(os.environ.get("RUN_REQUEUE_INTERVAL_SECONDS", "30")),
+        "schedule": env_float("RUN_REQUEUE_INTERVAL_SECONDS", 30),
     },
     # Delete traces past each tenant's retention, in bounded batches.
     "expire-traces": {
         "task": "traces.tasks.expire_traces",
-        "schedule": float(os.environ.get("TRACE_RETENTION_INTERVAL_SECONDS", "3600")),
+        "schedule": env_float("TRACE_RETENTION_INTERVAL_SECONDS", 3600),
     },
     # Release open budget reservations past their TTL, so a crashed client never blocks a budget for long.
     "expire-budget-reservations": {
         "task": "budgets.tasks.expire_stale_reservations",
-        "schedule": float(os.environ.get("BUDGET_EXPIRE_INTERVAL_SECONDS", "15")),
+        "schedule": env_float("BUDGET_EXPIRE_INTERVAL_SECONDS", 15),
     },
     # Approvals: expire requests nobody decided in time (recorded `expired`), then escalate the slow ones.
     "expire-approvals": {
         "task": "approvals.tasks.expire_due",
-        "schedule": float(os.environ.get("APPROVAL_SWEEP_INTERVAL_SECONDS", "5")),
+        "schedule": env_float("APPROVAL_SWEEP_INTERVAL_SECONDS", 5),
     },
     "escalate-approvals": {
         "task": "approvals.tasks.escalate_due",
-        "schedule": float(os.environ.get("APPROVAL_SWEEP_INTERVAL_SECONDS", "5")),
+        "schedule": env_float("APPROVAL_SWEEP_INTERVAL_SECONDS", 5),
     },
     # Evals: re-send cases whose worker died and start pending ones; score sampled production runs.
     "evals-sweep": {
         "task": "evals.tasks.sweep",
-        "schedule": float(os.environ.get("EVAL_SWEEP_INTERVAL_SECONDS", "30")),
+        "schedule": env_float("EVAL_SWEEP_INTERVAL_SECONDS", 30),
     },
     "online-evals": {
         "task": "evals.tasks.online_evals",
-        "schedule": float(os.environ.get("ONLINE_EVAL_INTERVAL_SECONDS", "300")),
+        "schedule": env_float("ONLINE_EVAL_INTERVAL_SECONDS", 300),
     },
 }
 
 # How many eval cases of one tenant run at once (each is an agent run on a worker).
-EVAL_CONCURRENCY_PER_TENANT = int(os.environ.get("EVAL_CONCURRENCY_PER_TENANT", "4"))
+EVAL_CONCURRENCY_PER_TENANT = env_int("EVAL_CONCURRENCY_PER_TENANT", 4)
 
 # The first retry delay of an approval's callback or escalation webhook (doubled at each retry).
-APPROVAL_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("APPROVAL_WEBHOOK_BACKOFF_SECONDS", "2"))
+APPROVAL_WEBHOOK_BACKOFF_SECONDS = env_float("APPROVAL_WEBHOOK_BACKOFF_SECONDS", 2)
 
 # How long a budget reservation holds its worst-case cost before the beat task releases it.
-BUDGET_RESERVATION_TTL_SECONDS = int(os.environ.get("BUDGET_RESERVATION_TTL_SECONDS", "120"))
+BUDGET_RESERVATION_TTL_SECONDS = env_int("BUDGET_RESERVATION_TTL_SECONDS", 120)
 # A gateway call (a long stream, a slow provider) keeps its budget hold past the TTL while it
 # runs, up to this long (gateway.keeper).
-GATEWAY_MAX_CALL_SECONDS = int(os.environ.get("GATEWAY_MAX_CALL_SECONDS", "3600"))
+GATEWAY_MAX_CALL_SECONDS = env_int("GATEWAY_MAX_CALL_SECONDS", 3600)
 
 # --- Authentication and security ---------------------------------------------------------------
 
@@ -256,8 +291,8 @@ LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:home"
 LOGOUT_REDIRECT_URL = "console:login"
 
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
@@ -271,13 +306,13 @@ CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(60 * 60 * 12)))
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12)
 SESSION_ENGINE = "console.sessions"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -331,7 +366,7 @@ MAILERS = {
             key.lower(): value
             for key, value in {
                 "HOST": os.environ.get("EMAIL_HOST"),
-                "PORT": int(os.environ["EMAIL_PORT"]) if os.environ.get("EMAIL_PORT") else None,
+                "PORT": env_int("EMAIL_PORT", 0) or None,
                 "USERNAME": os.environ.get("EMAIL_HOST_USER"),
                 "PASSWORD": os.environ.get("EMAIL_HOST_PASSWORD"),
                 "USE_TLS": env_bool("EMAIL_USE_TLS", False) or None,
@@ -406,16 +441,16 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 # http: self-hosted model servers (vLLM, Ollama) on a private network. Tests: 127.0.0.1.
 PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", "")
 # Approvals long-poll: waiting requests one API key may hold open per web process.
-APPROVAL_MAX_WAITERS_PER_KEY = int(os.environ.get("APPROVAL_MAX_WAITERS_PER_KEY", "100"))
+APPROVAL_MAX_WAITERS_PER_KEY = env_int("APPROVAL_MAX_WAITERS_PER_KEY", 100)
 # The largest request body the gateway (/v1/chat/completions, …) reads: conversations with images are big.
-GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(20 * 1024 * 1024)))
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # A stream held for a reviewer's decision on a tool call sends an SSE comment this often (gateway.holds).
-GATEWAY_APPROVAL_KEEPALIVE_SECONDS = float(os.environ.get("GATEWAY_APPROVAL_KEEPALIVE_SECONDS", "10"))
+GATEWAY_APPROVAL_KEEPALIVE_SECONDS = env_float("GATEWAY_APPROVAL_KEEPALIVE_SECONDS", 10)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60  # last_used_at is written at most this often per key
-INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "7"))
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # A worker executing a run renews its lease every third of this; a run whose lease expired lost
 # its worker and is resumed by another (agents/runtime.py).
-RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "30"))
+RUN_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 30)
 
 
 def _one_line_forbidden(record: logging.LogRecord) -> bool:
