@@ -81,6 +81,7 @@ from catalog.models import LanguageModel
 from catalog.selectors import provider_config
 from tenants import cache as config_cache
 from tenants.errors import ConflictError
+from tenants.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +212,6 @@ def resume_after_approval(
     them (checked by the tool-call guardrails again); rejected: the model is told so (`expired`:
     that nobody decided in time), or with `end_run` the run ends `failed` instead. ConflictError
     when the run is not waiting for that call."""
-    from agents.tasks import execute_run  # the task module imports this one
-
     with transaction.atomic():
         row = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
         if row.status != Run.Status.AWAITING_APPROVAL:
@@ -235,7 +234,7 @@ def resume_after_approval(
         row.save(update_fields=["approval_decisions", "status"])
         run_changed(row)
         tenant_id, run_id = str(row.tenant_id), str(row.pk)
-        transaction.on_commit(lambda: execute_run.delay(tenant_id, run_id))
+        enqueue("agents.tasks.execute_run", tenant_id, run_id)
     return row
 
 

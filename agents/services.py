@@ -6,7 +6,6 @@ same words; a refusal names the field it is about (`FieldError.field`)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldConflictError, FieldError
 from tenants.models import ApiKey, Tenant
 from tenants.net import UnsafeUrlError
+from tenants.queue import enqueue
 from tenants.services import audit_record
 from tenants.webhooks import check_webhook_url
 
@@ -592,14 +592,8 @@ def run_create(
         )
         send_run_changed(run)
         tenant_id, run_id = str(tenant.pk), str(run.pk)
-        transaction.on_commit(lambda: _enqueue(tenant_id, run_id))
+        enqueue("agents.tasks.execute_run", tenant_id, run_id)
     return run
-
-
-def _enqueue(tenant_id: str, run_id: str) -> None:
-    # Imported here: the task module belongs to the engine and imports the provider clients.
-    tasks = importlib.import_module("agents.tasks")
-    tasks.execute_run.delay(tenant_id, run_id)
 
 
 def _check_label(field: str, value: Any) -> str:

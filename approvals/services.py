@@ -12,7 +12,6 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -38,6 +37,7 @@ from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, ServiceError
 from tenants.models import Tenant
 from tenants.net import UnsafeUrlError
+from tenants.queue import enqueue
 from tenants.services import audit_record
 from tenants.webhooks import check_webhook_url
 
@@ -523,8 +523,6 @@ def _finish(
 ) -> None:
     """Close a locked pending request in `status`, resume its run and schedule the after-commit
     side effects (waiters, live pages, the callback, the trace span)."""
-    from approvals import tasks  # the tasks module imports this one
-
     row.status = status
     row.decided_at = now or timezone.now()
     row.decided_by = user
@@ -536,7 +534,7 @@ def _finish(
     events.approval_changed(row)
     if row.callback_url:
         tenant_id, approval_id = str(row.tenant_id), str(row.pk)
-        transaction.on_commit(lambda: tasks.deliver_callback.delay(tenant_id, approval_id))
+        enqueue("approvals.tasks.deliver_callback", tenant_id, approval_id)
     if row.run is not None:
         transaction.on_commit(lambda: _record_span(row))
 
@@ -687,8 +685,6 @@ def approval_cancel(*, approval: ApprovalRequest, actor: Actor) -> ApprovalReque
 def approvals_escalate_due(*, limit: int = 500) -> int:
     """Mark every pending request past its escalation time as escalated (once: a conditional
     update) and send the notifications after commit. Returns how many."""
-    from approvals import tasks
-
     now = timezone.now()
     due = list(
         ApprovalRequest.objects.filter(
@@ -703,7 +699,7 @@ def approvals_escalate_due(*, limit: int = 500) -> int:
             ).update(escalated_at=now)
             if won:
                 count += 1
-                transaction.on_commit(partial(tasks.notify_escalation.delay, str(tenant_id), str(pk)))
+                enqueue("approvals.tasks.notify_escalation", str(tenant_id), str(pk))
     return count
 
 

@@ -89,6 +89,7 @@ from tenants.audit import Actor
 from tenants.errors import ConflictError
 from tenants.models import ApiKey, Tenant
 from tenants.net import UnsafeUrlError
+from tenants.queue import enqueue
 from tenants.services import audit_record
 from tenants.webhooks import WebhookFailedError, check_webhook_url, post_signed
 
@@ -1072,17 +1073,11 @@ def _alert_effects(alert: BudgetAlert) -> None:
 
 
 def _email_after_commit(alert: BudgetAlert) -> None:
-    from budgets.tasks import email_budget_alert
-
-    tenant_id, alert_id = str(alert.tenant_id), str(alert.pk)
-    transaction.on_commit(lambda: email_budget_alert.delay(tenant_id, alert_id))
+    enqueue("budgets.tasks.email_budget_alert", str(alert.tenant_id), str(alert.pk))
 
 
 def _webhook_after_commit(alert: BudgetAlert) -> None:
-    from budgets.tasks import deliver_budget_alert_webhook
-
-    tenant_id, alert_id = str(alert.tenant_id), str(alert.pk)
-    transaction.on_commit(lambda: deliver_budget_alert_webhook.delay(tenant_id, alert_id))
+    enqueue("budgets.tasks.deliver_budget_alert_webhook", str(alert.tenant_id), str(alert.pk))
 
 
 def alert_payload(alert: BudgetAlert) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from catalog.selectors import PinNotFoundError, pinned_model
 from evals import assertions as checks
 from evals import events, hooks, judge, sandbox
 from evals.models import Case, EvalResult, EvalRun, GateOverride, Review, Suite
+from tenants import queue
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldConflictError, FieldError, ServiceError
 from tenants.models import Membership, Role, Tenant
@@ -481,14 +482,8 @@ def eval_run_start(
     events.send_eval_run_changed(eval_run)
     if dispatch:
         tenant_id = str(tenant.pk)
-        transaction.on_commit(lambda: _send_dispatch(tenant_id))
+        queue.enqueue("evals.tasks.dispatch", tenant_id)
     return eval_run
-
-
-def _send_dispatch(tenant_id: str) -> None:
-    from evals.tasks import dispatch  # the task module imports this one
-
-    dispatch.delay(tenant_id)
 
 
 @transaction.atomic
@@ -597,10 +592,8 @@ def eval_dispatch(*, tenant: Tenant) -> list[str]:
 
 
 def _send_cases(tenant_id: str, result_ids: list[str]) -> None:
-    from evals.tasks import execute_case
-
     for result_id in result_ids:
-        execute_case.delay(tenant_id, result_id)
+        queue.send("evals.tasks.execute_case", tenant_id, result_id)
 
 
 def _create_case_run(result: EvalResult) -> Run:

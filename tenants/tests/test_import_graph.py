@@ -1,6 +1,6 @@
 """The project's import picture, read from the source with `ast` (every import statement, those
 inside functions and under TYPE_CHECKING too, and `import_module("...")` with a literal name):
-the kernel (tenants/) imports no domain app."""
+the kernel (tenants/) imports no domain app, and no app's services import its own tasks."""
 
 from __future__ import annotations
 
@@ -61,6 +61,26 @@ def test_the_kernel_imports_no_domain_app() -> None:
         if module.split(".")[0] in DOMAIN_APPS
     ]
     assert found == [], "the kernel registers what it needs from apps (tenants.registry):\n" + "\n".join(found)
+
+
+def test_no_app_service_imports_its_own_tasks() -> None:
+    """Tasks call services; services enqueue tasks by name (tenants.queue), so neither imports the other."""
+    services = [
+        path
+        for app in APPS
+        for path in sorted((ROOT / app).glob("services*.py"))
+        + sorted((ROOT / app).glob("services/**/*.py"))
+        + sorted((ROOT / app).glob("runtime.py"))
+    ]
+    assert len(services) >= len(DOMAIN_APPS) - 2  # console has none; the walk found the apps' services
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in services
+        for line, module in imported_modules(path)
+        if module == f"{path.relative_to(ROOT).parts[0]}.tasks"
+        or module.startswith(f"{path.relative_to(ROOT).parts[0]}.tasks.")
+    ]
+    assert found == [], "\n".join(found)
 
 
 def test_the_walk_finds_imports_inside_functions_and_by_name(tmp_path: Path) -> None:
