@@ -513,22 +513,29 @@ def banner(url: str, logins: str, api_key: str) -> None:
     print("\n".join(lines), flush=True)
 
 
-def app_processes(fd: int) -> dict[str, list[str]]:
+def app_processes(fd: int, log_level: str = "WARNING") -> dict[str, list[str]]:
     """The foreground processes of `make run`: `python -m` arguments by name. The web server serves
-    the socket devenv bound (file descriptor `fd`, inherited)."""
+    the socket devenv bound (file descriptor `fd`, inherited); the worker and beat log at
+    `log_level` (their INFO lines are every task received and every beat tick)."""
     return {
         # --lifespan off: Django's ASGI handler speaks no lifespan protocol.
         "web": ["uvicorn", "config.asgi:application", "--fd", str(fd), "--lifespan", "off"],
-        "worker": ["celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery"],
-        "beat": ["celery", "-A", "config", "beat", "--loglevel", "INFO"],
+        # --quiet: no start-up banners of their own printed under the console's.
+        "worker": [
+            *("celery", "-A", "config", "--quiet", "worker"),
+            *("--loglevel", log_level, "--concurrency", "2", "-Q", "celery"),
+        ],
+        "beat": ["celery", "-A", "config", "--quiet", "beat", "--loglevel", log_level],
     }
 
 
 def run_env(env: dict[str, str], url: str) -> dict[str, str]:
     """`make run`'s settings: plain HTTP on loopback, static files re-read as they are edited, and
     the console's own error pages. DEBUG stays off unless set (DEBUG=true make run shows Django's
-    debug pages and tracebacks in the browser)."""
+    debug pages and tracebacks in the browser). The worker, beat and Django log warnings and errors
+    only, so the start-up banner stays in view (LOG_LEVEL=INFO make run shows every task and tick)."""
     env.setdefault("DEBUG", "false")
+    env["LOG_LEVEL"] = env.get("LOG_LEVEL", "WARNING").upper()
     env.setdefault("SECURE_COOKIES", "false")
     env.setdefault("WHITENOISE_AUTOREFRESH", "true")
     env.setdefault("CONSOLE_BASE_URL", url)
@@ -551,7 +558,7 @@ def cmd_run(env: dict[str, str]) -> int:
                 raise DevenvError("manage.py apikey create printed no key")
             api_key = key_output.strip().splitlines()[-1]
             say("starting web (uvicorn), worker and beat (Celery)")
-            for name, args in app_processes(sock.fileno()).items():
+            for name, args in app_processes(sock.fileno(), env["LOG_LEVEL"]).items():
                 child_env = env
                 if name == "web" and "DATABASE_CONN_MAX_AGE" not in env:
                     # Under ASGI every sync view runs on a pool thread, and a persistent connection

@@ -116,6 +116,17 @@ def test_make_run_shows_the_consoles_own_error_pages_unless_debug_is_asked_for(d
     assert devenv.run_env({"DEBUG": "true"}, "http://127.0.0.1:8123")["DEBUG"] == "true"
 
 
+def test_make_run_logs_warnings_unless_log_level_says_otherwise(devenv: ModuleType) -> None:
+    env = devenv.run_env({}, "http://127.0.0.1:8123")
+    assert env["LOG_LEVEL"] == "WARNING"
+    processes = devenv.app_processes(3, env["LOG_LEVEL"])
+    for name in ("worker", "beat"):
+        assert processes[name][processes[name].index("--loglevel") + 1] == "WARNING"
+    chatty = devenv.run_env({"LOG_LEVEL": "info"}, "http://127.0.0.1:8123")["LOG_LEVEL"]
+    assert chatty == "INFO"
+    assert devenv.app_processes(3, chatty)["beat"][-2:] == ["--loglevel", "INFO"]
+
+
 def test_an_unknown_page_is_the_consoles_404_not_the_url_list(alice_client: Client) -> None:
     response = alice_client.get("/t/acme/no-such-page/")
     page = response.content.decode()
