@@ -11,6 +11,7 @@ from django.db import connection
 
 from evals import services
 from evals.models import EvalResult, Suite
+from evals.services import execution
 from tenants.audit import Actor
 from tenants.testing import Cast
 
@@ -36,8 +37,8 @@ def test_concurrent_dispatchers_never_exceed_the_tenants_bound(cast: Cast, setti
             connection.close()
 
     # Tasks would be sent after commit: keep them out of the broker (no worker here).
-    original = services._send_cases
-    services._send_cases = lambda tenant_id, result_ids: None
+    original = execution._send_cases
+    execution._send_cases = lambda tenant_id, result_ids: None
     try:
         threads = [threading.Thread(target=dispatch) for _ in range(8)]
         for thread in threads:
@@ -45,6 +46,6 @@ def test_concurrent_dispatchers_never_exceed_the_tenants_bound(cast: Cast, setti
         for thread in threads:
             thread.join(timeout=30)
     finally:
-        services._send_cases = original
+        execution._send_cases = original
     assert len(started) == len(set(started)) == 3
     assert EvalResult.objects.filter(tenant=cast.acme, status="running").count() == 3

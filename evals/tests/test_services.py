@@ -20,6 +20,7 @@ from approvals.models import ApprovalRequest
 from catalog.clients import ChatRequest, ChatResponse, ToolCall, Usage
 from evals import selectors, services
 from evals.models import Case, EvalResult, EvalRun, Review, Suite
+from evals.services import execution
 from evals.tests.conftest import candidate_model
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError
@@ -181,7 +182,9 @@ def test_cancel_stops_a_case_that_is_running(suite: Suite, cast: Cast) -> None:
     result = services.eval_result_claim(eval_run=eval_run)
     assert result is not None
     # The case's run exists (as a worker creates it before executing it) when the cancel arrives.
-    case_run = services._create_case_run(EvalResult.objects.select_related("eval_run__agent_version").get(pk=result.pk))
+    case_run = execution._create_case_run(
+        EvalResult.objects.select_related("eval_run__agent_version").get(pk=result.pk)
+    )
     EvalResult.objects.filter(pk=result.pk).update(run=case_run)
     services.eval_run_cancel(actor=SYSTEM, eval_run=eval_run)
     case_run.refresh_from_db()
@@ -390,7 +393,7 @@ def _hold_then_die(suite: Suite, cast: Cast, *, lease_in_seconds: int) -> tuple[
     eval_run = start(suite)
     result = services.eval_result_claim(eval_run=eval_run)
     assert result is not None
-    result.run = services._create_case_run(result)
+    result.run = execution._create_case_run(result)
     result.save(update_fields=["run"])
     model = eval_run.model
     request = ChatRequest(
