@@ -80,6 +80,7 @@ from catalog.clients.base import estimate_request_tokens
 from catalog.models import LanguageModel
 from catalog.selectors import provider_config
 from tenants import cache as config_cache
+from tenants import rls
 from tenants.errors import ConflictError
 from tenants.queue import enqueue
 
@@ -818,7 +819,8 @@ class _Heartbeat:
         self.owner = owner
         self.lease = lease
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{run_id}", daemon=True)
+        # In the run's tenant context (row-level security), which the engine's thread has now.
+        self._thread = threading.Thread(target=rls.carried(self._beat), name=f"lease-{run_id}", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()

@@ -690,7 +690,7 @@ def conclude(call: Call, result: Result) -> Conclusion:
     usage = _usage_of(call, result)
     cost = _cost(call.model, usage)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
-    recorder.submit(lambda: _record(call, result, usage, latency_ms))
+    recorder.submit(lambda: _record(call, result, usage, latency_ms), tenant_id=call.context.tenant.pk)
     return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
 
 
@@ -856,7 +856,7 @@ def _log_unopened(key: ApiKey, headers: dict[str, str], body: Any, endpoint: str
         session_id=headers.get("x-aoc-session", "").strip()[:200],
         trace_id="",
     )
-    recorder.submit(lambda: recorder.Written(rows=[row]))
+    recorder.submit(lambda: recorder.Written(rows=[row]), tenant_id=key.tenant_id)
 
 
 def _budget_attributes(call: Call) -> None:

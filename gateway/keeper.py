@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from tenants import rls
+
 if TYPE_CHECKING:
     from gateway.calls import Call
 
@@ -92,7 +94,8 @@ def extend() -> int:
             by_tenant[tenant.pk] = (tenant, [*by_tenant[tenant.pk][1], *ids])
     extended = 0
     for tenant, ids in by_tenant.values():
-        extended += budget_hold_extend(
-            tenant=tenant, reservation_ids=ids, seconds=settings.BUDGET_RESERVATION_TTL_SECONDS
-        )
+        with rls.tenant_context(tenant.pk):
+            extended += budget_hold_extend(
+                tenant=tenant, reservation_ids=ids, seconds=settings.BUDGET_RESERVATION_TTL_SECONDS
+            )
     return extended

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Model
 
+from tenants import rls
+
 if TYPE_CHECKING:
     from traces.services import SpanBatch
 
@@ -54,21 +56,27 @@ class Written:
 type Record = Callable[[], Written | None]
 
 
+@dataclass
+class _Submitted:
+    record: Record
+    tenant_id: Any  # whose rows it writes: its context under row-level security (tenants.rls)
+
+
 class Recorder:
     """A queue of records and the thread that writes them (started on first use)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Record] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Submitted] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def submit(self, record: Record) -> None:
+    def submit(self, record: Record, *, tenant_id: Any) -> None:
         with self._idle:
             self._pending += 1
         self._ensure_thread()
-        self._queue.put(record)
+        self._queue.put(_Submitted(record, tenant_id))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every record submitted so far is written; False on timeout."""
@@ -102,7 +110,7 @@ class Recorder:
                     self._pending -= len(batch)
                     self._idle.notify_all()
 
-    def _write(self, batch: list[Record]) -> None:
+    def _write(self, batch: list[_Submitted]) -> None:
         from tenants import cache as config_cache
 
         close_old_connections()
@@ -124,10 +132,10 @@ class Recorder:
                 logger.exception("gateway recorder: the spans and log rows of %d records were lost", len(batch))
 
 
-def _attempt(record: Record) -> Written | None:
+def _attempt(submitted: _Submitted) -> Written | None:
     try:
-        with transaction.atomic():
-            return record()
+        with rls.tenant_context(submitted.tenant_id), transaction.atomic():
+            return submitted.record()
     except Exception:
         logger.exception("gateway recorder: a record failed (its reservation expires by TTL)")
         return None
@@ -138,7 +146,7 @@ def _flush(written: list[Written | None]) -> None:
     from traces.services import SpanBatch
 
     spans: dict[Any, SpanBatch] = {}
-    rows: dict[type[Model], list[Model]] = defaultdict(list)
+    rows: dict[tuple[type[Model], Any], list[Model]] = defaultdict(list)  # by model and tenant
     for item in written:
         if item is None:
             continue
@@ -147,12 +155,13 @@ def _flush(written: list[Written | None]) -> None:
             merged.items.extend(item.spans.items)
             item.spans.items = []
         for row in item.rows:
-            rows[type(row)].append(row)
+            rows[type(row), row.tenant_id].append(row)  # type: ignore[attr-defined]
     for merged in spans.values():
-        merged.write()  # a savepoint of its own; logs what it could not write
-    for model, of_model in rows.items():
+        with rls.tenant_context(merged.tenant.pk):
+            merged.write()  # a savepoint of its own; logs what it could not write
+    for (model, tenant_id), of_model in rows.items():
         try:
-            with transaction.atomic():
+            with rls.tenant_context(tenant_id), transaction.atomic():
                 model._default_manager.bulk_create(of_model)
         except Exception:
             logger.exception("gateway recorder: %d %s rows were not written", len(of_model), model.__name__)
@@ -161,8 +170,8 @@ def _flush(written: list[Written | None]) -> None:
 recorder = Recorder()
 
 
-def submit(record: Record) -> None:
-    recorder.submit(record)
+def submit(record: Record, *, tenant_id: Any) -> None:
+    recorder.submit(record, tenant_id=tenant_id)
 
 
 def wait_idle(timeout: float = 10.0) -> bool:

@@ -63,7 +63,7 @@ import contextvars
 import inspect
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,18 @@ def enter_tenant(tenant_id: Any) -> None:
     if not tenant_id:
         raise ValueError("enter_tenant() needs a tenant id")
     _context.set(Context(tenant_id=str(tenant_id)))
+
+
+def carried[**P, R](target: Callable[P, R]) -> Callable[P, R]:
+    """`target`, to be called on another thread (a heartbeat, a pool), in the tenant context its
+    caller has now: a new thread starts with no tenant, whatever the thread that made it had."""
+    context = _context.get()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _scoped(context):
+            return target(*args, **kwargs)
+
+    return run
 
 
 class TenantConsumerMixin:

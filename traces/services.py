@@ -36,6 +36,7 @@ import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tenants import rls
 from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import ApiKey, Tenant
@@ -552,6 +553,8 @@ def _bound_cursor() -> psycopg.Cursor[Any]:
     in binary. Django's cursors bind on the client, quoting and escaping every array element into
     the SQL text: that was half the cost of a 1,000-span batch."""
     connection.ensure_connection()
+    if rls.enforcing():
+        rls.sync(connection)  # what Django's own cursors do first (tenants.postgresql)
     return psycopg.Cursor(connection.connection)
 
 
@@ -619,7 +622,36 @@ def _span_values(tenant_id: Any, row: SpanRow, now: datetime, source: str) -> li
 
 
 _TAGS = [name for name, _, _ in SPAN_COLUMNS].index("tags")
-COPY_SPANS = f"COPY traces_span ({', '.join(name for name, _, _ in SPAN_COLUMNS)}) FROM STDIN"
+_SPAN_NAMES = ", ".join(name for name, _, _ in SPAN_COLUMNS)
+COPY_SPANS = f"COPY traces_span ({_SPAN_NAMES}) FROM STDIN"
+# With row-level security binding the connection (tenants.rls), PostgreSQL refuses COPY FROM into
+# traces_span: the rows are copied into a temporary table of the same columns (one per connection,
+# emptied at each commit), then moved into traces_span by one INSERT … SELECT, which the policy
+# checks like any insert. The unique constraint answers as it does to the COPY (a UniqueViolation
+# naming span_unique_id), so the fallback to INSERT … ON CONFLICT is the same.
+SPAN_STAGE = "traces_span_stage"
+STAGE_CREATE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {SPAN_STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608 (fixed names)
+    f"SELECT {_SPAN_NAMES} FROM traces_span WITH NO DATA"
+)
+STAGE_COPY = f"COPY {SPAN_STAGE} ({_SPAN_NAMES}) FROM STDIN"
+STAGE_MOVE = (
+    f"WITH staged AS (DELETE FROM {SPAN_STAGE} RETURNING *) "  # noqa: S608 (fixed names)
+    f"INSERT INTO traces_span ({_SPAN_NAMES}) SELECT {_SPAN_NAMES} FROM staged"
+)
+
+
+def _copy_spans(values: list[list[Any]]) -> None:
+    """COPY `values` (_span_values) into traces_span, through the stage under row-level security."""
+    with _bound_cursor() as cursor:
+        staged = rls.enforcing()
+        if staged:
+            cursor.execute(STAGE_CREATE)
+        with cursor.copy(STAGE_COPY if staged else COPY_SPANS) as copy:
+            for value in values:
+                copy.write_row(value)
+        if staged:
+            cursor.execute(STAGE_MOVE)
 
 
 def _insert_spans(
@@ -638,14 +670,11 @@ def _insert_spans(
     tenant_id = str(tenant.pk)
     values = [_span_values(tenant_id, row, now, source) for row in rows]
     if new_ids:
-        with _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
-            for value in values:
-                copy.write_row(value)
+        _copy_spans(values)
         return {row.key for row in rows}
     try:
-        with transaction.atomic(), _bound_cursor() as cursor, cursor.copy(COPY_SPANS) as copy:
-            for value in values:
-                copy.write_row(value)
+        with transaction.atomic():
+            _copy_spans(values)
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "span_unique_id":
             raise

@@ -17,6 +17,7 @@ from budgets.errors import BudgetExceededError
 from budgets.models import Budget, BudgetCounter, LedgerEntry, Reservation
 from budgets.selectors import ledger_discrepancies
 from budgets.tests.factories import make_budget
+from tenants import rls
 from tenants.testing import Cast
 
 CLIENTS = 64
@@ -66,7 +67,8 @@ def hammer(clients: int, work: Callable[[int], list[str]]) -> tuple[list[str], l
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    # Each in the test's tenant context (row-level security), as each request would have its own.
+    threads = [threading.Thread(target=rls.carried(client), args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -12,6 +12,7 @@ import pytest
 from catalog.fake_openai import FakeOpenAI, completion
 from gateway.models import GatewayRequest
 from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
+from tenants import rls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -292,7 +293,8 @@ def test_an_answer_a_guardrail_blocks_is_refused(live_asgi: str, fake: FakeOpenA
 def _terminate_other_connections() -> None:
     from django.db import connection
 
-    with connection.cursor() as cursor:
+    # As the owner: the app role (TENANT_RLS) may not end another role's connections.
+    with rls.as_owner(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"

@@ -14,6 +14,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from guardrails.services import redact_text
+from tenants import rls
 from tenants.models import Tenant
 from tenants.testing import ApiClient, Cast
 from traces import services
@@ -198,7 +199,7 @@ def test_concurrent_overlapping_batches_store_each_span_once_and_count_it_once(c
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=send, args=(batch,)) for batch in batches]
+    threads = [threading.Thread(target=rls.carried(send), args=(batch,)) for batch in batches]
     for thread in threads:
         thread.start()
     for thread in threads:
