@@ -401,7 +401,12 @@ def test_platform_pages_are_for_staff_only(client: Client, cast: Cast) -> None:
     )
     assert Tenant.objects.get(pk=cast.globex.pk).is_active
     client.force_login(cast.staff)
-    assert client.get(url).status_code == 200
+    response = client.get(url)
+    assert response.status_code == 200
+    # Each tenant with its member count: a read across tenants, which row-level security (when
+    # TENANT_RLS is on) answers only inside across_tenants().
+    counts = {tenant.slug: tenant.member_count for tenant in response.context["tenants"]}
+    assert counts["acme"] == Membership.objects.filter(tenant=cast.acme).count() > 0
 
 
 @pytest.mark.django_db

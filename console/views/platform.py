@@ -13,13 +13,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from console.access import render_page, staff_required
 from console.forms import act, submit
 from console.forms.tenants import TenantForm
-from tenants import services
+from tenants import rls, services
 from tenants.audit import Actor
 from tenants.models import Tenant
 
 
 def _context(**extra: Any) -> dict[str, Any]:
-    tenants = Tenant.objects.annotate(member_count=Count("memberships")).order_by("name")
+    # Read here, not in the template: the member counts cross tenants (row-level security).
+    with rls.across_tenants("platform staff: every tenant with its member count"):
+        tenants = list(Tenant.objects.annotate(member_count=Count("memberships")).order_by("name"))
     return {"tenants": tenants, "form": TenantForm(), **extra}
 
 
