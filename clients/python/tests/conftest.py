@@ -18,6 +18,7 @@ from aoc_client import AsyncConsole, Console
 from approvals.models import ApprovalRequest
 from catalog.models import LanguageModel, ModelPin, Provider
 from guardrails.services import policy_ensure_default
+from tenants import rls
 from tenants.models import Membership, Role, Scope, Tenant, User
 from tenants.testing import make_key
 
@@ -103,7 +104,7 @@ def reviewer_thread() -> Iterator[Callable[..., Future[ApprovalRequest]]]:
             finally:
                 connection.close()
 
-        return pool.submit(review)
+        return pool.submit(rls.carried(review))  # the test's tenant context (row-level security)
 
     yield start
     stop.set()
