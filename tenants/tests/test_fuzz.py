@@ -29,6 +29,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from config.wsgi import application
+from tenants import rls
 from tenants.demo import seed_demo
 from tenants.models import Scope, Tenant
 from tenants.testing import make_key
@@ -102,12 +103,15 @@ def keys(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, st
     ApiKeyRateThrottle.THROTTLE_RATES = {**original_rates, "api_key": None}
     with django_db_blocker.unblock():
         try:
-            seed_demo(first_eval_run=False)
-            acme = Tenant.objects.get(slug="acme")
-            yield {
-                "admin": make_key(acme, [Scope.ADMIN], name="fuzz admin")[1],
-                "narrow": make_key(acme, [Scope.READ], name="fuzz narrow")[1],
-            }
+            # Set up across tenants, as the tests' own setup is (conftest): the requests each set theirs.
+            with rls.across_tenants("the fuzz module's setup"):
+                seed_demo(first_eval_run=False)
+                acme = Tenant.objects.get(slug="acme")
+                made = {
+                    "admin": make_key(acme, [Scope.ADMIN], name="fuzz admin")[1],
+                    "narrow": make_key(acme, [Scope.READ], name="fuzz narrow")[1],
+                }
+            yield made
         finally:
             ApiKeyRateThrottle.THROTTLE_RATES = original_rates
             call_command("flush", interactive=False, verbosity=0)
