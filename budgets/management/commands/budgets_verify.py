@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from budgets.models import BudgetCounter
 from budgets.selectors import ledger_discrepancies
+from tenants import rls
 from tenants.models import Tenant
 
 
@@ -23,6 +24,12 @@ class Command(BaseCommand):
             tenant = Tenant.objects.filter(slug=options["tenant"]).first()
             if tenant is None:
                 raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+        # Under row-level security (tenants.rls) a command starts with no tenant and would see no
+        # counter at all: it reads the one tenant's, or every tenant's, saying so.
+        with rls.tenant_context(tenant.pk) if tenant else rls.across_tenants("budgets_verify: every tenant's ledger"):
+            self._verify(tenant)
+
+    def _verify(self, tenant: Tenant | None) -> None:
         counters = BudgetCounter.objects.all() if tenant is None else BudgetCounter.objects.for_tenant(tenant)
         checked = counters.count()
         found = ledger_discrepancies(tenant=tenant)

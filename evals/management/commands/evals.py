@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from catalog.models import LanguageModel
 from evals import selectors, services
 from evals.models import EvalRun, Suite
+from tenants import rls
 from tenants.audit import Actor
 from tenants.errors import ServiceError
 from tenants.models import Tenant
@@ -40,7 +41,14 @@ class Command(BaseCommand):
         run.add_argument("--fail-under", type=float, default=None, help="Fail when the pass rate is below this (0-1).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        suite = self._suite(options["suite"], options["tenant"])
+        # Under row-level security (tenants.rls) a command starts with no tenant: the suite is
+        # looked for across tenants, then the run is the suite's tenant's.
+        with rls.across_tenants("manage.py evals: finding the suite"):
+            suite = self._suite(options["suite"], options["tenant"])
+        with rls.tenant_context(suite.tenant_id):
+            self._run(suite, options)
+
+    def _run(self, suite: Suite, options: dict[str, Any]) -> None:
         fail_under = options["fail_under"]
         if fail_under is not None and fail_under < 0:
             raise CommandError("--fail-under is a pass rate from 0 to 1.")
