@@ -16,6 +16,7 @@ from catalog import selectors, services
 from catalog.demo import DEMO_MODEL_ID, seed_catalog
 from catalog.models import LanguageModel, ModelPin, PinChange, Provider
 from catalog.services import NotAllowedError, PinChangeGateError
+from tenants import rls
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError
 from tenants.models import AuditEvent
@@ -523,7 +524,7 @@ def test_two_admins_deciding_at_once_apply_the_change_exactly_once(cast: Cast, m
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=decide, args=(actor,)) for actor in actors]
+    threads = [threading.Thread(target=rls.carried(decide), args=(actor,)) for actor in actors]
     for t in threads:
         t.start()
     for t in threads:

@@ -12,6 +12,7 @@ from django.db import connection
 from evals import services
 from evals.models import EvalResult, Suite
 from evals.services import execution
+from tenants import rls
 from tenants.audit import Actor
 from tenants.testing import Cast
 
@@ -40,7 +41,7 @@ def test_concurrent_dispatchers_never_exceed_the_tenants_bound(cast: Cast, setti
     original = execution._send_cases
     execution._send_cases = lambda tenant_id, result_ids: None
     try:
-        threads = [threading.Thread(target=dispatch) for _ in range(8)]
+        threads = [threading.Thread(target=rls.carried(dispatch)) for _ in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:

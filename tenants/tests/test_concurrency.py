@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from tenants import services
+from tenants import rls, services
 from tenants.audit import Actor
 from tenants.errors import LastAdminError
 from tenants.models import Membership, Role
@@ -34,8 +34,8 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(cast: Cast) -> N
             connection.close()
 
     threads = [
-        threading.Thread(target=demote, args=(cast.alice, bob)),
-        threading.Thread(target=demote, args=(cast.bob, alice)),
+        threading.Thread(target=rls.carried(demote), args=(cast.alice, bob)),
+        threading.Thread(target=rls.carried(demote), args=(cast.bob, alice)),
     ]
     for thread in threads:
         thread.start()

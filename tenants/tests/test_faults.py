@@ -178,6 +178,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 SEED = """
+from django.db import connection
+from tenants import rls
+
+# As the owner: the schema came without roles or grants (pg_dump --no-privileges), so the app
+# role of row-level security is installed first, and the seed crosses no policy.
+rls.owner_begin()
+rls.install(connection)
+
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
