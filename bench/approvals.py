@@ -135,6 +135,9 @@ def setup() -> dict[str, Any]:
     import django
 
     django.setup()
+    from tenants import rls
+
+    rls.across_tenants_from_here("bench/approvals.py sets up and checks its own tenants")
     from django.conf import settings
     from django.test import Client
 

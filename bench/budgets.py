@@ -333,6 +333,9 @@ def bench_tenant(env: dict[str, str]) -> str:
     import django
 
     django.setup()
+    from tenants import rls
+
+    rls.across_tenants_from_here("bench/budgets.py sets up and checks its own tenants")
     from django.db import connections
 
     from catalog.models import LanguageModel, ModelPin, Provider

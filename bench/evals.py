@@ -246,6 +246,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from tenants import rls
+
+    rls.across_tenants_from_here("bench/evals.py sets up and checks its own tenants")
     from agents.models import Run
     from catalog.fake_openai import FakeOpenAI
     from evals.models import EvalRun

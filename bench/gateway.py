@@ -241,6 +241,9 @@ def setup(fake_url: str, *, slug: str = SLUG, limit: int = 10**15) -> tuple[str,
     import django
 
     django.setup()
+    from tenants import rls
+
+    rls.across_tenants_from_here("bench/gateway.py sets up and checks its own tenants")
     from budgets.models import Budget
     from catalog.models import LanguageModel, ModelPin, Provider
     from guardrails.services import policy_ensure_default

@@ -119,6 +119,9 @@ def setup_django() -> None:
     import django
 
     django.setup()
+    from tenants import rls
+
+    rls.across_tenants_from_here("bench/traces_seed.py sets up and checks its own tenants")
 
 
 def tsv(value: object) -> str:

@@ -167,9 +167,9 @@ if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
 # Django's backend, plus the tenant context of row-level security on every cursor (tenants/rls.py).
 DATABASES["default"]["ENGINE"] = "tenants.postgresql"
 # Row-level security (tenants/rls.py): migrate puts a policy on every tenant table and creates this
-# role; with TENANT_RLS on, the app's connections take the role, so the policies bind them.
+# role; with TENANT_RLS on (the default), the app's connections take the role, so the policies bind them.
 DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "aoc_app")
-TENANT_RLS = env_bool("TENANT_RLS", False)
+TENANT_RLS = env_bool("TENANT_RLS", True)
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -148,6 +148,16 @@ def across_tenants(reason: str) -> contextlib.AbstractContextManager[None]:
     return _scoped(Context(cross_tenant=True, reason=reason))
 
 
+def across_tenants_from_here(reason: str) -> None:
+    """For a script an operator runs (a benchmark, a one-off job), which makes and checks its own
+    tenants: the rest of the calling context (its main thread; asyncio.to_thread and tasks copy it)
+    reads and writes every tenant's rows. Say why (logged). Not for code a request or task runs."""
+    if not reason:
+        raise ValueError("across_tenants_from_here() needs a reason")
+    logger.debug("across tenants: %s", reason)
+    _context.set(Context(cross_tenant=True, reason=reason))
+
+
 def enter_tenant(tenant_id: Any) -> None:
     """Make `tenant_id` the tenant for the rest of the enclosing scope (`no_tenant()` in
     TenantMiddleware, task_prerun in a worker, `scope()`, an ASGI request's own task), which
