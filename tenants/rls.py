@@ -19,11 +19,11 @@ list of tables to keep up to date.
 **Roles.** Policies bind every role but the owner of a table (no FORCE) and superusers. `migrate`
 and `flush` run as the connecting role, the owner (`as_owner()`); `install()` also creates the app
 role, DATABASE_APP_ROLE (default `aoc_app`: NOLOGIN, NOSUPERUSER, NOBYPASSRLS) and grants it DML on
-every table. With TENANT_RLS on, every other connection `SET ROLE`s to it right after connecting
+every table. With TENANT_RLS on (the default), every other connection `SET ROLE`s to it right after connecting
 (tenants.postgresql), so the web, worker and beat processes are bound by the policies. A
 deployment may instead give its app processes a LOGIN role that is (or is a member of) the app role
-and migrate with the owner's URL; SET ROLE to oneself is allowed. With TENANT_RLS off (today's
-default, see README "Tenant isolation") the policies exist but the app connects as their owner.
+and migrate with the owner's URL; SET ROLE to oneself is allowed. With TENANT_RLS off the policies
+exist but the app connects as their owner, whom they do not bind.
 
 **Context.** The tenant is a context variable that the kernel sets where it learns it:
 - a console page: TenantMiddleware, once the member's tenant is resolved;
@@ -52,8 +52,12 @@ What this wall is not: a defence against someone who can run SQL as the app role
 set_config themselves). It catches the application's own mistakes.
 
 **COPY.** PostgreSQL refuses `COPY ... FROM` into a table with row-level security for a role the
-policies bind (traces' span ingestion copies into traces_span): such a writer must COPY into a
-temporary table and INSERT ... SELECT from it.
+policies bind: traces' span ingestion copies into a temporary table and moves the rows into
+traces_span with one INSERT ... SELECT (traces.services._copy_spans).
+
+**Threads** start with no tenant: `carried(fn)` runs fn in its starter's context (the run's lease
+heartbeat); the gateway's recorder and hold keeper enter each call's tenant themselves. Scripts an
+operator runs across tenants (the benchmarks) say so once with `across_tenants_from_here(reason)`.
 """
 
 from __future__ import annotations
