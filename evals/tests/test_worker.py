@@ -75,11 +75,25 @@ def test_the_seeded_run_and_an_api_run_complete_on_a_real_worker(
     assert worker.process.poll() is None
 
 
+@pytest.fixture
+def one_case_at_a_time(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    """A worker running one case of a tenant at a time: a run of ten cases is still going for
+    several cases' time after its first ends (two at a time, the cancel below could come after
+    the last, under load, and answer 409: nothing left to cancel)."""
+    started = Worker("evals", {**worker_env, "EVAL_CONCURRENCY_PER_TENANT": "1"}, tmp_path / "evals-worker.log")
+    try:
+        started.wait_ready()
+        yield started
+    finally:
+        started.stop()
+
+
 def test_a_run_cancelled_on_the_worker_keeps_what_ran(
-    celery_queue: None, cast: Cast, worker: Worker, api: Callable[..., ApiClient]
+    celery_queue: None, cast: Cast, one_case_at_a_time: Worker, api: Callable[..., ApiClient]
 ) -> None:
     seeded = seeded_run(cast)
     wait_for(lambda: EvalRun.objects.get(pk=seeded.pk).completed_cases >= 1, 60, "a first case to finish")
+    assert status_of(seeded.pk) == "running", "the run ended before the cancel could be sent"
     admin = api(Scope.ADMIN)
     assert admin.post(f"/api/v1/evals/runs/{seeded.pk}/cancel").status_code == 200
     wait_for(lambda: status_of(seeded.pk) == "cancelled", 60, "the run to end cancelled")
