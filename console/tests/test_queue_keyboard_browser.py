@@ -7,10 +7,12 @@ counts down."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from approvals import services
 from approvals.models import ApprovalRequest
@@ -49,7 +51,16 @@ def open_queue(page: Any) -> None:
 
 
 def selected(page: Any) -> str:
-    """The selected row's id, checking that it is the one focused and marked current."""
+    """The selected row's id, checking that it is the one focused and marked current (once the
+    page has settled: a live update may redraw the row in the same moment)."""
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(
+            """() => {
+              const rows = document.querySelectorAll(".approval-row.is-selected");
+              return rows.length === 1 && document.activeElement === rows[0];
+            }""",
+            timeout=2000,
+        )
     state = page.evaluate(
         """() => {
           const rows = [...document.querySelectorAll(".approval-row.is-selected")];

@@ -204,13 +204,17 @@
     if (box.checked) { ticked[box.value] = true; } else { delete ticked[box.value]; }
   });
 
-  // A live update redraws a group: keep its selection and ticks.
+  // A live update redraws a group: keep its selection, its focus and the ticks. Run after the
+  // message and again after htmx settles the swap (its settle step puts the old row's classes on
+  // the new one for a moment, then the new row's own), so a redraw that lands after the decide
+  // dialog gave the focus back leaves the focus on the selected request, not on the page.
   function restore() {
     reselect();
     var row = selectedRow();
-    if (row && !row.classList.contains("is-selected")) {
-      select(row, false);
-      if (!document.activeElement || document.activeElement === document.body) { row.focus({ preventScroll: true }); }
+    if (row && !row.classList.contains("is-selected")) { select(row, false); }
+    var active = document.activeElement;
+    if (row && !document.querySelector("dialog[open]") && (!active || active === document.body)) {
+      row.focus({ preventScroll: true });
     }
     Object.keys(ticked).forEach(function (id) {
       var box = byId("select-" + id);
@@ -219,6 +223,9 @@
     tick();
   }
   document.addEventListener("htmx:wsAfterMessage", restore);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (byId("approval-list") && event.detail.target !== byId("queue-decide-body")) { restore(); }
+  });
   document.body.addEventListener("console:liveRefetched", restore); // dispatched on <body>, not bubbling
 
   // --- Countdowns -------------------------------------------------------------------------------
