@@ -22,7 +22,7 @@ from tenants.serializers import (
     MeSerializer,
     RoleSerializer,
 )
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 
 class MeView(APIView):
@@ -40,7 +40,7 @@ class MeView(APIView):
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Membership]):
     """The tenant's members. Adding one invites by email (at once for an existing account)."""
 
-    queryset = Membership.objects.select_related("user")
+    queryset = Membership.objects.across_tenants(SCOPED_PER_REQUEST).select_related("user")
     serializer_class = MembershipSerializer
     required_scopes = {"*": Scope.ADMIN}
 
@@ -83,7 +83,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[ApiKey]):
     """The tenant's API keys. The key itself is returned once, by create."""
 
-    queryset = ApiKey.objects.select_related("created_by")
+    queryset = ApiKey.objects.across_tenants(SCOPED_PER_REQUEST).select_related("created_by")
     serializer_class = ApiKeySerializer
     required_scopes = {"*": Scope.ADMIN}
 
@@ -111,7 +111,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[AuditEvent]):
     """The tenant's audit log, newest first; read-only (nothing can change it)."""
 
-    queryset = AuditEvent.objects.all()
+    queryset = AuditEvent.objects.across_tenants(SCOPED_PER_REQUEST)
     serializer_class = AuditEventSerializer
     required_scopes = {"*": Scope.ADMIN}
 

@@ -7,6 +7,7 @@ import secrets
 import zoneinfo
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -77,21 +78,45 @@ class Tenant(models.Model):
 
 
 class TenantOwnedQuerySet[M: models.Model](WatchedQuerySet[M]):
-    def for_tenant(self, tenant: Tenant) -> Self:
-        """The only sanctioned way to read tenant-owned rows: scoped to one tenant."""
-        if tenant is None or tenant.pk is None:
-            raise ValueError("for_tenant() needs a saved tenant")
-        return self.filter(tenant=tenant)
+    def for_tenant(self, tenant: Tenant | UUID | str) -> Self:
+        """The rows of one tenant: a saved Tenant, or its id when the row in hand carries only
+        that (`for_tenant(run.tenant_id)`: reading `run.tenant` could cost a query)."""
+        if isinstance(tenant, Tenant):
+            if tenant.pk is None:
+                raise ValueError("for_tenant() needs a saved tenant")
+            return self.filter(tenant=tenant)
+        if not tenant:
+            raise ValueError("for_tenant() needs a saved tenant or its id")
+        return self.filter(tenant_id=tenant)
 
 
 class TenantOwnedManager[M: models.Model](models.Manager[M]):
-    """`Model.objects.for_tenant(tenant)` as on the queryset."""
+    """`Model.objects` of a tenant-owned model: `for_tenant(tenant)`, or `across_tenants(reason)`
+    for the few reads that are not one tenant's."""
 
     def get_queryset(self) -> TenantOwnedQuerySet[M]:
         return TenantOwnedQuerySet(self.model, using=self._db)
 
-    def for_tenant(self, tenant: Tenant) -> TenantOwnedQuerySet[M]:
+    def for_tenant(self, tenant: Tenant | UUID | str) -> TenantOwnedQuerySet[M]:
+        """The rows of one tenant (a Tenant or its id)."""
         return self.get_queryset().for_tenant(tenant)
+
+    def across_tenants(self, reason: str) -> TenantOwnedQuerySet[M]:
+        """Rows not filtered by tenant here, for the few reads that need it: beat's sweeps and
+        retention, a task loading the row its id names, a lookup made before the tenant is known
+        (an API key by its prefix), platform staff, a viewset's queryset that TenantScopedViewSet
+        scopes per request. `reason` says why, for the reader; nothing is logged and no query is
+        added.
+
+        It neither enters nor requires row-level security's `rls.across_tenants()`: a queryset
+        is lazy, so a context entered here would be gone when it is evaluated; and the database
+        keeps applying whatever context the caller has. Inside a tenant's context (a request, a
+        task with a `tenant_id`) the database still shows that tenant's rows only, which is what a
+        task loading its own run by id wants; reading every tenant's rows also needs
+        `rls.across_tenants()` around the evaluation (beat's sweeps have it from task_prerun)."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("across_tenants() needs a reason")
+        return self.get_queryset()
 
 
 class TenantOwned(models.Model):

@@ -54,7 +54,7 @@ class _OwnMembershipsQuerySet(TenantOwnedQuerySet[Membership]):
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
     """The user's memberships in every tenant (evaluated across tenants: they are the user's own)."""
-    queryset = _OwnMembershipsQuerySet(Membership, using=Membership.objects.db)
+    queryset = _OwnMembershipsQuerySet(Membership)
     return queryset.filter(user=user).select_related("tenant").order_by("tenant__name")
 
 
@@ -70,7 +70,7 @@ def members_of(*, tenant: Tenant) -> QuerySet[Membership]:
 
 
 def get_membership_for_tenant(tenant: Tenant, pk: Any) -> Membership:
-    return get_for_tenant(Membership.objects.select_related("user", "tenant"), tenant, pk=pk)
+    return get_for_tenant(Membership.objects.for_tenant(tenant).select_related("user", "tenant"), tenant, pk=pk)
 
 
 def invitations_open(*, tenant: Tenant) -> QuerySet[Invitation]:
@@ -80,7 +80,7 @@ def invitations_open(*, tenant: Tenant) -> QuerySet[Invitation]:
 
 
 def get_invitation_for_tenant(tenant: Tenant, pk: Any) -> Invitation:
-    return get_for_tenant(Invitation.objects.select_related("tenant"), tenant, pk=pk)
+    return get_for_tenant(Invitation.objects.for_tenant(tenant).select_related("tenant"), tenant, pk=pk)
 
 
 def api_keys_of(*, tenant: Tenant) -> QuerySet[ApiKey]:
@@ -88,7 +88,7 @@ def api_keys_of(*, tenant: Tenant) -> QuerySet[ApiKey]:
 
 
 def get_api_key_for_tenant(tenant: Tenant, pk: Any) -> ApiKey:
-    return get_for_tenant(ApiKey.objects.select_related("tenant"), tenant, pk=pk)
+    return get_for_tenant(ApiKey.objects.for_tenant(tenant).select_related("tenant"), tenant, pk=pk)
 
 
 def audit_events(

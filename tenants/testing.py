@@ -54,7 +54,7 @@ class Cast:
         return {Role.ADMIN: self.alice, Role.REVIEWER: self.bob, Role.VIEWER: self.vera}[role]
 
     def membership(self, user: User, tenant: Tenant | None = None) -> Membership:
-        return Membership.objects.get(user=user, tenant=tenant or self.acme)
+        return Membership.objects.for_tenant(tenant or self.acme).get(user=user)
 
 
 def make_key(tenant: Tenant, scopes: str | list[str], name: str = "test key") -> tuple[ApiKey, str]:

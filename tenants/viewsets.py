@@ -14,11 +14,16 @@ from tenants.selectors import get_for_tenant
 
 _SEALED = ("get_queryset", "get_object")
 
+# The reason a subclass's `queryset` is built across tenants: get_queryset() scopes it to the
+# request's tenant on every use (`queryset = Agent.objects.across_tenants(SCOPED_PER_REQUEST)`).
+SCOPED_PER_REQUEST = "a TenantScopedViewSet's queryset, scoped to the request's tenant on every use"
+
 
 class TenantScopedViewSet[M: Model](viewsets.GenericViewSet[M]):
     """Every row read or written through a subclass belongs to the API key's tenant.
 
-    - `queryset` is filtered to `request.tenant` (the key's tenant) before anything else.
+    - `queryset` is filtered to `request.tenant` (the key's tenant) before anything else; it is
+      declared `Model.objects.across_tenants(SCOPED_PER_REQUEST)`, since no tenant is known yet.
     - `get_object` answers the same 404 for another tenant's row and for no row at all.
     - The serializer context carries `tenant`; serializers take the tenant from there, never the body.
     - `required_scopes` maps actions to the key scope they need (`"*"` for the rest; default admin).
