@@ -29,7 +29,7 @@ from catalog.serializers import (
 )
 from tenants.audit import Actor
 from tenants.models import Scope
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 _READS: dict[str, str | None] = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
 
@@ -37,7 +37,7 @@ _READS: dict[str, str | None] = {"list": Scope.READ, "retrieve": Scope.READ, "*"
 class ProviderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Provider]):
     """Model providers. The API key is write-only: responses say only whether one is set."""
 
-    queryset = Provider.objects.all()
+    queryset = Provider.objects.across_tenants(SCOPED_PER_REQUEST)
     serializer_class = ProviderSerializer
     required_scopes = _READS
 
@@ -74,7 +74,7 @@ class LanguageModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     """Exact model versions with prices (USD per million tokens) and limits. Floating names are
     refused (400 naming `model_id`); a self-hosted model needs a `revision`."""
 
-    queryset = LanguageModel.objects.select_related("provider")
+    queryset = LanguageModel.objects.across_tenants(SCOPED_PER_REQUEST).select_related("provider")
     serializer_class = LanguageModelSerializer
     required_scopes = _READS
 
@@ -105,7 +105,7 @@ class PinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedV
     `POST /pins/{alias}/changes` (also for an alias not pinned yet), decided at
     `POST /pin-changes/{id}/decision`."""
 
-    queryset = ModelPin.objects.select_related("model__provider")
+    queryset = ModelPin.objects.across_tenants(SCOPED_PER_REQUEST).select_related("model__provider")
     serializer_class = PinSerializer
     lookup_field = "alias"
     lookup_value_regex = "[-a-zA-Z0-9_]+"
@@ -138,7 +138,9 @@ class PinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedV
 class PinChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[PinChange]):
     """Pin change requests, newest first; filter with `?status=pending` and `?alias=`."""
 
-    queryset = PinChange.objects.select_related("from_model__provider", "to_model__provider")
+    queryset = PinChange.objects.across_tenants(SCOPED_PER_REQUEST).select_related(
+        "from_model__provider", "to_model__provider"
+    )
     serializer_class = PinChangeSerializer
     required_scopes = _READS
 

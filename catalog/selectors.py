@@ -99,20 +99,22 @@ def pinned_models_deprecating(*, tenant: Tenant, days: int = 30, today: date | N
 
 
 def get_provider_for_tenant(tenant: Tenant, pk: Any) -> Provider:
-    return get_for_tenant(Provider.objects.all(), tenant, pk=pk)
+    return get_for_tenant(Provider.objects.for_tenant(tenant), tenant, pk=pk)
 
 
 def get_model_for_tenant(tenant: Tenant, pk: Any) -> LanguageModel:
-    return get_for_tenant(LanguageModel.objects.select_related("provider"), tenant, pk=pk)
+    return get_for_tenant(LanguageModel.objects.for_tenant(tenant).select_related("provider"), tenant, pk=pk)
 
 
 def get_pin_for_tenant(tenant: Tenant, alias: str) -> ModelPin:
-    return get_for_tenant(ModelPin.objects.select_related("model__provider"), tenant, alias=alias)
+    return get_for_tenant(ModelPin.objects.for_tenant(tenant).select_related("model__provider"), tenant, alias=alias)
 
 
 def get_pin_change_for_tenant(tenant: Tenant, pk: Any) -> PinChange:
     return get_for_tenant(
-        PinChange.objects.select_related("tenant", "from_model__provider", "to_model__provider"), tenant, pk=pk
+        PinChange.objects.for_tenant(tenant).select_related("tenant", "from_model__provider", "to_model__provider"),
+        tenant,
+        pk=pk,
     )
 
 

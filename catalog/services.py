@@ -196,7 +196,7 @@ def provider_update(
     """Change the given fields (None leaves one as it is). `api_key` replaces the stored key,
     `clear_api_key` removes it. Changing `kind` or `base_url` is refused while the provider has
     models: it would change which vendor serves (and how we validate) models already pinned."""
-    provider = Provider.objects.select_for_update().get(pk=provider.pk, tenant=provider.tenant)
+    provider = Provider.objects.for_tenant(provider.tenant).select_for_update().get(pk=provider.pk)
     before = _provider_state(provider)
     new_kind = provider.kind if kind is None else kind
     new_base_url = provider.base_url if base_url is None else base_url
@@ -241,7 +241,7 @@ def provider_update(
 @transaction.atomic
 def provider_delete(*, actor: Actor, provider: Provider) -> None:
     """Delete a provider that no model references (409 otherwise)."""
-    provider = Provider.objects.select_for_update().get(pk=provider.pk, tenant=provider.tenant)
+    provider = Provider.objects.for_tenant(provider.tenant).select_for_update().get(pk=provider.pk)
     count = provider.language_models.count()
     if count:
         raise ConflictError(f"{provider.name} has {count} model{'s' if count != 1 else ''}; delete or move them first.")
@@ -379,7 +379,9 @@ def model_update(
     `revision` are the model's identity and never change: a pin names an exact version, and editing
     it in place would move every pin without review; add another model instead. A pinned model
     cannot lose its prices."""
-    model = LanguageModel.objects.select_for_update().select_related("provider").get(pk=model.pk, tenant=model.tenant)
+    model = (
+        LanguageModel.objects.for_tenant(model.tenant).select_for_update().select_related("provider").get(pk=model.pk)
+    )
     before = _model_state(model)
     if display_name is not None:
         model.display_name = display_name.strip()[:200]
@@ -417,7 +419,9 @@ def model_update(
 @transaction.atomic
 def model_delete(*, actor: Actor, model: LanguageModel) -> None:
     """Delete a model no pin or pin change names (409 otherwise: history must stay readable)."""
-    model = LanguageModel.objects.select_for_update().select_related("provider").get(pk=model.pk, tenant=model.tenant)
+    model = (
+        LanguageModel.objects.for_tenant(model.tenant).select_for_update().select_related("provider").get(pk=model.pk)
+    )
     before = _model_state(model)
     try:
         with transaction.atomic():
@@ -520,9 +524,10 @@ def pin_change_request(*, actor: Actor, tenant: Tenant, alias: str, to_model: La
 
 def _lock_open(change: PinChange, verb: str) -> PinChange:
     locked = (
-        PinChange.objects.select_for_update(of=("self",))
+        PinChange.objects.for_tenant(change.tenant)
+        .select_for_update(of=("self",))
         .select_related("to_model__provider", "from_model__provider")
-        .get(pk=change.pk, tenant=change.tenant)
+        .get(pk=change.pk)
     )
     if not locked.is_open:
         who = locked.decided_by_label or "someone"
@@ -555,7 +560,7 @@ def pin_change_decide(*, actor: Actor, change: PinChange, approve: bool, note: s
                     f"This change cannot be applied yet: {refusal}", gate=getattr(gate, "__name__", "gate")
                 )
         _check_usable(change.to_model)
-        pin = ModelPin.objects.select_for_update().filter(tenant=tenant, alias=change.alias).first()
+        pin = ModelPin.objects.for_tenant(tenant).select_for_update().filter(alias=change.alias).first()
         pin_before = {"model": str(pin.model)} if pin else None
         if pin is None:
             pin = ModelPin.objects.create(tenant=tenant, alias=change.alias, model=change.to_model, updated_at=now)
@@ -630,7 +635,7 @@ def pin_set_by_system(*, actor: Actor, tenant: Tenant, alias: str, model: Langua
         raise FieldError("model", "No such model in this tenant.")
     _check_usable(model)
     now = timezone.now()
-    pin = ModelPin.objects.select_for_update().filter(tenant=tenant, alias=alias).select_related("model").first()
+    pin = ModelPin.objects.for_tenant(tenant).select_for_update().filter(alias=alias).select_related("model").first()
     before = {"model": str(pin.model)} if pin else None
     if pin is not None and pin.model_id == model.pk:
         return pin
