@@ -29,14 +29,14 @@ from budgets.serializers import (
 )
 from tenants.audit import Actor
 from tenants.models import ApiKey, Scope
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 
 class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Budget]):
     """The tenant's budgets. Reading needs `read`; changing needs `admin` (audited). A budget that
     has counted anything cannot be deleted (409): disable it instead."""
 
-    queryset = Budget.objects.select_related("agent")
+    queryset = Budget.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent")
     serializer_class = BudgetSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "usage": Scope.READ, "*": Scope.ADMIN}
     filterset_class = selectors.BudgetFilterSet
@@ -128,7 +128,7 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
     """Reserve a model call's worst-case cost before making it, settle it with the real usage after
     (or release it if the call failed). An open reservation expires after its TTL."""
 
-    queryset = Reservation.objects.select_related("model", "tenant")
+    queryset = Reservation.objects.across_tenants(SCOPED_PER_REQUEST).select_related("model", "tenant")
     serializer_class = ReservationSerializer
     required_scopes = {
         "create": Scope.BUDGETS_RESERVE,

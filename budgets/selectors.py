@@ -52,11 +52,11 @@ def budgets_of(*, tenant: Tenant) -> QuerySet[Budget]:
 
 
 def get_budget_for_tenant(tenant: Tenant, pk: Any) -> Budget:
-    return get_for_tenant(Budget.objects.select_related("tenant", "agent"), tenant, pk=pk)
+    return get_for_tenant(Budget.objects.for_tenant(tenant).select_related("tenant", "agent"), tenant, pk=pk)
 
 
 def get_reservation_for_tenant(tenant: Tenant, pk: Any) -> Reservation:
-    return get_for_tenant(Reservation.objects.select_related("tenant", "model"), tenant, pk=pk)
+    return get_for_tenant(Reservation.objects.for_tenant(tenant).select_related("tenant", "model"), tenant, pk=pk)
 
 
 def applicable_budgets(
@@ -233,7 +233,11 @@ class Discrepancy:
 
 def ledger_discrepancies(*, tenant: Tenant | None = None) -> list[Discrepancy]:
     """Every counter whose reserved or settled differs from its ledger's sums (one query)."""
-    counters = BudgetCounter.objects.all() if tenant is None else BudgetCounter.objects.for_tenant(tenant)
+    counters = (
+        BudgetCounter.objects.across_tenants("budgets_verify: every tenant's ledger")
+        if tenant is None
+        else BudgetCounter.objects.for_tenant(tenant)
+    )
     annotated = counters.annotate(
         ledger_reserved=Coalesce(Sum("entries__reserved_delta"), 0),
         ledger_settled=Coalesce(Sum("entries__settled_delta"), 0),

@@ -898,7 +898,8 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
     expired = 0
     while True:
         due = list(
-            Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=now)
+            Reservation.objects.across_tenants("beat's expiry sweep")
+            .filter(status=Reservation.Status.OPEN, expires_at__lt=now)
             .order_by("expires_at")
             .values_list("pk", flat=True)[:batch]
         )
@@ -906,7 +907,8 @@ def budget_expire_stale(*, at: datetime | None = None, batch: int = 500) -> int:
         for pk in due:
             with transaction.atomic():
                 reservation = (
-                    Reservation.objects.filter(pk=pk, status=Reservation.Status.OPEN, expires_at__lt=now)
+                    Reservation.objects.across_tenants("beat's expiry sweep")
+                    .filter(pk=pk, status=Reservation.Status.OPEN, expires_at__lt=now)
                     .select_for_update(skip_locked=True, of=("self",), no_key=True)
                     .select_related("tenant")
                     .first()

@@ -30,7 +30,11 @@ class Command(BaseCommand):
             self._verify(tenant)
 
     def _verify(self, tenant: Tenant | None) -> None:
-        counters = BudgetCounter.objects.all() if tenant is None else BudgetCounter.objects.for_tenant(tenant)
+        counters = (
+            BudgetCounter.objects.across_tenants("budgets_verify: every tenant's ledger")
+            if tenant is None
+            else BudgetCounter.objects.for_tenant(tenant)
+        )
         checked = counters.count()
         found = ledger_discrepancies(tenant=tenant)
         for discrepancy in found:
