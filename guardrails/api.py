@@ -33,7 +33,7 @@ from guardrails.services import guardrail_check
 from tenants.audit import Actor
 from tenants.errors import FieldConflictError, FieldError
 from tenants.models import ApiKey, Scope
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 
 def result_body(checked: CheckResult) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def result_body(checked: CheckResult) -> dict[str, Any]:
 class GuardrailCheckViewSet(TenantScopedViewSet[GuardrailEvent]):
     """`POST /guardrails/check`: run content through the policy of the agent (or the tenant's)."""
 
-    queryset = GuardrailEvent.objects.all()
+    queryset = GuardrailEvent.objects.across_tenants(SCOPED_PER_REQUEST)
     required_scopes = {"create": Scope.GUARDRAILS_CHECK}
 
     @extend_schema(request=CheckRequestSerializer, responses=CheckResultSerializer)
@@ -87,7 +87,7 @@ class GuardrailEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     """What guardrails flagged, redacted, blocked or sent for approval, newest first. Excerpts of
     personal data and secrets are masked."""
 
-    queryset = GuardrailEvent.objects.prefetch_related("feedback")
+    queryset = GuardrailEvent.objects.across_tenants(SCOPED_PER_REQUEST).prefetch_related("feedback")
     serializer_class = GuardrailEventSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ}
     filterset_class = GuardrailEventFilterSet
@@ -101,7 +101,7 @@ class GuardrailPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     Reading needs `read`; changing needs `admin` (audited). Rules are validated like the console's
     editor: a bad rule is a 400 naming its position and field."""
 
-    queryset = Policy.objects.select_related("agent")
+    queryset = Policy.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent")
     serializer_class = PolicySerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
     filterset_class = PolicyFilterSet
@@ -154,7 +154,7 @@ class GuardrailFeedbackViewSet(
     normalised text, or a near-duplicate for the injection detector; see guardrails.feedback).
     Reading and the JSONL export need `read`; marking and removing need `admin` (audited)."""
 
-    queryset = GuardrailFeedback.objects.all()
+    queryset = GuardrailFeedback.objects.across_tenants(SCOPED_PER_REQUEST)
     serializer_class = FeedbackSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "export": Scope.READ, "*": Scope.ADMIN}
     filterset_class = FeedbackFilterSet

@@ -98,10 +98,12 @@ def policy_update(*, actor: Actor, tenant: Tenant, rules: Any, agent: Agent | No
     with transaction.atomic():
         if agent is None:
             policy = policy_ensure_default(tenant=tenant)
-            policy = Policy.objects.select_for_update().get(pk=policy.pk)
+            policy = Policy.objects.for_tenant(tenant).select_for_update().get(pk=policy.pk)
         else:
-            policy, _ = Policy.objects.select_for_update().get_or_create(
-                tenant=tenant, agent=agent, defaults={"rules": []}
+            policy, _ = (
+                Policy.objects.for_tenant(tenant)
+                .select_for_update()
+                .get_or_create(tenant=tenant, agent=agent, defaults={"rules": []})
             )
         before = list(policy.rules)
         policy.rules = clean
