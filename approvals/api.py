@@ -33,14 +33,16 @@ from approvals.serializers import (
 from tenants.audit import Actor
 from tenants.errors import ConflictError, FieldError, error_body
 from tenants.models import Scope
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 
 class ApprovalViewSet(mixins.ListModelMixin, TenantScopedViewSet[ApprovalRequest]):
     """Approval requests: external clients create them (`approvals:write`) and wait for the
     decision; reviewers list and decide them (`approvals:decide`)."""
 
-    queryset = ApprovalRequest.objects.select_related("tenant", "run", "tool", "agent")
+    queryset = ApprovalRequest.objects.across_tenants(SCOPED_PER_REQUEST).select_related(
+        "tenant", "run", "tool", "agent"
+    )
     serializer_class = ApprovalSerializer
     required_scopes = {
         "create": Scope.APPROVALS_WRITE,
@@ -125,7 +127,7 @@ class ApprovalRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     built-in default applies: irreversible tools ask) and overrides per agent, tool or both (the
     most specific wins). Reading needs `read`; changing needs `admin` (audited)."""
 
-    queryset = ApprovalRule.objects.select_related("agent", "tool")
+    queryset = ApprovalRule.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent", "tool")
     serializer_class = ApprovalRuleSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
     filterset_class = ApprovalRuleFilterSet
@@ -197,7 +199,7 @@ class AutonomyGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     """Autonomy agents earned per tool (newest first), active and revoked; an admin revokes one
     (e.g. from an incident bot) with a reason, audited."""
 
-    queryset = AutonomyGrant.objects.select_related("agent", "tool")
+    queryset = AutonomyGrant.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent", "tool")
     serializer_class = AutonomyGrantSerializer
     required_scopes = {"list": Scope.READ, "retrieve": Scope.READ, "revoke": Scope.ADMIN}
 

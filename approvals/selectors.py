@@ -21,7 +21,9 @@ from tenants.selectors import get_for_tenant
 def get_approval_for_tenant(tenant: Tenant, pk: Any) -> ApprovalRequest:
     """One request of `tenant` (the same 404 for another tenant's and for none)."""
     return get_for_tenant(
-        ApprovalRequest.objects.select_related("tenant", "run", "tool", "agent", "rule"), tenant, pk=pk
+        ApprovalRequest.objects.for_tenant(tenant).select_related("tenant", "run", "tool", "agent", "rule"),
+        tenant,
+        pk=pk,
     )
 
 

@@ -649,17 +649,18 @@ def approvals_expire_due(*, limit: int = 500) -> int:
     """Expire every due request, each in its own transaction; cancel pending requests whose run
     ended meanwhile (cancelled). Returns how many were expired."""
     now = timezone.now()
-    # Across tenants on purpose: a system sweep; each row is then handled through its tenant.
+    # Each row is then handled through its tenant.
     due = list(
-        ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING, expires_at__lte=now)
+        ApprovalRequest.objects.across_tenants("beat's expiry sweep")
+        .filter(status=ApprovalRequest.Status.PENDING, expires_at__lte=now)
         .select_related("tenant")
         .order_by("expires_at")[:limit]
     )
     expired = sum(1 for row in due if approval_expire(approval=row))
     orphans = list(
-        ApprovalRequest.objects.filter(
-            status=ApprovalRequest.Status.PENDING, run__status__in=sorted(Run.FINAL_STATUSES)
-        ).select_related("tenant")[:limit]
+        ApprovalRequest.objects.across_tenants("beat's expiry sweep: requests whose run ended")
+        .filter(status=ApprovalRequest.Status.PENDING, run__status__in=sorted(Run.FINAL_STATUSES))
+        .select_related("tenant")[:limit]
     )
     for row in orphans:
         approval_cancel(approval=row, actor=Actor.system_actor("run ended"))
@@ -687,16 +688,18 @@ def approvals_escalate_due(*, limit: int = 500) -> int:
     update) and send the notifications after commit. Returns how many."""
     now = timezone.now()
     due = list(
-        ApprovalRequest.objects.filter(
-            status=ApprovalRequest.Status.PENDING, escalate_at__lte=now, escalated_at__isnull=True
-        ).values_list("tenant_id", "pk")[:limit]
+        ApprovalRequest.objects.across_tenants("beat's escalation sweep")
+        .filter(status=ApprovalRequest.Status.PENDING, escalate_at__lte=now, escalated_at__isnull=True)
+        .values_list("tenant_id", "pk")[:limit]
     )
     count = 0
     for tenant_id, pk in due:
         with transaction.atomic():
-            won = ApprovalRequest.objects.filter(
-                tenant_id=tenant_id, pk=pk, status=ApprovalRequest.Status.PENDING, escalated_at__isnull=True
-            ).update(escalated_at=now)
+            won = (
+                ApprovalRequest.objects.for_tenant(tenant_id)
+                .filter(pk=pk, status=ApprovalRequest.Status.PENDING, escalated_at__isnull=True)
+                .update(escalated_at=now)
+            )
             if won:
                 count += 1
                 enqueue("approvals.tasks.notify_escalation", str(tenant_id), str(pk))
