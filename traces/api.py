@@ -19,7 +19,7 @@ from tenants.audit import Actor
 from tenants.errors import ServiceError
 from tenants.models import ApiKey, Scope
 from tenants.pagination import CursorPagination
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 from traces import selectors, services
 from traces.ingest import MAX_BATCH_BYTES, MAX_SPANS_PER_BATCH
 from traces.models import Trace
@@ -52,7 +52,7 @@ def _refuse_batch(request: Request, reason: str, message: str, count: int, exc: 
 class TraceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Trace]):
     """Traces of the tenant. Reading needs `read`; ingesting needs `traces:write`."""
 
-    queryset = Trace.objects.all()
+    queryset = Trace.objects.across_tenants(SCOPED_PER_REQUEST)
     serializer_class = TraceSerializer
     pagination_class = ByStart
     lookup_field = "trace_id"
@@ -134,7 +134,7 @@ class TraceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 class EndUserViewSet(TenantScopedViewSet[Trace]):
     """Erase an end user's data (admin): DELETE /end-users/{end_user_id}."""
 
-    queryset = Trace.objects.all()
+    queryset = Trace.objects.across_tenants(SCOPED_PER_REQUEST)
     lookup_field = "end_user_id"
     required_scopes = {"destroy": Scope.ADMIN}
 

@@ -88,7 +88,9 @@ class TraceFilterSet(StrictFilterSet):
     def filter_span(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
         """Traces with a span of that kind or scope (an EXISTS on the span's tenant and trace)."""
         field = "kind" if name == "kind" else "scope_name"
-        spans = Span.objects.filter(tenant_id=OuterRef("tenant_id"), trace_id=OuterRef("trace_id"), **{field: value})
+        spans = Span.objects.across_tenants("an EXISTS on the outer trace's own tenant").filter(
+            tenant_id=OuterRef("tenant_id"), trace_id=OuterRef("trace_id"), **{field: value}
+        )
         return queryset.filter(Exists(spans))
 
     def filter_tag(self, queryset: QuerySet[Trace], name: str, value: str) -> QuerySet[Trace]:
@@ -108,7 +110,7 @@ def traces_of(*, tenant: Tenant) -> QuerySet[Trace]:
 
 def get_trace_for_tenant(tenant: Tenant, trace_id: str) -> Trace:
     """The tenant's trace with this W3C id (any case), or the same 404 as another tenant's."""
-    return get_for_tenant(Trace.objects.defer("search_text"), tenant, trace_id=str(trace_id).lower())
+    return get_for_tenant(Trace.objects.for_tenant(tenant).defer("search_text"), tenant, trace_id=str(trace_id).lower())
 
 
 def spans_of(*, trace: Trace) -> QuerySet[Span]:
@@ -163,7 +165,9 @@ def spans_json(*, trace: Trace, limit: int) -> tuple[str, bool]:
 
 
 def get_span_for_tenant(tenant: Tenant, trace_id: str, span_id: str) -> Span:
-    return get_for_tenant(Span.objects.all(), tenant, trace_id=str(trace_id).lower(), span_id=str(span_id).lower())
+    return get_for_tenant(
+        Span.objects.for_tenant(tenant), tenant, trace_id=str(trace_id).lower(), span_id=str(span_id).lower()
+    )
 
 
 def span_payload(*, span: Span, field_name: str) -> Any:

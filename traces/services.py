@@ -1021,7 +1021,7 @@ def span_replace(*, tenant: Tenant, item: dict[str, Any]) -> ItemResult:
             fields.update(input=row.input, input_truncated=row.input_truncated)
         if item.get("output") is not None:
             fields.update(output=row.output, output_truncated=row.output_truncated)
-        Span.objects.filter(pk=stored["id"]).update(**fields)
+        Span.objects.for_tenant(tenant).filter(pk=stored["id"]).update(**fields)
         for name, value in row.payloads.items():
             SpanPayload.objects.update_or_create(
                 tenant=tenant,
@@ -1121,7 +1121,7 @@ def trace_settings_update(*, actor: Actor, tenant: Tenant, retention_days: int) 
     """Set how many days spans are kept (1 to 3650), audited."""
     if isinstance(retention_days, bool) or not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
         raise FieldError("retention_days", f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}.")
-    found = TenantTraceSettings.objects.select_for_update().filter(tenant=tenant).first() or trace_settings_for(tenant)
+    found = TenantTraceSettings.objects.for_tenant(tenant).select_for_update().first() or trace_settings_for(tenant)
     before = found.retention_days
     found.retention_days = retention_days
     found.updated_at = timezone.now()
