@@ -32,7 +32,7 @@ from tenants.errors import FieldError
 from tenants.models import ApiKey, Scope
 from tenants.pagination import CursorPagination
 from tenants.permissions import HasApiKey
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 # Reading configuration needs `read`; changing it needs `admin` (the default).
 CONFIG_SCOPES: dict[str, str | None] = {"list": Scope.READ, "retrieve": Scope.READ, "versions": Scope.READ}
@@ -47,7 +47,7 @@ class ByName(CursorPagination):
 class ToolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Tool]):
     """The tenant's tools. A webhook tool's signing secret is returned once, when generated."""
 
-    queryset = Tool.objects.order_by("name")
+    queryset = Tool.objects.across_tenants(SCOPED_PER_REQUEST).order_by("name")
     serializer_class = ToolSerializer
     pagination_class = ByName
     required_scopes = {**CONFIG_SCOPES, "*": Scope.ADMIN}
@@ -90,8 +90,15 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     (`GET /agents/{id}/versions` lists them); runs keep the version they started with. DELETE
     archives: the agent starts no new runs, and its history stays."""
 
-    queryset = Agent.objects.select_related("current_version").prefetch_related(
-        Prefetch("current_version__tools", queryset=Tool.objects.order_by("name"))
+    queryset = (
+        Agent.objects.across_tenants(SCOPED_PER_REQUEST)
+        .select_related("current_version")
+        .prefetch_related(
+            Prefetch(
+                "current_version__tools",
+                queryset=Tool.objects.across_tenants("prefetched through the scoped agents").order_by("name"),
+            )
+        )
     )
     serializer_class = AgentSerializer
     pagination_class = ByName
@@ -156,7 +163,7 @@ class CanReadRuns(BasePermission):
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet[Run]):
     """Runs: start one (202, executed by a worker), follow it, cancel it."""
 
-    queryset = Run.objects.select_related("agent", "agent_version")
+    queryset = Run.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent", "agent_version")
     serializer_class = RunSerializer
     permission_classes = [HasApiKey, CanReadRuns]
     required_scopes = {"create": Scope.RUNS_WRITE, "cancel": Scope.RUNS_WRITE, "list": None, "retrieve": None}

@@ -835,10 +835,11 @@ class _Heartbeat:
             while not self._stop.wait(self.lease / 3):
                 try:
                     with transaction.atomic():
-                        # Cross-tenant by primary key on purpose: the run was fetched through its
-                        # tenant's scope by the thread that started this one.
+                        # By primary key: the run was fetched through its tenant's scope by the
+                        # thread that started this one, whose tenant context this one carries.
                         row = (
-                            Run.objects.select_for_update(skip_locked=True)
+                            Run.objects.across_tenants("the lease heartbeat of the run in hand")
+                            .select_for_update(skip_locked=True)
                             .filter(pk=self.run_id, lease_owner=self.owner, status=Run.Status.RUNNING)
                             .only("id")
                             .first()

@@ -20,13 +20,16 @@ def tools_of(*, tenant: Tenant) -> QuerySet[Tool]:
 
 
 def get_tool_for_tenant(tenant: Tenant, pk: Any) -> Tool:
-    return get_for_tenant(Tool.objects.all(), tenant, pk=pk)
+    return get_for_tenant(Tool.objects.for_tenant(tenant), tenant, pk=pk)
 
 
 def _with_current_version(queryset: QuerySet[Agent]) -> QuerySet[Agent]:
     """Agents with their current version and its tools: two queries however many agents."""
     return queryset.select_related("current_version").prefetch_related(
-        Prefetch("current_version__tools", queryset=Tool.objects.order_by("name"))
+        Prefetch(
+            "current_version__tools",
+            queryset=Tool.objects.across_tenants("prefetched through the scoped agents").order_by("name"),
+        )
     )
 
 
@@ -38,7 +41,7 @@ def agents_of(*, tenant: Tenant, include_archived: bool = False) -> QuerySet[Age
 
 
 def get_agent_for_tenant(tenant: Tenant, pk: Any) -> Agent:
-    return get_for_tenant(_with_current_version(Agent.objects.all()), tenant, pk=pk)
+    return get_for_tenant(_with_current_version(Agent.objects.for_tenant(tenant)), tenant, pk=pk)
 
 
 def find_agent(*, tenant: Tenant, ref: str) -> Agent | None:
@@ -93,7 +96,11 @@ def versions_of(*, agent: Agent) -> QuerySet[AgentVersion]:
         AgentVersion.objects.for_tenant(agent.tenant)
         .filter(agent=agent)
         .select_related("created_by")
-        .prefetch_related(Prefetch("tools", queryset=Tool.objects.order_by("name")))
+        .prefetch_related(
+            Prefetch(
+                "tools", queryset=Tool.objects.across_tenants("prefetched through the scoped versions").order_by("name")
+            )
+        )
         .order_by("-number")
     )
 
@@ -120,7 +127,9 @@ def runs_of(
 
 
 def get_run_for_tenant(tenant: Tenant, pk: Any) -> Run:
-    return get_for_tenant(Run.objects.select_related("agent", "agent_version", "created_by", "api_key"), tenant, pk=pk)
+    return get_for_tenant(
+        Run.objects.for_tenant(tenant).select_related("agent", "agent_version", "created_by", "api_key"), tenant, pk=pk
+    )
 
 
 def steps_of(*, run: Run) -> QuerySet[Step]:
@@ -137,8 +146,11 @@ def demo_emails_of(*, tenant: Tenant) -> QuerySet[DemoEmail]:
 
 def rehearsal_runs(*, tenant: Tenant | None) -> QuerySet[Run]:
     """Eval cases' runs (rehearsals): their metadata names the eval result they execute."""
-    queryset = Run.objects.filter(metadata__has_key="eval_result")
-    return queryset.filter(tenant=tenant) if tenant is not None else queryset
+    if tenant is None:
+        queryset = Run.objects.across_tenants("tenant=None asks for every tenant's rehearsals")
+    else:
+        queryset = Run.objects.for_tenant(tenant)
+    return queryset.filter(metadata__has_key="eval_result")
 
 
 ACTION_OUTCOMES = [

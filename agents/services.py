@@ -192,7 +192,7 @@ def tool_update(
         "builtin": builtin,
     }
     with transaction.atomic():
-        tool = Tool.objects.select_for_update().get(pk=tool.pk, tenant_id=tool.tenant_id)
+        tool = Tool.objects.for_tenant(tool.tenant_id).select_for_update().get(pk=tool.pk)
         before = _tool_state(tool)
         had_secret = bool(tool.webhook_secret_encrypted)
         for field, value in changes.items():
@@ -464,7 +464,7 @@ def agent_update(
     }
     try:
         with transaction.atomic():
-            agent = Agent.objects.select_for_update().get(pk=agent.pk, tenant_id=agent.tenant_id)
+            agent = Agent.objects.for_tenant(agent.tenant_id).select_for_update().get(pk=agent.pk)
             tenant = agent.tenant
             current = agent.current_version
             base = _version_config(current) if current is not None else _default_config()
@@ -508,7 +508,7 @@ def _default_config() -> AgentConfig:
 def agent_archive(*, actor: Actor, agent: Agent) -> Agent:
     """Archive an agent: it disappears from lists and starts no new runs; its runs and versions stay."""
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent.pk, tenant_id=agent.tenant_id)
+        agent = Agent.objects.for_tenant(agent.tenant_id).select_for_update().get(pk=agent.pk)
         if agent.archived:
             return agent
         agent.archived = True
@@ -527,7 +527,7 @@ def agent_archive(*, actor: Actor, agent: Agent) -> Agent:
 def agent_restore(*, actor: Actor, agent: Agent) -> Agent:
     """Bring an archived agent back."""
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent.pk, tenant_id=agent.tenant_id)
+        agent = Agent.objects.for_tenant(agent.tenant_id).select_for_update().get(pk=agent.pk)
         if not agent.archived:
             return agent
         agent.archived = False
@@ -570,9 +570,10 @@ def run_create(
     with transaction.atomic():
         # Lock the agent so an edit cannot move current_version between the check and the insert.
         agent = (
-            Agent.objects.select_for_update(of=("self",))
+            Agent.objects.for_tenant(tenant)
+            .select_for_update(of=("self",))
             .select_related("current_version")
-            .get(pk=agent.pk, tenant=tenant)
+            .get(pk=agent.pk)
         )
         if agent.archived:
             raise ConflictError(f"The agent {agent.name} is archived; restore it to start runs.")
@@ -624,7 +625,7 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
     (a task that picks it up later finds it final and does nothing); a running one is marked,
     and its worker stops it before the next step. A finished run answers ConflictError."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run.pk, tenant_id=run.tenant_id)
+        run = Run.objects.for_tenant(run.tenant_id).select_for_update().get(pk=run.pk)
         if run.is_finished:
             raise ConflictError(f"The run has already finished ({run.get_status_display().lower()}).")
         now = timezone.now()

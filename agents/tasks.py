@@ -38,7 +38,7 @@ def execute_run(self: Task[Any, Any], tenant_id: str, run_id: str) -> None:
         logger.warning("execute_run: no tenant %s (run %s)", tenant_id, run_id)
         return
     try:
-        run = get_for_tenant(Run.objects.select_related("tenant"), tenant, pk=run_id)
+        run = get_for_tenant(Run.objects.for_tenant(tenant).select_related("tenant"), tenant, pk=run_id)
     except Http404:
         logger.warning("execute_run: no run %s in tenant %s", run_id, tenant_id)
         return
@@ -62,10 +62,11 @@ def requeue_stuck_runs() -> int:
     died and the broker did not redeliver the task). Returns how many were re-queued. A run
     re-queued twice is harmless: only one execution can claim it."""
     now = timezone.now()
-    # Across tenants on purpose: a system sweep. Each task re-fetches its run through the tenant.
+    # Each task re-fetches its run through the tenant.
     grace = timedelta(seconds=runtime.lease_seconds() / 3)
     stuck = list(
-        Run.objects.filter(status=Run.Status.RUNNING)
+        Run.objects.across_tenants("beat's sweep of runs whose worker died")
+        .filter(status=Run.Status.RUNNING)
         .filter(Q(lease_expires_at__lt=now - grace) | Q(lease_expires_at__isnull=True))
         .order_by("lease_expires_at")
         .values_list("tenant_id", "pk")[:REQUEUE_BATCH]

@@ -151,7 +151,7 @@ def execute_tool(*, run: Run, tool: Tool, step_index: int, call_id: str, argumen
 
     if tool.executor == Tool.Executor.BUILTIN:
         with transaction.atomic():
-            execution = ToolExecution.objects.select_for_update().get(pk=execution.pk, tenant=run.tenant_id)
+            execution = ToolExecution.objects.for_tenant(run.tenant_id).select_for_update().get(pk=execution.pk)
             if execution.status != ToolExecution.Status.STARTED:
                 return _stored(execution)  # another worker finished it while we waited for the lock
             result = _perform(run=run, tool=tool, arguments=arguments, idempotency_key=idempotency_key)
