@@ -40,7 +40,7 @@ from tenants.audit import Actor
 from tenants.errors import FieldError
 from tenants.models import Scope, Tenant
 from tenants.selectors import get_for_tenant
-from tenants.viewsets import TenantScopedViewSet
+from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
 
 _READS: dict[str, str | None] = {"list": Scope.READ, "retrieve": Scope.READ, "*": Scope.ADMIN}
 
@@ -85,7 +85,7 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     """Eval suites. Reading needs `read`; changing needs `admin` (audited); starting a run needs
     `runs:write`."""
 
-    queryset = Suite.objects.select_related("agent", "baseline")
+    queryset = Suite.objects.across_tenants(SCOPED_PER_REQUEST).select_related("agent", "baseline")
     serializer_class = SuiteSerializer
     required_scopes: ClassVar[dict[str, str | None]] = {
         **_READS,
@@ -218,7 +218,7 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 class CaseViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Case]):
     """One case: read (`read`), change or delete (`admin`, audited)."""
 
-    queryset = Case.objects.select_related("suite")
+    queryset = Case.objects.across_tenants(SCOPED_PER_REQUEST).select_related("suite")
     serializer_class = CaseSerializer
     required_scopes: ClassVar[dict[str, str | None]] = _READS
 
@@ -247,7 +247,9 @@ class EvalRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     """Eval runs, newest first (`?suite=`, `?status=`); one comes with its per-case results and
     the comparison with its suite's baseline."""
 
-    queryset = EvalRun.objects.select_related("suite__agent__current_version", "model", "agent_version", "tenant")
+    queryset = EvalRun.objects.across_tenants(SCOPED_PER_REQUEST).select_related(
+        "suite__agent__current_version", "model", "agent_version", "tenant"
+    )
     serializer_class = EvalRunSerializer
     required_scopes: ClassVar[dict[str, str | None]] = {**_READS, "cancel": Scope.RUNS_WRITE, "accept": Scope.ADMIN}
 
@@ -278,7 +280,7 @@ class EvalRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
 class ReviewViewSet(mixins.ListModelMixin, TenantScopedViewSet[Review]):
     """Human reviews: a 1-5 score and a comment on an eval result or a production run."""
 
-    queryset = Review.objects.all()
+    queryset = Review.objects.across_tenants(SCOPED_PER_REQUEST)
     serializer_class = ReviewSerializer
     required_scopes: ClassVar[dict[str, str | None]] = {"list": Scope.READ, "*": Scope.ADMIN}
 
@@ -292,9 +294,11 @@ class ReviewViewSet(mixins.ListModelMixin, TenantScopedViewSet[Review]):
         data = dict(form.validated_data)
         result = run = None
         if data.get("result"):
-            result = get_for_tenant(EvalResult.objects.select_related("tenant"), self.tenant, pk=data["result"])
+            result = get_for_tenant(
+                EvalResult.objects.for_tenant(self.tenant).select_related("tenant"), self.tenant, pk=data["result"]
+            )
         if data.get("run"):
-            run = get_for_tenant(Run.objects.all(), self.tenant, pk=data["run"])
+            run = get_for_tenant(Run.objects.for_tenant(self.tenant), self.tenant, pk=data["run"])
         review = services.review_create(
             actor=Actor.from_request(request),
             tenant=self.tenant,
@@ -310,7 +314,7 @@ class GateViewSet(TenantScopedViewSet[PinChange]):
     """The eval gate of a pin change: each gating suite's run on the candidate compared with its
     baseline (`read`), and the admin's written override (`admin`, audited)."""
 
-    queryset = PinChange.objects.select_related("tenant", "to_model", "from_model")
+    queryset = PinChange.objects.across_tenants(SCOPED_PER_REQUEST).select_related("tenant", "to_model", "from_model")
     required_scopes: ClassVar[dict[str, str | None]] = {"retrieve": Scope.READ, "override": Scope.ADMIN}
 
     @extend_schema(responses=OpenApiResponse(description="The gate report."))

@@ -131,7 +131,9 @@ class EvalHooks(RunHooks):
                 .update(reserved_micros=F("reserved_micros") + worst)
             )
             if admitted:
-                EvalResult.objects.filter(pk=result.pk).update(reserved_micros=F("reserved_micros") + worst)
+                EvalResult.objects.for_tenant(run.tenant).filter(pk=result.pk).update(
+                    reserved_micros=F("reserved_micros") + worst
+                )
                 return BudgetDecision(admitted=True, reservation_id=f"{RESERVATION_PREFIX}{result.pk}:{worst}")
             EvalRun.objects.for_tenant(run.tenant).filter(pk=result.eval_run_id).update(budget_exhausted=True)
         eval_run = (
@@ -173,7 +175,9 @@ class EvalHooks(RunHooks):
             # What the result still holds of this call: all of it, unless a recovery already
             # charged it (charge_lost_holds), in which case the spend is not counted twice.
             released = min(int(worst), held)
-            EvalResult.objects.filter(pk=result_id).update(reserved_micros=F("reserved_micros") - released)
+            EvalResult.objects.for_tenant(run.tenant).filter(pk=result_id).update(
+                reserved_micros=F("reserved_micros") - released
+            )
             EvalRun.objects.for_tenant(run.tenant).filter(pk=eval_run_id).update(
                 reserved_micros=F("reserved_micros") - released,
                 spent_micros=F("spent_micros") + (spent if released else 0),
@@ -188,7 +192,7 @@ def charge_lost_holds(result: EvalResult) -> int:
     held = result.reserved_micros
     if not held:
         return 0
-    EvalResult.objects.filter(pk=result.pk).update(reserved_micros=0)
+    EvalResult.objects.for_tenant(result.tenant).filter(pk=result.pk).update(reserved_micros=0)
     EvalRun.objects.for_tenant(result.tenant).filter(pk=result.eval_run_id).update(
         reserved_micros=F("reserved_micros") - held, spent_micros=F("spent_micros") + held
     )

@@ -184,7 +184,8 @@ def check_drop(config: OnlineEval, *, now: Any = None) -> QualityAlert | None:
 def score_all(*, client: ChatClient | None = None) -> int:
     """Every enabled online eval of every tenant (a system sweep; each is scoped to its tenant)."""
     total = 0
-    for config in OnlineEval.objects.filter(enabled=True, sample_rate__gt=0).select_related("tenant", "agent"):
+    configs = OnlineEval.objects.across_tenants("beat's sweep of every tenant's online evals")
+    for config in configs.filter(enabled=True, sample_rate__gt=0).select_related("tenant", "agent"):
         try:
             total += score_config(config, client=client)
         except Exception:

@@ -33,7 +33,7 @@ def suites_of(*, tenant: Tenant) -> QuerySet[Suite]:
 
 
 def get_suite_for_tenant(tenant: Tenant, pk: Any) -> Suite:
-    return get_for_tenant(Suite.objects.select_related("tenant", "agent", "baseline"), tenant, pk=pk)
+    return get_for_tenant(Suite.objects.for_tenant(tenant).select_related("tenant", "agent", "baseline"), tenant, pk=pk)
 
 
 def find_suite(*, tenant: Tenant, ref: str) -> Suite | None:
@@ -51,7 +51,7 @@ def cases_of(*, suite: Suite) -> QuerySet[Case]:
 
 
 def get_case_for_tenant(tenant: Tenant, pk: Any) -> Case:
-    return get_for_tenant(Case.objects.select_related("tenant", "suite"), tenant, pk=pk)
+    return get_for_tenant(Case.objects.for_tenant(tenant).select_related("tenant", "suite"), tenant, pk=pk)
 
 
 def eval_runs_of(*, tenant: Tenant, suite: Suite | None = None) -> QuerySet[EvalRun]:
@@ -63,7 +63,11 @@ def eval_runs_of(*, tenant: Tenant, suite: Suite | None = None) -> QuerySet[Eval
 
 def get_eval_run_for_tenant(tenant: Tenant, pk: Any) -> EvalRun:
     return get_for_tenant(
-        EvalRun.objects.select_related("tenant", "suite__agent", "model", "agent_version", "pin_change"), tenant, pk=pk
+        EvalRun.objects.for_tenant(tenant).select_related(
+            "tenant", "suite__agent", "model", "agent_version", "pin_change"
+        ),
+        tenant,
+        pk=pk,
     )
 
 
@@ -72,7 +76,9 @@ def results_of(*, eval_run: EvalRun) -> QuerySet[EvalResult]:
 
 
 def get_result_for_tenant(tenant: Tenant, pk: Any) -> EvalResult:
-    return get_for_tenant(EvalResult.objects.select_related("tenant", "eval_run__suite"), tenant, pk=pk)
+    return get_for_tenant(
+        EvalResult.objects.for_tenant(tenant).select_related("tenant", "eval_run__suite"), tenant, pk=pk
+    )
 
 
 def current_model_id(suite: Suite) -> Any:

@@ -42,7 +42,7 @@ def execute_case(self: Task[Any, Any], tenant_id: str, result_id: str) -> None:
     if tenant is None:
         return
     try:
-        result = get_for_tenant(EvalResult.objects.select_related("tenant"), tenant, pk=result_id)
+        result = get_for_tenant(EvalResult.objects.for_tenant(tenant).select_related("tenant"), tenant, pk=result_id)
     except Http404:
         logger.warning("execute_case: no result %s in tenant %s", result_id, tenant_id)
         return

@@ -380,7 +380,10 @@ def _finish_if_done(eval_run: EvalRun) -> None:
     )
     if eval_run.cancel_requested_at is not None:
         eval_run.status = EvalRun.Status.CANCELLED
-    elif eval_run.budget_exhausted or EvalRun.objects.filter(pk=eval_run.pk, budget_exhausted=True).exists():
+    elif (
+        eval_run.budget_exhausted
+        or EvalRun.objects.for_tenant(eval_run.tenant).filter(pk=eval_run.pk, budget_exhausted=True).exists()
+    ):
         eval_run.status = EvalRun.Status.BUDGET_EXCEEDED
         eval_run.budget_exhausted = True
         eval_run.error_message = "The eval run's budget ran out; the results so far are kept."
@@ -436,11 +439,10 @@ def eval_sweep(*, resend: Any) -> int:
     run that finished or whose lease expired), and dispatch every tenant with pending cases.
     `resend(tenant_id, result_id)` sends the case's task. Returns how many cases were re-sent."""
     now = timezone.now()
-    # Across tenants on purpose: a system sweep. Each task re-fetches through its tenant.
+    # Each task re-fetches through its tenant.
     stuck = (
-        EvalResult.objects.filter(
-            status=EvalResult.Status.RUNNING, started_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS)
-        )
+        EvalResult.objects.across_tenants("beat's sweep of lost cases")
+        .filter(status=EvalResult.Status.RUNNING, started_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS))
         .filter(
             Q(run__isnull=True)
             | Q(run__status__in=Run.FINAL_STATUSES)
@@ -454,7 +456,12 @@ def eval_sweep(*, resend: Any) -> int:
         logger.warning("eval result %s: its task was lost; re-sent", result_id)
         resend(str(tenant_id), str(result_id))
         count += 1
-    pending = EvalResult.objects.filter(status=EvalResult.Status.PENDING).values_list("tenant_id", flat=True).distinct()
+    pending = (
+        EvalResult.objects.across_tenants("beat's sweep: the tenants with pending cases")
+        .filter(status=EvalResult.Status.PENDING)
+        .values_list("tenant_id", flat=True)
+        .distinct()
+    )
     for tenant in Tenant.objects.filter(pk__in=pending):
         eval_dispatch(tenant=tenant)
     return count

@@ -27,7 +27,7 @@ def _is_admin(actor: Actor, tenant: Tenant) -> bool:
         return actor.api_key.tenant_id == tenant.pk and actor.api_key.has_scope("admin")
     if actor.user is None:
         return False
-    return Membership.objects.filter(tenant=tenant, user=actor.user, role=Role.ADMIN).exists()
+    return Membership.objects.for_tenant(tenant).filter(user=actor.user, role=Role.ADMIN).exists()
 
 
 @transaction.atomic
@@ -46,9 +46,10 @@ def gate_override(*, actor: Actor, change: PinChange, reason: str) -> GateOverri
         raise FieldError("reason", "write why the evals may be overridden (at least 10 characters).")
     # The change's row lock orders this after a decision in progress (pin_change_decide locks it).
     change = (
-        PinChange.objects.select_for_update(of=("self",))
+        PinChange.objects.for_tenant(change.tenant)
+        .select_for_update(of=("self",))
         .select_related("tenant", "to_model")
-        .get(pk=change.pk, tenant=change.tenant)
+        .get(pk=change.pk)
     )
     if not change.is_open:
         raise ConflictError("The pin change is no longer open.")

@@ -43,9 +43,10 @@ def eval_run_start(
     workers (without `dispatch`, the caller executes them itself: the CLI)."""
     tenant = suite.tenant
     agent = (
-        Agent.objects.select_for_update(of=("self",))
+        Agent.objects.for_tenant(tenant)
+        .select_for_update(of=("self",))
         .select_related("current_version")
-        .get(pk=suite.agent_id, tenant=tenant)
+        .get(pk=suite.agent_id)
     )
     if agent.archived:
         raise ConflictError(f"The agent {agent.name} is archived; restore it to evaluate it.")
