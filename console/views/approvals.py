@@ -367,7 +367,11 @@ def approvals_autonomy(request: ConsoleRequest) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def autonomy_revoke(request: ConsoleRequest, pk: str) -> HttpResponse:
-    grant = get_for_tenant(AutonomyGrant.objects.select_related("tenant", "agent", "tool"), request.tenant, pk=pk)
+    grant = get_for_tenant(
+        AutonomyGrant.objects.for_tenant(request.tenant).select_related("tenant", "agent", "tool"),
+        request.tenant,
+        pk=pk,
+    )
     act(
         request,
         lambda: services.autonomy_revoke(
@@ -427,7 +431,9 @@ def approval_rules(request: ConsoleRequest) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def approval_rule_delete(request: ConsoleRequest, pk: str) -> HttpResponse:
-    rule = get_for_tenant(ApprovalRule.objects.select_related("tenant", "agent", "tool"), request.tenant, pk=pk)
+    rule = get_for_tenant(
+        ApprovalRule.objects.for_tenant(request.tenant).select_related("tenant", "agent", "tool"), request.tenant, pk=pk
+    )
     services.approval_rule_delete(actor=Actor.from_request(request), rule=rule)
     messages.success(request, f"Rule for {rule.target_label} removed.")
     return redirect("console:approval_rules", tenant_slug=request.tenant.slug)

@@ -176,7 +176,9 @@ def eval_suite_run(request: ConsoleRequest, pk: str) -> HttpResponse:
     suite = selectors.get_suite_for_tenant(request.tenant, pk)
     model = None
     if ref := request.POST.get("model", "").strip():
-        model = get_for_tenant(LanguageModel.objects.select_related("provider"), request.tenant, pk=ref)
+        model = get_for_tenant(
+            LanguageModel.objects.for_tenant(request.tenant).select_related("provider"), request.tenant, pk=ref
+        )
     started = act(
         request,
         lambda: services.eval_run_start(
@@ -315,7 +317,7 @@ def eval_reviews(request: ConsoleRequest) -> HttpResponse:
         if request.POST.get("result"):
             result = selectors.get_result_for_tenant(request.tenant, request.POST["result"])
         elif request.POST.get("run"):
-            run = get_for_tenant(Run.objects.all(), request.tenant, pk=request.POST["run"])
+            run = get_for_tenant(Run.objects.for_tenant(request.tenant), request.tenant, pk=request.POST["run"])
         act(
             request,
             lambda: services.review_create(
@@ -359,7 +361,7 @@ def eval_case_from_trace(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def eval_case_from_run(request: ConsoleRequest, pk: str) -> HttpResponse:
     """One action: a production run becomes a case of the chosen suite."""
-    run = get_for_tenant(Run.objects.all(), request.tenant, pk=pk)
+    run = get_for_tenant(Run.objects.for_tenant(request.tenant), request.tenant, pk=pk)
     suite = selectors.get_suite_for_tenant(request.tenant, request.POST.get("suite", ""))
     case = services.case_from_run(actor=Actor.from_request(request), suite=suite, run=run)
     messages.success(request, f"The run is now a case of {suite.name}; add its assertions.")
@@ -403,7 +405,9 @@ class LivePinChange(live.LivePage):
     def _change(self) -> PinChange | None:
         try:
             return get_for_tenant(
-                PinChange.objects.select_related("tenant", "to_model__provider", "from_model__provider"),
+                PinChange.objects.for_tenant(self.tenant).select_related(
+                    "tenant", "to_model__provider", "from_model__provider"
+                ),
                 self.tenant,
                 pk=self.params.get("change", ""),
             )
@@ -432,7 +436,9 @@ class LivePinChange(live.LivePage):
 @role_required(Role.ADMIN)
 @require_POST
 def eval_gate_override(request: ConsoleRequest, pk: str) -> HttpResponse:
-    change = get_for_tenant(PinChange.objects.select_related("tenant", "to_model"), request.tenant, pk=pk)
+    change = get_for_tenant(
+        PinChange.objects.for_tenant(request.tenant).select_related("tenant", "to_model"), request.tenant, pk=pk
+    )
     act(
         request,
         lambda: services.gate_override(

@@ -186,15 +186,15 @@ def guardrail_policy(request: ConsoleRequest) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def guardrail_agent_policy(request: ConsoleRequest, pk: str) -> HttpResponse:
-    agent = get_for_tenant(Agent.objects.all(), request.tenant, pk=pk)
+    agent = get_for_tenant(Agent.objects.for_tenant(request.tenant), request.tenant, pk=pk)
     return _editor(request, agent=agent)
 
 
 @role_required(Role.ADMIN)
 @require_POST
 def guardrail_agent_policy_delete(request: ConsoleRequest, pk: str) -> HttpResponse:
-    agent = get_for_tenant(Agent.objects.all(), request.tenant, pk=pk)
-    policy = get_for_tenant(Policy.objects.all(), request.tenant, agent=agent)
+    agent = get_for_tenant(Agent.objects.for_tenant(request.tenant), request.tenant, pk=pk)
+    policy = get_for_tenant(Policy.objects.for_tenant(request.tenant), request.tenant, agent=agent)
     services.policy_delete(actor=Actor.from_request(request), policy=policy)
     messages.success(request, f"{agent.name} now follows the tenant's policy.")
     return redirect("console:guardrails", tenant_slug=request.tenant.slug)
@@ -332,7 +332,7 @@ def guardrail_event_feedback(request: ConsoleRequest, pk: str) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def guardrail_feedback_remove(request: ConsoleRequest, pk: str) -> HttpResponse:
-    entry = get_for_tenant(GuardrailFeedback.objects.all(), request.tenant, pk=pk)
+    entry = get_for_tenant(GuardrailFeedback.objects.for_tenant(request.tenant), request.tenant, pk=pk)
     services.feedback_remove(actor=Actor.from_request(request), entry=entry)
     messages.success(request, f"The {entry.get_kind_display().lower()} was removed from the feedback set.")
     return redirect(_back(request, reverse("console:guardrails", args=[request.tenant.slug]) + "#feedback"))
