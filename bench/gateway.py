@@ -389,6 +389,15 @@ def commit_floor(n: int) -> list[float]:
     return out
 
 
+def db_commits() -> int:
+    """Transactions committed on the bench's database so far (pg_stat_database)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def ms(values: list[float], p: float) -> float:
     return round(pct(values, p) * 1000, 2)
 
@@ -695,6 +704,7 @@ def main() -> None:
                 f"p99 {ms(floor, 0.99):.2f} ms: the reservation's own commit waits for it"
             )
         if "throughput" in parts:
+            commits_before, gateway_served = db_commits(), 0
             for clients in (int(c) for c in args.clients.split(",")):
                 for name, (url, headers) in targets.items():
                     if name == "direct":
@@ -702,10 +712,19 @@ def main() -> None:
                     before = cpu_seconds(pids[name]) if name in pids else 0.0
                     rate, errors, served = asyncio.run(throughput(url, headers, clients, args.seconds))
                     cpu = (cpu_seconds(pids[name]) - before) / max(served, 1) * 1000 if name in pids else 0.0
+                    if name == "gateway":
+                        gateway_served += served
                     print(
                         f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}   "
                         f"its processes' CPU {cpu:.2f} ms a request"
                     )
+            # PostgreSQL publishes an idle backend's counts within 10 s (PGSTAT_IDLE_INTERVAL).
+            time.sleep(11)
+            commits = db_commits() - commits_before
+            print(
+                f"gateway: {commits / max(gateway_served, 1):.2f} database commits a request over the throughput "
+                f"runs ({commits} commits, {gateway_served} requests; reservations, settlements, spans and logs)"
+            )
         if "ttfc" in parts:
             ttft = {
                 name: asyncio.run(first_chunk(url, headers, max(50, args.requests // 3)))

@@ -56,8 +56,8 @@ def main() -> None:
     headers = {"authorization": f"Bearer {secret}", "content-type": "application/json"}
     pending: list[Any] = []
 
-    def keep(record: Any, *, tenant_id: Any) -> None:  # records kept, written below
-        pending.append(recorder._Submitted(record, tenant_id))
+    def keep(record: Any, *, tenant_id: Any, endings: Any = None) -> None:  # records kept, written below
+        pending.append(recorder._Submitted(record, tenant_id, endings or []))
 
     calls.recorder.submit = keep
 

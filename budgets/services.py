@@ -45,6 +45,12 @@ reservation's new state; a settlement also inserts the alerts its spend crossed.
 passes the reservation's id and tenant, so the gateway and the REST API settle without reading
 the reservation first.
 
+Batches (migration 0010): reservations made outside a transaction while other threads of the
+process are reserving are admitted together by `budgets_reserve_many` (budgets.combine), and the
+gateway's recorder ends a batch of calls' reservations with `budgets_finish_many`
+(`finished_ahead`); both take the union of their locks in the order above before running the
+single-call function for each item, so one commit serves many calls and nothing else changes.
+
 No cache of budget configuration: reading the few budget rows of a tenant inside the function
 costs an index scan and no round trip, whereas a per-process cache would have to be checked
 against the database (or a version in Redis, bumped after commit, which leaves a window in which
@@ -59,9 +65,11 @@ the alert but loses those.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -72,13 +80,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import URLValidator, validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Model, Q
 from django.http import Http404
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, Run
-from budgets import events, selectors
+from budgets import combine, events, selectors
 from budgets.errors import BudgetExceededError, BudgetFieldError, TokenCapExceededError
 from budgets.models import Budget, BudgetAlert, BudgetCounter, LedgerEntry, Reservation, period_bounds
 from budgets.selectors import Applicable, resolve_model
@@ -605,6 +613,12 @@ HOLD_BUDGET_FIELDS = (
 )
 _HOLD_COLUMNS = ", ".join(f'"{name}"' for name in Hold._fields)
 RESERVE_SQL = f"SELECT {_HOLD_COLUMNS} FROM budgets_reserve(%s::jsonb, %s, %s, %s)"  # noqa: S608 (fixed names)
+# The batched form (migration 0010): the item's index, then the same columns.
+RESERVE_MANY_SQL = (
+    "SELECT idx, "  # noqa: S608 (fixed names)
+    + ", ".join(f'(hold)."{name}"' for name in Hold._fields)
+    + " FROM budgets_reserve_many(%s::jsonb)"
+)
 RESERVATION_COLUMNS = [(f.attname, f.column) for f in Reservation._meta.concrete_fields]
 FINISH_SQL = (
     "SELECT f.outcome, f.model_name, f.alerts, "  # noqa: S608 (fixed names)
@@ -656,6 +670,21 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _reserve_rows(tenant: Tenant, record: str, day: datetime, month: datetime, allow_over: list[str]) -> list[Any]:
+    """`budgets_reserve`'s rows for one reservation: made alone, or, outside a transaction and
+    while other threads of this process are reserving, in one batch with theirs (budgets.combine)."""
+    params = [record, day, month, allow_over]
+    if not combine.combinable():
+        return _fetch(RESERVE_SQL, params)
+    item = (
+        f'{{"reservation":{record},"day":"{day.isoformat()}","month":"{month.isoformat()}",'
+        f'"allow_over":{json.dumps(allow_over)}}}'
+    )
+    return combine.reservations.run(
+        tenant.pk, item, lambda: _fetch(RESERVE_SQL, params), lambda items: _fetch(RESERVE_MANY_SQL, [items])
+    )
 
 
 def budget_reserve(
@@ -739,7 +768,7 @@ def budget_reserve(
         {f.column: getattr(reservation, f.attname) for f in Reservation._meta.concrete_fields}, default=str
     )
     for _ in range(2):
-        holds = [Hold._make(row) for row in _fetch(RESERVE_SQL, [record, day, month, list(allow_over)])]
+        holds = [Hold._make(row) for row in _reserve_rows(tenant, record, day, month, list(allow_over))]
         if not (holds and holds[0].verdict == "missing"):
             break
     else:
@@ -787,18 +816,32 @@ def _finish(
 ) -> Reservation:
     """Settle, release or expire one reservation in one statement (`budgets_finish`)."""
     tenant, pk = _reference(reservation, tenant)
-    params = [
-        tenant.pk,
-        pk,
-        kind,
-        input_tokens,
-        output_tokens,
-        cached_input_tokens,
-        estimated,
-        at or timezone.now(),
-        note,
-    ]
-    ((outcome, model_name, alerts, *values),) = _fetch(FINISH_SQL, params)
+    when = at or timezone.now()
+    params = [tenant.pk, pk, kind, input_tokens, output_tokens, cached_input_tokens, estimated, when, note]
+    row = _ahead(pk, params)
+    if row is None and combine.combinable():
+        # Ended with the settlements other threads of the process are making now (budgets.combine).
+        item = json.dumps(
+            {
+                "reservation": str(pk),
+                "kind": kind,
+                "input": input_tokens,
+                "output": output_tokens,
+                "cached": cached_input_tokens,
+                "estimated": estimated,
+                "at": when.isoformat(),
+                "note": note,
+            }
+        )
+        (row,) = combine.endings.run(
+            tenant.pk,
+            item,
+            lambda: _fetch(FINISH_SQL, params),
+            lambda items: _fetch(FINISH_MANY_SQL, [tenant.pk, items]),
+        )
+    elif row is None:
+        (row,) = _fetch(FINISH_SQL, params)
+    outcome, model_name, alerts, *values = row
     if outcome == "not_found":
         raise Http404("No reservation matches the given query.")
     if outcome != "done":
@@ -814,6 +857,93 @@ def _finish(
         )
     _announce_alerts(tenant, alerts or [])
     return finished
+
+
+# --- Several reservations ended in one statement (the gateway's recorder) ----------------------
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How one reservation is to end: settled at this usage, or released (`usage_free`)."""
+
+    reservation_id: UUID
+    kind: str  # "settle" or "release"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    estimated: bool = False
+
+
+FINISH_MANY_SQL = (
+    "SELECT f.idx, f.outcome, f.model_name, f.alerts, "  # noqa: S608 (fixed names)
+    + ", ".join(f'(f.reservation)."{column}"' for _, column in RESERVATION_COLUMNS)
+    + " FROM budgets_finish_many(%s, %s::jsonb) f"
+)
+_finished: contextvars.ContextVar[dict[UUID, tuple[list[Any], tuple[Any, ...]]] | None] = contextvars.ContextVar(
+    "budgets_finished_ahead", default=None
+)
+
+
+def _ahead(pk: UUID, params: list[Any]) -> tuple[Any, ...] | None:
+    """The row `budgets_finish_many` already wrote for this ending, when `finished_ahead` ended it
+    with these very figures (the time aside); else None: it is ended now, alone."""
+    done = _finished.get()
+    if not done or pk not in done:
+        return None
+    figures, row = done.pop(pk)
+    return row if row and figures == params[2:7] else None
+
+
+@contextlib.contextmanager
+def finished_ahead(tenant_id: Any, endings: list[Ending], at: datetime | None = None) -> Iterator[None]:
+    """End several reservations of a tenant in one statement and one commit (`budgets_finish_many`,
+    migration 0010) before the block; in the block, `budget_settle`/`budget_release` of one of them
+    with the same figures returns what that statement wrote (and raises the same 404 or 409 it would
+    have) instead of ending it again. Must run outside a transaction, so that the endings are
+    committed, durably, before anything relies on them. If the statement fails, nothing was written
+    and each reservation is ended alone in the block, as without this."""
+    done: dict[UUID, tuple[list[Any], tuple[Any, ...]]] = {}
+    items: list[dict[str, Any]] = []
+    when = at or timezone.now()
+    for ending in endings:
+        try:
+            figures = [
+                ending.kind,
+                _check_tokens("input_tokens", ending.input_tokens),
+                _check_tokens("output_tokens", ending.output_tokens),
+                _check_tokens("cached_input_tokens", ending.cached_input_tokens),
+                ending.estimated,
+            ]
+        except BudgetFieldError:
+            continue  # ended alone, where the same check refuses it
+        items.append(
+            {
+                "reservation": str(ending.reservation_id),
+                "kind": ending.kind,
+                "input": figures[1],
+                "output": figures[2],
+                "cached": figures[3],
+                "estimated": figures[4],
+                "at": when.isoformat(),
+                "note": "",
+            }
+        )
+        done[ending.reservation_id] = (figures, ())
+    if items:
+        try:
+            rows = _fetch(FINISH_MANY_SQL, [tenant_id, json.dumps(items)])
+        except DatabaseError:
+            logger.exception("budgets: %d reservations could not be ended together; each is ended alone", len(items))
+            done = {}
+        else:
+            for idx, *row in rows:
+                pk = UUID(items[idx]["reservation"])
+                done[pk] = (done[pk][0], tuple(row))
+    token = _finished.set({**(_finished.get() or {}), **done})  # an outer block's (another tenant's) stay
+    try:
+        yield
+    finally:
+        _finished.reset(token)
 
 
 def budget_settle(

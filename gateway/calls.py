@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
@@ -41,6 +42,7 @@ from django.db import close_old_connections, connection
 from agents import hooks, pipeline
 from agents.hooks import CallContext, Span
 from agents.pipeline import Admission, CallRefusedError
+from budgets.services import Ending
 from catalog.clients import ChatRequest, ProviderError, ToolCall, ToolSpec, Usage
 from catalog.clients.base import estimate_request_tokens, estimate_usage
 from catalog.clients.openai_compatible import messages_from_openai
@@ -690,8 +692,29 @@ def conclude(call: Call, result: Result) -> Conclusion:
     usage = _usage_of(call, result)
     cost = _cost(call.model, usage)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
-    recorder.submit(lambda: _record(call, result, usage, latency_ms), tenant_id=call.context.tenant.pk)
+    endings = _endings(call, usage)
+    recorder.submit(lambda: _record(call, result, usage, latency_ms), tenant_id=call.context.tenant.pk, endings=endings)
     return Conclusion(cost_micros=cost, budget_remaining=_remaining(call, usage, cost))
+
+
+def _endings(call: Call, usage: Usage | None) -> list[Ending]:
+    """The reservations `_record` will end, with the figures the budget hook ends them with
+    (budgets.hooks: settled at `usage`, released without one), for the recorder to end them
+    together with those of the other calls it writes."""
+    ids = [d.reservation_id for d in call.admission.reservations if d.reservation_id]
+    if usage is None:
+        return [Ending(UUID(pk), "release") for pk in ids]
+    return [
+        Ending(
+            UUID(pk),
+            "settle",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+            estimated=usage.estimated,
+        )
+        for pk in ids
+    ]
 
 
 def _usage_of(call: Call, result: Result) -> Usage | None:

@@ -23,6 +23,7 @@ written: for tests, and for anyone who must read the ledger right after a call.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import threading
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Model
 
+from budgets.services import Ending, finished_ahead
 from tenants import rls
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ type Record = Callable[[], Written | None]
 class _Submitted:
     record: Record
     tenant_id: Any  # whose rows it writes: its context under row-level security (tenants.rls)
+    endings: list[Ending] = field(default_factory=list)  # the reservations its record ends
 
 
 class Recorder:
@@ -72,11 +75,14 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def submit(self, record: Record, *, tenant_id: Any) -> None:
+    def submit(self, record: Record, *, tenant_id: Any, endings: list[Ending] | None = None) -> None:
+        """Queue `record` to be written. `endings`: the reservations it settles or releases, with
+        their figures, ended ahead for the whole batch in one statement (budgets.services.
+        finished_ahead)."""
         with self._idle:
             self._pending += 1
         self._ensure_thread()
-        self._queue.put(_Submitted(record, tenant_id))
+        self._queue.put(_Submitted(record, tenant_id, endings or []))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every record submitted so far is written; False on timeout."""
@@ -114,11 +120,20 @@ class Recorder:
         from tenants import cache as config_cache
 
         close_old_connections()
-        with config_cache.snapshot():
-            # Each settlement in a transaction of its own (one statement, budgets_finish), never
-            # several in one: a transaction that settled one call and then another would hold the
-            # first call's counters while locking the second's, an order no admission follows
-            # (they lock in key order), so the two could deadlock.
+        with config_cache.snapshot(), contextlib.ExitStack() as ended:
+            # The batch's settlements first, one statement and one durable commit per tenant
+            # (budgets_finish_many: every reservation locked in id order, then every counter in
+            # key order, the one lock order of the services), instead of one commit per call, each
+            # holding the counters it settles, which every admission of the same budget waits for.
+            # Then each record in a transaction of its own, its settlement read back from that
+            # statement's result; a record whose ending failed there ends it alone, as before.
+            endings: dict[Any, list[Ending]] = defaultdict(list)
+            for submitted in batch:
+                endings[submitted.tenant_id].extend(submitted.endings)
+            for tenant_id, of_tenant in endings.items():
+                if of_tenant:
+                    with rls.tenant_context(tenant_id):
+                        ended.enter_context(finished_ahead(tenant_id, of_tenant))
             written = [_attempt(record) for record in batch]
             try:
                 with transaction.atomic():
@@ -170,8 +185,8 @@ def _flush(written: list[Written | None]) -> None:
 recorder = Recorder()
 
 
-def submit(record: Record, *, tenant_id: Any) -> None:
-    recorder.submit(record, tenant_id=tenant_id)
+def submit(record: Record, *, tenant_id: Any, endings: list[Ending] | None = None) -> None:
+    recorder.submit(record, tenant_id=tenant_id, endings=endings)
 
 
 def wait_idle(timeout: float = 10.0) -> bool:
