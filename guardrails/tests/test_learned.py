@@ -131,3 +131,50 @@ def test_a_feedback_export_becomes_training_rows(tmp_path: Path) -> None:
         (0, "direct", "feedback:guardrail-feedback-acme.jsonl"),
     ]
     assert train_injection.in_mode(rows[0], "indirect") and train_injection.in_mode(rows[1], "direct")
+
+
+def test_the_free_form_rows_keep_a_seed_line_and_its_variants_in_one_family() -> None:
+    """Out-of-fold calibration and the held-back split work on families: an obfuscated copy of a
+    line, or an instruction in another wrapper, must share the line's family, and two lines
+    must not share one (else a paraphrase could be scored by a model trained on its seed)."""
+    from guardrails.training import corpus, freeform
+
+    rows = freeform.rows()
+    assert rows == freeform.rows()  # deterministic
+    by_family: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_family.setdefault(str(row["family"]), []).append(row)
+    seeds = (
+        len(freeform.DIRECT_ATTACKS)
+        + sum(map(len, freeform.TRANSLATED_ATTACKS.values()))
+        + len(freeform.DIRECT_BENIGN)
+        + len(freeform.INDIRECT_INSTRUCTIONS)
+        + len(freeform.INDIRECT_BENIGN)
+        + len(freeform.DIRECT_ATTACKS_2)
+        + sum(map(len, freeform.TRANSLATED_ATTACKS_2.values()))
+        + len(freeform.DIRECT_BENIGN_2)
+        + len(freeform.INDIRECT_INSTRUCTIONS_2)
+        + len(freeform.INDIRECT_BENIGN_2)
+    )
+    assert len(by_family) == seeds
+    for family, members in by_family.items():
+        assert len({(m["source"], m["label"], m["scope"]) for m in members}) == 1, family
+    seed_texts = set(freeform.DIRECT_ATTACKS)
+    for members in by_family.values():
+        if members[0]["source"] == "freeform/direct-attack" and len(members) > 1:
+            assert members[0]["text"] in seed_texts  # the seed, then its one obfuscated copy
+            assert len(members) == 2 and members[1]["text"] != members[0]["text"]
+    held = {family for family in by_family if corpus.held_back(family)}
+    assert 0.1 < len(held) / len(by_family) < 0.3  # about one family in five is held back
+
+
+def test_fitting_only_the_used_buckets_leaves_the_others_at_zero() -> None:
+    rows = _rows(ATTACKS, 1) + _rows(BENIGN, 0)
+    weights, _ = train_injection.fit(rows, steps=20)
+    used = np.unique(np.concatenate([r["features"] for r in rows]))
+    assert weights.shape == (learned.BUCKETS,)
+    assert np.count_nonzero(weights) <= len(used)
+    untouched = np.ones(learned.BUCKETS, dtype=bool)
+    untouched[used] = False
+    assert not weights[untouched].any()
+    assert np.count_nonzero(weights[used]) > len(used) // 2

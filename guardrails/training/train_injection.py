@@ -4,12 +4,12 @@
         [--feedback guardrail-feedback-acme.jsonl ...]
 
 Data: ../shared/datasets/injection-dev.jsonl, the sentences of pii-dev.jsonl (benign third-party
-text for the indirect mode) and the written rows of guardrails/training/corpus.py
-(guardrails/training/DATA.md describes both), and any reviewer feedback exported by the console
-or the API (`--feedback`, the JSONL of GET /api/v1/guardrails/feedback/export: a missed attack
-trains as an attack, a false positive as benign, in the mode of the stage it was marked at; each
-file is one source, so its rows are scored out of fold apart from the rest). Two weight vectors
-over the same hashed features:
+text for the indirect mode), the templated rows of guardrails/training/corpus.py and the free-form
+rows of guardrails/training/freeform.py (guardrails/training/DATA.md describes them), and any
+reviewer feedback exported by the console or the API (`--feedback`, the JSONL of
+GET /api/v1/guardrails/feedback/export: a missed attack trains as an attack, a false positive as
+benign, in the mode of the stage it was marked at; each file is one source, so its rows are scored
+out of fold apart from the rest). Two weight vectors over the same hashed features:
 
 - direct: the direct-scope rows (attacks against benign prompts full of trigger words);
 - indirect: attacks of both scopes (an instruction in third-party content, or a jailbreak pasted
@@ -38,8 +38,9 @@ import numpy as np
 from guardrails.detectors import injection, learned
 from guardrails.detectors.normalize import views
 from guardrails.training.corpus import written
+from guardrails.training.freeform import rows as freeform_rows
 
-TARGET_FPR = 0.01
+TARGET_FPR = 0.005
 L2 = 1e-4
 STEPS = 300
 LEARNING_RATE = 0.05
@@ -67,6 +68,7 @@ def load_rows(datasets: Path) -> list[dict[str, Any]]:
             {"text": text, "label": 0, "scope": "indirect", "source": "pii-dev (as third-party text)", "family": ""}
         )
     rows += written()
+    rows += freeform_rows()
     for row in rows:
         row["features"] = text_features(row["text"])
     return rows
@@ -110,25 +112,28 @@ def in_mode(row: dict[str, Any], mode: str) -> bool:
 
 
 def fit(rows: list[dict[str, Any]], *, steps: int = STEPS) -> tuple[np.ndarray, float]:
-    """Weights and bias of a logistic regression on the rows' hashed features."""
+    """Weights and bias of a logistic regression on the rows' hashed features. Only the buckets
+    some row uses are fitted (the others keep a zero gradient and stay at zero, as they would in
+    the full vector), which makes a fit a few times cheaper."""
     labels = np.array([row["label"] for row in rows], dtype=np.float64)
     lengths = np.array([len(row["features"]) for row in rows])
     indices = np.concatenate([row["features"] for row in rows])
+    touched, local = np.unique(indices, return_inverse=True)
     doc = np.repeat(np.arange(len(rows)), lengths)
     values = np.repeat(1.0 / np.sqrt(np.maximum(lengths, 1)), lengths)
     positives = max(labels.sum(), 1.0)
     negatives = max(len(labels) - labels.sum(), 1.0)
     sample = np.where(labels == 1, len(labels) / (2 * positives), len(labels) / (2 * negatives)) / len(labels)
-    weights = np.zeros(learned.BUCKETS)
+    weights = np.zeros(len(touched))
     bias = 0.0
     m_w, v_w = np.zeros_like(weights), np.zeros_like(weights)
     m_b = v_b = 0.0
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for step in range(1, steps + 1):
-        logits = np.bincount(doc, weights=weights[indices] * values, minlength=len(rows)) + bias
+        logits = np.bincount(doc, weights=weights[local] * values, minlength=len(rows)) + bias
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
         error = (probs - labels) * sample
-        grad_w = np.bincount(indices, weights=error[doc] * values, minlength=learned.BUCKETS) + L2 * weights
+        grad_w = np.bincount(local, weights=error[doc] * values, minlength=len(touched)) + L2 * weights
         grad_b = float(error.sum())
         m_w = beta1 * m_w + (1 - beta1) * grad_w
         v_w = beta2 * v_w + (1 - beta2) * grad_w**2
@@ -137,7 +142,9 @@ def fit(rows: list[dict[str, Any]], *, steps: int = STEPS) -> tuple[np.ndarray, 
         correction1, correction2 = 1 - beta1**step, 1 - beta2**step
         weights -= LEARNING_RATE * (m_w / correction1) / (np.sqrt(v_w / correction2) + eps)
         bias -= LEARNING_RATE * (m_b / correction1) / (np.sqrt(v_b / correction2) + eps)
-    return weights.astype(np.float32), bias
+    full = np.zeros(learned.BUCKETS, dtype=np.float32)
+    full[touched] = weights
+    return full, bias
 
 
 def probability(weights: np.ndarray, bias: float, features: np.ndarray) -> float:
