@@ -112,8 +112,9 @@ def run(detector: str, text: str, params: dict[str, Any], *, stage: str = "input
     if detector == "injection":
         mode: injection.Mode = params.get("mode") or ("indirect" if stage == "tool_result" else "direct")
         # The learned model is fused in only where a rule asks for it (`"learned": true`): on
-        # sources it was not trained on it adds 0.3 points of direct recall for 1.4 points of
-        # false positives (docs/BENCHMARKS.md), so the default policy keeps the rules alone.
+        # sources it was not trained on it lifts direct recall from 0.69 to 0.81 for 0.6 points
+        # of false positives (0.032 -> 0.038), short of issue 16's bar (recall >= 0.90 at
+        # FPR <= 0.03; docs/BENCHMARKS.md), so the default policy keeps the rules alone.
         return injection.detect(
             text, mode=mode, threshold=params.get("threshold"), learned_model=bool(params.get("learned", False))
         )

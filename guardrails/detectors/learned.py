@@ -8,17 +8,31 @@ text at once) into 2**18 buckets; a feature is present or not, and the vector is
 One weight vector per mode (direct: the user's own prompt; indirect: third-party content), read
 from `injection_model.npz` beside this module: plain float arrays, loaded without pickle.
 
-Training (guardrails/training/train_injection.py) uses the development data in ../shared/datasets/
-and the text in guardrails/training/corpus.py (written for it: see guardrails/training/DATA.md).
+Training (guardrails/training/train_injection.py) uses the development data in ../shared/datasets/,
+the templated text of guardrails/training/corpus.py and the free-form text of
+guardrails/training/freeform.py (both written for it, in English and 20 other languages, with the
+normaliser run in reverse for obfuscated copies; guardrails/training/DATA.md is the data card).
 Each mode's threshold is calibrated there on out-of-fold scores fused with the rules (`fuse`:
 the surer of the two, or their noisy-OR when both are at least AGREE); `calibrated(p, mode)`
 maps the probability so that the threshold reads 0.5.
+
+Tried and not kept (2026-12-07, docs/BENCHMARKS.md): a static word-embedding model whose weights
+ship inside its wheel (wordllama 0.4.0.post1, 256 dimensions over Llama 2's tokenizer), mean-pooled
+(also with max pooling, and with adjacent-token products), with a logistic or a small MLP head, and
+averaged with this model: on sources left out of training it caught fewer attacks than the n-grams
+at the same false-positive rate, alone and fused, so it is not worth a 19 MB dependency.
 
 What it cannot catch: attacks whose words and character sequences look like nothing in its
 training data (a new language, a new persona with ordinary words, an instruction phrased as plain
 benign prose, which is all an indirect attack can be); meaning it only sees as n-grams, so a
 long benign text holding a short attack is diluted, and a benign text full of jailbreak vocabulary
-scores high. It is a second opinion beside the rules, not a replacement.
+(a role-play request that says "stay in character", an essay about jailbreaks) scores high;
+and harmful requests in a wrapper (a role, a story, a table) are barely a family to it. On a source
+it never saw (leave-one-source-out, docs/BENCHMARKS.md, issue 16) it catches about half of the
+direct attacks alone (0.55) at 0.6 % false positives; fused with the rules, 0.81 of them (the rules
+alone 0.69) at 3.8 % (the rules alone 3.2 %); of a batch of attacks written in a new style, 0.64,
+0.64 and 0.40 (the three free-form batches). In indirect mode it adds nothing the rules do not
+already flag. A second opinion beside the rules, not a replacement, and off in the default policy.
 """
 
 from __future__ import annotations

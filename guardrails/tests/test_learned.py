@@ -155,6 +155,9 @@ def test_the_free_form_rows_keep_a_seed_line_and_its_variants_in_one_family() ->
         + len(freeform.DIRECT_BENIGN_2)
         + len(freeform.INDIRECT_INSTRUCTIONS_2)
         + len(freeform.INDIRECT_BENIGN_2)
+        + len(freeform.DIRECT_ATTACKS_3)
+        + sum(map(len, freeform.TRANSLATED_ATTACKS_3.values()))
+        + len(freeform.DIRECT_BENIGN_3)
     )
     assert len(by_family) == seeds
     for family, members in by_family.items():
