@@ -18,16 +18,19 @@ Prints:
   recorded to a fixture (`record`) or compared with it row by row (`check`, exit status 1 and
   every difference printed when one differs): what a speed-up must leave unchanged;
 - learned detector (guardrails/detectors/learned.py), fused with the rules: leave-one-source-out
-  (the model retrained on every source but one, that one scored, at the shipped model's
-  calibrated thresholds), a held-back split of the written training text (whole template
-  families left out of training), and the shipped model in-sample, side by side; recall and FPR
-  per source with a 95 % Wilson interval, for the rules alone, the model alone and the fusion;
-  the hand-written probes (guardrails/tests/probes.py) and this bench's benign tool results,
-  which the model never trains on, scored by the shipped model. `--no-loso` skips the retraining
-  (a few minutes of CPU);
+  (the model retrained on every source but one, its threshold calibrated on that training set's
+  own out-of-fold scores, then the left-out source scored), pooled per scope over every source,
+  over the NotInject sets, over the written sources and over the other public ones; a held-back
+  split of the written training text (whole template families and seed lines left out of
+  training); the shipped model in-sample beside them; recall and FPR per source with a 95 %
+  Wilson interval, for the rules alone, the model alone and the fusion; and the hand-written
+  probes (guardrails/tests/probes.py, per batch) and this bench's benign tool results, which the
+  model never trains on, scored by the shipped model. `--no-loso` skips the retraining (about
+  half an hour of CPU: each left-out source costs four fits);
 - latency: p50 / p99 of a 2 KB text through the default policy's input stage (injection,
   secrets, PII, length), for ordinary prose and for PII-dense text, and of a 2 KB tool result
-  through the default tool_result stage; each run checks a different text (the seed repeated
+  through the default tool_result stage; then the same with the learned model fused into the
+  policy's injection rules; each run checks a different text (the seed repeated
   from another offset), so nothing a detector keeps from one call serves the next.
 
 Pure Python, no database: the detectors and the policy evaluator are offline and pure.
@@ -206,20 +209,50 @@ def rate(hits: int, total: int) -> str:
     return f"{hits / total:.3f} [{low:.2f}, {high:.2f}]"
 
 
+def _rule(row: dict[str, Any], mode: str) -> float:
+    """The rules' score of a row in a mode, computed once per row."""
+    key = f"rule_{mode}"
+    if key not in row:
+        row[key] = injection.rule_score(row["text"], mode=mode)  # type: ignore[arg-type]
+    return float(row[key])
+
+
 def _scored(
-    rows: list[dict[str, Any]], model: learned.Model, weights: np.ndarray, bias: float, mode: str
+    rows: list[dict[str, Any]], weights: np.ndarray, bias: float, mode: str, threshold: float
 ) -> tuple[list[bool], list[bool], list[bool]]:
-    """Per row: flagged by the rules alone, by the model alone (probability >= the shipped
-    threshold), by their fusion (the detector's noisy-OR, >= 0.5)."""
-    threshold = model.threshold[mode]
+    """Per row: flagged by the rules alone, by the model alone (probability >= `threshold`), by
+    their fusion (learned.fuse of the rules' score and the calibrated probability, >= 0.5)."""
     rules, alone, fused = [], [], []
     for row in rows:
-        rule = injection.rule_score(row["text"], mode=mode)  # type: ignore[arg-type]
+        rule = _rule(row, mode)
         probability = train_injection.probability(weights, bias, row["features"])
         rules.append(rule >= 0.5)
         alone.append(probability >= threshold)
         fused.append(train_injection.fused(probability, rule, threshold) >= 0.5)
     return rules, alone, fused
+
+
+CALIBRATION_FOLDS = 3
+WRITTEN_SOURCES = ("written/", "freeform")
+
+
+def _pool(source: str) -> str:
+    """Which pooled line a source adds to: the NotInject sets (benign prompts full of trigger
+    words, the issue's false-positive bar), the text written for training, or the other public
+    development sources."""
+    if source.startswith("NotInject"):
+        return "NotInject"
+    return "written" if source.startswith(WRITTEN_SOURCES) else "public"
+
+
+def _trained_without(train: list[dict[str, Any]], mode: str) -> tuple[np.ndarray, float, float]:
+    """Weights, bias and threshold of a model trained on `train` only: the threshold is calibrated
+    as the shipped one is (train_injection.calibrate), on out-of-fold scores of `train`'s own rows,
+    so nothing of the held-out rows decides it."""
+    weights, bias = train_injection.fit(train)
+    oof = train_injection.out_of_fold(train, CALIBRATION_FOLDS)
+    threshold = train_injection.calibrate(oof, [_rule(r, mode) for r in train], [r["label"] for r in train])
+    return weights, bias, threshold
 
 
 def bench_learned(datasets: Path, *, loso: bool) -> None:
@@ -232,82 +265,122 @@ def bench_learned(datasets: Path, *, loso: bool) -> None:
     print(
         f"Shipped thresholds: direct {model.threshold['direct']}, indirect {model.threshold['indirect']} "
         f"(probability at which the model alone reaches the detector's 0.5). Each row in its own scope's mode. "
-        "Cells: rate [95 % Wilson interval] (recall on attacks, FPR on benign rows). The rules were written "
-        "looking at the datasets' rows, so their column is in-sample for the datasets' sources.\n"
+        "Cells: rate [95 % Wilson interval] (recall on attacks, FPR on benign rows). 'Unseen': the model "
+        f"retrained without the row's source and its threshold calibrated on that training set alone "
+        f"({CALIBRATION_FOLDS}-fold out-of-fold scores, grouped by template family or seed line). The rules "
+        "were written looking at the datasets' rows, so their column is in-sample for the datasets' sources.\n"
     )
-    print(
+    header = (
         "| source                                  | scope    | rows | measure | rules alone         "
-        "| model, unseen       | fused, unseen       | fused, in-sample    |"
+        "| model, unseen       | fused, unseen       | fused, in-sample    | thr  |"
     )
-    print(f"|{'-' * 41}|----------|------|---------|{'-' * 21}|{'-' * 21}|{'-' * 21}|{'-' * 21}|")
-    totals: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    rule_line = f"|{'-' * 41}|----------|------|---------|{'-' * 21}|{'-' * 21}|{'-' * 21}|{'-' * 21}|------|"
+    totals: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
 
     def line(
-        name: str, scope: str, label: int, unseen: list[dict[str, Any]], scores: Any, in_sample: list[bool]
+        name: str,
+        scope: str,
+        label: int,
+        unseen: list[dict[str, Any]],
+        scores: Any,
+        in_sample: list[bool],
+        threshold: float,
+        pool: str = "",
     ) -> None:
         rules, alone, fused = scores
         measure = "recall" if label else "FPR"
         n = len(unseen)
         print(
             f"| {name:39} | {scope:8} | {n:4} | {measure:7} | {rate(sum(rules), n):19} "
-            f"| {rate(sum(alone), n):19} | {rate(sum(fused), n):19} | {rate(sum(in_sample), n):19} |"
+            f"| {rate(sum(alone), n):19} | {rate(sum(fused), n):19} | {rate(sum(in_sample), n):19} | {threshold:.2f} |"
         )
-        total = totals[(scope, label)]
-        for index, value in enumerate((n, sum(rules), sum(alone), sum(fused), sum(in_sample))):
-            total[index] += value
+        for key in ((scope, "ALL", label), (scope, pool, label)) if pool else ((scope, "ALL", label),):
+            total = totals[key]
+            for index, value in enumerate((n, sum(rules), sum(alone), sum(fused), sum(in_sample))):
+                total[index] += value
+
+    def shipped_fused(held: list[dict[str, Any]], scope: str) -> list[bool]:
+        return _scored(held, model.weights[scope], model.bias[scope], scope, model.threshold[scope])[2]
 
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[(row["source"], row["scope"], row["label"])].append(row)
     if loso:
+        print(header)
+        print(rule_line)
         for (source, scope, label), held in sorted(groups.items()):
             train = [r for r in rows if r["source"] != source and train_injection.in_mode(r, scope)]
             if not any(r["label"] == label for r in train):
                 kind = "attacks" if label else "benign rows"
                 print(f"| {source:39} | {scope:8} | {len(held):4} | (the only {kind} of the mode: not left out) |")
                 continue
-            weights, bias = train_injection.fit(train)
-            shipped_scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
-            line(source, scope, label, held, _scored(held, model, weights, bias, scope), shipped_scores[2])
-        for (scope, label), (n, rules, alone, fused, in_sample) in sorted(totals.items()):
+            weights, bias, threshold = _trained_without(train, scope)
+            pool = _pool(source)
+            line(
+                source,
+                scope,
+                label,
+                held,
+                _scored(held, weights, bias, scope, threshold),
+                shipped_fused(held, scope),
+                threshold,
+                pool,
+            )
+        print("\nPooled, each source unseen:\n")
+        print(header)
+        print(rule_line)
+        for (scope, pool, label), (n, rules, alone, fused, in_sample) in sorted(totals.items()):
             measure = "recall" if label else "FPR"
+            name = f"{pool}, each source unseen"
             print(
-                f"| {'ALL, each source unseen':39} | {scope:8} | {n:4} | {measure:7} | {rate(rules, n):19} "
-                f"| {rate(alone, n):19} | {rate(fused, n):19} | {rate(in_sample, n):19} |"
+                f"| {name:39} | {scope:8} | {n:4} | {measure:7} | {rate(rules, n):19} "
+                f"| {rate(alone, n):19} | {rate(fused, n):19} | {rate(in_sample, n):19} |  -   |"
             )
         totals.clear()
-        print("\nHeld-back split of the written text (whole template families out of training):\n")
+        print("\nHeld-back split of the written text (whole template families and seed lines out of training):\n")
+        print(header)
+        print(rule_line)
         for scope in ("direct", "indirect"):
             train = [
                 r for r in rows if train_injection.in_mode(r, scope) and not (r["family"] and held_back(r["family"]))
             ]
-            weights, bias = train_injection.fit(train)
+            weights, bias, threshold = _trained_without(train, scope)
             for label in (1, 0):
                 held = [
                     r
                     for r in rows
                     if r["scope"] == scope and r["label"] == label and r["family"] and held_back(r["family"])
                 ]
-                shipped_scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
                 line(
                     f"written, held back ({len({r['family'] for r in held})} families)",
                     scope,
                     label,
                     held,
-                    _scored(held, model, weights, bias, scope),
-                    shipped_scores[2],
+                    _scored(held, weights, bias, scope, threshold),
+                    shipped_fused(held, scope),
+                    threshold,
                 )
-    print("\nNever trained on (the shipped model; the rules were broadened for the probes):\n")
+    print("\nNever trained on (the shipped model; the rules were broadened for batches 1-10 of the probes):\n")
+    print(header)
+    print(rule_line)
+    batches = [
+        (f"probes.BATCH_{n}", getattr(probes, f"BATCH_{n}_ATTACKS"), getattr(probes, f"BATCH_{n}_BENIGN"))
+        for n in range(5, 12)
+    ]
     extra = [
-        ("probes.ATTACKS", "direct", 1, probes.ATTACKS),
-        ("probes.BENIGN", "direct", 0, probes.BENIGN),
+        ("probes.ATTACKS (batches 1-4)", "direct", 1, probes.ATTACKS),
+        ("probes.BENIGN (batches 1-4)", "direct", 0, probes.BENIGN),
+    ]
+    extra += [(f"{name} attacks", "direct", 1, attacks) for name, attacks, _ in batches]
+    extra += [(f"{name} benign", "direct", 0, benign) for name, _, benign in batches]
+    extra += [
         ("probes.ATTACKS in indirect mode", "indirect", 1, probes.ATTACKS),
         ("bench BENIGN_TOOL_RESULTS", "indirect", 0, BENIGN_TOOL_RESULTS),
     ]
     for name, scope, label, texts in extra:
         held = [{"text": t, "features": train_injection.text_features(t)} for t in texts]
-        scores = _scored(held, model, model.weights[scope], model.bias[scope], scope)
-        line(name, scope, label, held, scores, scores[2])
+        scores = _scored(held, model.weights[scope], model.bias[scope], scope, model.threshold[scope])
+        line(name, scope, label, held, scores, scores[2], model.threshold[scope])
 
 
 PROSE = (
@@ -356,17 +429,25 @@ def bench_latency(iterations: int) -> None:
     print(f"{os.cpu_count()} cores, 1-minute load average {load:.2f} when the runs started.\n")
     print("| content (2 KB)                    | stage       | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms |")
     print("|-----------------------------------|-------------|-------------|-------------|------------|------------|")
-    for label, seed, stage in (
-        ("ordinary prose", PROSE, "input"),
-        ("PII-dense text", DENSE, "input"),
-        ("tool result (indirect mode)", TOOL_RESULT, "tool_result"),
+    # The default policy with the learned model fused into its injection rules (`"learned": true`).
+    learned_rules = [
+        {**rule, "parameters": {**rule["parameters"], "learned": True}} if rule["detector"] == "injection" else rule
+        for rule in DEFAULT_RULES
+    ]
+    for label, seed, stage, rules in (
+        ("ordinary prose", PROSE, "input", DEFAULT_RULES),
+        ("PII-dense text", DENSE, "input", DEFAULT_RULES),
+        ("tool result (indirect mode)", TOOL_RESULT, "tool_result", DEFAULT_RULES),
+        ("prose, learned model fused", PROSE, "input", learned_rules),
+        ("PII-dense, learned model fused", DENSE, "input", learned_rules),
+        ("tool result, learned model fused", TOOL_RESULT, "tool_result", learned_rules),
     ):
         # Each run checks a different text (the seed from another offset), as a service sees:
         # nothing a detector remembers of the previous text can serve the next one.
         texts = [_two_kb(seed, offset) for offset in range(len(seed))]
         p50, p99, cpu50, cpu99 = _timed(
             iterations,
-            lambda i, t=texts, s=stage: evaluate(DEFAULT_RULES, stage=s, content=t[i % len(t)]),
+            lambda i, t=texts, s=stage, r=rules: evaluate(r, stage=s, content=t[i % len(t)]),
         )
         print(f"| {label:33} | {stage:11} | {p50:11.2f} | {p99:11.2f} | {cpu50:10.2f} | {cpu99:10.2f} |")
 
