@@ -26,7 +26,7 @@ Prints:
   Wilson interval, for the rules alone, the model alone and the fusion; and the hand-written
   probes (guardrails/tests/probes.py, per batch) and this bench's benign tool results, which the
   model never trains on, scored by the shipped model. `--no-loso` skips the retraining (about
-  half an hour of CPU: each left-out source costs four fits);
+  five minutes of CPU: each left-out source costs four fits);
 - latency: p50 / p99 of a 2 KB text through the default policy's input stage (injection,
   secrets, PII, length), for ordinary prose and for PII-dense text, and of a 2 KB tool result
   through the default tool_result stage; then the same with the learned model fused into the
