@@ -690,8 +690,14 @@ def main() -> None:
             one: dict[str, list[float]] = {}
             for name, (url, headers) in targets.items():
                 body = {**BODY, "model": EXACT} if name == "direct" else BODY
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 one[name] = asyncio.run(latencies(url, headers, args.requests, body))
-                print(f"1 client   {name:8s} p50 {ms(one[name], 0.5):7.2f} ms   p99 {ms(one[name], 0.99):7.2f} ms")
+                spent = (cpu_seconds(pids[name]) - before) / (args.requests + 10) if name in pids else 0.0
+                used = f"   its processes' CPU {spent * 1000:.2f} ms a request"
+                print(
+                    f"1 client   {name:8s} p50 {ms(one[name], 0.5):7.2f} ms   p99 {ms(one[name], 0.99):7.2f} ms"
+                    + (used if name in pids else "")
+                )
             for name in targets:
                 if name != "direct":
                     print(

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 logger = logging.getLogger(__name__)
@@ -162,4 +163,4 @@ endings = Combiner()  # budgets_finish / budgets_finish_many
 def combinable() -> bool:
     """A reservation made now would commit on its own (no transaction is open on this thread's
     connection), so it may share a batch's."""
-    return not connection.in_atomic_block
+    return settings.BUDGETS_COMBINE and not connection.in_atomic_block

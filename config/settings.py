@@ -266,6 +266,9 @@ APPROVAL_WEBHOOK_BACKOFF_SECONDS = env_float("APPROVAL_WEBHOOK_BACKOFF_SECONDS",
 
 # How long a budget reservation holds its worst-case cost before the beat task releases it.
 BUDGET_RESERVATION_TTL_SECONDS = env_int("BUDGET_RESERVATION_TTL_SECONDS", 120)
+# Reservations and settlements made at once by several threads of a process go in one statement
+# and one commit (budgets/combine.py); false: each alone.
+BUDGETS_COMBINE = env_bool("BUDGETS_COMBINE", True)
 # A gateway call (a long stream, a slow provider) keeps its budget hold past the TTL while it
 # runs, up to this long (gateway.keeper).
 GATEWAY_MAX_CALL_SECONDS = env_int("GATEWAY_MAX_CALL_SECONDS", 3600)

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # records per transaction
+LINGER_SECONDS = 0.02  # how long the first record of a batch waits for others
 SHUTDOWN_SECONDS = 10.0
 
 
@@ -104,9 +106,15 @@ class Recorder:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
+            # Wait a little for the calls that follow (LINGER_SECONDS): a batch's writes cost
+            # much the same for one record as for several (one span ingest, one INSERT, one
+            # settlement statement), so a record written alone cost about 2.5 times the CPU of
+            # one written in a batch of eight, and that CPU is taken from the calls in flight.
+            deadline = time.monotonic() + LINGER_SECONDS
             while len(batch) < MAX_BATCH:
+                wait = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:

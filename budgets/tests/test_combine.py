@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -319,3 +320,12 @@ def test_concurrent_settlements_and_releases_end_in_one_batch(cast: Cast) -> Non
         input_tokens=100, output_tokens=100
     )
     assert ledger_discrepancies(tenant=cast.acme) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_combining_off_each_reservation_is_made_alone(cast: Cast, settings: Any) -> None:
+    settings.BUDGETS_COMBINE = False
+    make_budget(cast.acme, limit=10 * WORST)
+    with occupied(cast.acme):  # a batch "runs", yet this one neither waits for it nor joins it
+        reservation = reserve(cast.acme)
+    assert Reservation.objects.for_tenant(cast.acme).filter(pk=reservation.pk, status="open").exists()
