@@ -41,11 +41,12 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 
 @pytest.fixture(autouse=True)
 def _tests_span_tenants() -> Iterator[None]:
-    """With TENANT_RLS on, a test's own setup and checks cross tenants (the cast is in two), as a
-    platform job would; the requests, tasks and consumers it drives each set their own tenant
-    (tenants/rls.py). Either way, a tenant a test enters outside a request (calling
-    authenticate_key itself, say) ends with it."""
-    with rls.across_tenants("a test's setup and checks") if rls.enforcing() else rls.no_tenant():
+    """A test's own setup and checks cross tenants (the cast is in two), as a platform job would:
+    for row-level security with TENANT_RLS on, and for the ORM's wall either way (a bare
+    `Model.objects` query is allowed where the context crosses tenants: tenants.models). The
+    requests, tasks and consumers it drives each set their own tenant (tenants/rls.py), and a
+    tenant a test enters outside a request (calling authenticate_key itself, say) ends with it."""
+    with rls.across_tenants("a test's setup and checks"):
         yield
 
 

@@ -259,11 +259,11 @@ def through_worker(tenant: Any, agent: Any, version: Any, runs: int, warmup: int
                 for run in created:
                     execute_run.delay(str(tenant.pk), str(run.pk))
                 ids = [run.pk for run in created]
-                while Run.objects.filter(pk__in=ids, status__in=Run.FINAL_STATUSES).count() < count:
+                while Run.objects.for_tenant(tenant).filter(pk__in=ids, status__in=Run.FINAL_STATUSES).count() < count:
                     if time.perf_counter() - start > 300:
                         sys.exit("runs did not finish within 300 s")
                     time.sleep(0.02)
-                return time.perf_counter() - start, list(Run.objects.filter(pk__in=ids))
+                return time.perf_counter() - start, list(Run.objects.for_tenant(tenant).filter(pk__in=ids))
 
             batch(warmup)
             elapsed, done = batch(runs)

@@ -215,11 +215,15 @@ def through_workers(suite: Any, concurrency: int) -> dict[str, float]:
                 settings.EVAL_CONCURRENCY_PER_TENANT = concurrency  # the dispatch this process makes
                 start = time.perf_counter()
                 eval_run = services.eval_run_start(actor=_actor(), suite=suite)
-                while not EvalRun.objects.filter(pk=eval_run.pk, status__in=EvalRun.FINAL_STATUSES).exists():
+                while (
+                    not EvalRun.objects.for_tenant(suite.tenant_id)
+                    .filter(pk=eval_run.pk, status__in=EvalRun.FINAL_STATUSES)
+                    .exists()
+                ):
                     if time.perf_counter() - start > 600:
                         sys.exit("the eval run did not finish within 600 s")
                     time.sleep(0.05)
-                return time.perf_counter() - start, EvalRun.objects.get(pk=eval_run.pk)
+                return time.perf_counter() - start, EvalRun.objects.for_tenant(suite.tenant_id).get(pk=eval_run.pk)
 
             one_run()  # warm-up: every pool process imports and connects once
             elapsed, done = one_run()

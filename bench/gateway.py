@@ -608,8 +608,10 @@ def budget_books(slug: str) -> dict[str, Any]:
     budget = Budget.objects.for_tenant(tenant).get(name="Bench daily")
     counters = BudgetCounter.objects.for_tenant(tenant).filter(budget=budget)
     totals = counters.aggregate(settled=Sum("settled"), reserved=Sum("reserved"))
-    ledger = LedgerEntry.objects.filter(counter__in=counters).aggregate(
-        settled=Sum("settled_delta"), reserved=Sum("reserved_delta")
+    ledger = (
+        LedgerEntry.objects.for_tenant(tenant)
+        .filter(counter__in=counters)
+        .aggregate(settled=Sum("settled_delta"), reserved=Sum("reserved_delta"))
     )
     reservations = Reservation.objects.for_tenant(tenant)
     held = reservations.aggregate(worst=Max("worst_case_micros"), actual=Max("actual_micros"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import zoneinfo
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.manager import ManagerDescriptor
 from django.utils import timezone
 from django.utils.timezone import now
 
@@ -77,29 +79,90 @@ class Tenant(models.Model):
         return f"tenant.{self.pk}.live"
 
 
+def _tenant_pk(tenant: Tenant | UUID | str) -> Any:
+    if isinstance(tenant, Tenant):
+        if tenant.pk is None:
+            raise ValueError("for_tenant() needs a saved tenant")
+        return tenant.pk
+    if not tenant:
+        raise ValueError("for_tenant() needs a saved tenant or its id")
+    return tenant
+
+
 class TenantOwnedQuerySet[M: models.Model](WatchedQuerySet[M]):
     def for_tenant(self, tenant: Tenant | UUID | str) -> Self:
         """The rows of one tenant: a saved Tenant, or its id when the row in hand carries only
         that (`for_tenant(run.tenant_id)`: reading `run.tenant` could cost a query)."""
-        if isinstance(tenant, Tenant):
-            if tenant.pk is None:
-                raise ValueError("for_tenant() needs a saved tenant")
-            return self.filter(tenant=tenant)
-        if not tenant:
-            raise ValueError("for_tenant() needs a saved tenant or its id")
-        return self.filter(tenant_id=tenant)
+        return self.filter(tenant_id=_tenant_pk(tenant))
+
+
+class UnscopedQueryError(RuntimeError):
+    """A query built from a tenant-owned model's `objects` that says neither whose rows it reads
+    nor that it crosses tenants."""
+
+    def __init__(self, model: type[models.Model], method: str = "") -> None:
+        name = model.__name__
+        if method:
+            message = f"{name}.objects.{method}() names no tenant: pass tenant= (or tenant_id=)"
+        else:
+            message = (
+                f"{name}.objects is not scoped: use {name}.objects.for_tenant(tenant), or "
+                f'{name}.objects.across_tenants("reason") for a query that crosses tenants on purpose'
+            )
+        super().__init__(f"{message} (see tenants.models.TenantOwnedManager).")
 
 
 class TenantOwnedManager[M: models.Model](models.Manager[M]):
-    """`Model.objects` of a tenant-owned model: `for_tenant(tenant)`, or `across_tenants(reason)`
-    for the few reads that are not one tenant's."""
+    """`Model.objects` of a tenant-owned model, and the wall in front of it: a query built from it
+    says whose rows it reads.
 
-    def get_queryset(self) -> TenantOwnedQuerySet[M]:
+    Allowed: `for_tenant(tenant)`; `across_tenants(reason)`; `create`, `get_or_create` and
+    `update_or_create` naming `tenant=` or `tenant_id=` (scoped by their argument); `bulk_create`
+    (each row carries its tenant); `none()`. Anything else (`all()`, `filter()`, `get()`,
+    `select_related()`, `count()`...) raises UnscopedQueryError, unless the code runs where the
+    tenant context already says it crosses tenants (`rls.across_tenants(reason)`, beat's sweeps,
+    an operator's script after `rls.across_tenants_from_here`): that block has said why.
+
+    Only `Model.objects` is walled. Django reads through the same manager as `_default_manager`
+    (model and constraint validation, admin, DRF's validators, forms' choices, `get_object_or_404`)
+    and builds related managers from its class (`agent.runs.all()`, scoped by the parent row):
+    those are unwalled copies. `_base_manager` (foreign keys, `refresh_from_db`, deletions) is
+    Django's plain manager. tenants/tests/test_scoping_wall.py holds the source to the same rule.
+
+    Cost: the wall is a class-keyed dict lookup when `objects` is read and one attribute test when
+    a queryset is made; no query.
+    """
+
+    # True on the copy `Model.objects` returns (see _WalledManagerDescriptor).
+    walled: bool = False
+
+    def contribute_to_class(self, cls: type[models.Model], name: str) -> None:
+        super().contribute_to_class(cls, name)
+        setattr(cls, name, _WalledManagerDescriptor(self))
+
+    def _all_rows(self) -> TenantOwnedQuerySet[M]:
         return TenantOwnedQuerySet(self.model, using=self._db)
 
+    def _through_the_wall(self, method: str = "", kwargs: dict[str, Any] | None = None) -> None:
+        if kwargs is not None and ("tenant" in kwargs or "tenant_id" in kwargs):
+            return
+        from tenants import rls
+
+        if not rls.current().cross_tenant:
+            raise UnscopedQueryError(self.model, method)
+
+    def get_queryset(self) -> TenantOwnedQuerySet[M]:
+        if self.walled:
+            self._through_the_wall()
+        return self._all_rows()
+
     def for_tenant(self, tenant: Tenant | UUID | str) -> TenantOwnedQuerySet[M]:
-        """The rows of one tenant (a Tenant or its id)."""
-        return self.get_queryset().for_tenant(tenant)
+        """The rows of one tenant (a Tenant or its id). The new queryset is filtered in place
+        (one clone less than `.filter()`), so `for_tenant(t).filter(...)` costs about what
+        `filter(tenant=t, ...)` did."""
+        queryset = self._all_rows()
+        queryset.query.add_q(models.Q(tenant_id=_tenant_pk(tenant)))
+        return queryset
 
     def across_tenants(self, reason: str) -> TenantOwnedQuerySet[M]:
         """Rows not filtered by tenant here, for the few reads that need it: beat's sweeps and
@@ -116,7 +179,57 @@ class TenantOwnedManager[M: models.Model](models.Manager[M]):
         `rls.across_tenants()` around the evaluation (beat's sweeps have it from task_prerun)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("across_tenants() needs a reason")
-        return self.get_queryset()
+        return self._all_rows()
+
+    def create(self, **kwargs: Any) -> M:
+        if self.walled:
+            self._through_the_wall("create", kwargs)
+            return self._all_rows().create(**kwargs)
+        return super().create(**kwargs)
+
+    def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
+        if self.walled:
+            self._through_the_wall("get_or_create", kwargs)
+            return self._all_rows().get_or_create(defaults, **kwargs)
+        return super().get_or_create(defaults, **kwargs)
+
+    def update_or_create(self, defaults: Any = None, create_defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
+        if self.walled:
+            self._through_the_wall("update_or_create", kwargs)
+            return self._all_rows().update_or_create(defaults, create_defaults, **kwargs)
+        return super().update_or_create(defaults, create_defaults, **kwargs)
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[M]:
+        if self.walled:
+            return self._all_rows().bulk_create(objs, *args, **kwargs)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def none(self) -> TenantOwnedQuerySet[M]:
+        if self.walled:
+            return self._all_rows().none()
+        return cast("TenantOwnedQuerySet[M]", super().none())
+
+
+class _WalledManagerDescriptor(ManagerDescriptor):
+    """`Model.objects` for a tenant-owned model: a walled copy of the model's manager, made once
+    per model class. `_meta.managers` (and so `_default_manager` and related managers) keep the
+    unwalled one, so nothing Django does goes through the wall, and migrations see no change."""
+
+    def __init__(self, manager: models.Manager[Any]) -> None:
+        super().__init__(manager)
+        self.walls: dict[type[models.Model], TenantOwnedManager[Any]] = {}
+
+    def __get__(self, instance: models.Model | None, cls: type[models.Model] | None = None) -> Any:
+        if instance is None and cls is not None:
+            wall = self.walls.get(cls)
+            if wall is not None:
+                return wall
+        # Django's descriptor refuses instances, abstract models and swapped ones.
+        manager = cast("TenantOwnedManager[Any]", super().__get__(instance, cls))
+        walled = copy.copy(manager)
+        walled.walled = True
+        self.walls[cast("type[models.Model]", cls)] = walled
+        return walled
 
 
 class TenantOwned(models.Model):
@@ -325,8 +438,11 @@ class AppendOnlyQuerySet[M: models.Model](TenantOwnedQuerySet[M]):
 
 
 class AppendOnlyManager[M: models.Model](TenantOwnedManager[M]):
-    def get_queryset(self) -> AppendOnlyQuerySet[M]:
+    def _all_rows(self) -> AppendOnlyQuerySet[M]:
         return AppendOnlyQuerySet(self.model, using=self._db)
+
+    def get_queryset(self) -> AppendOnlyQuerySet[M]:
+        return cast("AppendOnlyQuerySet[M]", super().get_queryset())
 
 
 class AppendOnly(TenantOwned):

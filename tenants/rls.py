@@ -1,8 +1,10 @@
 """Row-level security: PostgreSQL's second wall under tenant isolation (issue 18).
 
 The first wall is the kernel's scoping in Python (`for_tenant()`, TenantScopedViewSet, the scoped
-`get_<entity>_for_tenant` helpers). This one is in the database, so that a forgotten
-`.for_tenant()` or a raw cursor cannot read or write another tenant's rows.
+`get_<entity>_for_tenant` helpers, and tenants.models.TenantOwnedManager, which refuses a
+`Model.objects` query that says neither `for_tenant()` nor `across_tenants(reason)` unless the
+context here crosses tenants). This one is in the database, so that a raw cursor, or a model held
+in a variable and read through Django's own managers, cannot read or write another tenant's rows.
 
 **Policies.** Every table with a `tenant_id` column has row-level security enabled and one policy,
 `tenant_isolation`, for reads and writes alike:

@@ -63,9 +63,9 @@ def test_a_queryset_update_of_a_key_refuses_it_at_once_but_its_last_use_does_not
     assert authenticate_key(secret).pk == key.pk
     before = redis_cache.get(config_cache.VERSION_KEY)
     with config_cache.snapshot():
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        ApiKey.objects.for_tenant(cast.acme).filter(pk=key.pk).update(last_used_at=timezone.now())
         assert _queries(lambda: authenticate_key(secret)) == 0  # still cached: nothing it holds changed
-    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    ApiKey.objects.for_tenant(cast.acme).filter(pk=key.pk).update(revoked_at=timezone.now())
     with pytest.raises(AuthenticationFailed, match="revoked"):
         authenticate_key(secret)
     assert redis_cache.get(config_cache.VERSION_KEY) == before  # the bump waits for the commit
