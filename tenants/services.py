@@ -47,7 +47,16 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. Call inside the transaction of the change it records."""
+    """Append one audit event, inside the transaction of the change it records (RuntimeError
+    otherwise: a change committed without its record, or a record of a change rolled back, is
+    what an audit log must not hold). A test's own transaction (pytest-django's) does not count:
+    the service's does."""
+    connection = transaction.get_connection()
+    if not any(not block._from_testcase for block in connection.atomic_blocks):
+        raise RuntimeError(
+            f"audit_record({action!r}) runs outside a transaction: call it inside the transaction.atomic() "
+            "of the service making the change."
+        )
     if target is not None:
         target_type = target_type or target._meta.model_name
         target_label = target_label or str(target)

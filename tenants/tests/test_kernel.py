@@ -103,7 +103,8 @@ def test_api_keys_keep_only_a_hash_of_the_secret(cast: Cast) -> None:
 
 @pytest.mark.django_db
 def test_audit_events_cannot_be_changed_through_the_orm(cast: Cast) -> None:
-    event = audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
+    with transaction.atomic():
+        event = audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
     event.action = "changed"
     with pytest.raises(TypeError, match="append-only"):
         event.save()
@@ -117,8 +118,20 @@ def test_audit_events_cannot_be_changed_through_the_orm(cast: Cast) -> None:
 
 
 @pytest.mark.django_db
+def test_audit_record_refuses_to_run_outside_the_services_transaction(cast: Cast) -> None:
+    # The test's own transaction (pytest-django's) is not a service's.
+    with pytest.raises(RuntimeError, match=r"audit_record\('test.thing'\) runs outside a transaction"):
+        audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
+    assert not AuditEvent.objects.for_tenant(cast.acme).filter(action="test.thing").exists()
+    with transaction.atomic():
+        audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
+    assert AuditEvent.objects.for_tenant(cast.acme).filter(action="test.thing").count() == 1
+
+
+@pytest.mark.django_db
 def test_audit_events_cannot_be_changed_even_with_raw_sql(cast: Cast) -> None:
-    event = audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
+    with transaction.atomic():
+        event = audit_record(tenant=cast.acme, actor=Actor(user=cast.alice), action="test.thing")
     for sql in (
         "UPDATE tenants_auditevent SET action = 'x' WHERE id = %s",
         "DELETE FROM tenants_auditevent WHERE id = %s",
