@@ -26,7 +26,6 @@ import json
 import logging
 import secrets
 import threading
-import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -642,19 +641,12 @@ STAGE_MOVE = (
 )
 
 
-# The database sessions whose stage table exists: created by a transaction that committed (a
-# rolled-back CREATE leaves none), on this very psycopg connection (a new one starts without).
-_staging: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
-
-
 def _copy_spans(values: list[list[Any]]) -> None:
-    """COPY `values` (_span_values) into traces_span, through the stage under row-level security.
-    The stage is created once per database session, not at every batch."""
+    """COPY `values` (_span_values) into traces_span, through the stage under row-level security."""
     with _bound_cursor() as cursor:
         staged = rls.enforcing()
-        if staged and (session := cursor.connection) not in _staging:
+        if staged:
             cursor.execute(STAGE_CREATE)
-            transaction.on_commit(lambda: _staging.add(session))
         with cursor.copy(STAGE_COPY if staged else COPY_SPANS) as copy:
             for value in values:
                 copy.write_row(value)
