@@ -123,16 +123,20 @@ class Combiner:
             else:
                 self._run(batch, many)
         finally:
-            with self._lock:
-                waiting = self._waiting[me.tenant_id]
-                if waiting:
-                    following = waiting.pop(0)
-                    following.lead = True
-                    following.done.set()
-                else:
-                    del self._waiting[me.tenant_id]
+            self._hand_over(me.tenant_id)
             for member in batch[1:]:
                 member.done.set()
+
+    def _hand_over(self, tenant_id: Any) -> None:
+        """A batch of the tenant ended: its oldest waiting call leads the next, or none is running."""
+        with self._lock:
+            waiting = self._waiting[tenant_id]
+            if waiting:
+                following = waiting.pop(0)
+                following.lead = True
+                following.done.set()
+            else:
+                del self._waiting[tenant_id]
 
     def _run(self, batch: list[_Waiting], many: Callable[[str], Rows]) -> None:
         try:

@@ -41,14 +41,7 @@ def occupied(tenant: Tenant, combiner: combine.Combiner = combine.reservations) 
     try:
         yield threads
     finally:
-        with combiner._lock:
-            waiting = combiner._waiting[tenant.pk]
-            if waiting:
-                first = waiting.pop(0)
-                first.lead = True
-                first.done.set()
-            else:
-                del combiner._waiting[tenant.pk]
+        combiner._hand_over(tenant.pk)  # as when a real batch ends
         for thread in threads:
             thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
