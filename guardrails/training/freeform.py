@@ -24,6 +24,7 @@ family keeps a seed and its variants on one side. The sources:
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardrails.training.corpus import OBFUSCATIONS
@@ -745,57 +746,53 @@ def rows(seed: int = SEED) -> list[dict[str, Any]]:
     def add(text: str, label: int, scope: str, source: str, family: str) -> None:
         out.append({"text": text, "label": label, "scope": scope, "source": source, "family": family})
 
-    for index, text in enumerate(DIRECT_ATTACKS):
-        family = f"freeform:direct-attack:{index}"
-        add(text, 1, "direct", "freeform/direct-attack", family)
-        if rng.random() < CAP_OBFUSCATED:
-            how = rng.choice(sorted(OBFUSCATIONS))
-            add(OBFUSCATIONS[how](text, rng), 1, "direct", "freeform/direct-attack", family)
-    for language, texts in TRANSLATED_ATTACKS.items():
-        for index, text in enumerate(texts):
-            add(text, 1, "direct", "freeform/direct-attack", f"freeform:direct-attack:{language}:{index}")
-    for index, text in enumerate(DIRECT_BENIGN):
-        add(text, 0, "direct", "freeform/direct-benign", f"freeform:direct-benign:{index}")
-    for index, instruction in enumerate(INDIRECT_INSTRUCTIONS):
-        for wrapper in rng.sample(INDIRECT_WRAPPERS, 2):
-            add(
-                wrapper.format(inject=instruction),
-                1,
-                "indirect",
-                "freeform/indirect-attack",
-                f"freeform:indirect-attack:{index}",
-            )
-    for index, text in enumerate(INDIRECT_BENIGN):
-        add(text, 0, "indirect", "freeform/indirect-benign", f"freeform:indirect-benign:{index}")
-    # the second batch: sources of their own, so that leave-one-source-out holds each batch out
-    for index, text in enumerate(DIRECT_ATTACKS_2):
-        family = f"freeform2:direct-attack:{index}"
-        add(text, 1, "direct", "freeform2/direct-attack", family)
-        if rng.random() < CAP_OBFUSCATED:
-            how = rng.choice(sorted(OBFUSCATIONS))
-            add(OBFUSCATIONS[how](text, rng), 1, "direct", "freeform2/direct-attack", family)
-    for language, texts in TRANSLATED_ATTACKS_2.items():
-        for index, text in enumerate(texts):
-            add(text, 1, "direct", "freeform2/direct-attack", f"freeform2:direct-attack:{language}:{index}")
-    for index, text in enumerate(DIRECT_BENIGN_2):
-        add(text, 0, "direct", "freeform2/direct-benign", f"freeform2:direct-benign:{index}")
-    for index, instruction in enumerate(INDIRECT_INSTRUCTIONS_2):
-        for wrapper in rng.sample(INDIRECT_WRAPPERS, 2):
-            add(
-                wrapper.format(inject=instruction),
-                1,
-                "indirect",
-                "freeform2/indirect-attack",
-                f"freeform2:indirect-attack:{index}",
-            )
-    for index, text in enumerate(INDIRECT_BENIGN_2):
-        add(text, 0, "indirect", "freeform2/indirect-benign", f"freeform2:indirect-benign:{index}")
+    def batch(
+        name: str,
+        attacks: Sequence[str],
+        translated: Mapping[str, Sequence[str]],
+        benign: Sequence[str],
+        instructions: Sequence[str] = (),
+        indirect_benign: Sequence[str] = (),
+        *,
+        obfuscate: bool,
+    ) -> None:
+        """One batch, its own sources (`name/...`), so that leave-one-source-out holds it out whole."""
+        for index, text in enumerate(attacks):
+            family = f"{name}:direct-attack:{index}"
+            add(text, 1, "direct", f"{name}/direct-attack", family)
+            if obfuscate and rng.random() < CAP_OBFUSCATED:
+                how = rng.choice(sorted(OBFUSCATIONS))
+                add(OBFUSCATIONS[how](text, rng), 1, "direct", f"{name}/direct-attack", family)
+        for language, texts in translated.items():
+            for index, text in enumerate(texts):
+                add(text, 1, "direct", f"{name}/direct-attack", f"{name}:direct-attack:{language}:{index}")
+        for index, text in enumerate(benign):
+            add(text, 0, "direct", f"{name}/direct-benign", f"{name}:direct-benign:{index}")
+        for index, instruction in enumerate(instructions):
+            for wrapper in rng.sample(INDIRECT_WRAPPERS, 2):
+                family = f"{name}:indirect-attack:{index}"
+                add(wrapper.format(inject=instruction), 1, "indirect", f"{name}/indirect-attack", family)
+        for index, text in enumerate(indirect_benign):
+            add(text, 0, "indirect", f"{name}/indirect-benign", f"{name}:indirect-benign:{index}")
+
+    batch(
+        "freeform",
+        DIRECT_ATTACKS,
+        TRANSLATED_ATTACKS,
+        DIRECT_BENIGN,
+        INDIRECT_INSTRUCTIONS,
+        INDIRECT_BENIGN,
+        obfuscate=True,
+    )
+    batch(
+        "freeform2",
+        DIRECT_ATTACKS_2,
+        TRANSLATED_ATTACKS_2,
+        DIRECT_BENIGN_2,
+        INDIRECT_INSTRUCTIONS_2,
+        INDIRECT_BENIGN_2,
+        obfuscate=True,
+    )
     # the third batch: direct prompts only, obfuscated by hand where it is obfuscated at all
-    for index, text in enumerate(DIRECT_ATTACKS_3):
-        add(text, 1, "direct", "freeform3/direct-attack", f"freeform3:direct-attack:{index}")
-    for language, texts in TRANSLATED_ATTACKS_3.items():
-        for index, text in enumerate(texts):
-            add(text, 1, "direct", "freeform3/direct-attack", f"freeform3:direct-attack:{language}:{index}")
-    for index, text in enumerate(DIRECT_BENIGN_3):
-        add(text, 0, "direct", "freeform3/direct-benign", f"freeform3:direct-benign:{index}")
+    batch("freeform3", DIRECT_ATTACKS_3, TRANSLATED_ATTACKS_3, DIRECT_BENIGN_3, obfuscate=False)
     return out
