@@ -5,7 +5,8 @@ htmx answers.
   `{% when %}`, form input) follows one rule: the tenant's zone, UTC outside a tenant.
 - A view's `messages.success(...)` reaches the reader after an htmx action too: a fragment answer
   carries the pending messages in a `<template data-flash>`, which console.js moves into
-  `#messages` once the swap settles (full pages render them themselves). Not an out-of-band swap:
+  `#messages` as the answer arrives and again once the swap settles (full pages render them
+  themselves); read off the answer too because a live update may have detached the target first. Not an out-of-band swap:
   htmx looks its target up from the requesting element, and when a live update has replaced that
   element meanwhile it finds none and logs an error. Redirects and HX-Redirect answers keep their
   messages for the page they lead to. Placed after TenantMiddleware, which sets `request.tenant`

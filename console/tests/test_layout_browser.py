@@ -178,3 +178,33 @@ def test_an_htmx_decision_shows_its_confirmation_at_the_top(page_for: Callable[[
     flash = page.locator("#messages [data-testid=flash]")
     flash.wait_for()
     assert "rejected" in flash.inner_text() and page.locator("template[data-flash]").count() == 0
+
+
+def test_the_confirmation_shows_when_the_live_update_replaced_the_form_first(
+    page_for: Callable[[], Any], cast: Cast
+) -> None:
+    """The reviewer's own decision comes back twice: over the live socket (pushed on commit) and as
+    the answer to the POST. When the push wins, it replaces #approval-decision, htmx swaps the answer
+    into the detached old section, and the flash it carries must still reach the top of the page
+    (CI saw this race once). The answer is held back here until the push has landed."""
+    seed(cast)
+    approval = approvals_pending(tenant=cast.acme).first()
+    assert approval is not None
+    page = page_for()
+    sign_in(page, "bob@acme.test")
+    page.goto(f"/t/acme/approvals/{approval.pk}/")
+    page.wait_for_selector('#live-status[data-state="open"]')
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route.fetch())  # the server decides now, and pushes the update on commit
+        page.wait_for_selector('#approval-decision [data-status="rejected"]')  # the push landed first
+        route.fulfill(response=held[0])
+
+    page.route("**/decide/", hold)
+    page.get_by_label("Comment").fill("Not this one")
+    page.get_by_test_id("decide-reject").click()
+    flash = page.locator("#messages [data-testid=flash]")
+    flash.wait_for()
+    assert "rejected" in flash.inner_text()
+    assert held and page.locator("[data-testid=approval-status]").get_attribute("data-status") == "rejected"

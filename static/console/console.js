@@ -87,10 +87,29 @@
     });
   }
   // Flash messages an htmx answer carried (console/middleware.py): shown at the top of the page.
-  document.addEventListener("htmx:afterSettle", function () {
+  // Read off the answer as it arrives, not only once it is swapped in: when a live update has
+  // replaced the request's target meanwhile (the reviewer's own decision, pushed over the socket
+  // on commit, often lands before the POST's answer), htmx swaps the answer into the detached old
+  // element, whose events never reach the document, and the page would never see the message.
+  function showFlash(template) {
     var box = document.getElementById("messages");
+    if (box) { box.replaceChildren(template.content.cloneNode(true)); }
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (!xhr) { return; }
+    xhr.addEventListener("load", function () {
+      var body = xhr.status >= 200 && xhr.status < 300 && typeof xhr.response === "string" ? xhr.response : "";
+      if (body.indexOf("<template data-flash>") < 0) { return; }
+      var holder = document.createElement("template"); // parsed inert: no script runs, no image loads
+      holder.innerHTML = body;
+      var flash = holder.content.querySelector("template[data-flash]");
+      if (flash) { showFlash(flash); }
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll("template[data-flash]").forEach(function (template) {
-      if (box) { box.replaceChildren(template.content.cloneNode(true)); }
+      showFlash(template);
       template.remove();
     });
   });
