@@ -23,7 +23,10 @@ statements on a table in a scratch schema, one row per counter:
 The load comes from a separate process (asyncio: httpx, or psycopg's async connections; one
 connection per client) on loopback, sharing the machine's cores with the server and PostgreSQL.
 Each cell gets a warm-up, then rounds; pairs/s is the median of the rounds, p50/p99 are over
-every pair of the rounds. The 1-minute load average is printed with each cell.
+every pair of the rounds. The 1-minute load average is printed with each cell, and the CPU a pair
+(or `me` request) cost over the rounds in the server's processes, in the database's backends for
+the bench database and in the load generator (from /proc): on a machine whose cores are shared by
+all three, pairs/s against `me` requests/s is bounded by those totals.
 
 SQL statements per pair are counted in this process, through Django's test client on the same
 tenant, key and budgets (every statement Django sends, BEGIN and COMMIT included), after a
@@ -48,6 +51,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -83,6 +87,9 @@ class Cell:
     client_cpu: float
     first_error: str
     load: float  # the machine's 1-minute load average when the cell ended
+    server_ms: float | None = None  # CPU of the server's processes a pair (or request), ms
+    database_ms: float | None = None  # CPU of the database's backends for the bench database a pair, ms
+    client_ms: float = 0.0  # CPU of the load generator a pair, ms
 
     @property
     def pps(self) -> float:
@@ -216,10 +223,20 @@ def run_load(target: str, scenario: str, clients: int, seconds: float, *, base: 
         return LoadResult(**json.load(out))
 
 
-def measure(target: str, scenario: str, clients: int, args: argparse.Namespace, **where: str) -> Cell:
+def measure(
+    target: str, scenario: str, clients: int, args: argparse.Namespace, cpu: CpuWatch | None = None, **where: str
+) -> Cell:
     run_load(target, scenario, clients, args.warmup, **where)
-    rounds = [run_load(target, scenario, clients, args.seconds / args.rounds, **where) for _ in range(args.rounds)]
+    rounds = []
+    server = database = 0.0
+    for _ in range(args.rounds):
+        before = cpu.read() if cpu else ({}, {})
+        rounds.append(run_load(target, scenario, clients, args.seconds / args.rounds, **where))
+        after = cpu.read() if cpu else ({}, {})
+        server += CpuWatch.used(before[0], after[0])
+        database += CpuWatch.used(before[1], after[1])
     latencies = sorted(latency for r in rounds for latency in r.latencies)
+    done = max(len(latencies), 1)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return Cell(
         target=target,
@@ -233,7 +250,69 @@ def measure(target: str, scenario: str, clients: int, args: argparse.Namespace, 
         client_cpu=sum(r.cpu for r in rounds) / sum(r.elapsed for r in rounds),
         first_error=next((r.first_error for r in rounds if r.first_error), ""),
         load=os.getloadavg()[0],
+        server_ms=server / done * 1000 if cpu and target != "floor" else None,
+        database_ms=database / done * 1000 if cpu and target != "floor" else None,
+        client_ms=sum(r.cpu for r in rounds) / done * 1000,
     )
+
+
+class CpuWatch:
+    """CPU seconds used by the server (gunicorn's master and workers) and by the database's backends
+    serving the bench database between two readings, from /proc (Linux, with PostgreSQL on this
+    machine; elsewhere both read 0). Backends are found by their process title (`postgres: … <user>
+    <database> <client> …`). A process that exits between the readings takes its CPU since the
+    first with it: the server's connections persist (CONN_MAX_AGE), so its targets' database figure
+    counts every statement, while the floor's connections close with each round (left out)."""
+
+    def __init__(self, server_pid: int, database: str) -> None:
+        self.server_pid = server_pid
+        self.database = database
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _cpu(self, pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def _tree(self, pid: int) -> list[int]:
+        found = [pid]
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                found += self._tree(int(child))
+        return found
+
+    def _backends(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("postgres: ") and f" {self.database} " in title:
+                found.append(int(entry.name))
+        return found
+
+    def _read(self, pids: list[int]) -> dict[int, float]:
+        return {pid: cpu for pid in pids if (cpu := self._cpu(pid)) is not None}
+
+    def read(self) -> tuple[dict[int, float], dict[int, float]]:
+        if not Path("/proc/self/stat").exists():
+            return {}, {}
+        return self._read(self._tree(self.server_pid)), self._read(self._backends())
+
+    @staticmethod
+    def used(before: dict[int, float], after: dict[int, float]) -> float:
+        """CPU seconds between the readings, of the processes alive at the second (a process born
+        in between counts from its start)."""
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 # --- The floor's scratch table -----------------------------------------------------------------
@@ -419,6 +498,8 @@ class Statements:
     settle: int
     me: int  # of one GET /api/v1/me
     ms_per_pair: float  # in process, no HTTP, statements not captured (median)
+    cpu_pair_ms: float  # this thread's CPU for one pair, in process (median; PostgreSQL's not included)
+    cpu_me_ms: float  # the same for one GET /api/v1/me, alternating with the pairs
     sql: list[str]  # one pair's statements, for --show-sql
 
     @property
@@ -460,12 +541,16 @@ def count_statements(scenario: str, key: str, pairs: int = 30) -> Statements:
     counted = [pair() for _ in range(pairs)]
     with CaptureQueriesContext(connection) as me:
         client.get("/api/v1/me")
-    timings = []
-    for _ in range(pairs):
-        start = time.perf_counter()
+    timings, cpu_pair, cpu_me = [], [], []
+    for _ in range(max(pairs, 100)):  # alternating, so that drift in the machine's load hits both alike
+        start, cpu = time.perf_counter(), time.thread_time()
         reserved = client.post("/api/v1/reservations", body, content_type="application/json")
         client.post(f"/api/v1/reservations/{reserved.json()['id']}/settle", usage, content_type="application/json")
         timings.append(time.perf_counter() - start)
+        cpu_pair.append(time.thread_time() - cpu)
+        cpu = time.thread_time()
+        client.get("/api/v1/me")
+        cpu_me.append(time.thread_time() - cpu)
     reserve_sql, settle_sql = counted[-1]
     return Statements(
         scenario=scenario,
@@ -473,6 +558,8 @@ def count_statements(scenario: str, key: str, pairs: int = 30) -> Statements:
         settle=round(statistics.median(len(s) for _, s in counted)),
         me=len(me.captured_queries),
         ms_per_pair=statistics.median(timings) * 1000,
+        cpu_pair_ms=statistics.median(cpu_pair) * 1000,
+        cpu_me_ms=statistics.median(cpu_me) * 1000,
         sql=[f"reserve: {q}" for q in reserve_sql] + [f"settle:  {q}" for q in settle_sql],
     )
 
@@ -504,13 +591,29 @@ def report(cells: list[Cell], statements: dict[str, Statements], args: argparse.
         )
         if c.first_error:
             print(f"    first error: {c.first_error}")
+    measured = [c for c in cells if c.server_ms is not None]
+    if measured:
+        print()
+        print(
+            "CPU a pair (`me`: a request), ms, over the measured rounds: the server (gunicorn's processes),"
+            " the database's backends for this database, the load generator"
+        )
+        print(f"{'scenario':<6} {'clients':>7} {'target':<6} {'server':>7} {'database':>8} {'client':>7} {'total':>7}")
+        for c in measured:
+            total = (c.server_ms or 0) + (c.database_ms or 0) + c.client_ms
+            print(
+                f"{c.scenario:<6} {c.clients:>7} {c.target:<6} {c.server_ms:>7.2f} {c.database_ms or 0:>8.2f}"
+                f" {c.client_ms:>7.2f} {total:>7.2f}"
+            )
     if statements:
         print()
         print("SQL statements (in process, Django's test client, after warm-up; BEGIN/COMMIT counted):")
         for st in statements.values():
             print(
                 f"{st.scenario:<6} reserve {st.reserve}, settle {st.settle}: {st.pair} a pair"
-                f" (GET /api/v1/me: {st.me}); {st.ms_per_pair:.2f} ms a pair in process, no HTTP"
+                f" (GET /api/v1/me: {st.me}); {st.ms_per_pair:.2f} ms a pair in process, no HTTP;"
+                f" CPU {st.cpu_pair_ms:.2f} ms a pair, {st.cpu_me_ms:.2f} ms a /me request"
+                f" ({st.cpu_pair_ms / st.cpu_me_ms:.2f} /me requests a pair)"
             )
             if args.show_sql:
                 for sql in st.sql:
@@ -584,6 +687,7 @@ def main() -> None:
         flush=True,
     )
     proc = None
+    cpu = None
     key = ""
     base = ""
     budgets = None
@@ -595,6 +699,7 @@ def main() -> None:
         key = key.strip().splitlines()[-1]
         vacuum(dsn)
         proc, base, _ = start_server(env, key)
+        cpu = CpuWatch(proc.pid, urlsplit(dsn).path.lstrip("/"))
     if "floor" in targets:
         floor_setup(dsn, max(concurrencies))
     cells: list[Cell] = []
@@ -611,7 +716,7 @@ def main() -> None:
             for clients in concurrencies:
                 # Floor, me and REST side by side, so that drift in the machine's load hits them alike.
                 for target in targets:
-                    cell = measure(target, scenario, clients, args, base=base, key=key, dsn=dsn)
+                    cell = measure(target, scenario, clients, args, cpu, base=base, key=key, dsn=dsn)
                     unit = "requests/s" if target == "me" else "pairs/s"
                     print(f"{scenario} {clients:>2} clients {target:<5} {cell.pps:>7.0f} {unit}", flush=True)
                     cells.append(cell)
