@@ -3,12 +3,16 @@ service call decides, and the tenant comes from the API key (TenantScopedViewSet
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import json
 
 from agents.selectors import find_agent
 from budgets import selectors, services
@@ -27,6 +31,7 @@ from budgets.serializers import (
     plain_settle_input,
     reservation_body,
 )
+from tenants import cache as config_cache
 from tenants.audit import Actor
 from tenants.models import ApiKey, Scope
 from tenants.viewsets import SCOPED_PER_REQUEST, TenantScopedViewSet
@@ -137,9 +142,15 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
         "release": Scope.BUDGETS_RESERVE,
     }
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # One read of the configuration version (a Redis GET) for the API key and the model's pin,
+        # instead of one each: both come from the configuration as of the request's start.
+        with config_cache.snapshot():
+            return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, 402: EXCEEDED})
     def create(self, request: Request) -> Response:
-        data = plain_reservation_input(request.data)
+        data = plain_reservation_input(_json_body(request))
         if data is None:
             form = ReservationCreateSerializer(data=request.data)
             form.is_valid(raise_exception=True)
@@ -157,7 +168,7 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
     @action(detail=True, methods=["post"])
     def settle(self, request: Request, pk: str) -> Response:
         """Settle with the provider's usage (409 when already settled or released)."""
-        usage = plain_settle_input(request.data)
+        usage = plain_settle_input(_json_body(request))
         if usage is None:
             form = SettleSerializer(data=request.data)
             form.is_valid(raise_exception=True)
@@ -173,3 +184,22 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
         """The call failed: nothing was spent (409 when not open)."""
         reservation = services.budget_release(reservation=pk, tenant=self.tenant)
         return Response(reservation_body(reservation))
+
+
+def _json_body(request: Request) -> Any:
+    """`request.data` for a JSON body in UTF-8, parsed as DRF's JSON parser parses it (strictly: no
+    NaN or Infinity) without its per-request machinery (choosing a parser, a decoding stream), about
+    0.1 ms of a reservation's or settlement's CPU. Anything else (another media type or charset, a
+    body that does not parse) is `request.data`, which answers its errors as before; and a body
+    that is not plain (plain_reservation_input) is read again by the serializer from `request.data`.
+    test_api_body checks that every kind of body is answered as with `request.data` alone."""
+    django_request = request._request
+    if (
+        django_request.content_type == "application/json"
+        and (django_request.content_params or {}).get("charset", "utf-8").lower() == "utf-8"
+    ):
+        try:
+            return json.loads(django_request.body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            pass
+    return request.data
