@@ -176,6 +176,22 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
+def _clean_json(value: Any, **dumps: Any) -> tuple[Any, str]:
+    """`value` and its JSON text, NULs and lone surrogates replaced (_strip_nul). The text is made
+    first and the value walked only when it shows one (JSON writes a NUL as the escape `\\u0000`
+    and leaves a lone surrogate as it is): almost no payload has either, and the walk copied every
+    dict and list of every span's input, output and attributes. A text that only looks like one
+    (a backslash then `u0000`, escaped as `\\\\u0000`) takes the walk, which finds nothing."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, **dumps)
+    except (TypeError, ValueError):  # e.g. a key JSON cannot write: the walk makes keys text
+        text = None
+    if text is None or "\\u0000" in text or (not text.isascii() and LONE_SURROGATE.search(text)):
+        value = _strip_nul(value)
+        text = json.dumps(value, ensure_ascii=False, **dumps)
+    return value, text
+
+
 def as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -189,8 +205,10 @@ def _payload(row: SpanRow, name: str, value: Any) -> str:
     (its length is its size)."""
     if value is None:
         return ""
-    value = _strip_nul(value)
-    text = as_text(value)
+    if isinstance(value, str):
+        value = text = _storable(value)
+    else:
+        value, text = _clean_json(value, sort_keys=True)  # as_text's JSON
     if len(text) > MAX_PAYLOAD_CHARS:
         raise SpanRejected("payload_too_large", f"{name} is {len(text)} characters; the limit is {MAX_PAYLOAD_CHARS}.")
     if len(text) > INLINE_PAYLOAD_CHARS:
@@ -301,7 +319,7 @@ def parse_span(item: Any, *, now: datetime, redact: Callable[[str], str] | None 
     attributes_size = 2  # "{}"
     if attributes:
         # Once as JSON text: its size, and the attributes as JSON gives them back (non-JSON values as strings).
-        attributes_text = json.dumps(_strip_nul(attributes), ensure_ascii=False, default=str)
+        attributes_text = _clean_json(attributes, default=str)[1]
         attributes_size = len(attributes_text)
         if attributes_size > MAX_ATTRIBUTES_CHARS:
             raise SpanRejected("attributes_too_large", f"attributes exceed {MAX_ATTRIBUTES_CHARS} characters.")

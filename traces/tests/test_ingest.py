@@ -312,6 +312,30 @@ def test_a_lone_surrogate_is_replaced_in_payloads_and_refused_in_fields_never_a_
     assert span.attributes == {"k\ufffd": "v"}
 
 
+@pytest.mark.django_db
+def test_nuls_and_lone_surrogates_deep_in_payloads_are_replaced_and_look_alikes_kept(
+    acme_admin_api: ApiClient, cast: Cast
+) -> None:
+    """PostgreSQL's jsonb refuses \\u0000 and UTF-8 has no lone surrogate: nested in an input, an
+    output or the attributes (values and keys) they become U+FFFD; a text that only spells the
+    escape (a backslash, then u0000) is stored as it came."""
+    trace_id = secrets.token_hex(16)
+    body = (
+        '{"spans": ['
+        f'{{"trace_id": "{trace_id}", "span_id": "{"c3" * 8}", "name": "deep", "start_time": "2026-11-25T10:00:00Z",'
+        ' "input": {"messages": [{"role": "user", "content": "a\\u0000b"}], "k\\u0000": ["x\\udc80"]},'
+        ' "output": {"text": "the escape \\\\u0000 spelled out"},'
+        ' "attributes": {"nested": {"v": ["ok", "bad\\u0000"]}, "plain": "fine"}}]}'
+    )
+    response = acme_admin_api.post("/api/v1/traces/ingest", data=body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert [r["status"] for r in response.json()["results"]] == ["accepted"]
+    span = Span.objects.for_tenant(cast.acme).get(trace_id=trace_id)
+    assert span.input == {"messages": [{"role": "user", "content": "a\ufffdb"}], "k\ufffd": ["x\ufffd"]}
+    assert span.output == {"text": "the escape \\u0000 spelled out"}
+    assert span.attributes == {"nested": {"v": ["ok", "bad\ufffd"]}, "plain": "fine"}
+
+
 def test_a_text_is_redacted_once_across_batches_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """A run's steps resend its conversation: step n's batch must not mask again what earlier
     batches masked, and what is kept stays under its bound (least recently used out first)."""
