@@ -316,7 +316,9 @@ async def first_chunk(url: str, headers: dict[str, str], n: int) -> list[float]:
     return out
 
 
-async def throughput(url: str, headers: dict[str, str], clients: int, seconds: float) -> tuple[float, int, int]:
+async def throughput(
+    url: str, headers: dict[str, str], clients: int, seconds: float, request: dict[str, Any] | None = None
+) -> tuple[float, int, int]:
     """Requests/s of `clients` concurrent clients, each sending the next request when its last
     answer came. The load is generated with aiohttp (a fifth of httpx's CPU per request: the
     bench shares the machine's two cores with what it measures)."""
@@ -324,7 +326,7 @@ async def throughput(url: str, headers: dict[str, str], clients: int, seconds: f
 
     done = errors = 0
     stop_at = time.perf_counter() + seconds
-    body = json.dumps(BODY).encode()
+    body = json.dumps(request or BODY).encode()
     sent = {**headers, "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
@@ -648,6 +650,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per throughput figure")
     parser.add_argument("--clients", default="8,32")
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy (from $LITELLM_VENV)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="web processes of the gateway (uvicorn --workers) and of LiteLLM (--num_workers); the README's"
+        " production command runs 2. For latency and throughput: the streams part reads one process's memory",
+    )
     parser.add_argument("--stream-chunks", default="50,400", help="content chunks per stream, for `chunks`")
     parser.add_argument("--stream-requests", type=int, default=30, help="sequential streams per `chunks` figure")
     parser.add_argument("--streams", type=int, default=1000, help="streams held open at once, for `streams`")
@@ -693,6 +702,7 @@ def main() -> None:
                 "--port",
                 str(web_port),
                 *web_args,
+                *(["--workers", str(args.workers)] if args.workers > 1 else []),
             ],
             logdir / "web.log",
             env,
@@ -706,17 +716,22 @@ def main() -> None:
         }
         pids = {"gateway": web.pid}
         if args.litellm:
-            targets["litellm"] = start_litellm(fake_url, logdir, processes)
+            targets["litellm"] = start_litellm(fake_url, logdir, processes, args.workers)
             pids["litellm"] = processes[-1].pid
         print(
             f"# bench/gateway.py: {args.requests} sequential requests per latency, "
-            f"{args.seconds:g} s per throughput; parts {','.join(parts)}; logs in {logdir}"
+            f"{args.seconds:g} s per throughput; parts {','.join(parts)}; {args.workers} web process(es) each;"
+            f" logs in {logdir}"
         )
         print(f"# load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
         if "latency" in parts:
             one: dict[str, list[float]] = {}
             for name, (url, headers) in targets.items():
                 body = {**BODY, "model": EXACT} if name == "direct" else BODY
+                # Warmed first, apart: a process's first calls pay one-time costs (imports, the
+                # detectors' models, caches) that are not a request's (they were counted until
+                # 2026-12-08, which put the gateway's CPU a request at 1 client near twice that at 8).
+                asyncio.run(latencies(url, headers, 50, body))
                 before = cpu_seconds(pids[name]) if name in pids else 0.0
                 one[name] = asyncio.run(latencies(url, headers, args.requests, body))
                 spent = (cpu_seconds(pids[name]) - before) / (args.requests + 10) if name in pids else 0.0
@@ -739,13 +754,25 @@ def main() -> None:
         if "throughput" in parts:
             commits_before, gateway_served = db_commits(), 0
             for clients in (int(c) for c in args.clients.split(",")):
+                rates: dict[str, float] = {}
+                costs: dict[str, float] = {}  # CPU a request of the bench's client and the fake
                 for name, (url, headers) in targets.items():
-                    if name == "direct":
-                        continue
                     before = cpu_seconds(pids[name]) if name in pids else 0.0
                     rows = logged() if name == "gateway" else 0
                     started = time.perf_counter()
-                    rate, errors, served = asyncio.run(throughput(url, headers, clients, args.seconds))
+                    around = time.process_time(), cpu_seconds(fake.pid)
+                    body = {**BODY, "model": EXACT} if name == "direct" else BODY
+                    rate, errors, served = asyncio.run(throughput(url, headers, clients, args.seconds, body))
+                    costs[name] = (
+                        (time.process_time() - around[0] + cpu_seconds(fake.pid) - around[1]) / max(served, 1) * 1000
+                    )
+                    if name == "direct":
+                        rates[name] = rate
+                        print(
+                            f"{clients:3d} clients direct   {rate:8.1f} requests/s   errors {errors}   "
+                            f"the bench's client and the fake: {costs[name]:.2f} ms of CPU a request"
+                        )
+                        continue
                     recorded = ""
                     if name == "gateway":
                         # The gateway answers before it records (gateway.recorder): a run that ends
@@ -759,9 +786,21 @@ def main() -> None:
                         )
                         gateway_served += served
                     cpu = (cpu_seconds(pids[name]) - before) / max(served, 1) * 1000 if name in pids else 0.0
+                    rates[name] = served / total if name == "gateway" else rate
                     print(
                         f"{clients:3d} clients {name:8s} {rate:8.1f} requests/s   errors {errors}   "
                         f"its processes' CPU {cpu:.2f} ms a request{recorded}"
+                    )
+                if "litellm" in rates and "gateway" in rates:
+                    # What 5x LiteLLM's rate would leave for the gateway and PostgreSQL on this
+                    # machine: every core's time a request, less the bench's client and the fake.
+                    goal = 5 * rates["litellm"]
+                    left = (os.cpu_count() or 1) * 1000 / goal - costs["gateway"]
+                    print(
+                        f"{clients:3d} clients gateway/litellm {rates['gateway'] / rates['litellm']:.2f}x (recorded); "
+                        f"5x LiteLLM = {goal:.0f} requests/s would leave the gateway and PostgreSQL together "
+                        f"{left:.2f} ms of CPU a request on {os.cpu_count()} cores "
+                        f"(the bench's client and the fake take {costs['gateway']:.2f})"
                     )
             # PostgreSQL publishes an idle backend's counts within 10 s (PGSTAT_IDLE_INTERVAL).
             time.sleep(11)
@@ -879,7 +918,9 @@ def run_budget(url: str, fake_url: str, args: argparse.Namespace) -> None:
     )
 
 
-def start_litellm(fake_url: str, logdir: Path, processes: list[subprocess.Popen[bytes]]) -> tuple[str, dict[str, str]]:
+def start_litellm(
+    fake_url: str, logdir: Path, processes: list[subprocess.Popen[bytes]], workers: int = 1
+) -> tuple[str, dict[str, str]]:
     """LiteLLM's proxy, no database (so no budgets), in front of the same fake."""
     port = free_port()
     config = logdir / "litellm.yaml"
@@ -913,7 +954,7 @@ def start_litellm(fake_url: str, logdir: Path, processes: list[subprocess.Popen[
             "--port",
             str(port),
             "--num_workers",
-            "1",
+            str(workers),
         ],
         logdir / "litellm.log",
         env,
