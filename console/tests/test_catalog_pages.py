@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import timedelta
 from typing import Any
 
@@ -391,7 +392,9 @@ def test_the_dashboard_warns_of_a_pinned_model_deprecating_within_30_days(client
     url = reverse("console:dashboard", args=["acme"])
     assert 'data-testid="deprecation-warning"' not in client.get(url).content.decode()
     demo = selectors.pinned_model(tenant=cast.acme, alias="default")
-    day = timezone.localdate() + timedelta(days=12)
+    # The page counts days in the tenant's time zone (Acme: Europe/Paris), which is a day ahead of
+    # UTC from 23:00 to midnight UTC: "today" must be the tenant's, or the test fails in that hour.
+    day = timezone.localdate(timezone=zoneinfo.ZoneInfo(cast.acme.timezone)) + timedelta(days=12)
     services.model_update(actor=SYSTEM, model=demo, deprecation_date=day)
     html = client.get(url).content.decode()
     assert 'data-testid="deprecation-warning"' in html
