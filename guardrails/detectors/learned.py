@@ -10,8 +10,9 @@ from `injection_model.npz` beside this module: plain float arrays, loaded withou
 
 Training (guardrails/training/train_injection.py) uses the development data in ../shared/datasets/,
 the templated text of guardrails/training/corpus.py and the free-form text of
-guardrails/training/freeform.py (both written for it, in English and 20 other languages, with the
-normaliser run in reverse for obfuscated copies; guardrails/training/DATA.md is the data card).
+guardrails/training/freeform.py (four batches; both written for it, in English and 26 other
+languages, with the normaliser run in reverse for obfuscated copies; guardrails/training/DATA.md is
+the data card).
 Each mode's threshold is calibrated there on out-of-fold scores fused with the rules (`fuse`:
 the surer of the two, or their noisy-OR when both are at least AGREE); `calibrated(p, mode)`
 maps the probability so that the threshold reads 0.5.
@@ -21,6 +22,17 @@ ship inside its wheel (wordllama 0.4.0.post1, 256 dimensions over Llama 2's toke
 (also with max pooling, and with adjacent-token products), with a logistic or a small MLP head, and
 averaged with this model: on sources left out of training it caught fewer attacks than the n-grams
 at the same false-positive rate, alone and fused, so it is not worth a 19 MB dependency.
+Also tried (2026-12-08, docs/BENCHMARKS.md): word classes from a hand-written multilingual lexicon
+(override verbs, "previous", rules, secrets, reveal verbs, personas, harms, wrappers, each word also
+counted as its class, with class 1- to 3-grams): on sources left out of training they lifted the
+model alone from 0.55 to 0.63-0.71 and the fusion by 0.7 to 4 points at the same false-positive
+rate, but the shipped model then flagged benign test prompts that only mention an attack
+("Translate into Spanish: 'Attackers may try to make the assistant ignore its instructions.'"): the
+classes make a mention read as a use, and the guardrails tests hold those prompts to no finding;
+word skip-bigrams and trigrams (no gain); a second, stacked logistic model over this model's score,
+the rules' signal families and a few dozen lexicon flags (fewer attacks caught at the same
+false-positive rate); and letting a confident benign score veto a rule's hit (more false positives
+on sources left out).
 
 What it cannot catch: attacks whose words and character sequences look like nothing in its
 training data (a new language, a new persona with ordinary words, an instruction phrased as plain
@@ -29,10 +41,11 @@ long benign text holding a short attack is diluted, and a benign text full of ja
 (a role-play request that says "stay in character", an essay about jailbreaks) scores high;
 and harmful requests in a wrapper (a role, a story, a table) are barely a family to it. On a source
 it never saw (leave-one-source-out, docs/BENCHMARKS.md, issue 16) it catches about half of the
-direct attacks alone (0.55) at 0.6 % false positives; fused with the rules, 0.81 of them (the rules
-alone 0.69) at 3.8 % (the rules alone 3.2 %); of a batch of attacks written in a new style, 0.64,
-0.64 and 0.40 (the three free-form batches). In indirect mode it adds nothing the rules do not
-already flag. A second opinion beside the rules, not a replacement, and off in the default policy.
+direct attacks alone (0.51) at 0.7 % false positives; fused with the rules, 0.76 of them (the rules
+alone 0.64) at 5.1 % (the rules alone 4.4 %, most of it role-play prompts that say "stay in
+character"); of a batch of attacks written in a new style, 0.66, 0.66, 0.40 and 0.37 (the four
+free-form batches). In indirect mode it adds nothing the rules do not already flag. A second
+opinion beside the rules, not a replacement, and off in the default policy.
 """
 
 from __future__ import annotations
