@@ -6,11 +6,11 @@ htmx answers.
 - A view's `messages.success(...)` reaches the reader after an htmx action too: a fragment answer
   carries the pending messages in a `<template data-flash>`, which console.js moves into
   `#messages` as the answer arrives and again once the swap settles (full pages render them
-  themselves); read off the answer too because a live update may have detached the target first. Not an out-of-band swap:
-  htmx looks its target up from the requesting element, and when a live update has replaced that
-  element meanwhile it finds none and logs an error. Redirects and HX-Redirect answers keep their
-  messages for the page they lead to. Placed after TenantMiddleware, which sets `request.tenant`
-  in its process_view.
+  themselves); read off the answer too because a live update may have detached the target first.
+  Not an out-of-band swap: htmx looks its target up from the requesting element, and when a live
+  update has replaced that element meanwhile it finds none and logs an error. Redirects and
+  HX-Redirect answers keep their messages for the page they lead to. Placed after
+  TenantMiddleware, which sets `request.tenant` in its process_view.
 """
 
 from __future__ import annotations
