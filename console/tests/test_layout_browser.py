@@ -166,13 +166,19 @@ def test_no_page_of_the_sidebar_scrolls_sideways(device: str, page_for: Callable
     assert not problems, problems
 
 
-def test_an_htmx_decision_shows_its_confirmation_at_the_top(page_for: Callable[[], Any], cast: Cast) -> None:
+def pending_approval_page(page_for: Callable[[], Any], cast: Cast) -> Any:
+    """Bob, a reviewer, on the page of one of the demo's pending approval requests."""
     seed(cast)
     approval = approvals_pending(tenant=cast.acme).first()
     assert approval is not None
     page = page_for()
     sign_in(page, "bob@acme.test")
     page.goto(f"/t/acme/approvals/{approval.pk}/")
+    return page
+
+
+def test_an_htmx_decision_shows_its_confirmation_at_the_top(page_for: Callable[[], Any], cast: Cast) -> None:
+    page = pending_approval_page(page_for, cast)
     page.get_by_label("Comment").fill("Not this one")
     page.get_by_test_id("decide-reject").click()
     flash = page.locator("#messages [data-testid=flash]")
@@ -187,12 +193,7 @@ def test_the_confirmation_shows_when_the_live_update_replaced_the_form_first(
     the answer to the POST. When the push wins, it replaces #approval-decision, htmx swaps the answer
     into the detached old section, and the flash it carries must still reach the top of the page
     (CI saw this race once). The answer is held back here until the push has landed."""
-    seed(cast)
-    approval = approvals_pending(tenant=cast.acme).first()
-    assert approval is not None
-    page = page_for()
-    sign_in(page, "bob@acme.test")
-    page.goto(f"/t/acme/approvals/{approval.pk}/")
+    page = pending_approval_page(page_for, cast)
     page.wait_for_selector('#live-status[data-state="open"]')
     held: list[Any] = []
 
