@@ -127,7 +127,7 @@ class _Pusher:
                 )
             except (OSError, TimeoutError, RedisError):
                 logger.warning("live push to %s failed", group, exc_info=True)
-            except Exception:
+            except Exception:  # logged whole; the pusher must go on, or every later push would wait forever
                 logger.exception("live push to %s failed", group)
             finally:
                 with self._count:
