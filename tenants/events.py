@@ -78,11 +78,11 @@ class _Pusher:
     new loop (so a new connection) for every push, about 5 ms each — a run announces every step.
     Pushes are queued from any thread (one that runs a loop of its own included) and sent one at
     a time, in order, each given PUSH_SECONDS; the caller does not wait for them. A run step
-    waited for its push's Redis round trip through this thread (about 1 to 2.5 ms a step, of the
-    engine's 8 ms budget). A push is a convenience: the change is committed and every page shows
-    it on load, so one that fails is logged and dropped, and so are pushes beyond MAX_QUEUED
-    (Redis unreachable for long). Pushes still queued when the process exits get up to
-    EXIT_SECONDS (atexit)."""
+    used to wait for its push's Redis round trip through this thread (0.6 to 1.5 ms at the median
+    and several ms at the tail in bench/live_push.py, of the engine's 8 ms budget a step). A push
+    is a convenience: the change is committed and every page shows it on load, so one that fails
+    is logged and dropped, and so are pushes beyond MAX_QUEUED (Redis unreachable for long).
+    Pushes still queued when the process exits get up to EXIT_SECONDS (atexit)."""
 
     PUSH_SECONDS = 5.0
     MAX_QUEUED = 10_000
