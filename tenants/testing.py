@@ -207,3 +207,20 @@ def all_subclasses(cls: type) -> set[type]:
         found.add(sub)
         found |= all_subclasses(sub)
     return found
+
+
+def version_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets an item for every read of the configuration version from here on
+    (tenants.cache._read_version, which still answers): for tests of how often a path pays that
+    Redis GET."""
+    from tenants import cache as config_cache
+
+    reads: list[int] = []
+    real = config_cache._read_version
+
+    def counted() -> int | None:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(config_cache, "_read_version", counted)
+    return reads

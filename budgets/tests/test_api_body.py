@@ -11,9 +11,8 @@ from django.urls import reverse
 
 from budgets import api as budgets_api
 from budgets.tests.factories import make_budget
-from tenants import cache as config_cache
 from tenants.models import Scope
-from tenants.testing import Cast
+from tenants.testing import Cast, version_reads
 
 pytestmark = pytest.mark.django_db
 
@@ -101,14 +100,7 @@ def test_a_reservation_reads_the_configuration_version_once(
 ) -> None:
     make_budget(cast.acme, limit=10**9)
     key = f"Bearer {api(Scope.BUDGETS_RESERVE).key}"
-    reads = []
-    read_version = config_cache._read_version
-
-    def counted() -> int | None:
-        reads.append(1)
-        return read_version()
-
-    monkeypatch.setattr(config_cache, "_read_version", counted)
+    reads = version_reads(monkeypatch)
     ((status, _),) = answers(client, key, reverse("reservation-list"), [(PLAIN.encode(), "application/json")])
     assert status == 201
     assert len(reads) == 1  # the key and the model's pin from one version

@@ -15,7 +15,7 @@ from catalog.selectors import pinned_model
 from tenants import cache as config_cache
 from tenants.authentication import authenticate_key
 from tenants.models import ApiKey
-from tenants.testing import Cast, make_key
+from tenants.testing import Cast, make_key, version_reads
 
 
 def _queries(fn: Any) -> int:
@@ -91,14 +91,7 @@ def test_a_commit_here_bumps_the_version_every_process_reads(cast: Cast) -> None
 
 @pytest.mark.django_db
 def test_one_snapshot_reads_the_version_once(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
-    reads = []
-    real = config_cache._read_version
-
-    def counted() -> int | None:
-        reads.append(1)
-        return real()
-
-    monkeypatch.setattr(config_cache, "_read_version", counted)
+    reads = version_reads(monkeypatch)
     with config_cache.snapshot():
         pinned_model(tenant=cast.acme, alias="default")
         pinned_model(tenant=cast.globex, alias="default")
