@@ -584,12 +584,21 @@ SIGNALS: tuple[Signal, ...] = (
         "jailbreak_persona",
         0.9,
         "uses a known jailbreak persona or mode",
-        words("anything mode character jailbreak jailbroken unlocked classic dan developer unfiltered"),
+        words("mode jailbreak jailbroken unlocked classic dan developer unfiltered"),
         _re(
             r"\b(?:developer|dev|god|jailbreak|debugging|jailbroken|unfiltered|uncensored|evil|chaos|opposite|dude|stan|aim|sudo|unrestricted|debug|maintenance|admin)\s+mode\s+(?:enabled|activated|output|response|(?:is\s+)?(?:now\s+)?(?:on|engaged|unlocked)\s*[.!:;])"
             r"|\[\W*(?:jailbreak|jailbroken|unlocked|classic|dan|developer\s+mode|unfiltered)\W*\]"
-            r"|\b(?:stay|remain|staying|stays|keep|break(?:ing|s)?|broke)\s+(?:in\s+|out\s+of\s+|your\s+)?character\b"
         ),
+    ),
+    Signal(
+        "jailbreak_persona",
+        # Weak alone (2026-12-08, issue 16): jailbreaks say it, but so do ordinary role-play requests ("you are a
+        # pirate captain, stay in character"); at 0.9 it was most of the rules' false positives on benign prompts
+        # (23 of 33) and alone caught 3 of 844 attacks. With another signal or the learned model it still counts.
+        0.45,
+        "asks the assistant to stay in character",
+        words("character"),
+        _re(r"\b(?:stay|remain|staying|stays|keep|break(?:ing|s)?|broke)\s+(?:in\s+|out\s+of\s+|your\s+)?character\b"),
     ),
     Signal(
         "jailbreak_persona",
