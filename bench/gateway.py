@@ -29,7 +29,9 @@ answering at once unless the body carries a `bench` field (passed through by the
 unknown field) asking for a longer, paced or held stream; the gateway is `uvicorn
 config.asgi:application` in one process, as `make run` serves it. --litellm starts LiteLLM's proxy
 from /tmp/litellm-venv (pinned in bench/litellm/requirements.txt; its config printed with the
-figures).
+figures). --floor starts a bare Python proxy (`floor_app`: uvicorn with the gateway's flags and one
+pooled aiohttp session, none of the console's work) in front of the same fake: the most any Python
+gateway on this server stack serves on this machine, printed against LiteLLM's rate.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ BIN = Path(sys.executable).parent
 SLUG = "bench-gateway"
 LITELLM_VENV = Path(os.environ.get("LITELLM_VENV", "/tmp/litellm-venv"))  # noqa: S108 - a path to read, not a temp file
 EXACT = "fake-model-2024-01-01"
+WEB_ARGS = ["--lifespan", "off", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
 BODY = {"model": "default", "messages": [{"role": "user", "content": "Where is my order A-1001?"}], "max_tokens": 64}
 
 
@@ -191,6 +194,68 @@ def serve_fake(port: int) -> None:
     uvicorn.run(
         fake_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", loop="uvloop", http="httptools"
     )
+
+
+# --- the floor: a bare Python proxy --------------------------------------------------------------
+
+FLOOR_UPSTREAM = os.environ.get("BENCH_FLOOR_UPSTREAM", "")
+_floor_session: Any = None
+
+
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The least any Python gateway on this stack does: the request read, POSTed as it came to the
+    fake through one pooled aiohttp session, the answer sent back. No authentication, no budget,
+    no guardrail, no trace: what is left of a call's cost when the console's work is taken out."""
+    global _floor_session
+    if scope["type"] != "http":
+        return
+    import aiohttp
+
+    raw = b""
+    while True:
+        message = await receive()
+        raw += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if _floor_session is None:
+        _floor_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    async with _floor_session.post(
+        FLOOR_UPSTREAM + "/chat/completions", data=raw, headers={"content-type": "application/json"}
+    ) as response:
+        answer = await response.read()
+        status = response.status
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
+def start_floor(
+    fake_url: str, logdir: Path, processes: list[subprocess.Popen[bytes]], workers: int = 1
+) -> tuple[str, dict[str, str]]:
+    """The bare proxy (floor_app) under the gateway's own server command and worker count."""
+    port = free_port()
+    process = start(
+        [
+            str(BIN / "uvicorn"),
+            "bench.gateway:floor_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *WEB_ARGS,
+            *(["--workers", str(workers)] if workers > 1 else []),
+        ],
+        logdir / "floor.log",
+        {**os.environ, "BENCH_FLOOR_UPSTREAM": fake_url, "PYTHONPATH": str(ROOT)},
+    )
+    processes.append(process)
+    wait_up(f"http://127.0.0.1:{port}/", process, logdir / "floor.log")
+    return f"http://127.0.0.1:{port}/v1/chat/completions", {}
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -670,6 +735,11 @@ def main() -> None:
     parser.add_argument("--clients", default="8,32")
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy (from $LITELLM_VENV)")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a bare Python proxy (uvicorn and one aiohttp session, no work): any Python gateway's floor",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -711,7 +781,6 @@ def main() -> None:
             "API_THROTTLE_RATE": "100000000/min",
             "PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
         }
-        web_args = ["--lifespan", "off", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
         web = start(
             [
                 str(BIN / "uvicorn"),
@@ -720,7 +789,7 @@ def main() -> None:
                 "127.0.0.1",
                 "--port",
                 str(web_port),
-                *web_args,
+                *WEB_ARGS,
                 *(["--workers", str(args.workers)] if args.workers > 1 else []),
             ],
             logdir / "web.log",
@@ -737,6 +806,9 @@ def main() -> None:
         if args.litellm:
             targets["litellm"] = start_litellm(fake_url, logdir, processes, args.workers)
             pids["litellm"] = processes[-1].pid
+        if args.floor:
+            targets["floor"] = start_floor(fake_url, logdir, processes, args.workers)
+            pids["floor"] = processes[-1].pid
         print(
             f"# bench/gateway.py: {args.requests} sequential requests per latency, "
             f"{args.seconds:g} s per throughput; parts {','.join(parts)}; {args.workers} web process(es) each;"
@@ -830,6 +902,15 @@ def main() -> None:
                         f"{left:.2f} ms of CPU a request on {os.cpu_count()} cores "
                         f"(the bench's client and the fake take {costs['gateway']:.2f})"
                     )
+                if "litellm" in rates and "floor" in rates:
+                    # The bare proxy does none of the console's work: no Python gateway on this
+                    # server stack and machine serves more than it does.
+                    print(
+                        f"{clients:3d} clients floor/litellm {rates['floor'] / rates['litellm']:.2f}x: a bare Python "
+                        f"proxy (uvicorn, one aiohttp session, no work) serves {rates['floor']:.0f} requests/s, "
+                        f"against 5x LiteLLM = {5 * rates['litellm']:.0f}"
+                        + (f"; gateway/floor {rates['gateway'] / rates['floor']:.2f}x" if "gateway" in rates else "")
+                    )
             # PostgreSQL publishes an idle backend's counts within 10 s (PGSTAT_IDLE_INTERVAL).
             time.sleep(11)
             commits = db_commits() - commits_before
@@ -841,7 +922,7 @@ def main() -> None:
             ttft = {
                 name: asyncio.run(first_chunk(url, headers, max(50, args.requests // 3)))
                 for name, (url, headers) in targets.items()
-                if name != "litellm"
+                if name not in ("litellm", "floor")
             }
             print(
                 f"stream first chunk  direct p50 {ms(ttft['direct'], 0.5):.2f} ms  "
