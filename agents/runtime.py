@@ -33,12 +33,12 @@ that locks it and checks the lease and any cancel request at once (`_write_step`
 SELECT … FOR UPDATE only when that UPDATE matches nothing, and for the rare writes: pausing,
 ending), the Step's INSERT, and the step's spans (traces/hooks.py collects every span recorded
 during the step, guardrail verdicts included, and writes them through `step_committing` as one
-ingest in that transaction). The conversation's start (the input, checked) commits with the first
-step, and a final answer, checked by the output guardrails first, commits with the run's end, so a
-run of n steps commits n + 1 times (its claim, then each step). A model call adds its budget
-reservation and its settlement, one statement each, each its own transaction (budgets/services.py):
-the ledger does not wait for the step, so a lease lost or a crash after the settlement never
-undoes it.
+ingest in that transaction: one round trip, traces.services._write_in_one_trip). The conversation's
+start (the input, checked) commits with the first step, and a final answer, checked by the output
+guardrails first, commits with the run's end, so a run of n steps commits n + 1 times (its claim,
+then each step). A model call adds its budget reservation and its settlement, one statement each,
+each its own transaction (budgets/services.py): the ledger does not wait for the step, so a lease
+lost or a crash after the settlement never undoes it.
 
 What is cached, and how a change reaches a running run: the configuration a step reads (guardrail
 policies and settings, a tool and its grants for the tool-scope check, approval rules, span

@@ -16,9 +16,10 @@ checkpoint that checks cancel and renews the lease, the step itself, and the too
 2. One real worker: `celery worker --pool prefork --concurrency 1`, runs enqueued with
    execute_run.delay; steps/s = steps / (first enqueue → last run finished).
 Figures are medians over runs (after warm-up runs that are not counted). Statements per step are
-every round trip to PostgreSQL of one run (after the warm-up), divided by its steps: what Django
+every statement sent to PostgreSQL in one run (after the warm-up), divided by its steps: what Django
 sends (BEGIN, COMMIT and savepoints included) and what goes through raw psycopg cursors (span
-ingestion binds its arrays on one); Redis commands per step likewise (the configuration cache's
+ingestion sends a step's savepoint, write and release in one pipeline); round trips per step count
+such a pipeline once. Redis commands per step likewise (the configuration cache's
 version, live pushes are not counted: they go through the channel layer's own client). The load
 average is printed before and after, since the figures move with it on a shared machine.
 """
@@ -122,6 +123,7 @@ class Counted:
         from django.test.utils import CaptureQueriesContext
 
         self.raw = 0
+        self.raw_trips = 0
         self.redis = 0
         self._django = CaptureQueriesContext(connection)
         self._django.__enter__()
@@ -133,11 +135,30 @@ class Counted:
             def wrapper(inner: Any, *args: Any, **kwargs: Any) -> Any:
                 if not exact or type(inner) is cls:  # Django's cursors are subclasses, counted above
                     setattr(self, attribute, getattr(self, attribute) + 1)
+                    if attribute == "raw" and not self._pipelined:
+                        self.raw_trips += 1
                 return original(inner, *args, **kwargs)
 
             setattr(cls, name, wrapper)
             self._patched.append((cls, name, original))
 
+        # Statements sent in one pipeline (span ingestion's savepoint, write and release) are one
+        # round trip.
+        self._pipelined = False
+        pipeline = psycopg.Connection.pipeline
+
+        @contextmanager
+        def pipelined(inner: Any) -> Iterator[Any]:
+            self.raw_trips += 1
+            self._pipelined = True
+            try:
+                with pipeline(inner) as each:
+                    yield each
+            finally:
+                self._pipelined = False
+
+        psycopg.Connection.pipeline = pipelined  # type: ignore[method-assign,assignment]
+        self._patched.append((psycopg.Connection, "pipeline", pipeline))
         counting(psycopg.Cursor, "execute", "raw", True)
         counting(psycopg.Cursor, "executemany", "raw", True)
         counting(psycopg.Cursor, "copy", "raw", True)
@@ -152,6 +173,10 @@ class Counted:
     @property
     def statements(self) -> int:
         return len(self._django.captured_queries) + self.raw
+
+    @property
+    def round_trips(self) -> int:
+        return len(self._django.captured_queries) + self.raw_trips
 
 
 @contextmanager
@@ -214,6 +239,7 @@ def in_process(
             "model_call_ms": statistics.median(figures["model_ms"]),
             "steps_per_s": 1000 / statistics.median(figures["walls"]),
             "statements_per_step": counted.statements / one.step_count,
+            "round_trips_per_step": counted.round_trips / one.step_count,
             "redis_per_step": counted.redis / one.step_count,
         }
     return out
@@ -327,6 +353,7 @@ def main() -> None:
     print(f"in-process   model call ms (HTTP to the fake)   {local['model_call_ms']:6.2f}")
     print(f"in-process   steps/s                            {local['steps_per_s']:6.0f}")
     print(f"in-process   SQL statements/step                {local['statements_per_step']:6.1f}")
+    print(f"in-process   SQL round trips/step               {local['round_trips_per_step']:6.1f}")
     print(f"in-process   Redis commands/step                {local['redis_per_step']:6.1f}")
     if floor is not None:
         print("floor: the same runs with no hook registered, alternating with the runs above")
@@ -334,6 +361,7 @@ def main() -> None:
         print(f"no hooks     engine CPU ms/step (this thread)    {floor['engine_cpu_ms_per_step']:6.2f}")
         print(f"no hooks     steps/s                            {floor['steps_per_s']:6.0f}")
         print(f"no hooks     SQL statements/step                {floor['statements_per_step']:6.1f}")
+        print(f"no hooks     SQL round trips/step               {floor['round_trips_per_step']:6.1f}")
     if worker is not None:
         print(f"1 worker     steps/s (enqueue → all finished)  {worker['steps_per_s']:6.0f}")
         print(f"1 worker     run ms/step (started → finished)  {worker['run_ms_per_step']:6.2f}")

@@ -5,6 +5,7 @@ redacting each text."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from guardrails.services import redact_text
 from tenants import rls
@@ -437,3 +439,92 @@ def test_a_collected_batch_holding_a_stored_span_falls_back_and_stores_the_rest(
         "first",
         "new",
     ]
+
+
+def one_trip_items(trace_id: str) -> list[dict[str, Any]]:
+    """varied_items without what sends a batch down the COPY path: context a stored child could
+    inherit (a push-down source) and a payload stored apart."""
+    items = varied_items(trace_id)
+    for item in items:
+        for name in ("end_user_id", "session_id", "agent_id"):
+            item.pop(name, None)
+    items[1]["input"] = "x" * 200
+    return items
+
+
+TRACE_FIGURES = ["span_count", "error_count", "input_tokens", "output_tokens", "cost_micros", "status", "name"]
+TRACE_FIGURES += ["started_at", "ended_at", "duration_ms", "models_used", "tags", "search_text", "input_preview"]
+TRACE_FIGURES += ["stored_bytes", "unpriced_spans", "agent_name", "run_id"]
+
+
+@pytest.mark.django_db
+def test_a_small_batch_with_new_ids_is_written_in_one_trip_as_copy_writes_it(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same items, new ids: written in one round trip (Acme) and by the COPY path (Globex, the
+    one-trip path turned off), inside a transaction and outside one: the same spans and traces."""
+    from django.db import transaction
+
+    trips: list[int] = []
+    one_trip = services._write_in_one_trip
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        trips.append(1)
+        one_trip(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_write_in_one_trip", counted)
+    first, second = secrets.token_hex(16), secrets.token_hex(16)
+    for trace_id, inside in ((first, True), (second, False)):
+        items = one_trip_items(trace_id)
+        with transaction.atomic() if inside else contextlib.nullcontext():
+            receipt = services.spans_ingest(tenant=cast.acme, items=items, keep_receipt=False, new_ids=True)
+        assert [r.status for r in receipt.results] == ["accepted"] * 3
+        with monkeypatch.context() as patched:
+            patched.setattr(services, "ONE_TRIP_SPANS", 0)
+            copied = services.spans_ingest(tenant=cast.globex, items=items, keep_receipt=False, new_ids=True)
+        assert copied.accepted == 3
+    assert len(trips) == 2  # Acme's two batches, not Globex's
+    assert stored(cast.acme, [first, second]) == stored(cast.globex, [first, second])
+    assert len(stored(cast.acme, [first, second])) == 6
+    for trace_id in (first, second):
+        acme, globex = (
+            Trace.objects.for_tenant(tenant).values(*TRACE_FIGURES).get(trace_id=trace_id)
+            for tenant in (cast.acme, cast.globex)
+        )
+        assert acme == globex
+        assert (acme["span_count"], acme["error_count"], acme["input_tokens"]) == (3, 1, 100)
+    # A second batch of the same trace adds to its rollups.
+    more = [span_item(first, name="later", kind="custom", offset_ms=2000)]
+    services.spans_ingest(tenant=cast.acme, items=more, keep_receipt=False, new_ids=True)
+    trace = Trace.objects.for_tenant(cast.acme).get(trace_id=first)
+    assert trace.span_count == 4 and "later" in trace.search_text
+
+
+@pytest.mark.django_db
+def test_a_one_trip_batch_that_fails_leaves_the_callers_transaction_usable(cast: Cast) -> None:
+    """A span of a one-trip batch stored already: its savepoint is rolled back (nothing of it is
+    written, the trace's rollups unchanged), the error raised, and the caller's transaction goes on
+    and commits what it wrote before and after."""
+    from django.db import transaction
+
+    from tenants.models import Tenant as TenantModel
+
+    trace_id = secrets.token_hex(16)
+    items = one_trip_items(trace_id)
+    services.spans_ingest(tenant=cast.acme, items=[items[2]], keep_receipt=False, new_ids=True)
+    before = Trace.objects.for_tenant(cast.acme).values(*TRACE_FIGURES).get(trace_id=trace_id)
+    with transaction.atomic():
+        TenantModel.objects.filter(pk=cast.acme.pk).update(name="Acme before")
+        with pytest.raises(psycopg_errors.UniqueViolation):
+            services.spans_ingest(tenant=cast.acme, items=items, keep_receipt=False, new_ids=True)
+        assert Span.objects.for_tenant(cast.acme).filter(trace_id=trace_id).count() == 1
+        TenantModel.objects.filter(pk=cast.acme.pk).update(name="Acme after")
+    assert TenantModel.objects.get(pk=cast.acme.pk).name == "Acme after"
+    assert Trace.objects.for_tenant(cast.acme).values(*TRACE_FIGURES).get(trace_id=trace_id) == before
+    # Through SpanBatch.write (the engine's step) the batch then goes the careful way.
+    batch = services.SpanBatch(cast.acme)
+    batch.items = items
+    with transaction.atomic():
+        receipt = batch.write()
+    assert receipt is not None and (receipt.accepted, receipt.duplicates) == (2, 1)
+    assert Trace.objects.for_tenant(cast.acme).get(trace_id=trace_id).span_count == 3
