@@ -3,8 +3,11 @@ service call decides, and the tenant comes from the API key (TenantScopedViewSet
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,7 +19,7 @@ from rest_framework.utils import json
 
 from agents.selectors import find_agent
 from budgets import selectors, services
-from budgets.errors import BudgetFieldError
+from budgets.errors import BudgetFieldError, DatabaseUnavailableError
 from budgets.models import Budget, Reservation
 from budgets.serializers import (
     AdjustSerializer,
@@ -123,6 +126,22 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         return Response(UsageSerializer(usage).data)
 
 
+# A connection that answered a reservation request of this thread this recently is used without
+# Django's health check (CONN_HEALTH_CHECKS: a `SELECT 1` round trip at the first query of every
+# request, two a reserve+settle pair), as the gateway's admission does (gateway/calls.py). If it
+# died meanwhile (a database restart or failover within these seconds), the request's one statement
+# fails before anything is written (a dead connection runs nothing) and is answered 503
+# `console_unavailable` with Retry-After, never 500; the connection is then closed, so the retry
+# reconnects. A connection idle for longer is checked as before. A connection that dies while its
+# statement runs was never covered by the health check: the same 503 then (a reservation the
+# statement may have committed is held until its TTL; a repeated settlement answers 409).
+HEALTHY_FOR_SECONDS = 5.0
+_healthy = threading.local()
+# The answers a reservation request gives once its statement has run (a refusal before any, such as
+# a bad field, says nothing about the connection).
+ANSWERED_BY_THE_DATABASE = frozenset({200, 201, 402, 404, 409})
+
+
 EXCEEDED = OpenApiResponse(
     description="budget_exceeded: the error names the budget, its scope and scope value, limit, used, reserved, "
     "unit and resets_at."
@@ -143,10 +162,26 @@ class ReservationViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet[Reservat
     }
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if connection.connection is not None and time.monotonic() - getattr(_healthy, "at", -1e9) < HEALTHY_FOR_SECONDS:
+            connection.health_check_done = True  # type: ignore[attr-defined]  # Django's, on every backend
         # One read of the configuration version (a Redis GET) for the API key and the model's pin,
         # instead of one each: both come from the configuration as of the request's start.
         with config_cache.snapshot():
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+        if response.status_code in ANSWERED_BY_THE_DATABASE:
+            _healthy.at = time.monotonic()
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, OperationalError | InterfaceError):
+            # The connection died (HEALTHY_FOR_SECONDS): a retryable answer, never a 500. Django
+            # closes the connection when the request ends (its is_usable fails), so the retry
+            # opens a new one.
+            exc = DatabaseUnavailableError("The console's database did not answer; retry the request.", retry_after=1)
+            response = super().handle_exception(exc)
+            response["Retry-After"] = "1"
+            return response
+        return super().handle_exception(exc)
 
     @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, 402: EXCEEDED})
     def create(self, request: Request) -> Response:

@@ -31,3 +31,11 @@ class BudgetFieldError(ServiceError):
         super().__init__(f"{field}: {message}", fields={field: [message]}, **extra)
         self.field = field
         self.detail = message
+
+
+class DatabaseUnavailableError(ServiceError):
+    """The database did not answer (a dropped connection, a restart): 503, retryable, nothing was
+    written by the request that got it (`retry_after` in seconds)."""
+
+    type = "console_unavailable"
+    status_code = 503
