@@ -31,7 +31,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -52,8 +52,9 @@ from gateway import keeper, recorder
 from gateway.api import gateway_key
 from gateway.errors import GatewayError, invalid
 from tenants import cache as config_cache
+from tenants.authentication import known_key
 from tenants.net import UnresolvableHostError, UnsafeUrlError, pinned
-from tenants.throttling import key_throttle_wait
+from tenants.throttling import Window, key_throttle_wait, key_window
 from traces.context import current_span, parse_traceparent
 from traces.services import SpanBatch, collecting
 
@@ -146,6 +147,46 @@ class Conclusion:
 # --- admit ---------------------------------------------------------------------------------------
 
 
+# The rate-limit count an admission's snapshot sent with the configuration version's read, for
+# `_identify` to decide once the key is authenticated: (the key it was counted for, the count, the
+# count's results).
+_counted: contextvars.ContextVar[tuple[ApiKey, Window, list[Any]] | None] = contextvars.ContextVar(
+    "gateway_counted", default=None
+)
+
+
+@contextlib.contextmanager
+def snapshot(headers: dict[str, str]) -> Iterator[None]:
+    """An admission's configuration snapshot (tenants.cache.snapshot). When this process already
+    knows the request's key and the request carries its secret (every call after a key's first),
+    the key's rate-limit count (tenants.throttling) is sent in the same Redis round trip as the
+    version's read: one round trip where there were two. Nothing is decided on that guess: the key
+    is authenticated at the snapshot's version as always, and `_identify` reads the count only for
+    the key it authenticated; a count nobody read (the key revoked meanwhile, a refusal before the
+    rate limit) is taken back when the block ends."""
+    parts = headers.get("authorization", "").split()
+    guess = known_key(parts[1]) if len(parts) == 2 and parts[0].lower() == "bearer" else None
+    window = key_window(guess) if guess is not None else None
+    with config_cache.snapshot(along=window.queue if window is not None else None) as results:
+        sent = window is not None and len(results) == 3
+        token = _counted.set((guess, window, results) if sent and guess is not None and window is not None else None)
+        try:
+            yield
+        finally:
+            _counted.reset(token)
+            if sent and window is not None:
+                window.undo()  # nothing when _identify decided it
+
+
+def _rate_limit_wait(key: ApiKey) -> float | None:
+    """The seconds `key` must wait (its rate limit used up) or None: from the count the snapshot
+    sent, when it was sent for this key, else counted now."""
+    counted = _counted.get()
+    if counted is not None and counted[0].pk == key.pk and not counted[1].decided:
+        return counted[1].verdict(counted[2])
+    return key_throttle_wait(key)
+
+
 def identify(headers: dict[str, str], body: Any, endpoint: str = "") -> tuple[ApiKey, CallContext, str, LanguageModel]:
     """The key (401/403), its rate limit (429), who the call is for, and the exact model its
     `model` names (404 for an unknown alias, 403 for a model that may not be called). A refusal
@@ -160,7 +201,7 @@ def identify(headers: dict[str, str], body: Any, endpoint: str = "") -> tuple[Ap
 
 
 def _identify(key: ApiKey, headers: dict[str, str], body: Any) -> tuple[ApiKey, CallContext, str, LanguageModel]:
-    wait = key_throttle_wait(key)
+    wait = _rate_limit_wait(key)
     if wait is not None:
         raise GatewayError(
             429,
@@ -280,7 +321,7 @@ async def admitting[T](fn: Callable[..., T], *args: Any) -> T:
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     """Authenticate, identify, resolve, guard and reserve a Chat Completions request, or raise a
     GatewayError the client receives (nothing is held when it does)."""
-    with config_cache.snapshot():
+    with snapshot(headers):
         return _admit(headers, body, endpoint)
 
 
@@ -330,7 +371,7 @@ def admit_embeddings(headers: dict[str, str], body: Any, endpoint: str) -> Call:
     """An embeddings request: input guardrails on each text, and its worst case reserved at the
     input price. A text's tokens are never more than its UTF-8 bytes (a token covers at least one
     byte), so that is the hold; token ids are counted as they are."""
-    with config_cache.snapshot():
+    with snapshot(headers):
         return _admit_embeddings(headers, body, endpoint)
 
 

@@ -16,20 +16,19 @@ from catalog.clients.anthropic import _usage as anthropic_usage
 from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
-from tenants import cache as config_cache
 
 PATH = "/v1/messages"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
-    with config_cache.snapshot():
+    if "authorization" not in headers and headers.get("x-api-key"):
+        headers = {**headers, "authorization": f"Bearer {headers['x-api-key']}"}
+    with calls.snapshot(headers):
         return _admit(headers, body, endpoint)
 
 
 def _admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
-    if "authorization" not in headers and headers.get("x-api-key"):
-        headers = {**headers, "authorization": f"Bearer {headers['x-api-key']}"}
     identified = calls.identify(headers, body, endpoint)
     alias, model = identified[2], identified[3]
     if str(model.provider.kind) != "anthropic":

@@ -20,7 +20,6 @@ from catalog.clients import ChatRequest, Message, ToolCall, ToolSpec, Usage
 from gateway import calls, guard, holds, upstream
 from gateway.asgi import Exchange
 from gateway.errors import GatewayError, invalid
-from tenants import cache as config_cache
 
 PATH = "/v1/responses"
 
@@ -69,7 +68,7 @@ def _neutral(body: dict[str, Any], items: list[dict[str, Any]]) -> list[Message]
 
 
 def admit(headers: dict[str, str], body: Any, endpoint: str) -> calls.Call:
-    with config_cache.snapshot():
+    with calls.snapshot(headers):
         return _admit(headers, body, endpoint)
 
 

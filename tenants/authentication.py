@@ -88,6 +88,21 @@ def authenticate_key(raw: str) -> ApiKey:
     return key
 
 
+def known_key(raw: str) -> ApiKey | None:
+    """The key `raw` names as this process last loaded it (tenants.cache.peek, at whatever
+    version), if `raw` carries its secret; else None. A guess: nothing is authorised on it (the
+    caller still calls `authenticate_key`), it only lets the key's rate-limit count ride along
+    with the configuration version's read (gateway.calls). Checking the secret first keeps anyone
+    who knows only a key's prefix from spending its allowance."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    key = config_cache.peek("api_key", parts[1])
+    if not isinstance(key, ApiKey) or not hmac.compare_digest(key.secret_hash, ApiKey.hash_secret(parts[2])):
+        return None
+    return key
+
+
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """Declares the bearer scheme in the OpenAPI document."""
 

@@ -46,35 +46,66 @@ _local = threading.local()
 _lock = threading.Lock()
 
 
-def _read_version() -> int | None:
+def _read_version(along: Callable[[Any], None] | None = None) -> tuple[int | None, list[Any]]:
+    """The version, and the results of the commands `along` adds to the same round trip (none
+    when Redis failed: the caller sends them itself, or goes without)."""
     try:
-        value = redis_client().get(cache.make_and_validate_key(VERSION_KEY))
+        key = cache.make_key(VERSION_KEY)  # ours: no need of the per-character validation
+        if along is None:
+            value, results = redis_client().get(key), []
+        else:
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.get(key)
+            along(pipe)
+            value, *results = pipe.execute()
         if value is None:
             cache.add(VERSION_KEY, 1, timeout=None)
             value = cache.get(VERSION_KEY)
-        return int(value) if value is not None else None
+        return (int(value) if value is not None else None), results
     except Exception:  # Redis down: no caching, never a failed call
         logger.warning("config cache: the version could not be read; reading from the database", exc_info=True)
-        return None
+        return None, []
 
 
 def version() -> int | None:
     """The configuration version (the snapshot's, inside `snapshot()`), or None without Redis."""
     held = getattr(_local, "version", None)
-    return held[0] if held is not None else _read_version()
+    return held[0] if held is not None else _read_version()[0]
 
 
 @contextlib.contextmanager
-def snapshot() -> Iterator[None]:
-    """Read the version once for every `cached` call in the block (nested blocks share it)."""
+def snapshot(along: Callable[[Any], None] | None = None) -> Iterator[list[Any]]:
+    """Read the version once for every `cached` call in the block (nested blocks share it).
+
+    `along(pipeline)` may add Redis commands to the version's round trip; the block gets their
+    results (inside another snapshot they are sent alone; an empty list when Redis failed)."""
     if getattr(_local, "version", None) is not None:
-        yield
+        yield _along_alone(along) if along is not None else []
         return
-    _local.version = (_read_version(),)
+    read, results = _read_version(along)
+    _local.version = (read,)
     try:
-        yield
+        yield results
     finally:
         _local.version = None
+
+
+def _along_alone(along: Callable[[Any], None]) -> list[Any]:
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        along(pipe)
+        return list(pipe.execute())
+    except Exception:
+        logger.warning("config cache: commands sent alone failed", exc_info=True)
+        return []
+
+
+def peek(name: str, key: Hashable) -> Any:
+    """The value last loaded for (name, key) in this process, at whatever version (None if none):
+    a guess, for work that is checked once the snapshot's version is known (`cached` then answers
+    from memory when the guess was current)."""
+    entry = _entries.get((name, key))
+    return entry[1] if entry is not None else None
 
 
 def cached[T](name: str, key: Hashable, load: Callable[[], T]) -> T:

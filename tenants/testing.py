@@ -218,9 +218,9 @@ def version_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reads: list[int] = []
     real = config_cache._read_version
 
-    def counted() -> int | None:
+    def counted(along: Any = None) -> tuple[int | None, list[Any]]:
         reads.append(1)
-        return real()
+        return real(along)
 
     monkeypatch.setattr(config_cache, "_read_version", counted)
     return reads

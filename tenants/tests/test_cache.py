@@ -102,6 +102,6 @@ def test_one_snapshot_reads_the_version_once(cast: Cast, monkeypatch: pytest.Mon
 
 @pytest.mark.django_db
 def test_without_redis_every_read_goes_to_the_database(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_cache, "_read_version", lambda: None)
+    monkeypatch.setattr(config_cache, "_read_version", lambda along=None: (None, []))
     pinned_model(tenant=cast.acme, alias="default")
     assert _queries(lambda: pinned_model(tenant=cast.acme, alias="default")) == 1
