@@ -643,6 +643,9 @@ def _span_values(tenant_id: Any, row: SpanRow, now: datetime, source: str) -> li
 
 
 _TAGS = [name for name, _, _ in SPAN_COLUMNS].index("tags")
+_INPUT, _OUTPUT, _ATTRIBUTES, _LINKS = (
+    [name for name, _, _ in SPAN_COLUMNS].index(column) for column in ("input", "output", "attributes", "links")
+)
 _SPAN_NAMES = ", ".join(name for name, _, _ in SPAN_COLUMNS)
 COPY_SPANS = f"COPY traces_span ({_SPAN_NAMES}) FROM STDIN"
 # With row-level security binding the connection (tenants.rls), PostgreSQL refuses COPY FROM into
@@ -728,44 +731,60 @@ ONE_TRIP_SAVEPOINT = "aoc_spans"
 def _write_in_one_trip(tenant: Tenant, rows: list[SpanRow], now: datetime, source: str) -> None:
     """Store `rows` (new ids, sorted by key, no payload stored apart, no push-down source) and add
     their rollups to their traces in one round trip: one statement inserts the spans and upserts
-    the traces (a data-modifying WITH); inside a transaction it goes between a savepoint and its
-    release, the three sent together in one pipeline (psycopg's pipeline mode: one network round
-    trip, parameters bound on the server in binary as everywhere else here). An engine step paid
-    six round trips for the same rows (a savepoint, the stage table's CREATE IF NOT EXISTS, the
-    COPY, its move into traces_span, the traces' upsert, the release): each is a wait for
-    PostgreSQL's backend, which on a loaded machine costs more than the statement.
+    the traces (a data-modifying WITH, ONE_TRIP_WRITE); inside a transaction it goes between a
+    savepoint and its release, the three sent together in one pipeline (psycopg's pipeline mode:
+    one network round trip). An engine step paid six round trips for the same rows (a savepoint,
+    the stage table's CREATE IF NOT EXISTS, the COPY, its move into traces_span, the traces'
+    upsert, the release): each is a wait for PostgreSQL's backend, which on a loaded machine costs
+    more than the statement. The rows go as two JSON arrays (the spans, the traces' rollups) that
+    PostgreSQL reads into the tables' row types: psycopg's binding of one array per column (69
+    arrays, each element's type looked up) cost about 0.35 ms of CPU a step, and the statement
+    that names them was too long for psycopg's cache of parsed queries (another 0.2 ms).
 
     All or nothing, as the savepoint of the COPY path is: on an error (a span stored already, whose
     UniqueViolation makes SpanBatch.write ingest again without `new_ids`) the savepoint is rolled
     back and released, so the caller's transaction goes on, and the error is raised. Outside a
     transaction the one statement is its own transaction. The spans and the traces are locked in
     key order as in the COPY path, the traces after the spans."""
-    values = [_span_values(tenant.pk, row, now, source) for row in rows]
-    params = [list(column) for column in zip(*values, strict=True)]
-    params[_TAGS] = [json.dumps(tags if isinstance(tags, list) else [], ensure_ascii=False) for tags in params[_TAGS]]
+    spans = [dict(zip(_SPAN_KEYS, _span_json(tenant.pk, row, now, source), strict=True)) for row in rows]
     by_trace: dict[str, list[SpanRow]] = defaultdict(list)
     for row in rows:
         by_trace[row.trace_id].append(row)
-    records = [_trace_record(tenant.pk, trace_id, by_trace[trace_id], now) for trace_id in sorted(by_trace)]
-    trace_params = [list(column) for column in zip(*records, strict=True)]
-    spans = _unnest_insert("traces_span", SPAN_COLUMNS, params, "ORDER BY c1, c2")
-    traces = _unnest_insert("traces_trace AS t", TRACE_COLUMNS, trace_params, TRACE_UPSERT_TAIL)
-    statement = f"WITH spans AS ({spans}) {traces}"
+    traces = [_trace_json(tenant.pk, trace_id, by_trace[trace_id], now) for trace_id in sorted(by_trace)]
+    params = [json.dumps(spans, ensure_ascii=False, default=str), json.dumps(traces, ensure_ascii=False, default=str)]
     with _bound_cursor() as cursor:
         if not connection.in_atomic_block:
-            cursor.execute(statement, [*params, *trace_params])
+            cursor.execute(ONE_TRIP_WRITE, params)
             return
         raw = cursor.connection
         try:
             with raw.pipeline():
                 cursor.execute(f"SAVEPOINT {ONE_TRIP_SAVEPOINT}")
-                cursor.execute(statement, [*params, *trace_params])
+                cursor.execute(ONE_TRIP_WRITE, params)
                 cursor.execute(f"RELEASE SAVEPOINT {ONE_TRIP_SAVEPOINT}")
         except psycopg.Error:
             if raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                 cursor.execute(f"ROLLBACK TO SAVEPOINT {ONE_TRIP_SAVEPOINT}")
                 cursor.execute(f"RELEASE SAVEPOINT {ONE_TRIP_SAVEPOINT}")
             raise
+
+
+_SPAN_KEYS = [name for name, _, _ in SPAN_COLUMNS]
+
+
+def _span_json(tenant_id: Any, row: SpanRow, now: datetime, source: str) -> list[Any]:
+    """_span_values with the JSON columns as JSON values (not as their text) and the tags as a list."""
+    values = _span_values(tenant_id, row, now, source)
+    values[_INPUT], values[_OUTPUT] = row.input, row.output
+    values[_ATTRIBUTES], values[_LINKS] = row.attributes, row.links
+    values[_TAGS] = row.tags if isinstance(row.tags, list) else []
+    return values
+
+
+def _trace_json(tenant_id: Any, trace_id: str, spans: list[SpanRow], now: datetime) -> dict[str, Any]:
+    record = dict(zip(_TRACE_KEYS, _trace_record(tenant_id, trace_id, spans, now), strict=True))
+    record["models_used"], record["tags"] = json.loads(record["models_used"]), json.loads(record["tags"])
+    return record
 
 
 def _insert_payloads(tenant: Tenant, rows: list[SpanRow]) -> None:
@@ -850,6 +869,22 @@ TRACE_UPSERT_TAIL = (
     + f", search_text = CASE WHEN length(t.search_text) >= {TRACE_SEARCH_CHARS} THEN t.search_text"
     f" ELSE left(t.search_text || chr(10) || EXCLUDED.search_text, {TRACE_SEARCH_CHARS}) END"
     + ", updated_at = EXCLUDED.updated_at"
+)
+
+
+_TRACE_KEYS = [name for name, _, _ in TRACE_COLUMNS]
+_SPAN_NAMES_JSON = ", ".join(_SPAN_KEYS)
+_TRACE_NAMES = ", ".join(_TRACE_KEYS)
+# _write_in_one_trip's statement: the spans and their traces' rollups each as one JSON array of
+# rows (two parameters, parsed by PostgreSQL into the tables' own row types), the spans inserted
+# in key order, then the traces upserted in trace order as _upsert_traces does.
+ONE_TRIP_WRITE = (
+    f"WITH spans AS (INSERT INTO traces_span ({_SPAN_NAMES_JSON}) "  # noqa: S608 (fixed names)
+    f"SELECT {_SPAN_NAMES_JSON} FROM jsonb_populate_recordset(NULL::traces_span, %b::jsonb) "
+    "ORDER BY trace_id, span_id) "
+    f"INSERT INTO traces_trace AS t ({_TRACE_NAMES}) "
+    f"SELECT {_TRACE_NAMES} FROM jsonb_populate_recordset(NULL::traces_trace, %b::jsonb) "
+    + TRACE_UPSERT_TAIL.replace("ORDER BY c1 ", "ORDER BY trace_id ", 1)
 )
 
 
