@@ -203,6 +203,12 @@ def test_a_web_process_killed_mid_stream_leaves_a_hold_that_expires_by_ttl_and_a
         reservation.refresh_from_db()
         assert reservation.status == Reservation.Status.EXPIRED and reservation.actual_micros is None
         assert ask(alive) == "echo: Still there?"
+        # The survivor settles that call just after its answer (gateway.recorder), in another process.
+        wait_for(
+            lambda: LedgerEntry.objects.filter(counter=counter, kind=LedgerEntry.Kind.SETTLE).exists(),
+            10,
+            "the survivor's settlement of the last call",
+        )
 
     kinds = list(
         LedgerEntry.objects.filter(counter=counter)
