@@ -42,7 +42,7 @@ def tenant_id() -> Any:
 
 def test_records_submitted_within_the_linger_are_written_in_one_batch(settings: Any, tenant_id: Any) -> None:
     settings.GATEWAY_RECORDER_LINGER_SECONDS = 0.5
-    counting, done = Counting(), []
+    counting, done = Counting(), list[int]()
     for n in range(5):  # 0.2 s from the first to the last, inside the first's 0.5 s
         if n:
             time.sleep(0.05)
@@ -57,7 +57,7 @@ def test_records_submitted_within_the_linger_are_written_in_one_batch(settings: 
 
 def test_wait_idle_cuts_the_linger_short(settings: Any, tenant_id: Any) -> None:
     settings.GATEWAY_RECORDER_LINGER_SECONDS = 30.0
-    counting, done = Counting(), []
+    counting, done = Counting(), list[int]()
     counting.submit(record(done, 1), tenant_id=tenant_id)
     counting.submit(record(done, 2), tenant_id=tenant_id)
     waited: list[bool] = []
