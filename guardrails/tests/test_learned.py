@@ -163,6 +163,9 @@ def test_the_free_form_rows_keep_a_seed_line_and_its_variants_in_one_family() ->
         + len(freeform.DIRECT_BENIGN_4)
         + len(freeform.INDIRECT_INSTRUCTIONS_4)
         + len(freeform.INDIRECT_BENIGN_4)
+        + len(freeform.DIRECT_ATTACKS_5)
+        + sum(map(len, freeform.TRANSLATED_ATTACKS_5.values()))
+        + len(freeform.DIRECT_BENIGN_5)
     )
     assert len(by_family) == seeds
     for family, members in by_family.items():

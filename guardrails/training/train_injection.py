@@ -173,18 +173,21 @@ def calibrate(probabilities: Iterable[float], rule_scores: Iterable[float], labe
     """The lowest threshold at which the fused score flags at most TARGET_FPR of the benign rows
     more than the rules alone do (indirect mode's rules flag any imperative, so their own
     false-positive rate on third-party text can exceed the target; the model must not add to it
-    beyond the target)."""
+    beyond the target). Searched downwards in steps of 0.005 from 0.995 (the highest value, returned
+    when no lower one keeps to the target): with steps of 0.01 the indirect mode's threshold stopped
+    at the top of the grid once the fifth written batch was added (0.98 let 3 more of 403 benign rows
+    through, 2 allowed), while 0.985 keeps to the target."""
     triples = list(zip(probabilities, rule_scores, labels, strict=True))
     benign = [(p, r) for p, r, y in triples if y == 0]
     allowed = sum(r >= 0.5 for _, r in benign) / max(len(benign), 1) + TARGET_FPR
-    best = 0.99
-    for threshold in np.arange(0.99, 0.02, -0.01):
+    best = 0.995
+    for threshold in np.arange(0.995, 0.02, -0.005):
         flagged = sum(fused(p, r, float(threshold)) >= 0.5 for p, r in benign)
         if flagged / max(len(benign), 1) <= allowed:
             best = float(threshold)
         else:
             break
-    return round(best, 2)
+    return round(best, 3)
 
 
 def fused(probability: float, rule_score: float, threshold: float) -> float:
