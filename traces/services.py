@@ -122,7 +122,9 @@ def spans_ingest(
     `new_ids`: the caller made every span id for this batch (the engine's and the gateway's spans), so
     none can be stored yet and the COPY goes without a savepoint of its own; should one be stored
     after all, the ingest fails whole (its transaction or savepoint rolled back) and the caller
-    ingests again without `new_ids` (SpanBatch.write)."""
+    ingests again without `new_ids` (SpanBatch.write). Such a batch of at most ONE_TRIP_SPANS spans,
+    none refused, with no payload stored apart and no context to push down, and no receipt kept,
+    costs one round trip instead (_write_in_one_trip)."""
     from tenants import cache as config_cache
 
     with config_cache.snapshot():  # one read of the configuration version for the settings and prices
