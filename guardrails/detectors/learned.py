@@ -10,7 +10,7 @@ from `injection_model.npz` beside this module: plain float arrays, loaded withou
 
 Training (guardrails/training/train_injection.py) uses the development data in ../shared/datasets/,
 the templated text of guardrails/training/corpus.py and the free-form text of
-guardrails/training/freeform.py (four batches; both written for it, in English and 26 other
+guardrails/training/freeform.py (five batches; both written for it, in English and 26 other
 languages, with the normaliser run in reverse for obfuscated copies; guardrails/training/DATA.md is
 the data card).
 Each mode's threshold is calibrated there on out-of-fold scores fused with the rules (`fuse`:
@@ -32,7 +32,8 @@ classes make a mention read as a use, and the guardrails tests hold those prompt
 word skip-bigrams and trigrams (no gain); a second, stacked logistic model over this model's score,
 the rules' signal families and a few dozen lexicon flags (fewer attacks caught at the same
 false-positive rate); and letting a confident benign score veto a rule's hit (more false positives
-on sources left out).
+on sources left out). And (session 29) NB-scaled features, each bucket times its log-count ratio
+(fewer attacks caught at the same false-positive rate).
 
 What it cannot catch: attacks whose words and character sequences look like nothing in its
 training data (a new language, a new persona with ordinary words, an instruction phrased as plain
@@ -40,11 +41,11 @@ benign prose, which is all an indirect attack can be); meaning it only sees as n
 long benign text holding a short attack is diluted, and a benign text full of jailbreak vocabulary
 (a role-play request that says "stay in character", an essay about jailbreaks) scores high;
 and harmful requests in a wrapper (a role, a story, a table) are barely a family to it. On a source
-it never saw (leave-one-source-out, docs/BENCHMARKS.md, issue 16) it catches about half of the
-direct attacks alone (0.51) at 0.7 % false positives; fused with the rules, 0.76 of them (the rules
-alone 0.64) at 5.1 % (the rules alone 4.4 %, most of it role-play prompts that say "stay in
-character"); of a batch of attacks written in a new style, 0.66, 0.66, 0.40 and 0.37 (the four
-free-form batches). In indirect mode it adds nothing the rules do not already flag. A second
+it never saw (leave-one-source-out, docs/BENCHMARKS.md, issue 16, session 29) it catches about half
+of the direct attacks alone (0.49) at 0.5 % false positives; fused with the rules, 0.76 of them (the
+rules alone 0.64) at 2.4 % (the rules alone 1.9 %, since "stay in character" counts only beside
+another signal); of a batch of attacks written in a new style, 0.68, 0.61, 0.40, 0.38 and 0.33 (the
+five free-form batches). In indirect mode it adds nothing the rules do not already flag. A second
 opinion beside the rules, not a replacement, and off in the default policy.
 """
 
