@@ -131,7 +131,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
 # request, two a reserve+settle pair), as the gateway's admission does (gateway/calls.py). If it
 # died meanwhile (a database restart or failover within these seconds), the request's one statement
 # fails before anything is written (a dead connection runs nothing) and is answered 503
-# `console_unavailable` with Retry-After, never 500; the connection is then closed, so the retry
+# `unavailable` with Retry-After, never 500; the connection is then closed, so the retry
 # reconnects. A connection idle for longer is checked as before. A connection that dies while its
 # statement runs was never covered by the health check: the same 503 then (a reservation the
 # statement may have committed is held until its TTL; a repeated settlement answers 409).

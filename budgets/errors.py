@@ -37,5 +37,5 @@ class DatabaseUnavailableError(ServiceError):
     """The database did not answer (a dropped connection, a restart): 503, retryable, nothing was
     written by the request that got it (`retry_after` in seconds)."""
 
-    type = "console_unavailable"
+    type = "unavailable"  # as every API answer while the database is down (console.views.errors)
     status_code = 503

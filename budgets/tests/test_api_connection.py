@@ -96,7 +96,7 @@ def test_a_connection_that_died_is_a_retryable_503_and_the_retry_goes_through(
     cast: Cast, one_thread_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database drops every connection (a restart) between two requests: the next reservation
-    and the next settlement are each answered 503 `console_unavailable` with Retry-After, never
+    and the next settlement are each answered 503 `unavailable` with Retry-After, never
     500, having written nothing; their retries are 201 and 200."""
     monkeypatch.setattr(api, "HEALTHY_FOR_SECONDS", 600.0)  # a slow machine's pauses do not bring the check back
     make_budget(cast.acme, limit=10**9)
@@ -121,7 +121,7 @@ def test_a_connection_that_died_is_a_retryable_503_and_the_retry_goes_through(
         assert [r.status_code for r in failed] == [503]
         error = failed[0].json()["error"]
         assert (error["type"], error["retry_after"], failed[0].headers["Retry-After"]) == (
-            "console_unavailable",
+            "unavailable",
             1,
             "1",
         )
