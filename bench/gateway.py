@@ -156,15 +156,20 @@ async def paced_stream(spec: dict[str, Any], send: Any) -> None:
     await send({"type": "http.response.body", "body": tail})
 
 
-async def fake_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
+async def read_body(receive: Any) -> bytes:
+    """An ASGI request's whole body."""
     raw = b""
     while True:
         message = await receive()
         raw += message.get("body", b"")
         if not message.get("more_body"):
-            break
+            return raw
+
+
+async def fake_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    raw = await read_body(receive)
     if scope["path"] == "/bench/release":
         RELEASE.set()
         await send({"type": "http.response.start", "status": 204, "headers": []})
@@ -211,12 +216,7 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     import aiohttp
 
-    raw = b""
-    while True:
-        message = await receive()
-        raw += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    raw = await read_body(receive)
     if _floor_session is None:
         _floor_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     async with _floor_session.post(
