@@ -274,8 +274,9 @@ BUDGETS_COMBINE = env_bool("BUDGETS_COMBINE", True)
 GATEWAY_MAX_CALL_SECONDS = env_int("GATEWAY_MAX_CALL_SECONDS", 3600)
 # How long the gateway's recorder waits for more calls before writing a batch of them (their
 # settlements, spans and request-log rows): a longer wait writes bigger batches for less CPU a
-# call; a call's spans and log row appear, and its budget hold is settled, that much later.
-GATEWAY_RECORDER_LINGER_SECONDS = env_float("GATEWAY_RECORDER_LINGER_SECONDS", 0.1)
+# call but a longer burst of it, which calls in flight wait behind; a call's spans and log row
+# appear, and its budget hold is settled, up to that much later.
+GATEWAY_RECORDER_LINGER_SECONDS = env_float("GATEWAY_RECORDER_LINGER_SECONDS", 0.05)
 
 # --- Authentication and security ---------------------------------------------------------------
 

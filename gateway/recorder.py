@@ -11,7 +11,7 @@ costs 0.1 to 3 ms of fsync on this machine, depending on the disk's other work; 
 path of each call, the four commits of a call were most of its added latency. Here they cost the
 client nothing, and the spans and rows of many calls share one.
 
-Records wait up to settings.GATEWAY_RECORDER_LINGER_SECONDS (0.1 s) for others to share a batch.
+Records wait up to settings.GATEWAY_RECORDER_LINGER_SECONDS (0.05 s) for others to share a batch.
 What this costs in exactness: nothing. A call's worst case stays reserved until its record is
 written, so its budget is only held up to that much longer, never overspent; a call's spans and
 request-log row appear that much later. What it costs when
@@ -117,14 +117,16 @@ class Recorder:
             if not isinstance(first, _Submitted):
                 continue  # a _HURRY with nothing waiting
             batch = [first]
-            # Wait for the calls that follow (settings.GATEWAY_RECORDER_LINGER_SECONDS, 0.1 s):
+            # Wait for the calls that follow (settings.GATEWAY_RECORDER_LINGER_SECONDS, 0.05 s):
             # a batch's writes cost much the same for one record as for many (one settlement
             # statement and its durable commit, one span statement, one INSERT, one transaction),
             # and that CPU is taken from the calls in flight. Measured in process
             # (bench/gateway_cpu.py --batch N), the recorder's CPU a call, its own and
             # PostgreSQL's: 3.3 + 3.0 ms written alone, 2.1 + 1.5 in threes, 1.5 + 0.9 in
-            # eights, 0.8 + 0.6 in batches of 24. At a few hundred calls a second, 20 ms made
-            # batches of 3 to 8; 100 ms makes them 20 to 64.
+            # eights, 0.8 + 0.6 in batches of 24. But a bigger batch is a longer burst of CPU,
+            # which the calls running meanwhile wait behind: at one client 20 ms gave the best
+            # p99 and the worst p50, 0.1 s the reverse, 0.05 s most of 0.1 s's p50 and CPU at a
+            # p99 near 20 ms's (docs/BENCHMARKS.md, session 29).
             deadline = time.monotonic() + settings.GATEWAY_RECORDER_LINGER_SECONDS
             while len(batch) < MAX_BATCH:
                 wait = deadline - time.monotonic()
