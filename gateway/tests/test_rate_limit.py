@@ -75,10 +75,11 @@ def known(gw: Gateway) -> None:
 
 
 def used(key: ApiKey) -> int:
-    """The count in the key's current window."""
+    """What the key's counters hold, this window's and the last one's together (a test may cross
+    the minute between two windows; a new key's counts are all in those two)."""
     window = key_window(key)
     assert window is not None
-    return int(redis_client().get(window.current) or 0)
+    return sum(int(redis_client().get(name) or 0) for name in (window.current, window.previous))
 
 
 def ask(client: openai.OpenAI) -> Any:
