@@ -3,7 +3,6 @@ local fake provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,18 +14,6 @@ from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 from tenants import rls
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake(settings) -> Iterator[FakeOpenAI]:
-    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def gw(fake: FakeOpenAI) -> Gateway:
-    return gateway_tenant(fake.base_url)
 
 
 def sdk(live_asgi: str, key: str) -> openai.OpenAI:

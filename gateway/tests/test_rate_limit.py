@@ -16,7 +16,7 @@ from config.redis_pool import client as redis_client
 from gateway import calls
 from gateway.errors import GatewayError
 from gateway.models import GatewayRequest
-from gateway.tests.setup import Gateway, gateway_tenant, recorded
+from gateway.tests.setup import Gateway, recorded
 from tenants import cache as config_cache
 from tenants import rls
 from tenants.models import ApiKey
@@ -25,18 +25,6 @@ from tenants.throttling import ApiKeyRateThrottle, key_window
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY: dict[str, Any] = {"model": "default", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16}
-
-
-@pytest.fixture
-def fake(settings: Any) -> Iterator[FakeOpenAI]:
-    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def gw(fake: FakeOpenAI) -> Gateway:
-    return gateway_tenant(fake.base_url)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ output guardrails holding back a window, and a provider that breaks off ending i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,18 +14,6 @@ from catalog.fake_openai import FakeOpenAI, Reply
 from gateway.tests.setup import EXACT, Gateway, gateway_tenant, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake(settings) -> Iterator[FakeOpenAI]:
-    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1"]
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def gw(fake: FakeOpenAI) -> Gateway:
-    return gateway_tenant(fake.base_url)
 
 
 def sdk(live_asgi: str, key: str) -> openai.OpenAI:
